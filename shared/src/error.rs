@@ -1,0 +1,26 @@
+//! The crate's one error enum, for local failures only.
+//!
+//! Wire errors (bad JSON from a peer, unknown method, invalid tool arguments) are not here:
+//! they are [`crate::jsonrpc::ErrorObject`] values that go back to the peer.
+
+use crate::mcp::topics::NameError;
+
+/// A local failure in `axon-core`: a caller asked for something that cannot be done.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A device id, tool name, server name or client id breaks the naming rules.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// An outgoing RPC payload is over the limit; nothing was sent.
+    #[error("payload of {size} bytes exceeds the {limit} byte limit; nothing was sent")]
+    PayloadTooLarge {
+        /// Size of the payload.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An error from the MQTT session.
+    #[error(transparent)]
+    Mqtt(#[from] crate::mqtt::MqttError),
+}

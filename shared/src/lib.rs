@@ -1,0 +1,48 @@
+//! # axon-core: Axon's protocol core
+//!
+//! Owns everything in Axon that needs no I/O: the MQTT 5 client session ([`mqtt`]), MCP over
+//! MQTT for devices and the Hub ([`mcp`]), JSON-RPC ([`jsonrpc`]), tool schemas and argument
+//! validation ([`tool`]), and telemetry payloads ([`telemetry`]).
+//!
+//! It never opens a socket, reads a clock, sleeps, spawns a task, draws OS randomness or logs
+//! to stdout. Time comes in as a [`time::Timestamp`]; randomness comes in as a seed for
+//! [`time::Rng`]. The same code compiles natively and for `wasm32-unknown-unknown`.
+//!
+//! ## The drive loop
+//!
+//! Every state machine is driven the same way: feed it with `handle_*`, then drain
+//! `poll_transmit()` and `poll_event()` until both are empty, then wait for
+//! `poll_timeout()` or the next input.
+//!
+//! ```no_run
+//! use axon_core::mcp::server::{DeviceConfig, McpServer, ServerEvent};
+//! use axon_core::time::Timestamp;
+//! # fn now() -> Timestamp { Timestamp::ZERO }
+//! # fn send(_: axon_core::link::Transmit) {}
+//! # let config: DeviceConfig = unimplemented!();
+//! let mut device = McpServer::new(config).expect("valid device config");
+//! device.handle_connected(now(), &Default::default());
+//! loop {
+//!     while let Some(t) = device.poll_transmit() { send(t); }
+//!     while let Some(ev) = device.poll_event() {
+//!         if let ServerEvent::ToolCall { call, name, arguments } = ev {
+//!             let result = axon_core::mcp::types::CallToolResult::structured(arguments);
+//!             device.handle_tool_result(now(), call, result);
+//!         }
+//!     }
+//!     // ... wait for a message, a SUBACK or device.poll_timeout(), feed it back in ...
+//!     # break;
+//! }
+//! ```
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod jsonrpc;
+pub mod link;
+pub mod mcp;
+pub mod mqtt;
+pub mod telemetry;
+pub mod time;
+pub mod tool;
+
+pub use error::Error;

@@ -1,0 +1,123 @@
+//! The plain MQTT messages that the MCP layer exchanges with whatever carries them.
+//!
+//! Owns the vocabulary between [`crate::mcp`] and an MQTT driver: [`Transmit`] going out,
+//! [`Inbound`] coming in, [`ConnectOptions`] for CONNECT. A driver is either
+//! [`crate::mqtt::Session`] (browser tab, edge worker) or rumqttc (device-sim). Nothing here
+//! knows about packets, packet ids or sockets.
+
+use std::time::Duration;
+
+/// MQTT quality of service. Axon never uses QoS 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QoS {
+    /// Fire and forget.
+    AtMostOnce,
+    /// Acknowledged; may arrive twice.
+    AtLeastOnce,
+}
+
+/// One MQTT 5 user property.
+pub type UserProperty = (String, String);
+
+/// A message to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Publish {
+    /// Topic name (no wildcards).
+    pub topic: String,
+    /// Payload bytes (JSON for MCP; empty for a presence tombstone).
+    pub payload: Vec<u8>,
+    /// QoS.
+    pub qos: QoS,
+    /// Retain flag.
+    pub retain: bool,
+    /// MQTT 5 user properties, in order.
+    pub user_properties: Vec<UserProperty>,
+}
+
+/// One subscription of a SUBSCRIBE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// Topic filter.
+    pub filter: String,
+    /// Maximum QoS.
+    pub qos: QoS,
+    /// MQTT 5 No Local: do not deliver our own publishes back to us.
+    pub no_local: bool,
+}
+
+/// Identifies a SUBSCRIBE the MCP layer is waiting on; the driver reports its SUBACK with
+/// the same token. Tokens are unique per state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscribeToken(pub u64);
+
+/// What the MCP layer asks the driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transmit {
+    /// Publish a message.
+    Publish(Publish),
+    /// Subscribe, then report the SUBACK through `handle_subscribed(token)`.
+    Subscribe {
+        /// Echoed back when the SUBACK arrives.
+        token: SubscribeToken,
+        /// The filters, sent in one SUBSCRIBE.
+        subscriptions: Vec<Subscription>,
+    },
+    /// Unsubscribe from these filters.
+    Unsubscribe {
+        /// The filters.
+        filters: Vec<String>,
+    },
+}
+
+/// A message received from the broker.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Inbound {
+    /// Topic name.
+    pub topic: String,
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+    /// RETAIN as delivered (1 for a retained message replayed on subscribe).
+    pub retain: bool,
+    /// MQTT 5 user properties, in order.
+    pub user_properties: Vec<UserProperty>,
+}
+
+impl Inbound {
+    /// The first value of user property `name`.
+    pub fn user_property(&self, name: &str) -> Option<&str> {
+        self.user_properties.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// What goes into CONNECT for an MCP component (PROTOCOL.md §2.3, §5.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectOptions {
+    /// MQTT client id (= server-id for devices, mcp-client-id for the Hub).
+    pub client_id: String,
+    /// Keep alive (Axon: 30 s).
+    pub keep_alive: Duration,
+    /// Clean Start (MCP over MQTT: always true).
+    pub clean_start: bool,
+    /// Session Expiry Interval in seconds (MCP over MQTT: always 0).
+    pub session_expiry_s: u32,
+    /// CONNECT user properties: `MCP-COMPONENT-TYPE` and `MCP-META`.
+    pub user_properties: Vec<UserProperty>,
+    /// The will.
+    pub will: Option<Publish>,
+    /// Optional username and password.
+    pub credentials: Option<(String, String)>,
+}
+
+/// What the broker said in CONNACK that the MCP layer cares about.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Connack {
+    /// CONNACK user properties (`MCP-SERVER-NAME`, `MCP-SERVER-NAME-FILTERS`, `MCP-RBAC`).
+    pub user_properties: Vec<UserProperty>,
+}
+
+impl Connack {
+    /// The first value of user property `name`.
+    pub fn user_property(&self, name: &str) -> Option<&str> {
+        self.user_properties.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}

@@ -1,0 +1,1 @@
+//! Telemetry and event payloads (placeholder: being written).
