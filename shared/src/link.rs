@@ -121,3 +121,39 @@ impl Connack {
         self.user_properties.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
+
+/// Whether topic `name` matches subscription `filter` (MQTT 5 §4.7), including the rule that
+/// a filter starting with a wildcard never matches a `$` topic.
+pub fn topic_matches(filter: &str, name: &str) -> bool {
+    if name.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut n = name.split('/');
+    loop {
+        match (f.next(), n.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::topic_matches;
+
+    #[test]
+    fn wildcards_match_as_mqtt_says() {
+        assert!(topic_matches("$mcp-server/presence/+/axon/#", "$mcp-server/presence/k1/axon/lamp/k1"));
+        assert!(topic_matches("axon/telemetry/+", "axon/telemetry/k1"));
+        assert!(!topic_matches("axon/telemetry/+", "axon/telemetry/k1/latest"));
+        assert!(topic_matches("a/#", "a"));
+        assert!(!topic_matches("#", "$mcp-server/x"));
+        assert!(!topic_matches("+/x", "$SYS/x"));
+        assert!(topic_matches("a/b", "a/b"));
+        assert!(!topic_matches("a/b", "a/b/c"));
+    }
+}

@@ -1,0 +1,761 @@
+//! The Hub side of MCP over MQTT: discovery, initialize, tools and calls (PROTOCOL.md §2.4 B–K, §5).
+//!
+//! Owns the client protocol and the device registry: it watches presence, initializes every
+//! device that comes online, lists its tools (following `nextCursor`), re-lists on
+//! `list_changed`, and correlates requests with responses under deadlines. A call is checked
+//! against the tool's input schema **before** anything is sent; a request to a device that
+//! goes offline fails at once with `-32010`; a request with no answer fails with `-32011`
+//! after its timeout and a `notifications/cancelled`; a lost broker fails everything in
+//! flight with `-32013`. Nothing ever hangs.
+//!
+//! It never opens a socket, reads a clock, or decides policy (permissions belong to the agent).
+//!
+//! Draining rule: after any `handle_*` call or command, call [`McpClient::poll_transmit`]
+//! and [`McpClient::poll_event`] until both return `None`; call
+//! [`McpClient::handle_timeout`] at [`McpClient::poll_timeout`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::jsonrpc::{self, code, ErrorObject, Message, RequestId};
+use crate::link::{Connack, ConnectOptions, Inbound, Publish, QoS, SubscribeToken, Subscription, Transmit};
+use crate::mcp::topics::{self, Topic};
+use crate::mcp::types::{self, DeviceMeta, Implementation, ServerOnline, Tool};
+use crate::mcp::MAX_RPC_PAYLOAD;
+use crate::time::{Rng, Timestamp};
+use crate::tool;
+
+/// How the client identifies itself and how patient it is.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// MQTT client id = mcp-client-id, e.g. `axon-hub.home.0a1b2c3d` (fresh per connection).
+    pub client_id: String,
+    /// Site name, sent in `MCP-META` as `location`.
+    pub site: String,
+    /// Who the client is, in `initialize`.
+    pub client_info: Implementation,
+    /// Server-name filters for presence, used unless the broker sends `MCP-SERVER-NAME-FILTERS`.
+    pub server_name_filters: Vec<String>,
+    /// Default timeout of every request (PROTOCOL.md §5.7: 10 s).
+    pub request_timeout: Duration,
+    /// Hard cap a request may reach through progress notifications (60 s).
+    pub max_request_timeout: Duration,
+    /// Seed for call ids (UUID v4).
+    pub seed: u64,
+}
+
+impl ClientConfig {
+    /// Axon's defaults: filter `axon/#`, 10 s timeout, 60 s cap.
+    pub fn new(client_id: impl Into<String>, seed: u64) -> Self {
+        ClientConfig {
+            client_id: client_id.into(),
+            site: "home".into(),
+            client_info: Implementation { name: "axon-hub".into(), title: None, version: env!("CARGO_PKG_VERSION").into() },
+            server_name_filters: vec!["axon/#".into()],
+            request_timeout: Duration::from_secs(10),
+            max_request_timeout: Duration::from_secs(60),
+            seed,
+        }
+    }
+}
+
+/// Where a device stands with this client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    /// Online message seen; initialize under way.
+    Initializing,
+    /// Initialized and tools listed: calls may go.
+    Ready,
+    /// Online by presence but initialize failed or timed out (PROTOCOL.md quirk 13).
+    Unreachable,
+    /// Presence cleared or the device said goodbye.
+    Offline,
+    /// Our own broker link dropped; waiting for presence to replay.
+    Unknown,
+}
+
+/// One device in the registry, keyed by server-id.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeviceInfo {
+    /// server-id (= device id for Axon devices).
+    pub server_id: String,
+    /// server-name, e.g. `axon/lamp/kitchen-1`.
+    pub server_name: String,
+    /// The online message's description.
+    pub description: String,
+    /// `meta.axon` of the online message (kind, room, title).
+    pub meta: DeviceMeta,
+    /// Where it stands.
+    pub state: DeviceState,
+    /// Its tools, once listed.
+    pub tools: Vec<Tool>,
+    /// The negotiated protocol version.
+    pub protocol_version: Option<String>,
+    /// Whether it advertises the `axon/call-id` cache.
+    pub call_id_cache: bool,
+    /// When we last heard from it.
+    #[serde(skip)]
+    pub last_seen: Timestamp,
+}
+
+impl DeviceInfo {
+    /// The tool called `name`.
+    pub fn tool(&self, name: &str) -> Option<&Tool> {
+        self.tools.iter().find(|t| t.name == name)
+    }
+}
+
+/// Identifies a request made through [`McpClient::call_tool`] or [`McpClient::request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestHandle(pub u64);
+
+/// Options of one call.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// Overrides the default timeout.
+    pub timeout: Option<Duration>,
+    /// Reuse this idempotency key (a retry); otherwise a fresh UUID v4.
+    pub call_id: Option<String>,
+}
+
+/// Something that happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientEvent {
+    /// A device's online message arrived; initialize starts.
+    DeviceOnline {
+        /// server-id.
+        server_id: String,
+    },
+    /// A device is initialized and its tools are listed.
+    DeviceReady {
+        /// server-id.
+        server_id: String,
+    },
+    /// A device's tools were listed again after `list_changed`.
+    ToolsChanged {
+        /// server-id.
+        server_id: String,
+    },
+    /// A device went offline (tombstone, will, or `notifications/disconnected`).
+    DeviceOffline {
+        /// server-id.
+        server_id: String,
+    },
+    /// A device is online by presence but does not answer.
+    DeviceUnreachable {
+        /// server-id.
+        server_id: String,
+        /// Why.
+        error: ErrorObject,
+    },
+    /// A resource of a device changed (`notifications/resources/updated`).
+    ResourceUpdated {
+        /// server-id.
+        server_id: String,
+        /// The resource.
+        uri: String,
+    },
+    /// A request finished: the device's result, its error, or ours (`-32010`, `-32011`, `-32013`).
+    Response {
+        /// The request.
+        handle: RequestHandle,
+        /// The outcome.
+        outcome: Result<Value, ErrorObject>,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Purpose {
+    Initialize,
+    ListTools { acc: Vec<Tool>, changed: bool },
+    User(RequestHandle),
+}
+
+#[derive(Debug)]
+struct Pending {
+    server_id: String,
+    method: String,
+    purpose: Purpose,
+    deadline: Timestamp,
+    hard_deadline: Timestamp,
+    timeout: Duration,
+}
+
+/// The MCP client. See the module docs for the draining rule.
+#[derive(Debug)]
+pub struct McpClient {
+    config: ClientConfig,
+    rng: Rng,
+    connected: bool,
+    next_id: i64,
+    next_handle: u64,
+    next_token: u64,
+    devices: BTreeMap<String, DeviceInfo>,
+    pending: HashMap<(String, RequestId), Pending>,
+    awaiting_suback: HashMap<SubscribeToken, String>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<ClientEvent>,
+}
+
+impl McpClient {
+    /// A client with `config`.
+    pub fn new(config: ClientConfig) -> Self {
+        let rng = Rng::new(config.seed);
+        McpClient {
+            config,
+            rng,
+            connected: false,
+            next_id: 1,
+            next_handle: 1,
+            next_token: 1,
+            devices: BTreeMap::new(),
+            pending: HashMap::new(),
+            awaiting_suback: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The mcp-client-id.
+    pub fn client_id(&self) -> &str {
+        &self.config.client_id
+    }
+
+    /// Uses a new client id for the next connection (the Hub's is fresh per connection).
+    pub fn set_client_id(&mut self, client_id: impl Into<String>) {
+        self.config.client_id = client_id.into();
+    }
+
+    /// Whether the broker link is up.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Every known device, by server-id.
+    pub fn devices(&self) -> impl Iterator<Item = &DeviceInfo> {
+        self.devices.values()
+    }
+
+    /// One device.
+    pub fn device(&self, server_id: &str) -> Option<&DeviceInfo> {
+        self.devices.get(server_id)
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// What CONNECT must carry, with the will `notifications/disconnected` on our presence topic.
+    pub fn connect_options(&self) -> ConnectOptions {
+        let meta = json!({"version": env!("CARGO_PKG_VERSION"), "implementation": "axon", "location": self.config.site});
+        let will = Message::notification("notifications/disconnected", None);
+        ConnectOptions {
+            client_id: self.config.client_id.clone(),
+            keep_alive: Duration::from_secs(30),
+            clean_start: true,
+            session_expiry_s: 0,
+            user_properties: vec![
+                (topics::PROP_COMPONENT_TYPE.into(), topics::COMPONENT_CLIENT.into()),
+                (topics::PROP_META.into(), meta.to_string()),
+            ],
+            will: Some(self.publish(topics::client_presence(&self.config.client_id), will.to_bytes(), false)),
+            credentials: None,
+        }
+    }
+
+    /// The broker link is up: subscribe to presence (the broker's filters if it sent any).
+    pub fn handle_connected(&mut self, _now: Timestamp, connack: &Connack) {
+        self.connected = true;
+        let filters = connack
+            .user_property(topics::PROP_SERVER_NAME_FILTERS)
+            .and_then(|f| serde_json::from_str::<Vec<String>>(f).ok())
+            .filter(|f| !f.is_empty())
+            .unwrap_or_else(|| self.config.server_name_filters.clone());
+        let token = self.token();
+        self.transmits.push_back(Transmit::Subscribe {
+            token,
+            subscriptions: filters
+                .iter()
+                .map(|f| Subscription { filter: topics::server_presence_filter(f), qos: QoS::AtLeastOnce, no_local: false })
+                .collect(),
+        });
+    }
+
+    /// The broker link dropped: everything in flight fails with `-32013`, every device is
+    /// `Unknown` until presence replays on the next connection.
+    pub fn handle_disconnected(&mut self, _now: Timestamp) {
+        self.connected = false;
+        self.transmits.clear();
+        self.awaiting_suback.clear();
+        let pending: Vec<_> = self.pending.drain().collect();
+        for (_, p) in pending {
+            if let Purpose::User(handle) = p.purpose {
+                let e = ErrorObject::new(code::BROKER_UNAVAILABLE, format!("broker unavailable: the connection dropped during {}", p.method));
+                self.events.push_back(ClientEvent::Response { handle, outcome: Err(e) });
+            }
+        }
+        for d in self.devices.values_mut() {
+            if d.state != DeviceState::Offline {
+                d.state = DeviceState::Unknown;
+            }
+        }
+    }
+
+    /// A SUBACK arrived for `token`.
+    pub fn handle_subscribed(&mut self, now: Timestamp, token: SubscribeToken) {
+        let Some(server_id) = self.awaiting_suback.remove(&token) else { return };
+        let Some(device) = self.devices.get(&server_id) else { return };
+        if device.state != DeviceState::Initializing {
+            return;
+        }
+        let params = json!({
+            "protocolVersion": types::LATEST_PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": self.config.client_info,
+        });
+        let control = topics::control(&server_id, &device.server_name);
+        let timeout = self.config.request_timeout;
+        // An initialize request is a few hundred bytes: it cannot exceed the payload limit.
+        let _ = self.send_request(now, &server_id, control, "initialize", Some(params), Purpose::Initialize, timeout);
+    }
+
+    /// A message arrived.
+    pub fn handle_message(&mut self, now: Timestamp, msg: &Inbound) {
+        match Topic::parse(&msg.topic) {
+            Some(Topic::ServerPresence { server_id, server_name }) => {
+                let (sid, name) = (server_id.to_string(), server_name.to_string());
+                self.handle_presence(now, sid, name, &msg.payload);
+            }
+            Some(Topic::ServerCapability { server_id, .. }) => {
+                let sid = server_id.to_string();
+                self.handle_capability(now, &sid, &msg.payload);
+            }
+            Some(Topic::Rpc { client_id, server_id, .. }) if client_id == self.config.client_id => {
+                let sid = server_id.to_string();
+                self.handle_rpc(now, &sid, &msg.payload);
+            }
+            _ => {}
+        }
+    }
+
+    /// Calls `tool` on device `server_id`. Fails at once, sending nothing, when the device is
+    /// unknown or not ready (`-32010`), the tool is unknown (`-32602`), the arguments break
+    /// the schema (`-32602` naming the field), or the request is too large (`-32600`).
+    pub fn call_tool(
+        &mut self,
+        now: Timestamp,
+        server_id: &str,
+        tool_name: &str,
+        arguments: Value,
+        options: CallOptions,
+    ) -> Result<RequestHandle, ErrorObject> {
+        let device = self.ready_device(server_id)?;
+        let Some(tool) = device.tool(tool_name) else {
+            let known: Vec<&str> = device.tools.iter().map(|t| t.name.as_str()).collect();
+            return Err(ErrorObject::with_data(
+                code::INVALID_PARAMS,
+                format!("unknown tool {tool_name:?} on {server_id}; it has {known:?}"),
+                json!({"field":"name","tools":known}),
+            ));
+        };
+        tool::validate_arguments(&tool.input_schema, &arguments).map_err(|e| e.to_error_object())?;
+        let call_id = options.call_id.unwrap_or_else(|| self.rng.uuid_v4());
+        let params = json!({"name": tool_name, "arguments": arguments, "_meta": {types::META_CALL_ID: call_id}});
+        self.request(now, server_id, "tools/call", Some(params), options.timeout)
+    }
+
+    /// Sends any request (`ping`, `resources/read`, `tools/list`, ...) to a ready device.
+    pub fn request(
+        &mut self,
+        now: Timestamp,
+        server_id: &str,
+        method: &str,
+        params: Option<Value>,
+        timeout: Option<Duration>,
+    ) -> Result<RequestHandle, ErrorObject> {
+        let device = self.ready_device(server_id)?;
+        let topic = topics::rpc(&self.config.client_id, server_id, &device.server_name);
+        let handle = RequestHandle(self.next_handle);
+        self.next_handle += 1;
+        let timeout = timeout.unwrap_or(self.config.request_timeout).min(self.config.max_request_timeout);
+        self.send_request(now, server_id, topic, method, params, Purpose::User(handle), timeout)?;
+        Ok(handle)
+    }
+
+    /// Leaves one device: `notifications/disconnected` on its RPC topic, then unsubscribe.
+    pub fn disconnect_device(&mut self, server_id: &str) {
+        let Some(device) = self.devices.get(server_id) else { return };
+        let rpc = topics::rpc(&self.config.client_id, server_id, &device.server_name);
+        let bye = Message::notification("notifications/disconnected", None);
+        let p = self.publish(rpc, bye.to_bytes(), false);
+        self.transmits.push_back(Transmit::Publish(p));
+        self.forget_device_topics(server_id);
+        self.mark_offline(server_id, "the client left the device");
+    }
+
+    /// Leaves every device: `notifications/disconnected` on our presence topic. The shell
+    /// then waits for the PUBACK and disconnects.
+    pub fn leave(&mut self) {
+        let bye = Message::notification("notifications/disconnected", None);
+        let p = self.publish(topics::client_presence(&self.config.client_id), bye.to_bytes(), false);
+        self.transmits.push_back(Transmit::Publish(p));
+    }
+
+    /// Time passed: requests past their deadline fail with `-32011` and a
+    /// `notifications/cancelled` goes to the device.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let expired: Vec<_> = self.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(k, _)| k.clone()).collect();
+        for key in expired {
+            let Some(p) = self.pending.remove(&key) else { continue };
+            let (server_id, id) = key;
+            let e = ErrorObject::with_data(
+                code::REQUEST_TIMEOUT,
+                format!("{} to {server_id} timed out after {} ms", p.method, p.timeout.as_millis()),
+                json!({"timeout_ms": p.timeout.as_millis() as u64}),
+            );
+            match p.purpose {
+                Purpose::User(handle) => {
+                    self.send_cancel(&server_id, &id, "timeout");
+                    self.events.push_back(ClientEvent::Response { handle, outcome: Err(e) });
+                }
+                Purpose::Initialize | Purpose::ListTools { .. } => self.mark_unreachable(&server_id, e),
+            }
+        }
+    }
+
+    /// The next thing to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest request deadline.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.pending.values().map(|p| p.deadline).min()
+    }
+
+    // --- presence, capability, rpc ---------------------------------------------------------
+
+    fn handle_presence(&mut self, now: Timestamp, server_id: String, server_name: String, payload: &[u8]) {
+        // Empty payload = offline, whatever its RETAIN flag (PROTOCOL.md §3).
+        if payload.is_empty() {
+            if self.devices.contains_key(&server_id) {
+                self.forget_device_topics(&server_id);
+                self.mark_offline(&server_id, "the device went offline");
+            }
+            return;
+        }
+        let online = match jsonrpc::parse(payload) {
+            Ok(Message::Notification(n)) if n.method == "notifications/server/online" => {
+                serde_json::from_value::<ServerOnline>(n.params.unwrap_or(Value::Null)).ok()
+            }
+            _ => None,
+        };
+        let Some(online) = online else { return };
+        let meta = online
+            .meta
+            .as_ref()
+            .and_then(|m| m.get("axon"))
+            .and_then(|a| serde_json::from_value::<DeviceMeta>(a.clone()).ok())
+            .unwrap_or_default();
+        // The name comes from the topic, not the payload (PROTOCOL.md quirk 9).
+        let device = self.devices.entry(server_id.clone()).or_insert_with(|| DeviceInfo {
+            server_id: server_id.clone(),
+            server_name: server_name.clone(),
+            description: String::new(),
+            meta: DeviceMeta::default(),
+            state: DeviceState::Initializing,
+            tools: Vec::new(),
+            protocol_version: None,
+            call_id_cache: false,
+            last_seen: now,
+        });
+        if device.state == DeviceState::Initializing && device.server_name == server_name && self.awaiting_suback.values().any(|s| *s == server_id) {
+            return; // a duplicate while we are already initializing it
+        }
+        device.server_name = server_name.clone();
+        device.description = online.description;
+        device.meta = meta;
+        device.state = DeviceState::Initializing;
+        device.last_seen = now;
+        // A fresh online message means a fresh device session: drop what we had in flight.
+        self.fail_pending_for(&server_id, code::DEVICE_OFFLINE, "the device restarted");
+        self.events.push_back(ClientEvent::DeviceOnline { server_id: server_id.clone() });
+        let token = self.token();
+        self.awaiting_suback.insert(token, server_id.clone());
+        self.transmits.push_back(Transmit::Subscribe {
+            token,
+            subscriptions: vec![
+                Subscription { filter: topics::server_capability(&server_id, &server_name), qos: QoS::AtLeastOnce, no_local: false },
+                Subscription { filter: topics::rpc(&self.config.client_id, &server_id, &server_name), qos: QoS::AtLeastOnce, no_local: true },
+            ],
+        });
+    }
+
+    fn handle_capability(&mut self, now: Timestamp, server_id: &str, payload: &[u8]) {
+        let Ok(Message::Notification(n)) = jsonrpc::parse(payload) else { return };
+        let Some(device) = self.devices.get_mut(server_id) else { return };
+        device.last_seen = now;
+        match n.method.as_str() {
+            "notifications/tools/list_changed" if device.state == DeviceState::Ready => {
+                self.list_tools(now, server_id, Vec::new(), None, true);
+            }
+            "notifications/resources/updated" => {
+                if let Some(uri) = n.params.as_ref().and_then(|p| p.get("uri")).and_then(Value::as_str) {
+                    self.events.push_back(ClientEvent::ResourceUpdated { server_id: server_id.into(), uri: uri.into() });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_rpc(&mut self, now: Timestamp, server_id: &str, payload: &[u8]) {
+        if let Some(d) = self.devices.get_mut(server_id) {
+            d.last_seen = now;
+        }
+        let message = match jsonrpc::parse(payload) {
+            Ok(m) => m,
+            // A device that sends garbage gets no answer from us: answering could ping-pong.
+            Err(_) => return,
+        };
+        match message {
+            Message::Response(resp) => {
+                let Some(id) = resp.id else { return };
+                // Unknown or already answered ids are dropped (QoS 1 duplicates, late answers).
+                let Some(p) = self.pending.remove(&(server_id.to_string(), id)) else { return };
+                self.handle_response(now, server_id, p, resp.outcome);
+            }
+            Message::Request(req) => {
+                let answer = match req.method.as_str() {
+                    "ping" => Message::result(req.id, json!({})),
+                    other => Message::error(Some(req.id), ErrorObject::method_not_found(other)),
+                };
+                self.send_to_device(server_id, &answer);
+            }
+            Message::Notification(n) => match n.method.as_str() {
+                "notifications/disconnected" => {
+                    self.forget_device_topics(server_id);
+                    self.mark_offline(server_id, "the device ended the session");
+                }
+                "notifications/progress" => self.extend_for_progress(now, server_id, n.params.as_ref()),
+                _ => {}
+            },
+        }
+    }
+
+    fn handle_response(&mut self, now: Timestamp, server_id: &str, p: Pending, outcome: Result<Value, ErrorObject>) {
+        match p.purpose {
+            Purpose::User(handle) => self.events.push_back(ClientEvent::Response { handle, outcome }),
+            Purpose::Initialize => {
+                let result = match outcome {
+                    Ok(r) => r,
+                    Err(e) => return self.mark_unreachable(server_id, e),
+                };
+                let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+                if !types::SUPPORTED_PROTOCOL_VERSIONS.contains(&version.as_str()) {
+                    let e = ErrorObject::invalid_params(format!("unsupported protocol version {version:?}; Axon speaks {:?}", types::SUPPORTED_PROTOCOL_VERSIONS));
+                    self.disconnect_device(server_id);
+                    return self.mark_unreachable(server_id, e);
+                }
+                let call_id_cache = result.pointer("/capabilities/experimental").and_then(|e| e.get(types::EXPERIMENTAL_CALL_ID)).is_some();
+                if let Some(d) = self.devices.get_mut(server_id) {
+                    d.protocol_version = Some(version);
+                    d.call_id_cache = call_id_cache;
+                }
+                self.send_to_device(server_id, &Message::notification("notifications/initialized", None));
+                self.list_tools(now, server_id, Vec::new(), None, false);
+            }
+            Purpose::ListTools { mut acc, changed } => {
+                let result = match outcome {
+                    Ok(r) => r,
+                    Err(e) => return self.mark_unreachable(server_id, e),
+                };
+                if let Some(tools) = result.get("tools").and_then(Value::as_array) {
+                    // A tool we cannot read is skipped, not fatal: the others still work.
+                    acc.extend(tools.iter().filter_map(|t| serde_json::from_value::<Tool>(t.clone()).ok()));
+                }
+                match result.get("nextCursor").and_then(Value::as_str) {
+                    Some(cursor) if !cursor.is_empty() => {
+                        let cursor = cursor.to_string();
+                        self.list_tools(now, server_id, acc, Some(cursor), changed);
+                    }
+                    _ => {
+                        if let Some(d) = self.devices.get_mut(server_id) {
+                            d.tools = acc;
+                            d.state = DeviceState::Ready;
+                        }
+                        let server_id = server_id.to_string();
+                        self.events.push_back(if changed { ClientEvent::ToolsChanged { server_id } } else { ClientEvent::DeviceReady { server_id } });
+                    }
+                }
+            }
+        }
+    }
+
+    fn list_tools(&mut self, now: Timestamp, server_id: &str, acc: Vec<Tool>, cursor: Option<String>, changed: bool) {
+        let Some(device) = self.devices.get(server_id) else { return };
+        let topic = topics::rpc(&self.config.client_id, server_id, &device.server_name);
+        let params = cursor.map(|c| json!({"cursor": c}));
+        let timeout = self.config.request_timeout;
+        // A too-large list request cannot happen (it is tiny); ignore the impossible error.
+        let _ = self.send_request(now, server_id, topic, "tools/list", params, Purpose::ListTools { acc, changed }, timeout);
+    }
+
+    fn extend_for_progress(&mut self, now: Timestamp, server_id: &str, params: Option<&Value>) {
+        let Some(token) = params.and_then(|p| p.get("progressToken")) else { return };
+        let id = match token {
+            Value::String(s) => RequestId::String(s.clone()),
+            Value::Number(n) => match n.as_i64() {
+                Some(n) => RequestId::Number(n),
+                None => return,
+            },
+            _ => return,
+        };
+        // Axon sends the request id as the progress token.
+        if let Some(p) = self.pending.get_mut(&(server_id.to_string(), id)) {
+            p.deadline = (now + p.timeout).min(p.hard_deadline);
+        }
+    }
+
+    // --- helpers ------------------------------------------------------------------------------
+
+    fn ready_device(&self, server_id: &str) -> Result<&DeviceInfo, ErrorObject> {
+        if !self.connected {
+            return Err(ErrorObject::new(code::BROKER_UNAVAILABLE, "broker unavailable: not connected"));
+        }
+        match self.devices.get(server_id) {
+            Some(d) if d.state == DeviceState::Ready => Ok(d),
+            Some(d) => Err(ErrorObject::with_data(
+                code::DEVICE_OFFLINE,
+                format!("device {server_id} is not available (state: {:?})", d.state),
+                json!({"device": server_id, "state": d.state}),
+            )),
+            None => Err(ErrorObject::with_data(code::DEVICE_OFFLINE, format!("unknown device {server_id}"), json!({"device": server_id}))),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_request(
+        &mut self,
+        now: Timestamp,
+        server_id: &str,
+        topic: String,
+        method: &str,
+        params: Option<Value>,
+        purpose: Purpose,
+        timeout: Duration,
+    ) -> Result<(), ErrorObject> {
+        let id = RequestId::Number(self.next_id);
+        let params = match (params, &purpose) {
+            // Ask for progress on user requests, keyed by the request id.
+            (Some(Value::Object(mut p)), Purpose::User(_)) => {
+                let meta = p.entry("_meta").or_insert_with(|| json!({}));
+                if let Some(m) = meta.as_object_mut() {
+                    m.insert("progressToken".into(), json!(self.next_id));
+                }
+                Some(Value::Object(p))
+            }
+            (p, _) => p,
+        };
+        let bytes = Message::request(id.clone(), method, params).to_bytes();
+        if bytes.len() > MAX_RPC_PAYLOAD {
+            return Err(ErrorObject::payload_too_large(bytes.len(), MAX_RPC_PAYLOAD));
+        }
+        self.next_id += 1;
+        let p = self.publish(topic, bytes, false);
+        self.transmits.push_back(Transmit::Publish(p));
+        self.pending.insert(
+            (server_id.to_string(), id),
+            Pending {
+                server_id: server_id.to_string(),
+                method: method.to_string(),
+                purpose,
+                deadline: now + timeout,
+                hard_deadline: now + self.config.max_request_timeout,
+                timeout,
+            },
+        );
+        Ok(())
+    }
+
+    fn send_cancel(&mut self, server_id: &str, id: &RequestId, reason: &str) {
+        let id_value = serde_json::to_value(id).unwrap_or(Value::Null);
+        let msg = Message::notification("notifications/cancelled", Some(json!({"requestId": id_value, "reason": reason})));
+        self.send_to_device(server_id, &msg);
+    }
+
+    fn send_to_device(&mut self, server_id: &str, msg: &Message) {
+        let Some(device) = self.devices.get(server_id) else { return };
+        let topic = topics::rpc(&self.config.client_id, server_id, &device.server_name);
+        let p = self.publish(topic, msg.to_bytes(), false);
+        self.transmits.push_back(Transmit::Publish(p));
+    }
+
+    fn forget_device_topics(&mut self, server_id: &str) {
+        let Some(device) = self.devices.get(server_id) else { return };
+        if device.state == DeviceState::Offline {
+            return;
+        }
+        self.awaiting_suback.retain(|_, s| s != server_id);
+        let filters = vec![
+            topics::server_capability(server_id, &device.server_name),
+            topics::rpc(&self.config.client_id, server_id, &device.server_name),
+        ];
+        self.transmits.push_back(Transmit::Unsubscribe { filters });
+    }
+
+    fn mark_offline(&mut self, server_id: &str, why: &str) {
+        let Some(device) = self.devices.get_mut(server_id) else { return };
+        if device.state == DeviceState::Offline {
+            return;
+        }
+        device.state = DeviceState::Offline;
+        self.fail_pending_for(server_id, code::DEVICE_OFFLINE, why);
+        self.events.push_back(ClientEvent::DeviceOffline { server_id: server_id.to_string() });
+    }
+
+    fn mark_unreachable(&mut self, server_id: &str, error: ErrorObject) {
+        if let Some(d) = self.devices.get_mut(server_id) {
+            d.state = DeviceState::Unreachable;
+        }
+        self.events.push_back(ClientEvent::DeviceUnreachable { server_id: server_id.to_string(), error });
+    }
+
+    fn fail_pending_for(&mut self, server_id: &str, error_code: i64, why: &str) {
+        let keys: Vec<_> = self.pending.iter().filter(|(_, p)| p.server_id == server_id).map(|(k, _)| k.clone()).collect();
+        for key in keys {
+            let Some(p) = self.pending.remove(&key) else { continue };
+            if let Purpose::User(handle) = p.purpose {
+                let e = ErrorObject::with_data(error_code, format!("{} to {server_id} failed: {why}", p.method), json!({"device": server_id}));
+                self.events.push_back(ClientEvent::Response { handle, outcome: Err(e) });
+            }
+        }
+    }
+
+    fn publish(&self, topic: String, payload: Vec<u8>, retain: bool) -> Publish {
+        Publish {
+            topic,
+            payload,
+            qos: QoS::AtLeastOnce,
+            retain,
+            user_properties: vec![
+                (topics::PROP_COMPONENT_TYPE.into(), topics::COMPONENT_CLIENT.into()),
+                (topics::PROP_CLIENT_ID.into(), self.config.client_id.clone()),
+            ],
+        }
+    }
+
+    fn token(&mut self) -> SubscribeToken {
+        let t = SubscribeToken(self.next_token);
+        self.next_token += 1;
+        t
+    }
+}
