@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what Axon needs on a fresh Debian 12 machine. Idempotent: every step checks first,
+# so a second run takes a second or two. Used by scripts/run.sh, scripts/test.sh and CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+# 1. Debian packages: the broker (tests start their own; scripts/run.sh starts the dev one).
+missing=()
+for p in mosquitto mosquitto-clients; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing ${missing[*]} (apt)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 2. Rust: the wasm target for the worker and the web app (both build against axon-core).
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding rust target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# 3. Python for the independent MCP-over-MQTT peers used in the interop tests (tests/interop).
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import paho.mqtt' 2>/dev/null; then
+  say "creating .venv with paho-mqtt 2.2.0"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check paho-mqtt==2.2.0
+fi
+
+say "ok: mosquitto $(mosquitto -h 2>/dev/null | head -1 | awk '{print $3}'), $(rustc --version), python $(.venv/bin/python -c 'import platform;print(platform.python_version())')"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every Axon test: format check, native unit + scenario tests, system tests against a real
+# Mosquitto (started by the tests on free loopback ports), the independent Python peers' own
+# self-test, and the wasm32 builds of the core and both browser/worker shells.
+# Installs what is missing first (scripts/setup.sh). CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+export CARGO_TERM_COLOR=never RUST_BACKTRACE=1
+
+step "format"
+cargo fmt --all --check
+
+step "wasm32 builds (axon-core, edge-worker, web)"
+cargo build -q -p axon-core -p edge-worker -p web --target wasm32-unknown-unknown
+python3 scripts/check_wasm_imports.py target/wasm32-unknown-unknown/debug/edge_worker.wasm target/wasm32-unknown-unknown/debug/web.wasm
+
+step "independent MCP-over-MQTT peers (Python, self-test)"
+.venv/bin/python tests/interop/selftest.py
+
+step "native tests (axon-core, device-sim, system tests)"
+cargo build -q -p device-sim --bins
+cargo test --workspace --exclude edge-worker --exclude web
