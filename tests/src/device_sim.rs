@@ -1,0 +1,123 @@
+//! A device-sim process under test: spawned from the built binary, its JSON lines on stdout
+//! read by a thread, stopped with SIGINT (graceful leave) or SIGKILL (crash, will fires).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The `axon-device-sim` binary next to the test executable (`target/debug/`).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/test-xxxx -> target/debug/axon-device-sim
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("axon-device-sim");
+    assert!(bin.exists(), "{} is missing: run `cargo build -p device-sim` first (scripts/test.sh does)", bin.display());
+    bin
+}
+
+/// A running `axon-device-sim run ...`.
+pub struct DeviceSim {
+    child: Option<Child>,
+    lines: Receiver<Value>,
+    /// Every JSON line seen so far.
+    pub seen: Vec<Value>,
+}
+
+impl DeviceSim {
+    /// Spawns `axon-device-sim run --broker URL ARGS...` and waits for `{"event":"ready"}`.
+    pub fn start(broker_url: &str, args: &[&str]) -> DeviceSim {
+        let mut child = Command::new(binary())
+            .arg("run")
+            .arg("--broker")
+            .arg(broker_url)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn axon-device-sim");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut sim = DeviceSim { child: Some(child), lines, seen: Vec::new() };
+        sim.wait_for(Duration::from_secs(20), |v| v["event"] == "ready");
+        sim
+    }
+
+    /// Waits until a line matching `pred` arrives (or was already seen); panics at the deadline.
+    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!("device-sim: no matching line within {timeout:?}; saw {:#?}", self.seen),
+                Err(RecvTimeoutError::Disconnected) => panic!("device-sim exited; saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Reads whatever lines are already waiting.
+    pub fn drain(&mut self) {
+        while let Ok(v) = self.lines.try_recv() {
+            self.seen.push(v);
+        }
+    }
+
+    /// How many times `device` carried out `tool`, by the tool_call lines so far.
+    pub fn tool_calls(&mut self, device: &str, tool: &str) -> usize {
+        self.drain();
+        self.seen.iter().filter(|v| v["event"] == "tool_call" && v["device"] == device && v["tool"] == tool).count()
+    }
+
+    /// SIGINT: devices leave gracefully; waits for the process to exit.
+    pub fn interrupt(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    self.drain();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            panic!("device-sim did not exit within 10 s of SIGINT");
+        }
+    }
+
+    /// SIGKILL: a crash; the broker publishes the wills.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for DeviceSim {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
