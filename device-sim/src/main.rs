@@ -1,1 +1,352 @@
-fn main() {}
+//! `axon-device-sim`: simulated Axon boards, a small MCP-over-MQTT client, and the benchmark.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use device_sim::board::BoardReport;
+use device_sim::ctl::{Controller, ControllerOptions};
+use device_sim::mqtt::BrokerAddr;
+use device_sim::{bench, fleet, SimError};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+#[derive(Parser)]
+#[command(
+    name = "axon-device-sim",
+    version,
+    about = "Simulated Axon boards: MCP servers over MQTT 5, with telemetry, events and faults"
+)]
+#[command(after_help = "Examples:
+  axon-device-sim run --broker mqtt://127.0.0.1:1883                      # the demo home (12 devices)
+  axon-device-sim run --profile lamp --devices 100 --telemetry-interval-ms 1000
+  axon-device-sim ctl list
+  axon-device-sim ctl call kitchen-lamp set_power --args '{\"on\":true}'
+  axon-device-sim bench --calls 2000 --rss-devices 1000
+
+Logs go to stderr (RUST_LOG=debug for more); machine-readable lines go to stdout.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run simulated boards until Ctrl-C; each leaves gracefully (its presence is cleared).
+    #[command(
+        after_help = "Prints one JSON line per board when it is online, {\"event\":\"ready\",\"devices\":N} when all are,\n\
+        one line per tool call, and {\"event\":\"stopped\"} after a graceful exit."
+    )]
+    Run {
+        /// Broker address.
+        #[arg(long, env = "AXON_BROKER", default_value = "mqtt://127.0.0.1:1883")]
+        broker: BrokerAddr,
+        /// `home` (the demo home: 12 devices in 4 rooms) or one kind: lamp, thermostat, plug, lock, sensor, speaker.
+        #[arg(long, default_value = "home")]
+        profile: String,
+        /// Number of boards for a single-kind profile.
+        #[arg(long, default_value_t = 1)]
+        devices: usize,
+        /// Device id prefix for a single-kind profile (ids are PREFIX-1, PREFIX-2, ...; default: the kind).
+        #[arg(long)]
+        id_prefix: Option<String>,
+        /// Site name, sent in MCP-META.
+        #[arg(long, env = "AXON_SITE", default_value = "home")]
+        site: String,
+        /// Telemetry period in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        telemetry_interval_ms: u64,
+        /// Chance per telemetry tick that a board develops a fault (0 to 1).
+        #[arg(long, default_value_t = 0.01)]
+        fault_rate: f64,
+        /// Seed for reproducible telemetry and faults.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// A small MCP-over-MQTT client: list devices, call tools.
+    Ctl {
+        /// Broker address.
+        #[arg(long, env = "AXON_BROKER", default_value = "mqtt://127.0.0.1:1883")]
+        broker: BrokerAddr,
+        /// How long to wait for devices to be discovered and initialized.
+        #[arg(long, default_value_t = 2000)]
+        wait_ms: u64,
+        #[command(subcommand)]
+        action: CtlAction,
+    },
+    /// Benchmark: tool-call round trip vs raw MQTT request/response, throughput, memory per board.
+    Bench {
+        /// Broker address (use a loopback broker).
+        #[arg(long, env = "AXON_BROKER", default_value = "mqtt://127.0.0.1:1883")]
+        broker: BrokerAddr,
+        /// Sequential calls per latency measurement.
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+        /// Boards for the memory measurement (0 to skip).
+        #[arg(long, default_value_t = 1000)]
+        rss_devices: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum CtlAction {
+    /// List discovered devices with their state and tools.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call a tool. Exit code 0: success; 1: the tool failed (isError); 2: JSON-RPC error; 3: usage or connection.
+    Call {
+        /// Device id, e.g. kitchen-lamp.
+        device: String,
+        /// Tool name, e.g. set_power.
+        tool: String,
+        /// Arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Timeout in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn emit(v: Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, SimError> {
+    match cli.command {
+        Command::Run {
+            broker,
+            profile,
+            devices,
+            id_prefix,
+            site,
+            telemetry_interval_ms,
+            fault_rate,
+            seed,
+        } => {
+            let options = fleet::FleetOptions {
+                profile,
+                devices,
+                id_prefix,
+                site,
+                telemetry_interval: Duration::from_millis(telemetry_interval_ms.max(50)),
+                fault_rate: fault_rate.clamp(0.0, 1.0),
+                seed,
+            };
+            let specs = fleet::specs(&options)?;
+            let total = specs.len();
+            tracing::info!(boards = total, %broker, "starting");
+            let (shutdown_tx, shutdown_rx) = watch::channel(false);
+            let (reports_tx, mut reports) = mpsc::unbounded_channel();
+            let handles = fleet::start(specs, &broker, reports_tx, shutdown_rx);
+            let mut online = std::collections::HashSet::new();
+            let mut ready_sent = false;
+            let signal = shutdown_signal();
+            tokio::pin!(signal);
+            loop {
+                tokio::select! {
+                    r = reports.recv() => match r {
+                        Some(BoardReport::Online { device, server_name }) => {
+                            emit(json!({"event": "online", "device": device, "server_name": server_name}));
+                            online.insert(device);
+                            if !ready_sent && online.len() == total {
+                                ready_sent = true;
+                                emit(json!({"event": "ready", "devices": total}));
+                            }
+                        }
+                        Some(BoardReport::ToolCall { device, tool, arguments, is_error }) => {
+                            emit(json!({"event": "tool_call", "device": device, "tool": tool, "arguments": arguments, "is_error": is_error}));
+                        }
+                        Some(BoardReport::Offline { device, reason }) => emit(json!({"event": "offline", "device": device, "reason": reason})),
+                        Some(BoardReport::Stopped { device, taken_over: true }) => emit(json!({"event": "taken_over", "device": device})),
+                        Some(BoardReport::Stopped { .. }) => {}
+                        None => break,
+                    },
+                    _ = &mut signal => {
+                        tracing::info!("stopping: every board leaves gracefully");
+                        let _ = shutdown_tx.send(true);
+                        break;
+                    }
+                }
+            }
+            for h in handles {
+                let _ = h.await;
+            }
+            emit(json!({"event": "stopped"}));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ctl {
+            broker,
+            wait_ms,
+            action,
+        } => ctl(broker, Duration::from_millis(wait_ms), action).await,
+        Command::Bench {
+            broker,
+            calls,
+            rss_devices,
+        } => {
+            let o = bench::BenchOptions {
+                calls: calls.max(10),
+                rss_devices,
+                concurrency: vec![1, 16, 64],
+            };
+            bench::run(&broker, &o).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn ctl(broker: BrokerAddr, wait: Duration, action: CtlAction) -> Result<ExitCode, SimError> {
+    let ctl = Controller::connect(&broker, ControllerOptions::default()).await?;
+    // Presence replays at once; give initialize a moment to finish for what was found.
+    let settled = |s: &device_sim::ctl::Snapshot| {
+        !s.devices.is_empty()
+            && s.devices
+                .iter()
+                .all(|d| d.state != axon_core::mcp::client::DeviceState::Initializing)
+    };
+    let code = match action {
+        CtlAction::List { json } => {
+            ctl.wait_until(wait, settled).await;
+            let devices = ctl.devices();
+            if json {
+                emit(serde_json::to_value(&devices).unwrap_or_default());
+            } else if devices.is_empty() {
+                println!(
+                    "no devices found on {broker} (is a simulator running? `axon-device-sim run`)"
+                );
+            } else {
+                println!(
+                    "{:<20} {:<11} {:<12} {:<12} tools",
+                    "device", "kind", "room", "state"
+                );
+                for d in &devices {
+                    let tools: Vec<_> = d.tools.iter().map(|t| t.name.as_str()).collect();
+                    let state = serde_json::to_value(d.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    println!(
+                        "{:<20} {:<11} {:<12} {:<12} {}",
+                        d.server_id,
+                        d.meta.kind,
+                        d.meta.room.as_deref().unwrap_or("-"),
+                        state,
+                        tools.join(", ")
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        CtlAction::Call {
+            device,
+            tool,
+            args,
+            timeout_ms,
+        } => {
+            let args: Value = match serde_json::from_str(&args) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("error: --args is not JSON: {e}");
+                    return Ok(ExitCode::from(3));
+                }
+            };
+            if ctl
+                .wait_for_devices(&[device.as_str()], wait)
+                .await
+                .is_err()
+                && !ctl.devices().iter().any(|d| d.server_id == device)
+            {
+                eprintln!(
+                    "note: device {device} was not discovered within {} ms",
+                    wait.as_millis()
+                );
+            }
+            match ctl
+                .call_tool(
+                    &device,
+                    &tool,
+                    args,
+                    Some(Duration::from_millis(timeout_ms)),
+                )
+                .await
+            {
+                Ok(result) => {
+                    let is_error = result["isError"].as_bool().unwrap_or(false);
+                    emit(
+                        result
+                            .get("structuredContent")
+                            .cloned()
+                            .filter(|_| !is_error)
+                            .unwrap_or(result),
+                    );
+                    if is_error {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error {}: {}", e.code, e.message);
+                    if let Some(d) = &e.data {
+                        eprintln!("  {d}");
+                    }
+                    ExitCode::from(2)
+                }
+            }
+        }
+    };
+    ctl.close().await;
+    Ok(code)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

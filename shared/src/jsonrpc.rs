@@ -77,12 +77,20 @@ pub struct ErrorObject {
 impl ErrorObject {
     /// An error with no data.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        ErrorObject { code, message: message.into(), data: None }
+        ErrorObject {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
 
     /// An error with data.
     pub fn with_data(code: i64, message: impl Into<String>, data: Value) -> Self {
-        ErrorObject { code, message: message.into(), data: Some(data) }
+        ErrorObject {
+            code,
+            message: message.into(),
+            data: Some(data),
+        }
     }
 
     /// `-32601` for `method`.
@@ -170,7 +178,10 @@ pub struct ParseFailure {
 impl ParseFailure {
     /// The error response to publish back, if this failure deserves one.
     pub fn response(&self) -> Option<Response> {
-        self.answerable.then(|| Response { id: self.id.clone(), outcome: Err(self.error.clone()) })
+        self.answerable.then(|| Response {
+            id: self.id.clone(),
+            outcome: Err(self.error.clone()),
+        })
     }
 }
 
@@ -192,7 +203,11 @@ pub fn from_value(value: Value) -> Result<Message, ParseFailure> {
         answerable,
     };
     let Value::Object(mut obj) = value else {
-        let what = if value.is_array() { "batches are not supported (MCP 2025-06-18)" } else { "expected a JSON object" };
+        let what = if value.is_array() {
+            "batches are not supported (MCP 2025-06-18)"
+        } else {
+            "expected a JSON object"
+        };
         return Err(invalid(None, what.into(), true));
     };
     let raw_id = obj.remove("id");
@@ -204,11 +219,19 @@ pub fn from_value(value: Value) -> Result<Message, ParseFailure> {
     let params = obj.remove("params");
     if let Some(method) = method {
         let Value::String(method) = method else {
-            return Err(invalid(id, "\"method\" must be a string".into(), raw_id.is_some()));
+            return Err(invalid(
+                id,
+                "\"method\" must be a string".into(),
+                raw_id.is_some(),
+            ));
         };
         if let Some(p) = &params {
             if !(p.is_object() || p.is_array()) {
-                return Err(invalid(id, "\"params\" must be an object or an array".into(), raw_id.is_some()));
+                return Err(invalid(
+                    id,
+                    "\"params\" must be an object or an array".into(),
+                    raw_id.is_some(),
+                ));
             }
         }
         return match raw_id {
@@ -232,7 +255,13 @@ pub fn from_value(value: Value) -> Result<Message, ParseFailure> {
             Ok(e) => Err(e),
             Err(e) => return Err(invalid(id, format!("bad error object: {e}"), false)),
         },
-        (Some(_), Some(_)) => return Err(invalid(id, "a response carries result or error, not both".into(), false)),
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                id,
+                "a response carries result or error, not both".into(),
+                false,
+            ))
+        }
         (None, None) => return Err(invalid(id, "no method, result or error".into(), false)),
     };
     Ok(Message::Response(Response { id, outcome }))
@@ -261,7 +290,10 @@ impl Message {
                 obj.insert("id".into(), id_value(r.id.as_ref()));
                 match &r.outcome {
                     Ok(v) => obj.insert("result".into(), v.clone()),
-                    Err(e) => obj.insert("error".into(), serde_json::to_value(e).unwrap_or(Value::Null)),
+                    Err(e) => obj.insert(
+                        "error".into(),
+                        serde_json::to_value(e).unwrap_or(Value::Null),
+                    ),
                 };
             }
         }
@@ -276,22 +308,35 @@ impl Message {
 
     /// A request.
     pub fn request(id: RequestId, method: impl Into<String>, params: Option<Value>) -> Self {
-        Message::Request(Request { id, method: method.into(), params })
+        Message::Request(Request {
+            id,
+            method: method.into(),
+            params,
+        })
     }
 
     /// A notification.
     pub fn notification(method: impl Into<String>, params: Option<Value>) -> Self {
-        Message::Notification(Notification { method: method.into(), params })
+        Message::Notification(Notification {
+            method: method.into(),
+            params,
+        })
     }
 
     /// A successful response.
     pub fn result(id: RequestId, result: Value) -> Self {
-        Message::Response(Response { id: Some(id), outcome: Ok(result) })
+        Message::Response(Response {
+            id: Some(id),
+            outcome: Ok(result),
+        })
     }
 
     /// An error response.
     pub fn error(id: Option<RequestId>, error: ErrorObject) -> Self {
-        Message::Response(Response { id, outcome: Err(error) })
+        Message::Response(Response {
+            id,
+            outcome: Err(error),
+        })
     }
 }
 
@@ -316,8 +361,15 @@ mod tests {
         assert!(matches!(m, Message::Notification(_)));
         let m = parse(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();
         assert_eq!(m, Message::result(RequestId::String("a".into()), json!({})));
-        let m = parse(br#"{"jsonrpc":"2.0","id":3,"error":{"code":-32601,"message":"x"}}"#).unwrap();
-        assert!(matches!(m, Message::Response(Response { outcome: Err(ErrorObject { code: -32601, .. }), .. })));
+        let m =
+            parse(br#"{"jsonrpc":"2.0","id":3,"error":{"code":-32601,"message":"x"}}"#).unwrap();
+        assert!(matches!(
+            m,
+            Message::Response(Response {
+                outcome: Err(ErrorObject { code: -32601, .. }),
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -333,18 +385,26 @@ mod tests {
     #[test]
     fn invalid_requests_keep_their_id() {
         let f = parse(br#"{"jsonrpc":"1.0","id":7,"method":"ping"}"#).unwrap_err();
-        assert_eq!((f.error.code, f.id), (code::INVALID_REQUEST, Some(RequestId::Number(7))));
+        assert_eq!(
+            (f.error.code, f.id),
+            (code::INVALID_REQUEST, Some(RequestId::Number(7)))
+        );
         let f = parse(br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#).unwrap_err();
         assert_eq!(f.error.code, code::INVALID_REQUEST);
         let f = parse(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#).unwrap_err();
         assert!(f.error.message.contains("batch"));
-        let f = parse(br#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":""}}"#).unwrap_err();
+        let f = parse(br#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":""}}"#)
+            .unwrap_err();
         assert!(!f.answerable, "a bad response is never answered");
     }
 
     #[test]
     fn round_trips_through_bytes() {
-        let m = Message::request(RequestId::String("x".into()), "tools/call", Some(json!({"name":"a"})));
+        let m = Message::request(
+            RequestId::String("x".into()),
+            "tools/call",
+            Some(json!({"name":"a"})),
+        );
         assert_eq!(parse(&m.to_bytes()).unwrap(), m);
         let m = Message::error(None, ErrorObject::payload_too_large(300_000, 262_144));
         assert_eq!(parse(&m.to_bytes()).unwrap(), m);

@@ -85,7 +85,10 @@ pub struct Inbound {
 impl Inbound {
     /// The first value of user property `name`.
     pub fn user_property(&self, name: &str) -> Option<&str> {
-        self.user_properties.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.user_properties
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -118,7 +121,10 @@ pub struct Connack {
 impl Connack {
     /// The first value of user property `name`.
     pub fn user_property(&self, name: &str) -> Option<&str> {
-        self.user_properties.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.user_properties
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -147,9 +153,15 @@ mod tests {
 
     #[test]
     fn wildcards_match_as_mqtt_says() {
-        assert!(topic_matches("$mcp-server/presence/+/axon/#", "$mcp-server/presence/k1/axon/lamp/k1"));
+        assert!(topic_matches(
+            "$mcp-server/presence/+/axon/#",
+            "$mcp-server/presence/k1/axon/lamp/k1"
+        ));
         assert!(topic_matches("axon/telemetry/+", "axon/telemetry/k1"));
-        assert!(!topic_matches("axon/telemetry/+", "axon/telemetry/k1/latest"));
+        assert!(!topic_matches(
+            "axon/telemetry/+",
+            "axon/telemetry/k1/latest"
+        ));
         assert!(topic_matches("a/#", "a"));
         assert!(!topic_matches("#", "$mcp-server/x"));
         assert!(!topic_matches("+/x", "$SYS/x"));

@@ -70,7 +70,11 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator from `seed` (any value; zero is remapped because xorshift sticks at zero).
     pub fn new(seed: u64) -> Self {
-        Rng(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        Rng(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
 
     /// The next 64 random bits.
@@ -101,12 +105,21 @@ impl Rng {
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
         let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        )
     }
 
     /// `n` random bytes rendered as lower-case hex (e.g. the 8-hex suffix of a Hub client id).
     pub fn hex(&mut self, n: usize) -> String {
-        (0..n).map(|_| format!("{:02x}", self.next_u64() as u8)).collect()
+        (0..n)
+            .map(|_| format!("{:02x}", self.next_u64() as u8))
+            .collect()
     }
 }
 
@@ -119,7 +132,10 @@ mod tests {
         let t = Timestamp::from_millis(5);
         assert_eq!((t - Duration::from_millis(10)).as_millis(), 0);
         assert_eq!((t + Duration::from_secs(1)).as_millis(), 1005);
-        assert_eq!(t.saturating_since(Timestamp::from_millis(9)), Duration::ZERO);
+        assert_eq!(
+            t.saturating_since(Timestamp::from_millis(9)),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Bad input gets a clear JSON-RPC error and the device keeps serving afterwards.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 use axon_core::mcp::MAX_RPC_PAYLOAD;
 use common::{probe_initialize, probe_rpc, Net};
@@ -17,7 +19,13 @@ fn device_still_serves(net: &mut Net, rpc: &str) {
 fn malformed_json_gets_parse_error_with_null_id() {
     let mut net = Net::started(&["k1"]);
     let (rpc, _) = probe_initialize(&mut net, 0, CID, "2025-06-18");
-    let v = probe_rpc(&mut net, &rpc, CID, b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":").unwrap();
+    let v = probe_rpc(
+        &mut net,
+        &rpc,
+        CID,
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":",
+    )
+    .unwrap();
     assert_eq!(v["error"]["code"], -32700);
     assert_eq!(v["id"], serde_json::Value::Null);
     device_still_serves(&mut net, &rpc);
@@ -27,8 +35,17 @@ fn malformed_json_gets_parse_error_with_null_id() {
 fn unknown_method_unknown_tool_and_bad_arguments() {
     let mut net = Net::started(&["k1"]);
     let (rpc, _) = probe_initialize(&mut net, 0, CID, "2025-06-18");
-    let v = probe_rpc(&mut net, &rpc, CID, br#"{"jsonrpc":"2.0","id":2,"method":"lights/dance"}"#).unwrap();
-    assert_eq!((v["id"].clone(), v["error"]["code"].clone()), (json!(2), json!(-32601)));
+    let v = probe_rpc(
+        &mut net,
+        &rpc,
+        CID,
+        br#"{"jsonrpc":"2.0","id":2,"method":"lights/dance"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (v["id"].clone(), v["error"]["code"].clone()),
+        (json!(2), json!(-32601))
+    );
     let v = probe_rpc(&mut net, &rpc, CID, br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"explode","arguments":{}}}"#)
         .unwrap();
     assert_eq!(v["error"]["code"], -32602);
@@ -41,7 +58,10 @@ fn unknown_method_unknown_tool_and_bad_arguments() {
     let v = probe_rpc(&mut net, &rpc, CID, br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"set_brightness","arguments":{"level":150}}}"#)
         .unwrap();
     assert_eq!(v["error"]["data"]["field"], "arguments.level", "{v}");
-    assert!(net.devices[0].executed.is_empty(), "nothing invalid reached the tool");
+    assert!(
+        net.devices[0].executed.is_empty(),
+        "nothing invalid reached the tool"
+    );
     device_still_serves(&mut net, &rpc);
 }
 
@@ -49,11 +69,18 @@ fn unknown_method_unknown_tool_and_bad_arguments() {
 fn the_hub_refuses_bad_calls_before_sending() {
     let mut net = Net::started(&["k1"]);
     let sent = net.wire.len();
-    let e = net.call("k1", "set_brightness", json!({"level": "high"})).unwrap_err();
-    assert_eq!((e.code, e.data.unwrap()["field"].clone()), (-32602, json!("arguments.level")));
+    let e = net
+        .call("k1", "set_brightness", json!({"level": "high"}))
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.data.unwrap()["field"].clone()),
+        (-32602, json!("arguments.level"))
+    );
     let e = net.call("k1", "explode", json!({})).unwrap_err();
     assert_eq!(e.code, -32602);
-    let e = net.call("nobody", "set_power", json!({"on": true})).unwrap_err();
+    let e = net
+        .call("nobody", "set_power", json!({"on": true}))
+        .unwrap_err();
     assert_eq!(e.code, -32010);
     let big = "x".repeat(MAX_RPC_PAYLOAD);
     let mut tools = net.devices[0].server.tools().to_vec();
@@ -61,10 +88,15 @@ fn the_hub_refuses_bad_calls_before_sending() {
     net.devices[0].server.set_tools(tools).unwrap();
     net.settle();
     let sent2 = net.wire.len();
-    let e = net.call("k1", "get_state", json!({"blob": big})).unwrap_err();
+    let e = net
+        .call("k1", "get_state", json!({"blob": big}))
+        .unwrap_err();
     assert_eq!(e.code, -32600);
     assert_eq!(e.data.unwrap()["limit"], MAX_RPC_PAYLOAD);
-    assert!(sent < sent2 && net.wire.len() == sent2, "nothing was sent for refused calls");
+    assert!(
+        sent < sent2 && net.wire.len() == sent2,
+        "nothing was sent for refused calls"
+    );
 }
 
 #[test]
@@ -72,7 +104,9 @@ fn oversize_payload_is_answered_with_limit_and_size() {
     let mut net = Net::started(&["k1"]);
     let (rpc, _) = probe_initialize(&mut net, 0, CID, "2025-06-18");
     let filler = "y".repeat(MAX_RPC_PAYLOAD);
-    let msg = format!(r#"{{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{{"name":"set_power","arguments":{{"on":true,"pad":"{filler}"}}}}}}"#);
+    let msg = format!(
+        r#"{{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{{"name":"set_power","arguments":{{"on":true,"pad":"{filler}"}}}}}}"#
+    );
     let v = probe_rpc(&mut net, &rpc, CID, msg.as_bytes()).unwrap();
     assert_eq!(v["id"], 77);
     assert_eq!(v["error"]["code"], -32600);
@@ -88,7 +122,9 @@ fn a_result_too_large_becomes_an_error() {
     let h = net.call("k1", "get_state", json!({})).unwrap();
     let call = net.devices[0].held.pop().unwrap();
     let now = net.now;
-    let huge = axon_core::mcp::types::CallToolResult::structured(json!({"photo": "z".repeat(MAX_RPC_PAYLOAD)}));
+    let huge = axon_core::mcp::types::CallToolResult::structured(
+        json!({"photo": "z".repeat(MAX_RPC_PAYLOAD)}),
+    );
     net.devices[0].server.handle_tool_result(now, call, huge);
     net.settle();
     let e = net.outcome(h).unwrap().clone().unwrap_err();
@@ -100,19 +136,63 @@ fn a_result_too_large_becomes_an_error() {
 fn notifications_are_never_answered_and_pings_always_are() {
     let mut net = Net::started(&["k1"]);
     let (rpc, _) = probe_initialize(&mut net, 0, CID, "2025-06-18");
-    assert!(probe_rpc(&mut net, &rpc, CID, br#"{"jsonrpc":"2.0","method":"notifications/whatever"}"#).is_none());
-    assert!(probe_rpc(&mut net, &rpc, CID, br#"{"jsonrpc":"2.0","method":"tools/list"}"#).is_none(), "no id: a notification");
-    let v = probe_rpc(&mut net, &rpc, CID, br#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#).unwrap();
-    assert_eq!((v["id"].clone(), v["result"].clone()), (json!(0), json!({})));
-    let v = probe_rpc(&mut net, &rpc, CID, br#"{"jsonrpc":"2.0","id":"p-1","method":"ping"}"#).unwrap();
-    assert_eq!((v["id"].clone(), v["result"].clone()), (json!("p-1"), json!({})));
+    assert!(probe_rpc(
+        &mut net,
+        &rpc,
+        CID,
+        br#"{"jsonrpc":"2.0","method":"notifications/whatever"}"#
+    )
+    .is_none());
+    assert!(
+        probe_rpc(
+            &mut net,
+            &rpc,
+            CID,
+            br#"{"jsonrpc":"2.0","method":"tools/list"}"#
+        )
+        .is_none(),
+        "no id: a notification"
+    );
+    let v = probe_rpc(
+        &mut net,
+        &rpc,
+        CID,
+        br#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (v["id"].clone(), v["result"].clone()),
+        (json!(0), json!({}))
+    );
+    let v = probe_rpc(
+        &mut net,
+        &rpc,
+        CID,
+        br#"{"jsonrpc":"2.0","id":"p-1","method":"ping"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (v["id"].clone(), v["result"].clone()),
+        (json!("p-1"), json!({}))
+    );
     // A stray response is ignored too.
-    assert!(probe_rpc(&mut net, &rpc, CID, br#"{"jsonrpc":"2.0","id":5,"result":{}}"#).is_none());
+    assert!(probe_rpc(
+        &mut net,
+        &rpc,
+        CID,
+        br#"{"jsonrpc":"2.0","id":5,"result":{}}"#
+    )
+    .is_none());
 }
 
 #[test]
 fn version_negotiation() {
-    for (offer, answer) in [("2025-06-18", "2025-06-18"), ("2024-11-05", "2024-11-05"), ("2025-03-26", "2025-03-26"), ("2030-01-01", "2025-06-18")] {
+    for (offer, answer) in [
+        ("2025-06-18", "2025-06-18"),
+        ("2024-11-05", "2024-11-05"),
+        ("2025-03-26", "2025-03-26"),
+        ("2030-01-01", "2025-06-18"),
+    ] {
         let mut net = Net::started(&["k1"]);
         let (_, v) = probe_initialize(&mut net, 0, CID, offer);
         assert_eq!(v["result"]["protocolVersion"], answer, "offer {offer}");
@@ -125,9 +205,19 @@ fn initialize_without_client_id_property_is_not_answered() {
     net.probe_subscribe("$mcp-rpc/#");
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"p","version":"0"}}});
     let before = net.probe_inbox.len();
-    net.probe_publish("$mcp-server/k1/axon/lamp/k1", init.to_string().as_bytes(), vec![("MCP-COMPONENT-TYPE".into(), "mcp-client".into())]);
+    net.probe_publish(
+        "$mcp-server/k1/axon/lamp/k1",
+        init.to_string().as_bytes(),
+        vec![("MCP-COMPONENT-TYPE".into(), "mcp-client".into())],
+    );
     assert_eq!(net.probe_inbox.len(), before);
-    assert!(net.devices[0].events.iter().any(|e| matches!(e, axon_core::mcp::server::ServerEvent::Rejected { client_id: None, .. })));
+    assert!(net.devices[0].events.iter().any(|e| matches!(
+        e,
+        axon_core::mcp::server::ServerEvent::Rejected {
+            client_id: None,
+            ..
+        }
+    )));
     // Garbage on the control topic with a client id: answered with -32700 only when an id
     // cannot be found (no topic to answer on is not the case here: we do know the client).
     let (rpc, _) = probe_initialize(&mut net, 0, CID, "2025-06-18");

@@ -1,6 +1,8 @@
 //! Discovery and initialize: devices that start before and after the Hub are found, initialized
 //! and listed, in the order the spec demands, with the right properties on every publish.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 use axon_core::mcp::client::{ClientEvent, DeviceState};
 use axon_core::mcp::topics;
@@ -11,10 +13,16 @@ fn devices_before_and_after_the_hub_are_discovered() {
     let mut net = Net::new(&["early-lamp", "late-lamp"]);
     net.connect_device(0);
     net.connect_hub();
-    assert!(net.ready("early-lamp"), "retained presence replays to a Hub that starts later");
+    assert!(
+        net.ready("early-lamp"),
+        "retained presence replays to a Hub that starts later"
+    );
     assert!(net.hub.device("late-lamp").is_none());
     net.connect_device(1);
-    assert!(net.ready("late-lamp"), "live presence reaches a running Hub");
+    assert!(
+        net.ready("late-lamp"),
+        "live presence reaches a running Hub"
+    );
     let d = net.hub.device("late-lamp").unwrap();
     assert_eq!(d.server_name, "axon/lamp/late-lamp");
     assert_eq!(d.meta.kind, "lamp");
@@ -22,31 +30,53 @@ fn devices_before_and_after_the_hub_are_discovered() {
     assert_eq!(d.tools.len(), 3);
     assert!(d.call_id_cache, "devices advertise the axon/call-id cache");
     assert_eq!(d.protocol_version.as_deref(), Some("2025-06-18"));
-    let ready: Vec<_> = net.hub_events.iter().filter(|e| matches!(e, ClientEvent::DeviceReady { .. })).collect();
+    let ready: Vec<_> = net
+        .hub_events
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::DeviceReady { .. }))
+        .collect();
     assert_eq!(ready.len(), 2);
 }
 
 #[test]
 fn online_message_follows_the_control_subscription_and_carries_meta() {
     let net = Net::started(&["k1"]);
-    let sub = net.trace.iter().position(|l| l == "SUB Device(0) $mcp-server/k1/axon/lamp/k1").unwrap();
-    let online = net.trace.iter().position(|l| l == "PUB Device(0) $mcp-server/presence/k1/axon/lamp/k1").unwrap();
+    let sub = net
+        .trace
+        .iter()
+        .position(|l| l == "SUB Device(0) $mcp-server/k1/axon/lamp/k1")
+        .unwrap();
+    let online = net
+        .trace
+        .iter()
+        .position(|l| l == "PUB Device(0) $mcp-server/presence/k1/axon/lamp/k1")
+        .unwrap();
     assert!(sub < online);
-    let retained = net.retained("$mcp-server/presence/k1/axon/lamp/k1").expect("online is retained");
+    let retained = net
+        .retained("$mcp-server/presence/k1/axon/lamp/k1")
+        .expect("online is retained");
     let v: serde_json::Value = serde_json::from_slice(&retained.payload).unwrap();
     assert_eq!(v["method"], "notifications/server/online");
     assert_eq!(v["params"]["server_name"], "axon/lamp/k1");
     assert!(v["params"]["description"].is_string());
     assert_eq!(v["params"]["meta"]["axon"]["device_id"], "k1");
     assert_eq!(v["params"]["meta"]["axon"]["kind"], "lamp");
-    assert!(retained.payload.len() < 1024, "online message stays small (no tool schemas)");
+    assert!(
+        retained.payload.len() < 1024,
+        "online message stays small (no tool schemas)"
+    );
 }
 
 #[test]
 fn both_sides_subscribe_before_initialize_and_before_answering() {
     let net = Net::started(&["k1"]);
     let hub = net.hub.client_id().to_string();
-    let pos = |line: &str| net.trace.iter().position(|l| l == line).unwrap_or_else(|| panic!("missing {line}\n{:#?}", net.trace));
+    let pos = |line: &str| {
+        net.trace
+            .iter()
+            .position(|l| l == line)
+            .unwrap_or_else(|| panic!("missing {line}\n{:#?}", net.trace))
+    };
     let rpc = topics::rpc(&hub, "k1", "axon/lamp/k1");
     let hub_rpc_sub = pos(&format!("SUB Hub {rpc}"));
     let hub_cap_sub = pos("SUB Hub $mcp-server/capability/k1/axon/lamp/k1");
@@ -62,7 +92,8 @@ fn both_sides_subscribe_before_initialize_and_before_answering() {
 #[test]
 fn every_publish_carries_component_type_and_sender_id() {
     let mut net = Net::started(&["k1"]);
-    net.call("k1", "set_power", serde_json::json!({"on": true})).unwrap();
+    net.call("k1", "set_power", serde_json::json!({"on": true}))
+        .unwrap();
     assert!(net.wire.len() > 4);
     for (from, p) in &net.wire {
         let (kind, id) = match from {
@@ -70,8 +101,18 @@ fn every_publish_carries_component_type_and_sender_id() {
             Node::Device(i) => ("mcp-server", net.devices[*i].server.device_id().to_string()),
             Node::Probe => continue,
         };
-        let prop = |k: &str| p.user_properties.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        assert_eq!(prop("MCP-COMPONENT-TYPE").as_deref(), Some(kind), "{}", p.topic);
+        let prop = |k: &str| {
+            p.user_properties
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            prop("MCP-COMPONENT-TYPE").as_deref(),
+            Some(kind),
+            "{}",
+            p.topic
+        );
         assert_eq!(prop("MCP-MQTT-CLIENT-ID"), Some(id), "{}", p.topic);
     }
 }
@@ -83,17 +124,35 @@ fn connect_options_follow_the_spec() {
     assert!(dev.clean_start);
     assert_eq!(dev.session_expiry_s, 0);
     assert_eq!(dev.client_id, "k1");
-    assert!(dev.user_properties.iter().any(|(k, v)| k == "MCP-COMPONENT-TYPE" && v == "mcp-server"));
-    let meta = dev.user_properties.iter().find(|(k, _)| k == "MCP-META").unwrap();
-    assert!(serde_json::from_str::<serde_json::Value>(&meta.1).unwrap().is_object());
+    assert!(dev
+        .user_properties
+        .iter()
+        .any(|(k, v)| k == "MCP-COMPONENT-TYPE" && v == "mcp-server"));
+    let meta = dev
+        .user_properties
+        .iter()
+        .find(|(k, _)| k == "MCP-META")
+        .unwrap();
+    assert!(serde_json::from_str::<serde_json::Value>(&meta.1)
+        .unwrap()
+        .is_object());
     let will = dev.will.unwrap();
     assert_eq!(will.topic, "$mcp-server/presence/k1/axon/lamp/k1");
-    assert!(will.payload.is_empty() && will.retain, "server will: empty and retained");
+    assert!(
+        will.payload.is_empty() && will.retain,
+        "server will: empty and retained"
+    );
     let hub = net.hub.connect_options();
     let will = hub.will.unwrap();
-    assert_eq!(will.topic, format!("$mcp-client/presence/{}", net.hub.client_id()));
+    assert_eq!(
+        will.topic,
+        format!("$mcp-client/presence/{}", net.hub.client_id())
+    );
     assert!(String::from_utf8_lossy(&will.payload).contains("notifications/disconnected"));
-    assert!(hub.user_properties.iter().any(|(k, v)| k == "MCP-COMPONENT-TYPE" && v == "mcp-client"));
+    assert!(hub
+        .user_properties
+        .iter()
+        .any(|(k, v)| k == "MCP-COMPONENT-TYPE" && v == "mcp-client"));
 }
 
 #[test]
@@ -106,34 +165,51 @@ fn rpc_subscriptions_use_no_local() {
     let now = net.now;
     net.hub.handle_connected(now, &Default::default());
     let presence_sub = net.hub.poll_transmit().unwrap();
-    assert!(matches!(presence_sub, axon_core::link::Transmit::Subscribe { ref subscriptions, .. }
-        if subscriptions[0].filter == "$mcp-server/presence/+/axon/#"));
+    assert!(
+        matches!(presence_sub, axon_core::link::Transmit::Subscribe { ref subscriptions, .. }
+        if subscriptions[0].filter == "$mcp-server/presence/+/axon/#")
+    );
     net.hub_connected = true;
     // Feed the retained online message by hand and look at the subscription the hub makes.
-    let online = net.retained("$mcp-server/presence/k1/axon/lamp/k1").unwrap().clone();
+    let online = net
+        .retained("$mcp-server/presence/k1/axon/lamp/k1")
+        .unwrap()
+        .clone();
     net.hub.handle_message(now, &online);
     match net.hub.poll_transmit().unwrap() {
         axon_core::link::Transmit::Subscribe { subscriptions, .. } => {
-            let rpc = subscriptions.iter().find(|s| s.filter.starts_with("$mcp-rpc/")).unwrap();
+            let rpc = subscriptions
+                .iter()
+                .find(|s| s.filter.starts_with("$mcp-rpc/"))
+                .unwrap();
             assert!(rpc.no_local);
         }
         other => panic!("expected a subscribe, got {other:?}"),
     }
-    assert_eq!(net.hub.device("k1").unwrap().state, DeviceState::Initializing);
+    assert_eq!(
+        net.hub.device("k1").unwrap().state,
+        DeviceState::Initializing
+    );
 }
 
 #[test]
 fn broker_assigned_names_and_filters_are_used() {
     let mut net = Net::new(&["k1"]);
-    let connack = axon_core::link::Connack { user_properties: vec![("MCP-SERVER-NAME".into(), "site/a/lamp".into())] };
+    let connack = axon_core::link::Connack {
+        user_properties: vec![("MCP-SERVER-NAME".into(), "site/a/lamp".into())],
+    };
     let now = net.now;
     net.devices[0].connected = true;
     net.devices[0].server.handle_connected(now, &connack);
     net.settle();
     assert_eq!(net.devices[0].server.server_name(), "site/a/lamp");
-    assert!(net.retained("$mcp-server/presence/k1/site/a/lamp").is_some());
+    assert!(net
+        .retained("$mcp-server/presence/k1/site/a/lamp")
+        .is_some());
     // The default filter axon/# would not see it; the broker's filters would.
-    let connack = axon_core::link::Connack { user_properties: vec![("MCP-SERVER-NAME-FILTERS".into(), r#"["site/#"]"#.into())] };
+    let connack = axon_core::link::Connack {
+        user_properties: vec![("MCP-SERVER-NAME-FILTERS".into(), r#"["site/#"]"#.into())],
+    };
     net.hub_connected = true;
     net.hub.handle_connected(now, &connack);
     net.settle();

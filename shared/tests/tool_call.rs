@@ -1,5 +1,7 @@
 //! tools/list and tools/call: results, correlation under load, pagination, list_changed.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 use axon_core::mcp::client::ClientEvent;
 use axon_core::mcp::types::CallToolResult;
@@ -9,13 +11,25 @@ use serde_json::json;
 #[test]
 fn a_call_returns_a_valid_call_tool_result() {
     let mut net = Net::started(&["k1"]);
-    let h = net.call("k1", "set_brightness", json!({"level": 40})).unwrap();
+    let h = net
+        .call("k1", "set_brightness", json!({"level": 40}))
+        .unwrap();
     let result = net.outcome(h).expect("answered").clone().expect("success");
     let r: CallToolResult = serde_json::from_value(result).expect("a CallToolResult");
     assert!(!r.is_error);
-    assert_eq!(r.structured_content.as_ref().unwrap()["arguments"]["level"], 40);
-    assert_eq!(r.first_text().map(|t| serde_json::from_str::<serde_json::Value>(t).unwrap()), r.structured_content);
-    assert_eq!(net.devices[0].executed, vec![("set_brightness".to_string(), json!({"level": 40}))]);
+    assert_eq!(
+        r.structured_content.as_ref().unwrap()["arguments"]["level"],
+        40
+    );
+    assert_eq!(
+        r.first_text()
+            .map(|t| serde_json::from_str::<serde_json::Value>(t).unwrap()),
+        r.structured_content
+    );
+    assert_eq!(
+        net.devices[0].executed,
+        vec![("set_brightness".to_string(), json!({"level": 40}))]
+    );
 }
 
 #[test]
@@ -37,14 +51,30 @@ fn a_hundred_calls_in_flight_to_ten_devices_are_each_matched() {
     let mut handles = Vec::new();
     for n in 0..100 {
         let dev = &ids[n % 10];
-        let h = net.hub.call_tool(now, dev, "set_brightness", json!({"level": n}), Default::default()).unwrap();
+        let h = net
+            .hub
+            .call_tool(
+                now,
+                dev,
+                "set_brightness",
+                json!({"level": n}),
+                Default::default(),
+            )
+            .unwrap();
         handles.push((h, dev.clone(), n));
     }
     assert_eq!(net.hub.in_flight(), 100);
     net.settle();
     for (h, dev, n) in handles {
-        let v = net.outcome(h).unwrap_or_else(|| panic!("call {n} unanswered")).clone().unwrap();
-        assert_eq!(v["structuredContent"]["arguments"]["level"], n, "call {n} to {dev} got someone else's answer");
+        let v = net
+            .outcome(h)
+            .unwrap_or_else(|| panic!("call {n} unanswered"))
+            .clone()
+            .unwrap();
+        assert_eq!(
+            v["structuredContent"]["arguments"]["level"], n,
+            "call {n} to {dev} got someone else's answer"
+        );
     }
     assert_eq!(net.hub.in_flight(), 0);
     for d in &net.devices {
@@ -67,7 +97,11 @@ fn tools_list_is_paginated_and_followed() {
     net.connect_hub();
     assert!(net.ready("big"));
     assert_eq!(net.hub.device("big").unwrap().tools.len(), 120);
-    let lists = net.trace.iter().filter(|l| l.starts_with("PUB Hub $mcp-rpc/")).count();
+    let lists = net
+        .trace
+        .iter()
+        .filter(|l| l.starts_with("PUB Hub $mcp-rpc/"))
+        .count();
     assert!(lists >= 3, "three pages mean three tools/list requests");
 }
 
@@ -80,7 +114,10 @@ fn list_changed_makes_the_hub_list_again() {
     tools.push(extra);
     net.devices[0].server.set_tools(tools).unwrap();
     net.settle();
-    assert!(net.hub_events.iter().any(|e| matches!(e, ClientEvent::ToolsChanged { server_id } if server_id == "k1")));
+    assert!(net
+        .hub_events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::ToolsChanged { server_id } if server_id == "k1")));
     assert!(net.hub.device("k1").unwrap().tool("blink").is_some());
     let h = net.call("k1", "blink", json!({})).unwrap();
     assert!(net.outcome(h).unwrap().is_ok());
@@ -93,7 +130,9 @@ fn tool_failures_come_back_as_is_error() {
     let h = net.call("k1", "set_power", json!({"on": true})).unwrap();
     let call = net.devices[0].held.pop().unwrap();
     let now = net.now;
-    net.devices[0].server.handle_tool_result(now, call, CallToolResult::tool_error("relay stuck"));
+    net.devices[0]
+        .server
+        .handle_tool_result(now, call, CallToolResult::tool_error("relay stuck"));
     net.settle();
     let v = net.outcome(h).unwrap().clone().unwrap();
     assert_eq!(v["isError"], true);
@@ -104,26 +143,73 @@ fn tool_failures_come_back_as_is_error() {
 fn telemetry_resource_reads_and_updates_only_after_subscribe() {
     let mut net = Net::started(&["k1"]);
     let now = net.now;
-    net.devices[0].server.set_telemetry(now, json!({"ts": 1_790_000_000_000u64, "metrics": {"power_w": 7.5}}));
+    net.devices[0].server.set_telemetry(
+        now,
+        json!({"ts": 1_790_000_000_000u64, "metrics": {"power_w": 7.5}}),
+    );
     net.settle();
-    assert!(!net.hub_events.iter().any(|e| matches!(e, ClientEvent::ResourceUpdated { .. })), "no update before subscribe");
-    let h = net.hub.request(now, "k1", "resources/read", Some(json!({"uri": "axon://k1/telemetry"})), None).unwrap();
+    assert!(
+        !net.hub_events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::ResourceUpdated { .. })),
+        "no update before subscribe"
+    );
+    let h = net
+        .hub
+        .request(
+            now,
+            "k1",
+            "resources/read",
+            Some(json!({"uri": "axon://k1/telemetry"})),
+            None,
+        )
+        .unwrap();
     net.settle();
     let v = net.outcome(h).unwrap().clone().unwrap();
-    let text: serde_json::Value = serde_json::from_str(v["contents"][0]["text"].as_str().unwrap()).unwrap();
+    let text: serde_json::Value =
+        serde_json::from_str(v["contents"][0]["text"].as_str().unwrap()).unwrap();
     assert_eq!(text["metrics"]["power_w"], 7.5);
-    net.hub.request(now, "k1", "resources/subscribe", Some(json!({"uri": "axon://k1/telemetry"})), None).unwrap();
+    net.hub
+        .request(
+            now,
+            "k1",
+            "resources/subscribe",
+            Some(json!({"uri": "axon://k1/telemetry"})),
+            None,
+        )
+        .unwrap();
     net.settle();
     for n in 0..5 {
         let now = net.now;
-        net.devices[0].server.set_telemetry(now, json!({"ts": 1_790_000_000_000u64 + n, "metrics": {"power_w": n}}));
+        net.devices[0].server.set_telemetry(
+            now,
+            json!({"ts": 1_790_000_000_000u64 + n, "metrics": {"power_w": n}}),
+        );
         net.settle();
     }
-    let updates = |net: &Net| net.hub_events.iter().filter(|e| matches!(e, ClientEvent::ResourceUpdated { .. })).count();
+    let updates = |net: &Net| {
+        net.hub_events
+            .iter()
+            .filter(|e| matches!(e, ClientEvent::ResourceUpdated { .. }))
+            .count()
+    };
     assert_eq!(updates(&net), 1, "at most one update per second");
     net.advance(1_000);
-    assert_eq!(updates(&net), 2, "the deferred update goes out after the second");
-    let h = net.hub.request(net.now, "k1", "resources/read", Some(json!({"uri": "axon://k1/nope"})), None).unwrap();
+    assert_eq!(
+        updates(&net),
+        2,
+        "the deferred update goes out after the second"
+    );
+    let h = net
+        .hub
+        .request(
+            net.now,
+            "k1",
+            "resources/read",
+            Some(json!({"uri": "axon://k1/nope"})),
+            None,
+        )
+        .unwrap();
     net.settle();
     assert_eq!(net.outcome(h).unwrap().as_ref().unwrap_err().code, -32002);
 }

@@ -20,7 +20,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::jsonrpc::{self, code, ErrorObject, Message, RequestId};
-use crate::link::{Connack, ConnectOptions, Inbound, Publish, QoS, SubscribeToken, Subscription, Transmit};
+use crate::link::{
+    Connack, ConnectOptions, Inbound, Publish, QoS, SubscribeToken, Subscription, Transmit,
+};
 use crate::mcp::topics::{self, Topic};
 use crate::mcp::types::{self, DeviceMeta, Implementation, ServerOnline, Tool};
 use crate::mcp::MAX_RPC_PAYLOAD;
@@ -52,7 +54,11 @@ impl ClientConfig {
         ClientConfig {
             client_id: client_id.into(),
             site: "home".into(),
-            client_info: Implementation { name: "axon-hub".into(), title: None, version: env!("CARGO_PKG_VERSION").into() },
+            client_info: Implementation {
+                name: "axon-hub".into(),
+                title: None,
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
             server_name_filters: vec!["axon/#".into()],
             request_timeout: Duration::from_secs(10),
             max_request_timeout: Duration::from_secs(60),
@@ -259,10 +265,17 @@ impl McpClient {
             clean_start: true,
             session_expiry_s: 0,
             user_properties: vec![
-                (topics::PROP_COMPONENT_TYPE.into(), topics::COMPONENT_CLIENT.into()),
+                (
+                    topics::PROP_COMPONENT_TYPE.into(),
+                    topics::COMPONENT_CLIENT.into(),
+                ),
                 (topics::PROP_META.into(), meta.to_string()),
             ],
-            will: Some(self.publish(topics::client_presence(&self.config.client_id), will.to_bytes(), false)),
+            will: Some(self.publish(
+                topics::client_presence(&self.config.client_id),
+                will.to_bytes(),
+                false,
+            )),
             credentials: None,
         }
     }
@@ -280,7 +293,11 @@ impl McpClient {
             token,
             subscriptions: filters
                 .iter()
-                .map(|f| Subscription { filter: topics::server_presence_filter(f), qos: QoS::AtLeastOnce, no_local: false })
+                .map(|f| Subscription {
+                    filter: topics::server_presence_filter(f),
+                    qos: QoS::AtLeastOnce,
+                    no_local: false,
+                })
                 .collect(),
         });
     }
@@ -294,8 +311,17 @@ impl McpClient {
         let pending: Vec<_> = self.pending.drain().collect();
         for (_, p) in pending {
             if let Purpose::User(handle) = p.purpose {
-                let e = ErrorObject::new(code::BROKER_UNAVAILABLE, format!("broker unavailable: the connection dropped during {}", p.method));
-                self.events.push_back(ClientEvent::Response { handle, outcome: Err(e) });
+                let e = ErrorObject::new(
+                    code::BROKER_UNAVAILABLE,
+                    format!(
+                        "broker unavailable: the connection dropped during {}",
+                        p.method
+                    ),
+                );
+                self.events.push_back(ClientEvent::Response {
+                    handle,
+                    outcome: Err(e),
+                });
             }
         }
         for d in self.devices.values_mut() {
@@ -307,8 +333,12 @@ impl McpClient {
 
     /// A SUBACK arrived for `token`.
     pub fn handle_subscribed(&mut self, now: Timestamp, token: SubscribeToken) {
-        let Some(server_id) = self.awaiting_suback.remove(&token) else { return };
-        let Some(device) = self.devices.get(&server_id) else { return };
+        let Some(server_id) = self.awaiting_suback.remove(&token) else {
+            return;
+        };
+        let Some(device) = self.devices.get(&server_id) else {
+            return;
+        };
         if device.state != DeviceState::Initializing {
             return;
         }
@@ -320,13 +350,24 @@ impl McpClient {
         let control = topics::control(&server_id, &device.server_name);
         let timeout = self.config.request_timeout;
         // An initialize request is a few hundred bytes: it cannot exceed the payload limit.
-        let _ = self.send_request(now, &server_id, control, "initialize", Some(params), Purpose::Initialize, timeout);
+        let _ = self.send_request(
+            now,
+            &server_id,
+            control,
+            "initialize",
+            Some(params),
+            Purpose::Initialize,
+            timeout,
+        );
     }
 
     /// A message arrived.
     pub fn handle_message(&mut self, now: Timestamp, msg: &Inbound) {
         match Topic::parse(&msg.topic) {
-            Some(Topic::ServerPresence { server_id, server_name }) => {
+            Some(Topic::ServerPresence {
+                server_id,
+                server_name,
+            }) => {
                 let (sid, name) = (server_id.to_string(), server_name.to_string());
                 self.handle_presence(now, sid, name, &msg.payload);
             }
@@ -334,7 +375,11 @@ impl McpClient {
                 let sid = server_id.to_string();
                 self.handle_capability(now, &sid, &msg.payload);
             }
-            Some(Topic::Rpc { client_id, server_id, .. }) if client_id == self.config.client_id => {
+            Some(Topic::Rpc {
+                client_id,
+                server_id,
+                ..
+            }) if client_id == self.config.client_id => {
                 let sid = server_id.to_string();
                 self.handle_rpc(now, &sid, &msg.payload);
             }
@@ -362,7 +407,8 @@ impl McpClient {
                 json!({"field":"name","tools":known}),
             ));
         };
-        tool::validate_arguments(&tool.input_schema, &arguments).map_err(|e| e.to_error_object())?;
+        tool::validate_arguments(&tool.input_schema, &arguments)
+            .map_err(|e| e.to_error_object())?;
         let call_id = options.call_id.unwrap_or_else(|| self.rng.uuid_v4());
         let params = json!({"name": tool_name, "arguments": arguments, "_meta": {types::META_CALL_ID: call_id}});
         self.request(now, server_id, "tools/call", Some(params), options.timeout)
@@ -381,14 +427,26 @@ impl McpClient {
         let topic = topics::rpc(&self.config.client_id, server_id, &device.server_name);
         let handle = RequestHandle(self.next_handle);
         self.next_handle += 1;
-        let timeout = timeout.unwrap_or(self.config.request_timeout).min(self.config.max_request_timeout);
-        self.send_request(now, server_id, topic, method, params, Purpose::User(handle), timeout)?;
+        let timeout = timeout
+            .unwrap_or(self.config.request_timeout)
+            .min(self.config.max_request_timeout);
+        self.send_request(
+            now,
+            server_id,
+            topic,
+            method,
+            params,
+            Purpose::User(handle),
+            timeout,
+        )?;
         Ok(handle)
     }
 
     /// Leaves one device: `notifications/disconnected` on its RPC topic, then unsubscribe.
     pub fn disconnect_device(&mut self, server_id: &str) {
-        let Some(device) = self.devices.get(server_id) else { return };
+        let Some(device) = self.devices.get(server_id) else {
+            return;
+        };
         let rpc = topics::rpc(&self.config.client_id, server_id, &device.server_name);
         let bye = Message::notification("notifications/disconnected", None);
         let p = self.publish(rpc, bye.to_bytes(), false);
@@ -401,28 +459,48 @@ impl McpClient {
     /// then waits for the PUBACK and disconnects.
     pub fn leave(&mut self) {
         let bye = Message::notification("notifications/disconnected", None);
-        let p = self.publish(topics::client_presence(&self.config.client_id), bye.to_bytes(), false);
+        let p = self.publish(
+            topics::client_presence(&self.config.client_id),
+            bye.to_bytes(),
+            false,
+        );
         self.transmits.push_back(Transmit::Publish(p));
     }
 
     /// Time passed: requests past their deadline fail with `-32011` and a
     /// `notifications/cancelled` goes to the device.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let expired: Vec<_> = self.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(k, _)| k.clone()).collect();
+        let expired: Vec<_> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
         for key in expired {
-            let Some(p) = self.pending.remove(&key) else { continue };
+            let Some(p) = self.pending.remove(&key) else {
+                continue;
+            };
             let (server_id, id) = key;
             let e = ErrorObject::with_data(
                 code::REQUEST_TIMEOUT,
-                format!("{} to {server_id} timed out after {} ms", p.method, p.timeout.as_millis()),
+                format!(
+                    "{} to {server_id} timed out after {} ms",
+                    p.method,
+                    p.timeout.as_millis()
+                ),
                 json!({"timeout_ms": p.timeout.as_millis() as u64}),
             );
             match p.purpose {
                 Purpose::User(handle) => {
                     self.send_cancel(&server_id, &id, "timeout");
-                    self.events.push_back(ClientEvent::Response { handle, outcome: Err(e) });
+                    self.events.push_back(ClientEvent::Response {
+                        handle,
+                        outcome: Err(e),
+                    });
                 }
-                Purpose::Initialize | Purpose::ListTools { .. } => self.mark_unreachable(&server_id, e),
+                Purpose::Initialize | Purpose::ListTools { .. } => {
+                    self.mark_unreachable(&server_id, e)
+                }
             }
         }
     }
@@ -444,7 +522,13 @@ impl McpClient {
 
     // --- presence, capability, rpc ---------------------------------------------------------
 
-    fn handle_presence(&mut self, now: Timestamp, server_id: String, server_name: String, payload: &[u8]) {
+    fn handle_presence(
+        &mut self,
+        now: Timestamp,
+        server_id: String,
+        server_name: String,
+        payload: &[u8],
+    ) {
         // Empty payload = offline, whatever its RETAIN flag (PROTOCOL.md §3).
         if payload.is_empty() {
             if self.devices.contains_key(&server_id) {
@@ -467,18 +551,24 @@ impl McpClient {
             .and_then(|a| serde_json::from_value::<DeviceMeta>(a.clone()).ok())
             .unwrap_or_default();
         // The name comes from the topic, not the payload (PROTOCOL.md quirk 9).
-        let device = self.devices.entry(server_id.clone()).or_insert_with(|| DeviceInfo {
-            server_id: server_id.clone(),
-            server_name: server_name.clone(),
-            description: String::new(),
-            meta: DeviceMeta::default(),
-            state: DeviceState::Initializing,
-            tools: Vec::new(),
-            protocol_version: None,
-            call_id_cache: false,
-            last_seen: now,
-        });
-        if device.state == DeviceState::Initializing && device.server_name == server_name && self.awaiting_suback.values().any(|s| *s == server_id) {
+        let device = self
+            .devices
+            .entry(server_id.clone())
+            .or_insert_with(|| DeviceInfo {
+                server_id: server_id.clone(),
+                server_name: server_name.clone(),
+                description: String::new(),
+                meta: DeviceMeta::default(),
+                state: DeviceState::Initializing,
+                tools: Vec::new(),
+                protocol_version: None,
+                call_id_cache: false,
+                last_seen: now,
+            });
+        if device.state == DeviceState::Initializing
+            && device.server_name == server_name
+            && self.awaiting_suback.values().any(|s| *s == server_id)
+        {
             return; // a duplicate while we are already initializing it
         }
         device.server_name = server_name.clone();
@@ -488,29 +578,51 @@ impl McpClient {
         device.last_seen = now;
         // A fresh online message means a fresh device session: drop what we had in flight.
         self.fail_pending_for(&server_id, code::DEVICE_OFFLINE, "the device restarted");
-        self.events.push_back(ClientEvent::DeviceOnline { server_id: server_id.clone() });
+        self.events.push_back(ClientEvent::DeviceOnline {
+            server_id: server_id.clone(),
+        });
         let token = self.token();
         self.awaiting_suback.insert(token, server_id.clone());
         self.transmits.push_back(Transmit::Subscribe {
             token,
             subscriptions: vec![
-                Subscription { filter: topics::server_capability(&server_id, &server_name), qos: QoS::AtLeastOnce, no_local: false },
-                Subscription { filter: topics::rpc(&self.config.client_id, &server_id, &server_name), qos: QoS::AtLeastOnce, no_local: true },
+                Subscription {
+                    filter: topics::server_capability(&server_id, &server_name),
+                    qos: QoS::AtLeastOnce,
+                    no_local: false,
+                },
+                Subscription {
+                    filter: topics::rpc(&self.config.client_id, &server_id, &server_name),
+                    qos: QoS::AtLeastOnce,
+                    no_local: true,
+                },
             ],
         });
     }
 
     fn handle_capability(&mut self, now: Timestamp, server_id: &str, payload: &[u8]) {
-        let Ok(Message::Notification(n)) = jsonrpc::parse(payload) else { return };
-        let Some(device) = self.devices.get_mut(server_id) else { return };
+        let Ok(Message::Notification(n)) = jsonrpc::parse(payload) else {
+            return;
+        };
+        let Some(device) = self.devices.get_mut(server_id) else {
+            return;
+        };
         device.last_seen = now;
         match n.method.as_str() {
             "notifications/tools/list_changed" if device.state == DeviceState::Ready => {
                 self.list_tools(now, server_id, Vec::new(), None, true);
             }
             "notifications/resources/updated" => {
-                if let Some(uri) = n.params.as_ref().and_then(|p| p.get("uri")).and_then(Value::as_str) {
-                    self.events.push_back(ClientEvent::ResourceUpdated { server_id: server_id.into(), uri: uri.into() });
+                if let Some(uri) = n
+                    .params
+                    .as_ref()
+                    .and_then(|p| p.get("uri"))
+                    .and_then(Value::as_str)
+                {
+                    self.events.push_back(ClientEvent::ResourceUpdated {
+                        server_id: server_id.into(),
+                        uri: uri.into(),
+                    });
                 }
             }
             _ => {}
@@ -530,7 +642,9 @@ impl McpClient {
             Message::Response(resp) => {
                 let Some(id) = resp.id else { return };
                 // Unknown or already answered ids are dropped (QoS 1 duplicates, late answers).
-                let Some(p) = self.pending.remove(&(server_id.to_string(), id)) else { return };
+                let Some(p) = self.pending.remove(&(server_id.to_string(), id)) else {
+                    return;
+                };
                 self.handle_response(now, server_id, p, resp.outcome);
             }
             Message::Request(req) => {
@@ -545,32 +659,55 @@ impl McpClient {
                     self.forget_device_topics(server_id);
                     self.mark_offline(server_id, "the device ended the session");
                 }
-                "notifications/progress" => self.extend_for_progress(now, server_id, n.params.as_ref()),
+                "notifications/progress" => {
+                    self.extend_for_progress(now, server_id, n.params.as_ref())
+                }
                 _ => {}
             },
         }
     }
 
-    fn handle_response(&mut self, now: Timestamp, server_id: &str, p: Pending, outcome: Result<Value, ErrorObject>) {
+    fn handle_response(
+        &mut self,
+        now: Timestamp,
+        server_id: &str,
+        p: Pending,
+        outcome: Result<Value, ErrorObject>,
+    ) {
         match p.purpose {
-            Purpose::User(handle) => self.events.push_back(ClientEvent::Response { handle, outcome }),
+            Purpose::User(handle) => self
+                .events
+                .push_back(ClientEvent::Response { handle, outcome }),
             Purpose::Initialize => {
                 let result = match outcome {
                     Ok(r) => r,
                     Err(e) => return self.mark_unreachable(server_id, e),
                 };
-                let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+                let version = result
+                    .get("protocolVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 if !types::SUPPORTED_PROTOCOL_VERSIONS.contains(&version.as_str()) {
-                    let e = ErrorObject::invalid_params(format!("unsupported protocol version {version:?}; Axon speaks {:?}", types::SUPPORTED_PROTOCOL_VERSIONS));
+                    let e = ErrorObject::invalid_params(format!(
+                        "unsupported protocol version {version:?}; Axon speaks {:?}",
+                        types::SUPPORTED_PROTOCOL_VERSIONS
+                    ));
                     self.disconnect_device(server_id);
                     return self.mark_unreachable(server_id, e);
                 }
-                let call_id_cache = result.pointer("/capabilities/experimental").and_then(|e| e.get(types::EXPERIMENTAL_CALL_ID)).is_some();
+                let call_id_cache = result
+                    .pointer("/capabilities/experimental")
+                    .and_then(|e| e.get(types::EXPERIMENTAL_CALL_ID))
+                    .is_some();
                 if let Some(d) = self.devices.get_mut(server_id) {
                     d.protocol_version = Some(version);
                     d.call_id_cache = call_id_cache;
                 }
-                self.send_to_device(server_id, &Message::notification("notifications/initialized", None));
+                self.send_to_device(
+                    server_id,
+                    &Message::notification("notifications/initialized", None),
+                );
                 self.list_tools(now, server_id, Vec::new(), None, false);
             }
             Purpose::ListTools { mut acc, changed } => {
@@ -580,7 +717,11 @@ impl McpClient {
                 };
                 if let Some(tools) = result.get("tools").and_then(Value::as_array) {
                     // A tool we cannot read is skipped, not fatal: the others still work.
-                    acc.extend(tools.iter().filter_map(|t| serde_json::from_value::<Tool>(t.clone()).ok()));
+                    acc.extend(
+                        tools
+                            .iter()
+                            .filter_map(|t| serde_json::from_value::<Tool>(t.clone()).ok()),
+                    );
                 }
                 match result.get("nextCursor").and_then(Value::as_str) {
                     Some(cursor) if !cursor.is_empty() => {
@@ -593,24 +734,47 @@ impl McpClient {
                             d.state = DeviceState::Ready;
                         }
                         let server_id = server_id.to_string();
-                        self.events.push_back(if changed { ClientEvent::ToolsChanged { server_id } } else { ClientEvent::DeviceReady { server_id } });
+                        self.events.push_back(if changed {
+                            ClientEvent::ToolsChanged { server_id }
+                        } else {
+                            ClientEvent::DeviceReady { server_id }
+                        });
                     }
                 }
             }
         }
     }
 
-    fn list_tools(&mut self, now: Timestamp, server_id: &str, acc: Vec<Tool>, cursor: Option<String>, changed: bool) {
-        let Some(device) = self.devices.get(server_id) else { return };
+    fn list_tools(
+        &mut self,
+        now: Timestamp,
+        server_id: &str,
+        acc: Vec<Tool>,
+        cursor: Option<String>,
+        changed: bool,
+    ) {
+        let Some(device) = self.devices.get(server_id) else {
+            return;
+        };
         let topic = topics::rpc(&self.config.client_id, server_id, &device.server_name);
         let params = cursor.map(|c| json!({"cursor": c}));
         let timeout = self.config.request_timeout;
         // A too-large list request cannot happen (it is tiny); ignore the impossible error.
-        let _ = self.send_request(now, server_id, topic, "tools/list", params, Purpose::ListTools { acc, changed }, timeout);
+        let _ = self.send_request(
+            now,
+            server_id,
+            topic,
+            "tools/list",
+            params,
+            Purpose::ListTools { acc, changed },
+            timeout,
+        );
     }
 
     fn extend_for_progress(&mut self, now: Timestamp, server_id: &str, params: Option<&Value>) {
-        let Some(token) = params.and_then(|p| p.get("progressToken")) else { return };
+        let Some(token) = params.and_then(|p| p.get("progressToken")) else {
+            return;
+        };
         let id = match token {
             Value::String(s) => RequestId::String(s.clone()),
             Value::Number(n) => match n.as_i64() {
@@ -629,7 +793,10 @@ impl McpClient {
 
     fn ready_device(&self, server_id: &str) -> Result<&DeviceInfo, ErrorObject> {
         if !self.connected {
-            return Err(ErrorObject::new(code::BROKER_UNAVAILABLE, "broker unavailable: not connected"));
+            return Err(ErrorObject::new(
+                code::BROKER_UNAVAILABLE,
+                "broker unavailable: not connected",
+            ));
         }
         match self.devices.get(server_id) {
             Some(d) if d.state == DeviceState::Ready => Ok(d),
@@ -638,7 +805,11 @@ impl McpClient {
                 format!("device {server_id} is not available (state: {:?})", d.state),
                 json!({"device": server_id, "state": d.state}),
             )),
-            None => Err(ErrorObject::with_data(code::DEVICE_OFFLINE, format!("unknown device {server_id}"), json!({"device": server_id}))),
+            None => Err(ErrorObject::with_data(
+                code::DEVICE_OFFLINE,
+                format!("unknown device {server_id}"),
+                json!({"device": server_id}),
+            )),
         }
     }
 
@@ -688,19 +859,26 @@ impl McpClient {
 
     fn send_cancel(&mut self, server_id: &str, id: &RequestId, reason: &str) {
         let id_value = serde_json::to_value(id).unwrap_or(Value::Null);
-        let msg = Message::notification("notifications/cancelled", Some(json!({"requestId": id_value, "reason": reason})));
+        let msg = Message::notification(
+            "notifications/cancelled",
+            Some(json!({"requestId": id_value, "reason": reason})),
+        );
         self.send_to_device(server_id, &msg);
     }
 
     fn send_to_device(&mut self, server_id: &str, msg: &Message) {
-        let Some(device) = self.devices.get(server_id) else { return };
+        let Some(device) = self.devices.get(server_id) else {
+            return;
+        };
         let topic = topics::rpc(&self.config.client_id, server_id, &device.server_name);
         let p = self.publish(topic, msg.to_bytes(), false);
         self.transmits.push_back(Transmit::Publish(p));
     }
 
     fn forget_device_topics(&mut self, server_id: &str) {
-        let Some(device) = self.devices.get(server_id) else { return };
+        let Some(device) = self.devices.get(server_id) else {
+            return;
+        };
         if device.state == DeviceState::Offline {
             return;
         }
@@ -713,29 +891,50 @@ impl McpClient {
     }
 
     fn mark_offline(&mut self, server_id: &str, why: &str) {
-        let Some(device) = self.devices.get_mut(server_id) else { return };
+        let Some(device) = self.devices.get_mut(server_id) else {
+            return;
+        };
         if device.state == DeviceState::Offline {
             return;
         }
         device.state = DeviceState::Offline;
         self.fail_pending_for(server_id, code::DEVICE_OFFLINE, why);
-        self.events.push_back(ClientEvent::DeviceOffline { server_id: server_id.to_string() });
+        self.events.push_back(ClientEvent::DeviceOffline {
+            server_id: server_id.to_string(),
+        });
     }
 
     fn mark_unreachable(&mut self, server_id: &str, error: ErrorObject) {
         if let Some(d) = self.devices.get_mut(server_id) {
             d.state = DeviceState::Unreachable;
         }
-        self.events.push_back(ClientEvent::DeviceUnreachable { server_id: server_id.to_string(), error });
+        self.events.push_back(ClientEvent::DeviceUnreachable {
+            server_id: server_id.to_string(),
+            error,
+        });
     }
 
     fn fail_pending_for(&mut self, server_id: &str, error_code: i64, why: &str) {
-        let keys: Vec<_> = self.pending.iter().filter(|(_, p)| p.server_id == server_id).map(|(k, _)| k.clone()).collect();
+        let keys: Vec<_> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.server_id == server_id)
+            .map(|(k, _)| k.clone())
+            .collect();
         for key in keys {
-            let Some(p) = self.pending.remove(&key) else { continue };
+            let Some(p) = self.pending.remove(&key) else {
+                continue;
+            };
             if let Purpose::User(handle) = p.purpose {
-                let e = ErrorObject::with_data(error_code, format!("{} to {server_id} failed: {why}", p.method), json!({"device": server_id}));
-                self.events.push_back(ClientEvent::Response { handle, outcome: Err(e) });
+                let e = ErrorObject::with_data(
+                    error_code,
+                    format!("{} to {server_id} failed: {why}", p.method),
+                    json!({"device": server_id}),
+                );
+                self.events.push_back(ClientEvent::Response {
+                    handle,
+                    outcome: Err(e),
+                });
             }
         }
     }
@@ -747,7 +946,10 @@ impl McpClient {
             qos: QoS::AtLeastOnce,
             retain,
             user_properties: vec![
-                (topics::PROP_COMPONENT_TYPE.into(), topics::COMPONENT_CLIENT.into()),
+                (
+                    topics::PROP_COMPONENT_TYPE.into(),
+                    topics::COMPONENT_CLIENT.into(),
+                ),
                 (topics::PROP_CLIENT_ID.into(), self.config.client_id.clone()),
             ],
         }

@@ -20,10 +20,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::jsonrpc::{self, code, ErrorObject, Message, RequestId};
-use crate::link::{Connack, ConnectOptions, Inbound, Publish, QoS, SubscribeToken, Subscription, Transmit};
+use crate::link::{
+    Connack, ConnectOptions, Inbound, Publish, QoS, SubscribeToken, Subscription, Transmit,
+};
 use crate::mcp::topics::{self, DeviceId, Topic};
 use crate::mcp::types::{
-    self, CallToolResult, DeviceMeta, Implementation, InitializeParams, Resource, ResourceContents, ServerOnline, Tool,
+    self, CallToolResult, DeviceMeta, Implementation, InitializeParams, Resource, ResourceContents,
+    ServerOnline, Tool,
 };
 use crate::mcp::MAX_RPC_PAYLOAD;
 use crate::time::Timestamp;
@@ -61,7 +64,12 @@ pub struct DeviceConfig {
 
 impl DeviceConfig {
     /// A config with Axon's defaults for everything but the identity and the tools.
-    pub fn new(device_id: DeviceId, kind: impl Into<String>, description: impl Into<String>, tools: Vec<Tool>) -> Self {
+    pub fn new(
+        device_id: DeviceId,
+        kind: impl Into<String>,
+        description: impl Into<String>,
+        tools: Vec<Tool>,
+    ) -> Self {
         DeviceConfig {
             device_id,
             kind: kind.into(),
@@ -70,7 +78,11 @@ impl DeviceConfig {
             title: None,
             fw: None,
             site: "home".into(),
-            server_info: Implementation { name: "axon-device".into(), title: None, version: env!("CARGO_PKG_VERSION").into() },
+            server_info: Implementation {
+                name: "axon-device".into(),
+                title: None,
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
             tools,
             page_size: 50,
             call_cache_size: 256,
@@ -251,7 +263,10 @@ impl McpServer {
             clean_start: true,
             session_expiry_s: 0,
             user_properties: vec![
-                (topics::PROP_COMPONENT_TYPE.into(), topics::COMPONENT_SERVER.into()),
+                (
+                    topics::PROP_COMPONENT_TYPE.into(),
+                    topics::COMPONENT_SERVER.into(),
+                ),
                 (topics::PROP_META.into(), meta.to_string()),
             ],
             will: Some(self.publish(self.presence_topic(), Vec::new(), true)),
@@ -299,12 +314,17 @@ impl McpServer {
             self.publish_online();
             return;
         }
-        let Some(init) = self.pending_inits.remove(&token) else { return };
+        let Some(init) = self.pending_inits.remove(&token) else {
+            return;
+        };
         let ok = init.outcome.is_ok();
         if let Some(session) = self.sessions.get_mut(&init.client_id) {
             session.ready = ok;
             let topic = session.rpc_topic.clone();
-            let msg = Message::Response(jsonrpc::Response { id: Some(init.request_id), outcome: init.outcome });
+            let msg = Message::Response(jsonrpc::Response {
+                id: Some(init.request_id),
+                outcome: init.outcome,
+            });
             self.send_rpc(topic, &msg);
         }
         if ok {
@@ -318,10 +338,16 @@ impl McpServer {
     /// A message arrived on one of the device's subscriptions.
     pub fn handle_message(&mut self, now: Timestamp, msg: &Inbound) {
         match Topic::parse(&msg.topic) {
-            Some(Topic::Control { server_id, .. }) if server_id == self.config.device_id.as_str() => {
+            Some(Topic::Control { server_id, .. })
+                if server_id == self.config.device_id.as_str() =>
+            {
                 self.handle_control(now, msg);
             }
-            Some(Topic::Rpc { client_id, server_id, .. }) if server_id == self.config.device_id.as_str() => {
+            Some(Topic::Rpc {
+                client_id,
+                server_id,
+                ..
+            }) if server_id == self.config.device_id.as_str() => {
                 let client_id = client_id.to_string();
                 self.handle_rpc(now, &client_id, msg);
             }
@@ -341,15 +367,21 @@ impl McpServer {
     /// The result of a [`ServerEvent::ToolCall`]. A result too large to send becomes a
     /// `-32600` error (PROTOCOL.md §5.7: the device must downscale or say so).
     pub fn handle_tool_result(&mut self, now: Timestamp, call: CallHandle, result: CallToolResult) {
-        let Some(running) = self.running.remove(&call) else { return };
-        let value = serde_json::to_value(&result).unwrap_or_else(|e| json!({"content":[{"type":"text","text":e.to_string()}],"isError":true}));
+        let Some(running) = self.running.remove(&call) else {
+            return;
+        };
+        let value = serde_json::to_value(&result).unwrap_or_else(
+            |e| json!({"content":[{"type":"text","text":e.to_string()}],"isError":true}),
+        );
         let mut waiters = vec![(running.client_id, running.request_id)];
         if let Some(call_id) = running.call_id {
             if let Some(entry) = self.call_cache.get_mut(&call_id) {
                 if let CallState::Running { waiters: w } = &mut entry.state {
                     waiters.append(w);
                 }
-                entry.state = CallState::Done { result: value.clone() };
+                entry.state = CallState::Done {
+                    result: value.clone(),
+                };
                 entry.expires = now + self.config.call_cache_ttl;
             }
         }
@@ -376,12 +408,17 @@ impl McpServer {
     /// clients get `notifications/resources/updated`, at most once per second.
     pub fn set_telemetry(&mut self, now: Timestamp, telemetry: Value) {
         self.telemetry = Some(telemetry);
-        if !self.sessions.values().any(|s| s.resource_subscriptions.contains(&self.telemetry_uri())) {
+        if !self
+            .sessions
+            .values()
+            .any(|s| s.resource_subscriptions.contains(&self.telemetry_uri()))
+        {
             return;
         }
         match self.last_resource_update {
             Some(last) if now < last + RESOURCE_UPDATE_INTERVAL => {
-                self.resource_update_due.get_or_insert(last + RESOURCE_UPDATE_INTERVAL);
+                self.resource_update_due
+                    .get_or_insert(last + RESOURCE_UPDATE_INTERVAL);
             }
             _ => self.send_resource_updated(now),
         }
@@ -416,7 +453,11 @@ impl McpServer {
 
     /// When [`McpServer::handle_timeout`] wants to run next.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let cache = self.call_order.front().and_then(|id| self.call_cache.get(id)).map(|c| c.expires);
+        let cache = self
+            .call_order
+            .front()
+            .and_then(|id| self.call_cache.get(id))
+            .map(|c| c.expires);
         crate::time::earliest(self.resource_update_due, cache)
     }
 
@@ -424,17 +465,26 @@ impl McpServer {
 
     fn handle_control(&mut self, _now: Timestamp, msg: &Inbound) {
         // Without MCP-MQTT-CLIENT-ID there is no RPC topic to answer on (PROTOCOL.md §2.3).
-        let Some(client_id) = msg.user_property(topics::PROP_CLIENT_ID).map(str::to_string) else {
+        let Some(client_id) = msg
+            .user_property(topics::PROP_CLIENT_ID)
+            .map(str::to_string)
+        else {
             self.events.push_back(ServerEvent::Rejected {
                 client_id: None,
-                error: ErrorObject::new(code::INVALID_REQUEST, "initialize without the MCP-MQTT-CLIENT-ID user property; cannot answer"),
+                error: ErrorObject::new(
+                    code::INVALID_REQUEST,
+                    "initialize without the MCP-MQTT-CLIENT-ID user property; cannot answer",
+                ),
             });
             return;
         };
         if topics::check_client_id(&client_id).is_err() {
             self.events.push_back(ServerEvent::Rejected {
                 client_id: Some(client_id.clone()),
-                error: ErrorObject::new(code::INVALID_REQUEST, format!("invalid client id {client_id:?} in MCP-MQTT-CLIENT-ID")),
+                error: ErrorObject::new(
+                    code::INVALID_REQUEST,
+                    format!("invalid client id {client_id:?} in MCP-MQTT-CLIENT-ID"),
+                ),
             });
             return;
         }
@@ -448,31 +498,71 @@ impl McpServer {
             },
             Ok(Message::Request(req)) if req.method == "initialize" => {
                 let outcome = self.initialize_result(req.params);
-                let version = outcome.as_ref().ok().and_then(|v| v["protocolVersion"].as_str()).unwrap_or_default().to_string();
+                let version = outcome
+                    .as_ref()
+                    .ok()
+                    .and_then(|v| v["protocolVersion"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
                 (req.id, outcome, version)
             }
             Ok(Message::Request(req)) => {
-                let e = ErrorObject::new(code::INVALID_REQUEST, format!("only initialize goes to the control topic, got {}", req.method));
+                let e = ErrorObject::new(
+                    code::INVALID_REQUEST,
+                    format!(
+                        "only initialize goes to the control topic, got {}",
+                        req.method
+                    ),
+                );
                 (req.id, Err(e), String::new())
             }
             Ok(_) => {
-                self.reject(Some(client_id), ErrorObject::new(code::INVALID_REQUEST, "the control topic takes initialize requests only"));
+                self.reject(
+                    Some(client_id),
+                    ErrorObject::new(
+                        code::INVALID_REQUEST,
+                        "the control topic takes initialize requests only",
+                    ),
+                );
                 return;
             }
         };
         if let Err(e) = &outcome {
-            self.events.push_back(ServerEvent::Rejected { client_id: Some(client_id.clone()), error: e.clone() });
+            self.events.push_back(ServerEvent::Rejected {
+                client_id: Some(client_id.clone()),
+                error: e.clone(),
+            });
         }
         // A second initialize from a known client replaces its session (PROTOCOL.md quirk 14).
-        let rpc_topic = topics::rpc(&client_id, self.config.device_id.as_str(), &self.server_name);
+        let rpc_topic = topics::rpc(
+            &client_id,
+            self.config.device_id.as_str(),
+            &self.server_name,
+        );
         self.sessions.insert(
             client_id.clone(),
-            ClientSession { rpc_topic: rpc_topic.clone(), ready: false, resource_subscriptions: HashSet::new() },
+            ClientSession {
+                rpc_topic: rpc_topic.clone(),
+                ready: false,
+                resource_subscriptions: HashSet::new(),
+            },
         );
         let token = self.token();
-        self.pending_inits.insert(token, PendingInit { client_id: client_id.clone(), request_id, outcome, protocol_version: version });
+        self.pending_inits.insert(
+            token,
+            PendingInit {
+                client_id: client_id.clone(),
+                request_id,
+                outcome,
+                protocol_version: version,
+            },
+        );
         // Subscribe to the client's three topics and answer only after the SUBACK (quirk 10).
-        let sub = |filter: String, no_local: bool| Subscription { filter, qos: QoS::AtLeastOnce, no_local };
+        let sub = |filter: String, no_local: bool| Subscription {
+            filter,
+            qos: QoS::AtLeastOnce,
+            no_local,
+        };
         self.transmits.push_back(Transmit::Subscribe {
             token,
             subscriptions: vec![
@@ -549,22 +639,41 @@ impl McpServer {
                 let subscribe = req.method == "resources/subscribe";
                 self.resources_subscribe(client_id, req.params.as_ref(), subscribe)
             }
-            "initialize" => Err(ErrorObject::new(code::INVALID_REQUEST, "initialize goes to the control topic, not the RPC topic")),
+            "initialize" => Err(ErrorObject::new(
+                code::INVALID_REQUEST,
+                "initialize goes to the control topic, not the RPC topic",
+            )),
             other => Err(ErrorObject::method_not_found(other)),
         };
         if let Err(e) = &outcome {
             self.reject(Some(client_id.to_string()), e.clone());
         }
-        self.answer(client_id, Message::Response(jsonrpc::Response { id: Some(id), outcome }));
+        self.answer(
+            client_id,
+            Message::Response(jsonrpc::Response {
+                id: Some(id),
+                outcome,
+            }),
+        );
     }
 
     fn tools_list(&self, params: Option<&Value>) -> Result<Value, ErrorObject> {
         let start = match params.and_then(|p| p.get("cursor")) {
             None | Some(Value::Null) => 0,
-            Some(Value::String(c)) => c.parse::<usize>().ok().filter(|n| *n <= self.config.tools.len()).ok_or_else(|| {
-                ErrorObject::invalid_params(format!("invalid cursor {c:?}: use the nextCursor of the previous page"))
-            })?,
-            Some(other) => return Err(ErrorObject::invalid_params(format!("cursor must be a string, got {other}"))),
+            Some(Value::String(c)) => c
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= self.config.tools.len())
+                .ok_or_else(|| {
+                    ErrorObject::invalid_params(format!(
+                        "invalid cursor {c:?}: use the nextCursor of the previous page"
+                    ))
+                })?,
+            Some(other) => {
+                return Err(ErrorObject::invalid_params(format!(
+                    "cursor must be a string, got {other}"
+                )))
+            }
         };
         let page = self.config.page_size.max(1);
         let end = (start + page).min(self.config.tools.len());
@@ -583,13 +692,24 @@ impl McpServer {
         };
         let params = req.params.unwrap_or(Value::Null);
         let Some(name) = params.get("name").and_then(Value::as_str) else {
-            return fail(self, ErrorObject::with_data(code::INVALID_PARAMS, "tools/call needs params.name (a string)", json!({"field":"name"})));
+            return fail(
+                self,
+                ErrorObject::with_data(
+                    code::INVALID_PARAMS,
+                    "tools/call needs params.name (a string)",
+                    json!({"field":"name"}),
+                ),
+            );
         };
         let Some(tool) = self.config.tools.iter().find(|t| t.name == name) else {
             let known: Vec<&str> = self.config.tools.iter().map(|t| t.name.as_str()).collect();
             return fail(
                 self,
-                ErrorObject::with_data(code::INVALID_PARAMS, format!("unknown tool {name:?}; this device has {known:?}"), json!({"field":"name","tools":known})),
+                ErrorObject::with_data(
+                    code::INVALID_PARAMS,
+                    format!("unknown tool {name:?}; this device has {known:?}"),
+                    json!({"field":"name","tools":known}),
+                ),
             );
         };
         let arguments = match params.get("arguments") {
@@ -600,7 +720,11 @@ impl McpServer {
             return fail(self, e.to_error_object());
         }
         let name = name.to_string();
-        let call_id = params.get("_meta").and_then(|m| m.get(types::META_CALL_ID)).and_then(Value::as_str).map(str::to_string);
+        let call_id = params
+            .get("_meta")
+            .and_then(|m| m.get(types::META_CALL_ID))
+            .and_then(Value::as_str)
+            .map(str::to_string);
         if let Some(call_id) = &call_id {
             self.expire_calls(now);
             let args_hash = hash_json(&arguments);
@@ -608,7 +732,11 @@ impl McpServer {
                 if entry.tool != name || entry.args_hash != args_hash {
                     return fail(
                         self,
-                        ErrorObject::with_data(code::INVALID_PARAMS, "call-id reused with different arguments", json!({"field":"_meta.axon/call-id"})),
+                        ErrorObject::with_data(
+                            code::INVALID_PARAMS,
+                            "call-id reused with different arguments",
+                            json!({"field":"_meta.axon/call-id"}),
+                        ),
                     );
                 }
                 match &mut entry.state {
@@ -620,22 +748,40 @@ impl McpServer {
                 }
                 return;
             }
-            self.remember_call(call_id.clone(), CachedCall {
-                tool: name.clone(),
-                args_hash,
-                state: CallState::Running { waiters: Vec::new() },
-                expires: now + self.config.call_cache_ttl,
-            });
+            self.remember_call(
+                call_id.clone(),
+                CachedCall {
+                    tool: name.clone(),
+                    args_hash,
+                    state: CallState::Running {
+                        waiters: Vec::new(),
+                    },
+                    expires: now + self.config.call_cache_ttl,
+                },
+            );
         }
         let call = CallHandle(self.next_call);
         self.next_call += 1;
-        self.running.insert(call, RunningCall { client_id: client_id.to_string(), request_id: id, call_id });
-        self.events.push_back(ServerEvent::ToolCall { call, name, arguments });
+        self.running.insert(
+            call,
+            RunningCall {
+                client_id: client_id.to_string(),
+                request_id: id,
+                call_id,
+            },
+        );
+        self.events.push_back(ServerEvent::ToolCall {
+            call,
+            name,
+            arguments,
+        });
     }
 
     fn remember_call(&mut self, call_id: String, entry: CachedCall) {
         while self.call_cache.len() >= self.config.call_cache_size.max(1) {
-            let Some(oldest) = self.call_order.pop_front() else { break };
+            let Some(oldest) = self.call_order.pop_front() else {
+                break;
+            };
             self.call_cache.remove(&oldest);
         }
         self.call_order.push_back(call_id.clone());
@@ -666,29 +812,67 @@ impl McpServer {
             uri: self.telemetry_uri(),
             name: "telemetry".into(),
             title: Some("Latest telemetry".into()),
-            description: Some("The latest telemetry sample, as published on axon/telemetry/{id}/latest".into()),
+            description: Some(
+                "The latest telemetry sample, as published on axon/telemetry/{id}/latest".into(),
+            ),
             mime_type: Some("application/json".into()),
         }
     }
 
     fn resources_read(&self, params: Option<&Value>) -> Result<Value, ErrorObject> {
-        let uri = params.and_then(|p| p.get("uri")).and_then(Value::as_str).ok_or_else(|| {
-            ErrorObject::with_data(code::INVALID_PARAMS, "resources/read needs params.uri (a string)", json!({"field":"uri"}))
-        })?;
+        let uri = params
+            .and_then(|p| p.get("uri"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ErrorObject::with_data(
+                    code::INVALID_PARAMS,
+                    "resources/read needs params.uri (a string)",
+                    json!({"field":"uri"}),
+                )
+            })?;
         if uri != self.telemetry_uri() {
-            return Err(ErrorObject::with_data(code::RESOURCE_NOT_FOUND, format!("resource not found: {uri}"), json!({"uri": uri})));
+            return Err(ErrorObject::with_data(
+                code::RESOURCE_NOT_FOUND,
+                format!("resource not found: {uri}"),
+                json!({"uri": uri}),
+            ));
         }
-        let text = self.telemetry.as_ref().map(Value::to_string).unwrap_or_else(|| "{}".into());
-        let contents = ResourceContents { uri: uri.to_string(), mime_type: Some("application/json".into()), text: Some(text), blob: None };
+        let text = self
+            .telemetry
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_else(|| "{}".into());
+        let contents = ResourceContents {
+            uri: uri.to_string(),
+            mime_type: Some("application/json".into()),
+            text: Some(text),
+            blob: None,
+        };
         Ok(json!({"contents": [contents]}))
     }
 
-    fn resources_subscribe(&mut self, client_id: &str, params: Option<&Value>, subscribe: bool) -> Result<Value, ErrorObject> {
-        let uri = params.and_then(|p| p.get("uri")).and_then(Value::as_str).ok_or_else(|| {
-            ErrorObject::with_data(code::INVALID_PARAMS, "params.uri (a string) is required", json!({"field":"uri"}))
-        })?;
+    fn resources_subscribe(
+        &mut self,
+        client_id: &str,
+        params: Option<&Value>,
+        subscribe: bool,
+    ) -> Result<Value, ErrorObject> {
+        let uri = params
+            .and_then(|p| p.get("uri"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ErrorObject::with_data(
+                    code::INVALID_PARAMS,
+                    "params.uri (a string) is required",
+                    json!({"field":"uri"}),
+                )
+            })?;
         if uri != self.telemetry_uri() {
-            return Err(ErrorObject::with_data(code::RESOURCE_NOT_FOUND, format!("resource not found: {uri}"), json!({"uri": uri})));
+            return Err(ErrorObject::with_data(
+                code::RESOURCE_NOT_FOUND,
+                format!("resource not found: {uri}"),
+                json!({"uri": uri}),
+            ));
         }
         if let Some(s) = self.sessions.get_mut(client_id) {
             if subscribe {
@@ -702,7 +886,10 @@ impl McpServer {
 
     fn send_resource_updated(&mut self, now: Timestamp) {
         self.last_resource_update = Some(now);
-        let msg = Message::notification("notifications/resources/updated", Some(json!({"uri": self.telemetry_uri()})));
+        let msg = Message::notification(
+            "notifications/resources/updated",
+            Some(json!({"uri": self.telemetry_uri()})),
+        );
         self.send_capability(&msg);
     }
 
@@ -721,20 +908,31 @@ impl McpServer {
     }
 
     fn drop_client(&mut self, client_id: &str) {
-        let Some(session) = self.sessions.remove(client_id) else { return };
+        let Some(session) = self.sessions.remove(client_id) else {
+            return;
+        };
         self.pending_inits.retain(|_, p| p.client_id != client_id);
         self.transmits.push_back(Transmit::Unsubscribe {
-            filters: vec![topics::client_presence(client_id), topics::client_capability(client_id), session.rpc_topic],
+            filters: vec![
+                topics::client_presence(client_id),
+                topics::client_capability(client_id),
+                session.rpc_topic,
+            ],
         });
-        self.events.push_back(ServerEvent::ClientLeft { client_id: client_id.to_string() });
+        self.events.push_back(ServerEvent::ClientLeft {
+            client_id: client_id.to_string(),
+        });
     }
 
     fn reject(&mut self, client_id: Option<String>, error: ErrorObject) {
-        self.events.push_back(ServerEvent::Rejected { client_id, error });
+        self.events
+            .push_back(ServerEvent::Rejected { client_id, error });
     }
 
     fn answer(&mut self, client_id: &str, msg: Message) {
-        let Some(topic) = self.sessions.get(client_id).map(|s| s.rpc_topic.clone()) else { return };
+        let Some(topic) = self.sessions.get(client_id).map(|s| s.rpc_topic.clone()) else {
+            return;
+        };
         self.send_rpc(topic, &msg);
     }
 
@@ -747,7 +945,11 @@ impl McpServer {
             };
             let e = ErrorObject::with_data(
                 code::INVALID_REQUEST,
-                format!("payload too large: the result is {} bytes, over the {} byte limit", bytes.len(), MAX_RPC_PAYLOAD),
+                format!(
+                    "payload too large: the result is {} bytes, over the {} byte limit",
+                    bytes.len(),
+                    MAX_RPC_PAYLOAD
+                ),
                 json!({"limit": MAX_RPC_PAYLOAD, "size": bytes.len()}),
             );
             bytes = Message::error(id, e).to_bytes();
@@ -768,11 +970,16 @@ impl McpServer {
             description: self.config.description.clone(),
             meta: Some(json!({"axon": self.device_meta()})),
         };
-        let msg = Message::notification("notifications/server/online", serde_json::to_value(online).ok());
+        let msg = Message::notification(
+            "notifications/server/online",
+            serde_json::to_value(online).ok(),
+        );
         let p = self.publish(self.presence_topic(), msg.to_bytes(), true);
         self.transmits.push_back(Transmit::Publish(p));
         self.online = true;
-        self.events.push_back(ServerEvent::Online { server_name: self.server_name.clone() });
+        self.events.push_back(ServerEvent::Online {
+            server_name: self.server_name.clone(),
+        });
     }
 
     fn device_meta(&self) -> DeviceMeta {
@@ -792,8 +999,14 @@ impl McpServer {
             qos: QoS::AtLeastOnce,
             retain,
             user_properties: vec![
-                (topics::PROP_COMPONENT_TYPE.into(), topics::COMPONENT_SERVER.into()),
-                (topics::PROP_CLIENT_ID.into(), self.config.device_id.to_string()),
+                (
+                    topics::PROP_COMPONENT_TYPE.into(),
+                    topics::COMPONENT_SERVER.into(),
+                ),
+                (
+                    topics::PROP_CLIENT_ID.into(),
+                    self.config.device_id.to_string(),
+                ),
             ],
         }
     }
@@ -827,7 +1040,10 @@ fn cheap_request_id(payload: &[u8]) -> Option<RequestId> {
         let end = s.find('"')?;
         return Some(RequestId::String(s[..end].to_string()));
     }
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '-').collect();
+    let digits: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect();
     digits.parse().ok().map(RequestId::Number)
 }
 
@@ -837,8 +1053,14 @@ mod tests {
 
     #[test]
     fn cheap_id_finds_numbers_and_strings() {
-        assert_eq!(cheap_request_id(br#"{"jsonrpc":"2.0","id": 42,"method":"x"}"#), Some(RequestId::Number(42)));
-        assert_eq!(cheap_request_id(br#"{"id":"abc","params":{}}"#), Some(RequestId::String("abc".into())));
+        assert_eq!(
+            cheap_request_id(br#"{"jsonrpc":"2.0","id": 42,"method":"x"}"#),
+            Some(RequestId::Number(42))
+        );
+        assert_eq!(
+            cheap_request_id(br#"{"id":"abc","params":{}}"#),
+            Some(RequestId::String("abc".into()))
+        );
         assert_eq!(cheap_request_id(b"garbage"), None);
     }
 

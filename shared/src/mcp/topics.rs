@@ -32,7 +32,9 @@ pub enum NameError {
     #[error("invalid device id {0:?}: use 1-32 characters a-z, 0-9 and '-', starting with a letter or digit; 'presence' and 'capability' are reserved")]
     DeviceId(String),
     /// A tool name that breaks `^[a-z][a-z0-9_]{0,63}$`.
-    #[error("invalid tool name {0:?}: use 1-64 characters a-z, 0-9 and '_', starting with a letter")]
+    #[error(
+        "invalid tool name {0:?}: use 1-64 characters a-z, 0-9 and '_', starting with a letter"
+    )]
     ToolName(String),
     /// A server name with a wildcard or an empty level.
     #[error("invalid server name {0:?}: it must not be empty or contain '+' or '#'")]
@@ -43,7 +45,9 @@ pub enum NameError {
 }
 
 /// A device's id; also its MQTT client id and MCP server-id (PROTOCOL.md §5.1).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct DeviceId(String);
 
@@ -53,11 +57,17 @@ impl DeviceId {
         let id = id.into();
         let ok = !id.is_empty()
             && id.len() <= 32
-            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && id.as_bytes()[0] != b'-'
             && id != "presence"
             && id != "capability";
-        if ok { Ok(DeviceId(id)) } else { Err(NameError::DeviceId(id)) }
+        if ok {
+            Ok(DeviceId(id))
+        } else {
+            Err(NameError::DeviceId(id))
+        }
     }
 
     /// The id as text.
@@ -77,14 +87,25 @@ pub fn check_tool_name(name: &str) -> Result<(), NameError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_lowercase()
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok { Ok(()) } else { Err(NameError::ToolName(name.to_string())) }
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(NameError::ToolName(name.to_string()))
+    }
 }
 
 /// Checks an MCP server name: non-empty, no wildcards, no empty levels.
 pub fn check_server_name(name: &str) -> Result<(), NameError> {
-    let ok = !name.is_empty() && !name.contains(['+', '#']) && name.split('/').all(|l| !l.is_empty());
-    if ok { Ok(()) } else { Err(NameError::ServerName(name.to_string())) }
+    let ok =
+        !name.is_empty() && !name.contains(['+', '#']) && name.split('/').all(|l| !l.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(NameError::ServerName(name.to_string()))
+    }
 }
 
 /// Checks an MQTT client id used as server-id or mcp-client-id.
@@ -219,33 +240,54 @@ impl<'a> Topic<'a> {
         if let Some(rest) = topic.strip_prefix("$mcp-server/") {
             if let Some(rest) = rest.strip_prefix("presence/") {
                 let (server_id, server_name) = split2(rest)?;
-                return Some(Topic::ServerPresence { server_id, server_name });
+                return Some(Topic::ServerPresence {
+                    server_id,
+                    server_name,
+                });
             }
             if let Some(rest) = rest.strip_prefix("capability/") {
                 let (server_id, server_name) = split2(rest)?;
-                return Some(Topic::ServerCapability { server_id, server_name });
+                return Some(Topic::ServerCapability {
+                    server_id,
+                    server_name,
+                });
             }
             let (server_id, server_name) = split2(rest)?;
-            return Some(Topic::Control { server_id, server_name });
+            return Some(Topic::Control {
+                server_id,
+                server_name,
+            });
         }
         if let Some(rest) = topic.strip_prefix("$mcp-client/") {
             if let Some(client_id) = rest.strip_prefix("presence/") {
-                return (nonempty(client_id) && !client_id.contains('/')).then_some(Topic::ClientPresence { client_id });
+                return (nonempty(client_id) && !client_id.contains('/'))
+                    .then_some(Topic::ClientPresence { client_id });
             }
             if let Some(client_id) = rest.strip_prefix("capability/") {
-                return (nonempty(client_id) && !client_id.contains('/')).then_some(Topic::ClientCapability { client_id });
+                return (nonempty(client_id) && !client_id.contains('/'))
+                    .then_some(Topic::ClientCapability { client_id });
             }
             return None;
         }
         if let Some(rest) = topic.strip_prefix("$mcp-rpc/") {
             let (client_id, rest) = split2(rest)?;
             let (server_id, server_name) = split2(rest)?;
-            return Some(Topic::Rpc { client_id, server_id, server_name });
+            return Some(Topic::Rpc {
+                client_id,
+                server_id,
+                server_name,
+            });
         }
         if let Some(rest) = topic.strip_prefix("axon/telemetry/") {
             return match rest.split_once('/') {
-                None if nonempty(rest) => Some(Topic::Telemetry { device: rest, latest: false }),
-                Some((device, "latest")) if nonempty(device) => Some(Topic::Telemetry { device, latest: true }),
+                None if nonempty(rest) => Some(Topic::Telemetry {
+                    device: rest,
+                    latest: false,
+                }),
+                Some((device, "latest")) if nonempty(device) => Some(Topic::Telemetry {
+                    device,
+                    latest: true,
+                }),
                 _ => None,
             };
         }
@@ -264,7 +306,16 @@ mod tests {
     fn device_ids_follow_the_convention() {
         assert!(DeviceId::new("kitchen-1").is_ok());
         assert!(DeviceId::new("web-0a1b2c3d").is_ok());
-        for bad in ["", "-a", "Kitchen", "a.b", "a/b", "presence", "capability", &"a".repeat(33)] {
+        for bad in [
+            "",
+            "-a",
+            "Kitchen",
+            "a.b",
+            "a/b",
+            "presence",
+            "capability",
+            &"a".repeat(33),
+        ] {
             assert!(DeviceId::new(bad).is_err(), "{bad:?} should be rejected");
         }
     }
@@ -282,21 +333,56 @@ mod tests {
         let name = "axon/lamp/kitchen-1";
         assert_eq!(
             Topic::parse(&rpc("axon-hub.home.0011aabb", "kitchen-1", name)),
-            Some(Topic::Rpc { client_id: "axon-hub.home.0011aabb", server_id: "kitchen-1", server_name: name })
+            Some(Topic::Rpc {
+                client_id: "axon-hub.home.0011aabb",
+                server_id: "kitchen-1",
+                server_name: name
+            })
         );
         assert_eq!(
             Topic::parse(&server_presence("kitchen-1", name)),
-            Some(Topic::ServerPresence { server_id: "kitchen-1", server_name: name })
+            Some(Topic::ServerPresence {
+                server_id: "kitchen-1",
+                server_name: name
+            })
         );
         assert_eq!(
             Topic::parse(&server_capability("kitchen-1", name)),
-            Some(Topic::ServerCapability { server_id: "kitchen-1", server_name: name })
+            Some(Topic::ServerCapability {
+                server_id: "kitchen-1",
+                server_name: name
+            })
         );
-        assert_eq!(Topic::parse(&control("kitchen-1", name)), Some(Topic::Control { server_id: "kitchen-1", server_name: name }));
-        assert_eq!(Topic::parse(&client_presence("c1")), Some(Topic::ClientPresence { client_id: "c1" }));
-        assert_eq!(Topic::parse(&telemetry_latest("s1")), Some(Topic::Telemetry { device: "s1", latest: true }));
-        assert_eq!(Topic::parse(&events("s1")), Some(Topic::Events { device: "s1" }));
-        for bad in ["", "$mcp-rpc/a/b", "$mcp-server/presence/x", "axon/telemetry/", "axon/telemetry/a/b", "other"] {
+        assert_eq!(
+            Topic::parse(&control("kitchen-1", name)),
+            Some(Topic::Control {
+                server_id: "kitchen-1",
+                server_name: name
+            })
+        );
+        assert_eq!(
+            Topic::parse(&client_presence("c1")),
+            Some(Topic::ClientPresence { client_id: "c1" })
+        );
+        assert_eq!(
+            Topic::parse(&telemetry_latest("s1")),
+            Some(Topic::Telemetry {
+                device: "s1",
+                latest: true
+            })
+        );
+        assert_eq!(
+            Topic::parse(&events("s1")),
+            Some(Topic::Events { device: "s1" })
+        );
+        for bad in [
+            "",
+            "$mcp-rpc/a/b",
+            "$mcp-server/presence/x",
+            "axon/telemetry/",
+            "axon/telemetry/a/b",
+            "other",
+        ] {
             assert_eq!(Topic::parse(bad), None, "{bad:?}");
         }
     }

@@ -14,7 +14,11 @@ pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 3] = ["2025-06-18", "2025-03-26", 
 
 /// The version a server answers to an offer: the offer if supported, else the latest.
 pub fn negotiate_version(offered: &str) -> &'static str {
-    SUPPORTED_PROTOCOL_VERSIONS.iter().find(|v| **v == offered).copied().unwrap_or(LATEST_PROTOCOL_VERSION)
+    SUPPORTED_PROTOCOL_VERSIONS
+        .iter()
+        .find(|v| **v == offered)
+        .copied()
+        .unwrap_or(LATEST_PROTOCOL_VERSION)
 }
 
 /// `_meta` key: the idempotency key of a tool call.
@@ -199,7 +203,12 @@ impl CallToolResult {
 
     /// A tool failure the LLM can read (`isError: true`).
     pub fn tool_error(message: impl Into<String>) -> Self {
-        CallToolResult { content: vec![ContentBlock::text(message)], structured_content: None, is_error: true, meta: None }
+        CallToolResult {
+            content: vec![ContentBlock::text(message)],
+            structured_content: None,
+            is_error: true,
+            meta: None,
+        }
     }
 
     /// The text of the first text block, if any.

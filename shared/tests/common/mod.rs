@@ -76,7 +76,10 @@ pub fn lamp_tools() -> Vec<Tool> {
             open_world_hint: Some(false),
             title: None,
         }),
-        meta: Some(serde_json::Map::from_iter([("axon/permission".to_string(), json!(permission))])),
+        meta: Some(serde_json::Map::from_iter([(
+            "axon/permission".to_string(),
+            json!(permission),
+        )])),
     };
     vec![
         tool(
@@ -91,12 +94,22 @@ pub fn lamp_tools() -> Vec<Tool> {
             false,
             "auto",
         ),
-        tool("get_state", json!({"type":"object","properties":{},"additionalProperties":false}), true, "auto"),
+        tool(
+            "get_state",
+            json!({"type":"object","properties":{},"additionalProperties":false}),
+            true,
+            "auto",
+        ),
     ]
 }
 
 pub fn lamp_config(id: &str) -> DeviceConfig {
-    let mut c = DeviceConfig::new(DeviceId::new(id).expect("test ids are valid"), "lamp", format!("Lamp {id}"), lamp_tools());
+    let mut c = DeviceConfig::new(
+        DeviceId::new(id).expect("test ids are valid"),
+        "lamp",
+        format!("Lamp {id}"),
+        lamp_tools(),
+    );
     c.room = Some("kitchen".into());
     c.title = Some(format!("Lamp {id}"));
     c
@@ -157,7 +170,9 @@ impl Net {
     pub fn connect_device(&mut self, i: usize) {
         self.devices[i].connected = true;
         let now = self.now;
-        self.devices[i].server.handle_connected(now, &Connack::default());
+        self.devices[i]
+            .server
+            .handle_connected(now, &Connack::default());
         self.settle();
     }
 
@@ -196,16 +211,29 @@ impl Net {
 
     /// A raw publish from the probe, e.g. malformed JSON on an RPC topic.
     pub fn probe_publish(&mut self, topic: &str, payload: &[u8], props: Vec<(String, String)>) {
-        let p = Publish { topic: topic.into(), payload: payload.to_vec(), qos: link::QoS::AtLeastOnce, retain: false, user_properties: props };
+        let p = Publish {
+            topic: topic.into(),
+            payload: payload.to_vec(),
+            qos: link::QoS::AtLeastOnce,
+            retain: false,
+            user_properties: props,
+        };
         self.route(Node::Probe, p);
         self.settle();
     }
 
     pub fn probe_subscribe(&mut self, filter: &str) {
-        self.apply(Node::Probe, Transmit::Subscribe {
-            token: SubscribeToken(0),
-            subscriptions: vec![Subscription { filter: filter.into(), qos: link::QoS::AtLeastOnce, no_local: true }],
-        });
+        self.apply(
+            Node::Probe,
+            Transmit::Subscribe {
+                token: SubscribeToken(0),
+                subscriptions: vec![Subscription {
+                    filter: filter.into(),
+                    qos: link::QoS::AtLeastOnce,
+                    no_local: true,
+                }],
+            },
+        );
         self.settle();
     }
 
@@ -307,12 +335,19 @@ impl Net {
         for d in &mut self.devices {
             while let Some(e) = d.server.poll_event() {
                 busy = true;
-                if let ServerEvent::ToolCall { call, name, arguments } = &e {
+                if let ServerEvent::ToolCall {
+                    call,
+                    name,
+                    arguments,
+                } = &e
+                {
                     match d.mode {
                         ToolMode::Hold => d.held.push(*call),
                         ToolMode::Echo => {
                             d.executed.push((name.clone(), arguments.clone()));
-                            let r = CallToolResult::structured(json!({"tool": name, "arguments": arguments, "count": d.executed.len()}));
+                            let r = CallToolResult::structured(
+                                json!({"tool": name, "arguments": arguments, "count": d.executed.len()}),
+                            );
                             d.server.handle_tool_result(now, *call, r);
                         }
                     }
@@ -329,7 +364,8 @@ impl Net {
         let d = &mut self.devices[i];
         for call in std::mem::take(&mut d.held) {
             d.executed.push(("held".into(), json!({})));
-            let r = CallToolResult::structured(json!({"released": true, "count": d.executed.len()}));
+            let r =
+                CallToolResult::structured(json!({"released": true, "count": d.executed.len()}));
             d.server.handle_tool_result(now, call, r);
         }
         self.settle();
@@ -338,13 +374,21 @@ impl Net {
     fn apply(&mut self, node: Node, t: Transmit) {
         match t {
             Transmit::Publish(p) => self.route(node, p),
-            Transmit::Subscribe { token, subscriptions } => {
+            Transmit::Subscribe {
+                token,
+                subscriptions,
+            } => {
                 for s in subscriptions {
                     self.trace.push(format!("SUB {node:?} {}", s.filter));
                     // Replay retained messages that match, with RETAIN = 1.
-                    let replay: Vec<Inbound> =
-                        self.retained.values().filter(|m| link::topic_matches(&s.filter, &m.topic)).cloned().collect();
-                    self.subs.retain(|(n, old)| !(*n == node && old.filter == s.filter));
+                    let replay: Vec<Inbound> = self
+                        .retained
+                        .values()
+                        .filter(|m| link::topic_matches(&s.filter, &m.topic))
+                        .cloned()
+                        .collect();
+                    self.subs
+                        .retain(|(n, old)| !(*n == node && old.filter == s.filter));
                     self.subs.push((node, s));
                     for m in replay {
                         self.inbox.push_back((node, m));
@@ -353,7 +397,8 @@ impl Net {
                 self.subacks.push_back((node, token));
             }
             Transmit::Unsubscribe { filters } => {
-                self.subs.retain(|(n, s)| !(*n == node && filters.contains(&s.filter)));
+                self.subs
+                    .retain(|(n, s)| !(*n == node && filters.contains(&s.filter)));
             }
         }
     }
@@ -361,19 +406,32 @@ impl Net {
     fn route(&mut self, from: Node, p: Publish) {
         self.trace.push(format!("PUB {from:?} {}", p.topic));
         self.wire.push((from, p.clone()));
-        let msg = Inbound { topic: p.topic.clone(), payload: p.payload.clone(), retain: false, user_properties: p.user_properties.clone() };
+        let msg = Inbound {
+            topic: p.topic.clone(),
+            payload: p.payload.clone(),
+            retain: false,
+            user_properties: p.user_properties.clone(),
+        };
         if p.retain {
             if p.payload.is_empty() {
                 self.retained.remove(&p.topic);
             } else {
-                self.retained.insert(p.topic.clone(), Inbound { retain: true, ..msg.clone() });
+                self.retained.insert(
+                    p.topic.clone(),
+                    Inbound {
+                        retain: true,
+                        ..msg.clone()
+                    },
+                );
             }
         }
         // One delivery per node even with overlapping subscriptions (MQTT 5 allows either).
         let mut targets: Vec<Node> = self
             .subs
             .iter()
-            .filter(|(n, s)| link::topic_matches(&s.filter, &p.topic) && !(s.no_local && *n == from))
+            .filter(|(n, s)| {
+                link::topic_matches(&s.filter, &p.topic) && !(s.no_local && *n == from)
+            })
             .map(|(n, _)| *n)
             .collect();
         targets.sort();
@@ -389,7 +447,10 @@ impl Net {
     }
 
     /// The outcome of request `handle`, if it finished.
-    pub fn outcome(&self, handle: RequestHandle) -> Option<&Result<Value, axon_core::jsonrpc::ErrorObject>> {
+    pub fn outcome(
+        &self,
+        handle: RequestHandle,
+    ) -> Option<&Result<Value, axon_core::jsonrpc::ErrorObject>> {
         self.hub_events.iter().find_map(|e| match e {
             ClientEvent::Response { handle: h, outcome } if *h == handle => Some(outcome),
             _ => None,
@@ -397,38 +458,63 @@ impl Net {
     }
 
     /// Calls a tool through the hub and settles.
-    pub fn call(&mut self, device: &str, tool: &str, args: Value) -> Result<RequestHandle, axon_core::jsonrpc::ErrorObject> {
+    pub fn call(
+        &mut self,
+        device: &str,
+        tool: &str,
+        args: Value,
+    ) -> Result<RequestHandle, axon_core::jsonrpc::ErrorObject> {
         let now = self.now;
-        let h = self.hub.call_tool(now, device, tool, args, Default::default());
+        let h = self
+            .hub
+            .call_tool(now, device, tool, args, Default::default());
         self.settle();
         h
     }
 
     /// The hub's device `id` in state Ready.
     pub fn ready(&self, id: &str) -> bool {
-        self.hub.device(id).is_some_and(|d| d.state == axon_core::mcp::client::DeviceState::Ready)
+        self.hub
+            .device(id)
+            .is_some_and(|d| d.state == axon_core::mcp::client::DeviceState::Ready)
     }
 }
 
 /// A raw MCP client on the probe: initializes device `i` as client `client_id` and returns the
 /// RPC topic to talk on. Answers land in `net.probe_inbox`.
-pub fn probe_initialize(net: &mut Net, i: usize, client_id: &str, version: &str) -> (String, Value) {
+pub fn probe_initialize(
+    net: &mut Net,
+    i: usize,
+    client_id: &str,
+    version: &str,
+) -> (String, Value) {
     let sid = net.devices[i].server.device_id().to_string();
     let name = net.devices[i].server.server_name().to_string();
     let rpc = axon_core::mcp::topics::rpc(client_id, &sid, &name);
     net.probe_subscribe(&rpc);
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
         "protocolVersion": version, "capabilities": {}, "clientInfo": {"name":"probe","version":"0"}}});
-    net.probe_publish(&axon_core::mcp::topics::control(&sid, &name), init.to_string().as_bytes(), client_props(client_id));
+    net.probe_publish(
+        &axon_core::mcp::topics::control(&sid, &name),
+        init.to_string().as_bytes(),
+        client_props(client_id),
+    );
     let answer = net.probe_inbox.pop().expect("initialize answered");
     let v: Value = serde_json::from_slice(&answer.payload).expect("json");
-    net.probe_publish(&rpc, br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, client_props(client_id));
+    net.probe_publish(
+        &rpc,
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        client_props(client_id),
+    );
     (rpc, v)
 }
 
 /// The two user properties every MCP publish carries.
 pub fn client_props(client_id: &str) -> Vec<(String, String)> {
-    vec![("MCP-COMPONENT-TYPE".into(), "mcp-client".into()), ("MCP-MQTT-CLIENT-ID".into(), client_id.into())]
+    vec![
+        ("MCP-COMPONENT-TYPE".into(), "mcp-client".into()),
+        ("MCP-MQTT-CLIENT-ID".into(), client_id.into()),
+    ]
 }
 
 /// Sends `payload` on `rpc` from the probe and returns the one answer, if any.
@@ -436,6 +522,11 @@ pub fn probe_rpc(net: &mut Net, rpc: &str, client_id: &str, payload: &[u8]) -> O
     let before = net.probe_inbox.len();
     net.probe_publish(rpc, payload, client_props(client_id));
     let got: Vec<Inbound> = net.probe_inbox.drain(before..).collect();
-    assert!(got.len() <= 1, "one request, at most one answer; got {}", got.len());
-    got.first().map(|m| serde_json::from_slice(&m.payload).expect("device answers JSON"))
+    assert!(
+        got.len() <= 1,
+        "one request, at most one answer; got {}",
+        got.len()
+    );
+    got.first()
+        .map(|m| serde_json::from_slice(&m.payload).expect("device answers JSON"))
 }

@@ -1,0 +1,346 @@
+//! The benchmark: MCP tool-call round trip against a raw MQTT 5 request/response on the same
+//! broker in the same run, throughput at several concurrencies, and memory per board.
+//!
+//! Owns measuring and printing. Bounded in count and time; talks only to the broker it is
+//! given (use a loopback broker).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+
+use crate::board::{BoardReport, DeviceSpec};
+use crate::ctl::{Controller, ControllerOptions};
+use crate::mqtt::BrokerAddr;
+use crate::{fleet, SimError};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Sequential calls per latency measurement.
+    pub calls: usize,
+    /// Boards for the memory measurement (0 skips it).
+    pub rss_devices: usize,
+    /// Concurrency levels for the throughput table.
+    pub concurrency: Vec<usize>,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+}
+
+fn latency(mut samples: Vec<Duration>) -> Latency {
+    samples.sort();
+    let at = |q: f64| {
+        samples
+            .get(((samples.len() as f64 - 1.0) * q).round() as usize)
+            .map(|d| d.as_secs_f64() * 1e6)
+            .unwrap_or(f64::NAN)
+    };
+    Latency {
+        p50_us: at(0.5),
+        p99_us: at(0.99),
+    }
+}
+
+fn progress(msg: &str) {
+    eprintln!("[bench] {msg}");
+}
+
+/// Runs every measurement and prints Markdown tables to stdout.
+pub async fn run(broker: &BrokerAddr, o: &BenchOptions) -> Result<(), SimError> {
+    progress(&format!(
+        "raw MQTT 5 request/response baseline, {} calls",
+        o.calls
+    ));
+    let raw = raw_request_response(broker, o.calls).await?;
+
+    progress("starting 4 lamp boards and a client");
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (reports_tx, mut reports) = mpsc::unbounded_channel();
+    let specs: Vec<DeviceSpec> = (1..=4)
+        .map(|i| bench_spec(&format!("bench-lamp-{i}")))
+        .collect();
+    let handles = fleet::start(specs, broker, reports_tx, shutdown_rx);
+    let ctl = Controller::connect(broker, ControllerOptions::default()).await?;
+    let ids = [
+        "bench-lamp-1",
+        "bench-lamp-2",
+        "bench-lamp-3",
+        "bench-lamp-4",
+    ];
+    ctl.wait_for_devices(&ids, Duration::from_secs(20)).await?;
+    while reports.try_recv().is_ok() {}
+
+    progress(&format!("MCP tools/call round trip, {} calls", o.calls));
+    for _ in 0..50 {
+        call(&ctl, ids[0]).await?; // warm up
+    }
+    let mut samples = Vec::with_capacity(o.calls);
+    for _ in 0..o.calls {
+        let t = Instant::now();
+        call(&ctl, ids[0]).await?;
+        samples.push(t.elapsed());
+    }
+    let mcp = latency(samples);
+
+    let mut throughput = Vec::new();
+    for &c in &o.concurrency {
+        progress(&format!("throughput at concurrency {c}"));
+        let total = o.calls.max(c * 20);
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..c {
+            let ctl = ctl.clone();
+            let n = total / c + usize::from(w < total % c);
+            let dev = ids[w % ids.len()];
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..n {
+                    call(&ctl, dev).await?;
+                }
+                Ok::<_, SimError>(())
+            }));
+        }
+        for task in tasks {
+            task.await.map_err(|e| SimError::Client(e.to_string()))??;
+        }
+        throughput.push((c, total as f64 / t.elapsed().as_secs_f64()));
+    }
+    ctl.close().await;
+    let _ = shutdown_tx.send(true);
+    for h in handles {
+        let _ = h.await;
+    }
+
+    let rss = if o.rss_devices > 0 {
+        progress(&format!("memory: starting {} boards", o.rss_devices));
+        Some(rss_per_device(broker, o.rss_devices).await?)
+    } else {
+        None
+    };
+
+    println!("\n### Tool-call round trip (loopback, QoS 1, same broker, same run)\n");
+    println!("| path | p50 (µs) | p99 (µs) | ratio p50 | ratio p99 |");
+    println!("|---|---:|---:|---:|---:|");
+    println!("| raw MQTT 5 request/response (response topic + correlation data) | {:.0} | {:.0} | 1.00× | 1.00× |", raw.p50_us, raw.p99_us);
+    println!(
+        "| MCP `tools/call` via axon-core client → device-sim board | {:.0} | {:.0} | {:.2}× | {:.2}× |",
+        mcp.p50_us,
+        mcp.p99_us,
+        mcp.p50_us / raw.p50_us,
+        mcp.p99_us / raw.p99_us
+    );
+    println!("\n### Throughput (`tools/call` to 4 boards over one client connection)\n");
+    println!("| concurrency | calls/s |");
+    println!("|---:|---:|");
+    for (c, rate) in &throughput {
+        println!("| {c} | {rate:.0} |");
+    }
+    if let Some((n, per_device_kb, total_mb)) = rss {
+        println!("\n### Memory\n");
+        println!("| boards | RSS added | per board |");
+        println!("|---:|---:|---:|");
+        println!("| {n} | {total_mb:.1} MB | {per_device_kb:.1} KB |");
+    }
+    Ok(())
+}
+
+fn bench_spec(id: &str) -> DeviceSpec {
+    DeviceSpec {
+        id: id.into(),
+        kind: "lamp".into(),
+        room: Some("lab".into()),
+        title: Some(id.into()),
+        site: "bench".into(),
+        telemetry_interval: Duration::from_secs(3600),
+        fault_rate: 0.0,
+        seed: 7,
+    }
+}
+
+async fn call(ctl: &Controller, device: &str) -> Result<(), SimError> {
+    ctl.call_tool(device, "get_state", json!({}), None)
+        .await
+        .map(|_| ())
+        .map_err(|e| SimError::Client(format!("call failed: {e}")))
+}
+
+/// Sequential QoS 1 request/response between two plain MQTT 5 clients.
+async fn raw_request_response(broker: &BrokerAddr, calls: usize) -> Result<Latency, SimError> {
+    let opts = |id: &str| {
+        let mut o = MqttOptions::new(id, broker.host.clone(), broker.port);
+        o.set_keep_alive(Duration::from_secs(30));
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        o.set_network_options(net);
+        o
+    };
+    let (responder, mut rloop) = AsyncClient::new(opts("axon-bench-responder"), 64);
+    let (requester, mut qloop) = AsyncClient::new(opts("axon-bench-requester"), 64);
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<&'static str>();
+    let r = responder.clone();
+    let ready = ready_tx.clone();
+    let responder_task = tokio::spawn(async move {
+        loop {
+            match rloop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = ready.send("responder");
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let props = p.properties.unwrap_or_default();
+                    if let Some(topic) = props.response_topic {
+                        let out = PublishProperties {
+                            correlation_data: props.correlation_data,
+                            ..Default::default()
+                        };
+                        let _ = r
+                            .publish_with_properties(
+                                topic,
+                                QoS::AtLeastOnce,
+                                false,
+                                Bytes::from_static(br#"{"on":false,"brightness":80}"#),
+                                out,
+                            )
+                            .await;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let (resp_tx, mut resp_rx) = mpsc::unbounded_channel::<Bytes>();
+    let requester_task = tokio::spawn(async move {
+        loop {
+            match qloop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = ready_tx.send("requester");
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = resp_tx.send(
+                        p.properties
+                            .and_then(|pr| pr.correlation_data)
+                            .unwrap_or_default(),
+                    );
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let fail = |e: rumqttc::v5::ClientError| SimError::Client(e.to_string());
+    responder
+        .subscribe_many([Filter::new("axon-bench/req", QoS::AtLeastOnce)])
+        .await
+        .map_err(fail)?;
+    requester
+        .subscribe_many([Filter::new("axon-bench/resp", QoS::AtLeastOnce)])
+        .await
+        .map_err(fail)?;
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(5), ready_rx.recv())
+            .await
+            .map_err(|_| SimError::Unreachable {
+                addr: broker.to_string(),
+                secs: 5,
+            })?;
+    }
+    let payload = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_state","arguments":{}}}"#);
+    let mut samples = Vec::with_capacity(calls);
+    for i in 0..(calls + 50) {
+        let corr = Bytes::from((i as u64).to_be_bytes().to_vec());
+        let props = PublishProperties {
+            response_topic: Some("axon-bench/resp".into()),
+            correlation_data: Some(corr.clone()),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        requester
+            .publish_with_properties(
+                "axon-bench/req",
+                QoS::AtLeastOnce,
+                false,
+                payload.clone(),
+                props,
+            )
+            .await
+            .map_err(fail)?;
+        loop {
+            let got = tokio::time::timeout(Duration::from_secs(5), resp_rx.recv())
+                .await
+                .map_err(|_| SimError::Timeout {
+                    secs: 5,
+                    detail: "raw response".into(),
+                })?;
+            if got.as_ref() == Some(&corr) {
+                break;
+            }
+        }
+        if i >= 50 {
+            samples.push(t.elapsed());
+        }
+    }
+    let _ = requester.disconnect().await;
+    let _ = responder.disconnect().await;
+    responder_task.abort();
+    requester_task.abort();
+    Ok(latency(samples))
+}
+
+fn vm_rss_kb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Starts `n` boards, waits until all are online, and returns (n, KB per board, MB total).
+async fn rss_per_device(broker: &BrokerAddr, n: usize) -> Result<(usize, f64, f64), SimError> {
+    let before = vm_rss_kb().unwrap_or(0.0);
+    let options = fleet::FleetOptions {
+        profile: "lamp".into(),
+        devices: n,
+        id_prefix: Some("rss".into()),
+        site: "bench".into(),
+        telemetry_interval: Duration::from_secs(3600),
+        fault_rate: 0.0,
+        seed: 11,
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (reports_tx, mut reports) = mpsc::unbounded_channel();
+    let handles = fleet::start(fleet::specs(&options)?, broker, reports_tx, shutdown_rx);
+    let mut online = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while online < n {
+        match tokio::time::timeout_at(deadline, reports.recv()).await {
+            Ok(Some(BoardReport::Online { .. })) => {
+                online += 1;
+                if online % 250 == 0 {
+                    progress(&format!("{online}/{n} boards online"));
+                }
+            }
+            Ok(Some(_)) => {}
+            _ => {
+                return Err(SimError::Timeout {
+                    secs: 60,
+                    detail: format!("{online} of {n} boards online"),
+                })
+            }
+        }
+    }
+    let after = vm_rss_kb().unwrap_or(0.0);
+    let _ = shutdown_tx.send(true);
+    for h in handles {
+        let _ = h.await;
+    }
+    let added = (after - before).max(0.0);
+    Ok((n, added / n as f64, added / 1024.0))
+}

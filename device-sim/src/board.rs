@@ -1,0 +1,334 @@
+//! One simulated board: a rumqttc connection driving one `axon-core` MCP server and a
+//! profile's hardware.
+//!
+//! Owns the board's run loop: the MQTT link, the telemetry timer, tool execution and the
+//! graceful leave. Protocol decisions stay in `McpServer`; hardware behaviour stays in the
+//! profile.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axon_core::mcp::server::{DeviceConfig, McpServer, ServerEvent};
+use axon_core::mcp::topics::{self, DeviceId};
+use axon_core::mcp::types::Implementation;
+use axon_core::time::Rng;
+use rumqttc::v5::mqttbytes::QoS as RQoS;
+use rumqttc::v5::AsyncClient;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::mqtt::{self, BrokerAddr, Driver, LinkEvent};
+use crate::profiles::{self, Env, Profile, Sample};
+use crate::SimError;
+
+/// What a board is.
+#[derive(Debug, Clone)]
+pub struct DeviceSpec {
+    /// Device id (MQTT client id).
+    pub id: String,
+    /// Profile kind.
+    pub kind: String,
+    /// Room.
+    pub room: Option<String>,
+    /// Display title.
+    pub title: Option<String>,
+    /// Site (MCP-META location).
+    pub site: String,
+    /// Telemetry period.
+    pub telemetry_interval: Duration,
+    /// Chance per telemetry tick of a fault.
+    pub fault_rate: f64,
+    /// Seed for the board's randomness.
+    pub seed: u64,
+}
+
+/// What a board tells whoever started it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BoardReport {
+    /// The retained online message is out.
+    Online {
+        /// Device id.
+        device: String,
+        /// Server name.
+        server_name: String,
+    },
+    /// A tool ran.
+    ToolCall {
+        /// Device id.
+        device: String,
+        /// Tool.
+        tool: String,
+        /// Arguments.
+        arguments: Value,
+        /// Whether the tool failed.
+        is_error: bool,
+    },
+    /// The connection dropped (it reconnects by itself).
+    Offline {
+        /// Device id.
+        device: String,
+        /// Why.
+        reason: String,
+    },
+    /// The board stopped after a graceful leave, or because another client took its id.
+    Stopped {
+        /// Device id.
+        device: String,
+        /// Whether it was a takeover.
+        taken_over: bool,
+    },
+}
+
+/// Runs one board until `shutdown` resolves, then leaves gracefully (tombstone, PUBACK,
+/// DISCONNECT). Reports go to `reports`.
+pub async fn run(
+    spec: DeviceSpec,
+    broker: BrokerAddr,
+    reports: mpsc::UnboundedSender<BoardReport>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SimError> {
+    let mut hw =
+        profiles::profile(&spec.kind).ok_or_else(|| SimError::Profile(spec.kind.clone()))?;
+    let mut config = DeviceConfig::new(
+        DeviceId::new(spec.id.clone()).map_err(axon_core::Error::from)?,
+        spec.kind.clone(),
+        hw.description(),
+        hw.tools(),
+    );
+    config.room = spec.room.clone();
+    config.title = spec.title.clone();
+    config.site = spec.site.clone();
+    config.fw = Some(env!("CARGO_PKG_VERSION").into());
+    config.server_info = Implementation {
+        name: format!("axon-sim-{}", spec.kind),
+        title: spec.title.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let mut server = McpServer::new(config)?;
+    let options = mqtt::mqtt_options(&server.connect_options(), &broker, 16);
+    let (client, eventloop) = AsyncClient::new(options, 16);
+    let mut events = mqtt::spawn_event_loop(eventloop, spec.seed ^ 0xB0A2D);
+    let mut driver = Driver::new(client);
+    let mut env = Env {
+        rng: Rng::new(spec.seed),
+        fault_rate: spec.fault_rate,
+    };
+    let device = spec.id.clone();
+    let report = |r: BoardReport| {
+        let _ = reports.send(r);
+    };
+
+    // Stagger the first tick so a fleet does not publish in lockstep.
+    let first = Duration::from_millis(
+        env.rng
+            .below_or_eq(spec.telemetry_interval.as_millis() as u64),
+    );
+    let mut next_tick = tokio::time::Instant::now() + first;
+    let mut last_tick = tokio::time::Instant::now();
+    let mut connected = false;
+    tokio::pin!(shutdown);
+
+    loop {
+        let timeout = server.poll_timeout().map(mqtt::instant_of);
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { return Err(SimError::Client(format!("{device}: event loop ended"))) };
+                match driver.read(ev) {
+                    Some(LinkEvent::Connected(connack)) => {
+                        connected = true;
+                        server.handle_connected(mqtt::now(), &connack);
+                    }
+                    Some(LinkEvent::Message(m)) => server.handle_message(mqtt::now(), &m),
+                    Some(LinkEvent::Subscribed(token)) => server.handle_subscribed(mqtt::now(), token),
+                    Some(LinkEvent::PublishRefused { pkid, reason }) => {
+                        tracing::warn!(%device, pkid, %reason, "broker refused a publish (check the ACL)");
+                    }
+                    Some(LinkEvent::Disconnected(reason)) => {
+                        if connected {
+                            tracing::info!(%device, %reason, "connection lost; reconnecting with backoff");
+                            report(BoardReport::Offline { device: device.clone(), reason });
+                        }
+                        connected = false;
+                        server.handle_disconnected(mqtt::now());
+                    }
+                    Some(LinkEvent::TakenOver) => {
+                        tracing::error!(%device, "another client connected with id {device}; this board stops and will not reconnect");
+                        report(BoardReport::Stopped { device: device.clone(), taken_over: true });
+                        return Ok(());
+                    }
+                    Some(LinkEvent::PubAck(_) | LinkEvent::PublishSent(_)) | None => {}
+                }
+            }
+            _ = tokio::time::sleep_until(next_tick) => {
+                let now = tokio::time::Instant::now();
+                let sample = hw.tick(now - last_tick, &mut env);
+                last_tick = now;
+                next_tick = now + spec.telemetry_interval;
+                if connected {
+                    publish_sample(&driver, &mut server, &device, sample, &mut env).await;
+                }
+            }
+            _ = async { match timeout { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+                server.handle_timeout(mqtt::now());
+            }
+            _ = &mut shutdown => {
+                leave(&mut server, &mut driver, &mut events, connected).await;
+                report(BoardReport::Stopped { device: device.clone(), taken_over: false });
+                return Ok(());
+            }
+        }
+        pump(
+            &mut server,
+            &mut driver,
+            hw.as_mut(),
+            &mut env,
+            &device,
+            &report,
+        )
+        .await;
+    }
+}
+
+/// Drains the server: transmits out, tool calls run, online reported.
+async fn pump(
+    server: &mut McpServer,
+    driver: &mut Driver,
+    hw: &mut dyn Profile,
+    env: &mut Env,
+    device: &str,
+    report: &impl Fn(BoardReport),
+) {
+    loop {
+        let mut busy = false;
+        while let Some(t) = server.poll_transmit() {
+            busy = true;
+            if let Err(e) = driver.transmit(t).await {
+                tracing::warn!(%device, error = %e, "could not hand a message to the MQTT client");
+            }
+        }
+        while let Some(ev) = server.poll_event() {
+            busy = true;
+            match ev {
+                ServerEvent::ToolCall {
+                    call,
+                    name,
+                    arguments,
+                } => {
+                    let result = hw.call(&name, &arguments, env);
+                    tracing::info!(%device, tool = %name, %arguments, is_error = result.is_error, "tool call");
+                    report(BoardReport::ToolCall {
+                        device: device.into(),
+                        tool: name,
+                        arguments,
+                        is_error: result.is_error,
+                    });
+                    server.handle_tool_result(mqtt::now(), call, result);
+                }
+                ServerEvent::Online { server_name } => {
+                    tracing::info!(%device, %server_name, "online");
+                    report(BoardReport::Online {
+                        device: device.into(),
+                        server_name,
+                    });
+                }
+                ServerEvent::ClientInitialized {
+                    client_id,
+                    protocol_version,
+                } => {
+                    tracing::debug!(%device, %client_id, %protocol_version, "client initialized");
+                }
+                ServerEvent::ClientLeft { client_id } => {
+                    tracing::debug!(%device, %client_id, "client left")
+                }
+                ServerEvent::Rejected { client_id, error } => {
+                    tracing::warn!(%device, client = client_id.as_deref().unwrap_or("?"), %error, "rejected bad input");
+                }
+            }
+        }
+        if !busy {
+            return;
+        }
+    }
+}
+
+async fn publish_sample(
+    driver: &Driver,
+    server: &mut McpServer,
+    device: &str,
+    sample: Sample,
+    env: &mut Env,
+) {
+    let ts = mqtt::unix_ms();
+    let telemetry = json!({"ts": ts, "metrics": sample.metrics});
+    let bytes = telemetry.to_string().into_bytes();
+    let client = driver.client();
+    // Telemetry is best effort: a full request channel drops the sample rather than stall the board.
+    let _ = client.try_publish(
+        topics::telemetry(device),
+        RQoS::AtMostOnce,
+        false,
+        bytes.clone(),
+    );
+    let _ = client.try_publish(
+        topics::telemetry_latest(device),
+        RQoS::AtLeastOnce,
+        true,
+        bytes,
+    );
+    server.set_telemetry(mqtt::now(), telemetry);
+    for e in sample.events {
+        let event = json!({"ts": ts, "kind": e.kind, "severity": e.severity, "message": e.message, "id": env.rng.uuid_v4(), "data": e.data});
+        tracing::info!(%device, kind = e.kind, message = %e.message, "event");
+        let _ = client.try_publish(
+            topics::events(device),
+            RQoS::AtLeastOnce,
+            false,
+            event.to_string().into_bytes(),
+        );
+    }
+}
+
+/// Graceful leave: tombstone, wait for its PUBACK (2 s at most), DISCONNECT.
+async fn leave(
+    server: &mut McpServer,
+    driver: &mut Driver,
+    events: &mut mpsc::Receiver<Result<rumqttc::v5::Event, String>>,
+    connected: bool,
+) {
+    if !connected {
+        return;
+    }
+    server.leave();
+    while let Some(t) = server.poll_transmit() {
+        let _ = driver.transmit(t).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let mut tombstone = None;
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
+        match driver.read(ev) {
+            Some(LinkEvent::PublishSent(pkid)) if tombstone.is_none() => tombstone = Some(pkid),
+            Some(LinkEvent::PubAck(pkid) | LinkEvent::PublishRefused { pkid, .. })
+                if Some(pkid) == tombstone =>
+            {
+                break
+            }
+            Some(LinkEvent::Disconnected(_)) => return,
+            _ => {}
+        }
+    }
+    let _ = driver.client().disconnect().await;
+    // Let the event loop write the DISCONNECT before the task ends.
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Some(ev) = events.recv().await {
+            if ev.is_err()
+                || matches!(
+                    ev,
+                    Ok(rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Disconnect))
+                )
+            {
+                break;
+            }
+        }
+    })
+    .await;
+}

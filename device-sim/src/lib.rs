@@ -1,0 +1,17 @@
+//! # device-sim: simulated Axon boards, a small MCP client, and the benchmark
+//!
+//! Owns the native shell around `axon-core`: [`board`] runs one simulated board (an MCP server
+//! over MQTT with real state, telemetry and events), [`fleet`] runs many, [`ctl`] is a client
+//! that discovers and calls them, [`bench`] measures them. I/O is tokio + rumqttc v5; every
+//! protocol decision is made by `axon-core`. Nothing here is needed by the browser or the
+//! worker: shared logic goes to `axon-core`.
+
+pub mod bench;
+pub mod board;
+pub mod ctl;
+mod error;
+pub mod fleet;
+pub mod mqtt;
+pub mod profiles;
+
+pub use error::SimError;

@@ -1,0 +1,417 @@
+//! The rumqttc side of a shell: turns `axon-core`'s plain MQTT requests into rumqttc calls
+//! and rumqttc events back into `axon-core` inputs.
+//!
+//! Owns the mapping only (CONNECT options, No Local, user properties, SUBACK tokens, PUBACK
+//! reason codes, takeover) and the reconnect backoff. Never decides anything about MCP.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axon_core::link::{Connack, ConnectOptions, Inbound, QoS, SubscribeToken, Transmit};
+use axon_core::time::{Rng, Timestamp};
+use rumqttc::v5::mqttbytes::v5::{
+    ConnectProperties, DisconnectReasonCode, Filter, LastWill, LastWillProperties, Packet,
+    PubAckReason, PublishProperties,
+};
+use rumqttc::v5::mqttbytes::QoS as RQoS;
+use rumqttc::v5::{AsyncClient, ClientError, ConnectionError, Event, EventLoop, MqttOptions};
+use rumqttc::{NetworkOptions, Outgoing};
+use tokio::sync::mpsc;
+
+use crate::SimError;
+
+/// Largest packet we accept from the broker: the 256 KiB RPC limit plus headroom, so an
+/// oversize request reaches the device and gets its `-32600` answer instead of killing the
+/// connection (the broker's own limit is 1 MiB).
+pub const MAX_PACKET: u32 = 1 << 20;
+
+/// `host:port` of a broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddr {
+    /// Host name or IP.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl std::str::FromStr for BrokerAddr {
+    type Err = SimError;
+    fn from_str(s: &str) -> Result<Self, SimError> {
+        let rest = s
+            .strip_prefix("mqtt://")
+            .or_else(|| s.strip_prefix("tcp://"))
+            .unwrap_or(s);
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| SimError::BrokerAddr(s.into()))?;
+        let port = port
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|_| SimError::BrokerAddr(s.into()))?;
+        if host.is_empty() {
+            return Err(SimError::BrokerAddr(s.into()));
+        }
+        Ok(BrokerAddr {
+            host: host.into(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for BrokerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "mqtt://{}:{}", self.host, self.port)
+    }
+}
+
+/// Monotonic time for `axon-core`, from a process-wide origin.
+pub fn now() -> Timestamp {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = ORIGIN.get_or_init(Instant::now);
+    Timestamp::from_millis(origin.elapsed().as_millis() as u64)
+}
+
+/// Wall-clock Unix milliseconds, for telemetry `ts`.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The Instant at which `axon-core` timestamp `t` falls.
+pub fn instant_of(t: Timestamp) -> tokio::time::Instant {
+    let delta = t.as_millis().saturating_sub(now().as_millis());
+    tokio::time::Instant::now() + Duration::from_millis(delta)
+}
+
+/// A seed from the OS clock and the process id, for boards and controllers.
+pub fn seed() -> u64 {
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    t ^ (u64::from(std::process::id()) << 32)
+}
+
+fn qos(q: QoS) -> RQoS {
+    match q {
+        QoS::AtMostOnce => RQoS::AtMostOnce,
+        QoS::AtLeastOnce => RQoS::AtLeastOnce,
+    }
+}
+
+/// rumqttc options for `axon-core`'s CONNECT options.
+pub fn mqtt_options(
+    c: &ConnectOptions,
+    broker: &BrokerAddr,
+    channel_capacity: usize,
+) -> MqttOptions {
+    let mut o = MqttOptions::new(c.client_id.clone(), broker.host.clone(), broker.port);
+    o.set_keep_alive(c.keep_alive);
+    o.set_clean_start(c.clean_start);
+    o.set_request_channel_capacity(channel_capacity);
+    o.set_connection_timeout(5);
+    o.set_outgoing_inflight_upper_limit(32);
+    let props = ConnectProperties {
+        session_expiry_interval: Some(c.session_expiry_s),
+        receive_maximum: None,
+        max_packet_size: Some(MAX_PACKET),
+        topic_alias_max: None,
+        request_response_info: None,
+        request_problem_info: None,
+        user_properties: c.user_properties.clone(),
+        authentication_method: None,
+        authentication_data: None,
+    };
+    o.set_connect_properties(props);
+    if let Some(w) = &c.will {
+        let props = LastWillProperties {
+            delay_interval: None,
+            payload_format_indicator: None,
+            message_expiry_interval: None,
+            content_type: None,
+            response_topic: None,
+            correlation_data: None,
+            user_properties: w.user_properties.clone(),
+        };
+        o.set_last_will(LastWill::new(
+            w.topic.clone(),
+            w.payload.clone(),
+            qos(w.qos),
+            w.retain,
+            Some(props),
+        ));
+    }
+    if let Some((user, pass)) = &c.credentials {
+        o.set_credentials(user.clone(), pass.clone());
+    }
+    let mut net = NetworkOptions::new();
+    // Without it each QoS 1 round trip waits on Nagle: 44-88 ms instead of ~0.2 ms.
+    net.set_tcp_nodelay(true);
+    o.set_network_options(net);
+    o
+}
+
+/// Reconnect backoff: exponential with full jitter, `uniform(0, min(30 s, 100 ms × 2^n))`;
+/// `n` resets once a connection has stayed up 10 s (PROTOCOL.md §5.2).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    failures: u32,
+    connected_at: Option<Instant>,
+    rng: Rng,
+}
+
+impl Backoff {
+    /// A backoff with jitter seeded by `seed`.
+    pub fn new(seed: u64) -> Self {
+        Backoff {
+            failures: 0,
+            connected_at: None,
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// A connection came up.
+    pub fn connected(&mut self) {
+        self.connected_at = Some(Instant::now());
+    }
+
+    /// The connection failed or dropped: how long to wait before the next try.
+    pub fn next_delay(&mut self) -> Duration {
+        if self
+            .connected_at
+            .take()
+            .is_some_and(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            self.failures = 0;
+        }
+        let cap_ms = 100u64
+            .saturating_mul(1u64 << self.failures.min(20))
+            .min(30_000);
+        self.failures = self.failures.saturating_add(1);
+        Duration::from_millis(self.rng.below_or_eq(cap_ms))
+    }
+}
+
+/// What the event loop reports to the shell that owns the MCP state machine.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// CONNACK (success).
+    Connected(Connack),
+    /// A message arrived.
+    Message(Inbound),
+    /// The SUBACK for a token.
+    Subscribed(SubscribeToken),
+    /// A PUBACK with a reason code that is not a success (e.g. 0x87 not authorized).
+    PublishRefused {
+        /// Packet id.
+        pkid: u16,
+        /// Why.
+        reason: String,
+    },
+    /// A PUBACK (any reason) for packet `pkid`.
+    PubAck(u16),
+    /// We sent PUBLISH `pkid` (0 for QoS 0).
+    PublishSent(u16),
+    /// The connection dropped; the event loop retries after a backoff.
+    Disconnected(String),
+    /// DISCONNECT 0x8E: another client took our id. The event loop has stopped.
+    TakenOver,
+}
+
+/// Spawns the rumqttc event loop on its own task. Events arrive on the returned channel in
+/// order; the loop reconnects with [`Backoff`] and stops when the receiver is dropped or the
+/// session is taken over.
+pub fn spawn_event_loop(
+    mut eventloop: EventLoop,
+    seed: u64,
+) -> mpsc::Receiver<Result<Event, String>> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut backoff = Backoff::new(seed);
+        loop {
+            match eventloop.poll().await {
+                Ok(ev) => {
+                    let taken_over = matches!(&ev, Event::Incoming(Packet::Disconnect(d)) if d.reason_code == DisconnectReasonCode::SessionTakenOver);
+                    if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
+                        backoff.connected();
+                    }
+                    if tx.send(Ok(ev)).await.is_err() || taken_over {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let refused = matches!(e, ConnectionError::ConnectionRefused(_));
+                    if tx.send(Err(e.to_string())).await.is_err() {
+                        return;
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::debug!(?delay, refused, "reconnecting after backoff");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Carries `Transmit`s out through an `AsyncClient` and pairs SUBACKs with tokens.
+pub struct Driver {
+    client: AsyncClient,
+    waiting_pkid: VecDeque<SubscribeToken>,
+    by_pkid: HashMap<u16, SubscribeToken>,
+}
+
+impl Driver {
+    /// A driver on `client`.
+    pub fn new(client: AsyncClient) -> Self {
+        Driver {
+            client,
+            waiting_pkid: VecDeque::new(),
+            by_pkid: HashMap::new(),
+        }
+    }
+
+    /// The client, for DISCONNECT.
+    pub fn client(&self) -> &AsyncClient {
+        &self.client
+    }
+
+    /// Hands one transmit to rumqttc.
+    pub async fn transmit(&mut self, t: Transmit) -> Result<(), ClientError> {
+        match t {
+            Transmit::Publish(p) => {
+                let props = PublishProperties {
+                    user_properties: p.user_properties,
+                    ..Default::default()
+                };
+                self.client
+                    .publish_with_properties(p.topic, qos(p.qos), p.retain, p.payload, props)
+                    .await
+            }
+            Transmit::Subscribe {
+                token,
+                subscriptions,
+            } => {
+                let filters: Vec<Filter> = subscriptions
+                    .into_iter()
+                    .map(|s| {
+                        let mut f = Filter::new(s.filter, qos(s.qos));
+                        f.nolocal = s.no_local;
+                        f
+                    })
+                    .collect();
+                // rumqttc assigns packet ids in request order; the matching
+                // Outgoing::Subscribe(pkid) events come in the same order.
+                self.waiting_pkid.push_back(token);
+                self.client.subscribe_many(filters).await
+            }
+            Transmit::Unsubscribe { filters } => {
+                for f in filters {
+                    self.client.unsubscribe(f).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets SUBACK bookkeeping when the connection drops.
+    pub fn reset(&mut self) {
+        self.waiting_pkid.clear();
+        self.by_pkid.clear();
+    }
+
+    /// Reads one rumqttc event.
+    pub fn read(&mut self, ev: Result<Event, String>) -> Option<LinkEvent> {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                self.reset();
+                return Some(LinkEvent::Disconnected(e));
+            }
+        };
+        match ev {
+            Event::Outgoing(Outgoing::Subscribe(pkid)) => {
+                if let Some(token) = self.waiting_pkid.pop_front() {
+                    self.by_pkid.insert(pkid, token);
+                }
+                None
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) => Some(LinkEvent::PublishSent(pkid)),
+            Event::Outgoing(_) => None,
+            Event::Incoming(Packet::ConnAck(ack)) => {
+                let user_properties = ack
+                    .properties
+                    .map(|p| p.user_properties)
+                    .unwrap_or_default();
+                Some(LinkEvent::Connected(Connack { user_properties }))
+            }
+            Event::Incoming(Packet::SubAck(ack)) => {
+                self.by_pkid.remove(&ack.pkid).map(LinkEvent::Subscribed)
+            }
+            Event::Incoming(Packet::PubAck(ack)) => match ack.reason {
+                PubAckReason::Success | PubAckReason::NoMatchingSubscribers => {
+                    Some(LinkEvent::PubAck(ack.pkid))
+                }
+                other => Some(LinkEvent::PublishRefused {
+                    pkid: ack.pkid,
+                    reason: format!("{other:?}"),
+                }),
+            },
+            Event::Incoming(Packet::Publish(p)) => Some(LinkEvent::Message(Inbound {
+                topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                payload: p.payload.to_vec(),
+                retain: p.retain,
+                user_properties: p
+                    .properties
+                    .map(|pr| pr.user_properties)
+                    .unwrap_or_default(),
+            })),
+            Event::Incoming(Packet::Disconnect(d))
+                if d.reason_code == DisconnectReasonCode::SessionTakenOver =>
+            {
+                Some(LinkEvent::TakenOver)
+            }
+            Event::Incoming(Packet::Disconnect(d)) => Some(LinkEvent::Disconnected(format!(
+                "broker sent DISCONNECT {:?}",
+                d.reason_code
+            ))),
+            Event::Incoming(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_addresses() {
+        assert_eq!(
+            "mqtt://127.0.0.1:1883".parse::<BrokerAddr>().unwrap(),
+            BrokerAddr {
+                host: "127.0.0.1".into(),
+                port: 1883
+            }
+        );
+        assert_eq!("localhost:1884".parse::<BrokerAddr>().unwrap().port, 1884);
+        for bad in ["mqtt://", "127.0.0.1", "mqtt://h:notaport", ":1883"] {
+            assert!(bad.parse::<BrokerAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_with_full_jitter_and_caps_at_30s() {
+        let mut b = Backoff::new(5);
+        let mut caps = Vec::new();
+        for n in 0..12u32 {
+            let d = b.next_delay();
+            let cap = (100u64 << n).min(30_000);
+            assert!(d.as_millis() as u64 <= cap, "try {n}: {d:?} over {cap} ms");
+            caps.push(cap);
+        }
+        assert_eq!(caps.last(), Some(&30_000));
+    }
+}
