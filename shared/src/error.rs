@@ -12,6 +12,9 @@ pub enum Error {
     /// A device id, tool name, server name or client id breaks the naming rules.
     #[error(transparent)]
     Name(#[from] NameError),
+    /// A device's own tool definition breaks Axon's rules (see `tool::check_tool_definition`).
+    #[error("invalid tool definition: {0}")]
+    ToolDefinition(String),
     /// An outgoing RPC payload is over the limit; nothing was sent.
     #[error("payload of {size} bytes exceeds the {limit} byte limit; nothing was sent")]
     PayloadTooLarge {

@@ -195,12 +195,13 @@ pub struct McpServer {
 const RESOURCE_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl McpServer {
-    /// A server for `config`; checks the device id, the server name and every tool definition.
+    /// A server for `config`; checks the server name and every tool definition
+    /// (name, object input schema, explicit annotations, `axon/permission`).
     pub fn new(config: DeviceConfig) -> Result<Self, Error> {
         let server_name = topics::axon_server_name(&config.kind, &config.device_id);
         topics::check_server_name(&server_name)?;
         for t in &config.tools {
-            topics::check_tool_name(&t.name)?;
+            tool::check_tool_definition(t).map_err(Error::ToolDefinition)?;
         }
         Ok(McpServer {
             config,
@@ -394,7 +395,7 @@ impl McpServer {
     /// on the capability topic, a broadcast).
     pub fn set_tools(&mut self, tools: Vec<Tool>) -> Result<(), Error> {
         for t in &tools {
-            topics::check_tool_name(&t.name)?;
+            tool::check_tool_definition(t).map_err(Error::ToolDefinition)?;
         }
         self.config.tools = tools;
         if self.online {
