@@ -23,6 +23,9 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// A telemetry or event payload was refused.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// An error from the MQTT session.
     #[error(transparent)]
     Mqtt(#[from] crate::mqtt::MqttError),

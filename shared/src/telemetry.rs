@@ -1,1 +1,363 @@
-//! Telemetry and event payloads (placeholder: being written).
+//! Telemetry and device events (PROTOCOL.md §5.4): plain MQTT beside MCP.
+//!
+//! Owns the payload types of `axon/telemetry/{id}` and `axon/events/{id}`, their checks, the
+//! duplicate filter for QoS 1 events, and a rolling window of samples per device for the
+//! console. Timestamps here are the payload's wall-clock Unix milliseconds; nothing reads a
+//! clock.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Most metrics one sample may carry.
+pub const MAX_METRICS: usize = 64;
+/// Longest string metric value.
+pub const MAX_STRING_METRIC: usize = 64;
+/// Earliest plausible `ts` in milliseconds (2001-09-09); smaller values are seconds by mistake.
+const MIN_TS_MS: u64 = 1_000_000_000_000;
+
+/// Why a telemetry or event payload was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// Not JSON, or not the expected shape.
+    #[error("invalid payload: {0}")]
+    Invalid(String),
+    /// `ts` looks like seconds.
+    #[error("ts {0} is not Unix milliseconds (it looks like seconds; multiply by 1000)")]
+    TimestampNotMillis(u64),
+    /// A metric name that is not snake_case.
+    #[error("metric name {0:?} is not snake_case (e.g. temperature_c)")]
+    MetricName(String),
+    /// Too many metrics.
+    #[error("{0} metrics exceed the limit of {MAX_METRICS}")]
+    TooManyMetrics(usize),
+    /// A string value too long.
+    #[error("metric {name:?}: string of {len} characters exceeds {MAX_STRING_METRIC}")]
+    StringTooLong {
+        /// The metric.
+        name: String,
+        /// Its length.
+        len: usize,
+    },
+}
+
+/// A metric value: a number, a bool or a short string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MetricValue {
+    /// A bool (checked first: JSON `true` is not a number).
+    Bool(bool),
+    /// A number.
+    Number(f64),
+    /// A short string.
+    Text(String),
+}
+
+impl MetricValue {
+    /// The value as a number for plotting (`true` = 1).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            MetricValue::Number(n) => Some(*n),
+            MetricValue::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+            MetricValue::Text(_) => None,
+        }
+    }
+}
+
+/// One telemetry sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Telemetry {
+    /// Unix time in milliseconds.
+    pub ts: u64,
+    /// Metric name (snake_case with a unit suffix) to value.
+    pub metrics: BTreeMap<String, MetricValue>,
+}
+
+fn snake_case(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_lowercase()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+impl Telemetry {
+    /// Reads and checks a payload.
+    pub fn parse(bytes: &[u8]) -> Result<Telemetry, TelemetryError> {
+        let t: Telemetry =
+            serde_json::from_slice(bytes).map_err(|e| TelemetryError::Invalid(e.to_string()))?;
+        if t.ts < MIN_TS_MS {
+            return Err(TelemetryError::TimestampNotMillis(t.ts));
+        }
+        if t.metrics.len() > MAX_METRICS {
+            return Err(TelemetryError::TooManyMetrics(t.metrics.len()));
+        }
+        for (name, value) in &t.metrics {
+            if !snake_case(name) {
+                return Err(TelemetryError::MetricName(name.clone()));
+            }
+            if let MetricValue::Text(s) = value {
+                let len = s.chars().count();
+                if len > MAX_STRING_METRIC {
+                    return Err(TelemetryError::StringTooLong {
+                        name: name.clone(),
+                        len,
+                    });
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// The payload bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// How serious an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// For the record.
+    Info,
+    /// The agent may act or tell the user.
+    Warning,
+    /// Act now.
+    Critical,
+}
+
+/// Something that happened on a device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceEvent {
+    /// Unix time in milliseconds.
+    pub ts: u64,
+    /// `fault`, `fault_cleared`, `button`, `motion`, `battery_low`, `door`, `tamper`, ... (open set).
+    pub kind: String,
+    /// Severity.
+    pub severity: Severity,
+    /// For people.
+    pub message: String,
+    /// Lets the Hub drop QoS 1 duplicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Extra detail.
+    #[serde(default = "empty_object")]
+    pub data: Value,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+impl DeviceEvent {
+    /// Reads and checks a payload.
+    pub fn parse(bytes: &[u8]) -> Result<DeviceEvent, TelemetryError> {
+        let e: DeviceEvent =
+            serde_json::from_slice(bytes).map_err(|e| TelemetryError::Invalid(e.to_string()))?;
+        if e.ts < MIN_TS_MS {
+            return Err(TelemetryError::TimestampNotMillis(e.ts));
+        }
+        if !snake_case(&e.kind) {
+            return Err(TelemetryError::Invalid(format!(
+                "event kind {:?} is not snake_case",
+                e.kind
+            )));
+        }
+        Ok(e)
+    }
+
+    /// The payload bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Remembers the last `capacity` event ids to drop QoS 1 redeliveries.
+#[derive(Debug, Clone)]
+pub struct DuplicateFilter {
+    capacity: usize,
+    order: VecDeque<String>,
+    seen: HashSet<String>,
+}
+
+impl DuplicateFilter {
+    /// A filter remembering `capacity` ids (e.g. 256).
+    pub fn new(capacity: usize) -> Self {
+        DuplicateFilter {
+            capacity: capacity.max(1),
+            order: VecDeque::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// True the first time an id is seen (and for events without an id).
+    pub fn first_time(&mut self, event: &DeviceEvent) -> bool {
+        let Some(id) = &event.id else { return true };
+        if self.seen.contains(id) {
+            return false;
+        }
+        if self.order.len() == self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        self.order.push_back(id.clone());
+        self.seen.insert(id.clone());
+        true
+    }
+}
+
+/// A rolling window of one device's samples, bounded by count and by age.
+#[derive(Debug, Clone)]
+pub struct TelemetryWindow {
+    max_samples: usize,
+    max_age_ms: u64,
+    samples: VecDeque<Telemetry>,
+}
+
+impl TelemetryWindow {
+    /// Keeps at most `max_samples`, none older than `max_age_ms` behind the newest.
+    pub fn new(max_samples: usize, max_age_ms: u64) -> Self {
+        TelemetryWindow {
+            max_samples: max_samples.max(1),
+            max_age_ms,
+            samples: VecDeque::new(),
+        }
+    }
+
+    /// Adds a sample (out-of-order samples are placed by `ts`).
+    pub fn push(&mut self, t: Telemetry) {
+        let at = self
+            .samples
+            .iter()
+            .rposition(|s| s.ts <= t.ts)
+            .map_or(0, |i| i + 1);
+        self.samples.insert(at, t);
+        let newest = self.samples.back().map_or(0, |s| s.ts);
+        while self.samples.len() > self.max_samples
+            || self
+                .samples
+                .front()
+                .is_some_and(|s| newest.saturating_sub(s.ts) > self.max_age_ms)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// The newest sample.
+    pub fn latest(&self) -> Option<&Telemetry> {
+        self.samples.back()
+    }
+
+    /// Every sample, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &Telemetry> {
+        self.samples.iter()
+    }
+
+    /// `(ts, value)` points of one metric, for a plot.
+    pub fn series(&self, metric: &str) -> Vec<(u64, f64)> {
+        self.samples
+            .iter()
+            .filter_map(|s| Some((s.ts, s.metrics.get(metric)?.as_f64()?)))
+            .collect()
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TS: u64 = 1_790_000_000_123;
+
+    #[test]
+    fn telemetry_round_trips_and_checks() {
+        let raw = format!(
+            r#"{{"ts":{TS},"metrics":{{"temperature_c":21.5,"battery_pct":87,"motion":true,"mode":"heat"}}}}"#
+        );
+        let t = Telemetry::parse(raw.as_bytes()).unwrap();
+        assert_eq!(t.metrics["motion"], MetricValue::Bool(true));
+        assert_eq!(t.metrics["mode"], MetricValue::Text("heat".into()));
+        assert_eq!(Telemetry::parse(&t.to_bytes()).unwrap(), t);
+        assert_eq!(
+            Telemetry::parse(br#"{"ts":1790000000,"metrics":{}}"#),
+            Err(TelemetryError::TimestampNotMillis(1_790_000_000))
+        );
+        assert!(matches!(
+            Telemetry::parse(format!(r#"{{"ts":{TS},"metrics":{{"Temp C":1}}}}"#).as_bytes()),
+            Err(TelemetryError::MetricName(_))
+        ));
+        assert!(matches!(
+            Telemetry::parse(b"nope"),
+            Err(TelemetryError::Invalid(_))
+        ));
+        let long = "x".repeat(65);
+        assert!(matches!(
+            Telemetry::parse(format!(r#"{{"ts":{TS},"metrics":{{"s":"{long}"}}}}"#).as_bytes()),
+            Err(TelemetryError::StringTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn events_parse_and_duplicates_drop() {
+        let raw = format!(
+            r#"{{"ts":{TS},"kind":"fault","severity":"warning","message":"lamp driver overheating","id":"e1"}}"#
+        );
+        let e = DeviceEvent::parse(raw.as_bytes()).unwrap();
+        assert_eq!(e.severity, Severity::Warning);
+        assert_eq!(e.data, serde_json::json!({}));
+        assert_eq!(DeviceEvent::parse(&e.to_bytes()).unwrap(), e);
+        assert!(DeviceEvent::parse(
+            format!(r#"{{"ts":{TS},"kind":"fault","severity":"meh","message":""}}"#).as_bytes()
+        )
+        .is_err());
+        let mut f = DuplicateFilter::new(2);
+        assert!(f.first_time(&e));
+        assert!(!f.first_time(&e));
+        let other = |id: &str| DeviceEvent {
+            id: Some(id.into()),
+            ..e.clone()
+        };
+        assert!(f.first_time(&other("e2")) && f.first_time(&other("e3")));
+        assert!(f.first_time(&e), "e1 was evicted after two newer ids");
+    }
+
+    #[test]
+    fn window_bounds_by_count_and_age() {
+        let sample = |ts: u64, v: f64| Telemetry {
+            ts,
+            metrics: BTreeMap::from([("power_w".to_string(), MetricValue::Number(v))]),
+        };
+        let mut w = TelemetryWindow::new(3, 10_000);
+        for i in 0..5 {
+            w.push(sample(TS + i * 1000, i as f64));
+        }
+        assert_eq!(w.len(), 3);
+        assert_eq!(
+            w.series("power_w").iter().map(|p| p.1).collect::<Vec<_>>(),
+            [2.0, 3.0, 4.0]
+        );
+        w.push(sample(TS + 60_000, 9.0));
+        assert_eq!(w.len(), 1, "older than 10 s behind the newest");
+        w.push(sample(TS + 59_000, 8.0));
+        assert_eq!(
+            w.series("power_w"),
+            vec![(TS + 59_000, 8.0), (TS + 60_000, 9.0)],
+            "out-of-order samples are placed by ts"
+        );
+        assert_eq!(w.latest().unwrap().ts, TS + 60_000);
+    }
+}
