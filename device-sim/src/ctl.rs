@@ -367,15 +367,15 @@ async fn drive(
                 tracing::warn!(error = %e, "could not hand a message to the MQTT client");
             }
         }
-        if flush_events(&mut client, &mut waiting, &mut offline_events) {
+        let changed = flush_events(&mut client, &mut waiting, &mut offline_events);
+        // A dropped link changes every device's state without an event: republish then too.
+        if changed || snapshot.borrow().connected != client.is_connected() {
             let s = Snapshot {
                 connected: client.is_connected(),
                 devices: client.devices().cloned().collect(),
                 offline_events,
             };
             snapshot.send_replace(s);
-        } else if snapshot.borrow().connected != client.is_connected() {
-            snapshot.send_modify(|s| s.connected = client.is_connected());
         }
     }
     // The connection is gone for good: nobody waits forever.

@@ -15,7 +15,11 @@ pub fn binary() -> PathBuf {
     // target/debug/deps/test-xxxx -> target/debug/axon-device-sim
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("axon-device-sim");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p device-sim` first (scripts/test.sh does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p device-sim` first (scripts/test.sh does)",
+        bin.display()
+    );
     bin
 }
 
@@ -51,7 +55,11 @@ impl DeviceSim {
                 }
             }
         });
-        let mut sim = DeviceSim { child: Some(child), lines, seen: Vec::new() };
+        let mut sim = DeviceSim {
+            child: Some(child),
+            lines,
+            seen: Vec::new(),
+        };
         sim.wait_for(Duration::from_secs(20), |v| v["event"] == "ready");
         sim
     }
@@ -71,8 +79,13 @@ impl DeviceSim {
                         return v;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => panic!("device-sim: no matching line within {timeout:?}; saw {:#?}", self.seen),
-                Err(RecvTimeoutError::Disconnected) => panic!("device-sim exited; saw {:#?}", self.seen),
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "device-sim: no matching line within {timeout:?}; saw {:#?}",
+                    self.seen
+                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("device-sim exited; saw {:#?}", self.seen)
+                }
             }
         }
     }
@@ -87,13 +100,37 @@ impl DeviceSim {
     /// How many times `device` carried out `tool`, by the tool_call lines so far.
     pub fn tool_calls(&mut self, device: &str, tool: &str) -> usize {
         self.drain();
-        self.seen.iter().filter(|v| v["event"] == "tool_call" && v["device"] == device && v["tool"] == tool).count()
+        self.seen
+            .iter()
+            .filter(|v| v["event"] == "tool_call" && v["device"] == device && v["tool"] == tool)
+            .count()
+    }
+
+    /// Waits (5 s at most) until `device` has carried out `tool` at least `n` times, then
+    /// returns the count: the answer can reach the test before the board's stdout line does.
+    pub fn wait_tool_calls(&mut self, device: &str, tool: &str, n: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let count = self.tool_calls(device, tool);
+            if count >= n || Instant::now() >= deadline {
+                return count;
+            }
+            if let Ok(v) = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                self.seen.push(v);
+            }
+        }
     }
 
     /// SIGINT: devices leave gracefully; waits for the process to exit.
     pub fn interrupt(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {

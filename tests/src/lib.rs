@@ -1,1 +1,12 @@
-//! Test harness (being written).
+//! System-test harness: real Mosquitto, real device-sim processes, raw MQTT probes.
+//!
+//! Owns starting and stopping the parts on free loopback ports, with every wait bounded.
+//! The scenarios live in `tests/*.rs`, one behaviour per file.
+
+pub mod broker;
+pub mod device_sim;
+pub mod probe;
+
+pub use broker::Broker;
+pub use device_sim::DeviceSim;
+pub use probe::Probe;
