@@ -39,6 +39,10 @@ impl DeviceSim {
             .arg("--broker")
             .arg(broker_url)
             .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("AXON_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -5,8 +5,10 @@
 
 pub mod broker;
 pub mod device_sim;
+pub mod peer;
 pub mod probe;
 
 pub use broker::Broker;
 pub use device_sim::DeviceSim;
+pub use peer::Peer;
 pub use probe::Probe;

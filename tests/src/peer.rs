@@ -1,0 +1,140 @@
+//! The independent Python peers (`tests/interop/`) as child processes: their JSON lines on
+//! stdout are read by a thread and handed to the test.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running peer.
+pub struct Peer {
+    child: Option<Child>,
+    lines: Receiver<Value>,
+    /// Every line so far.
+    pub seen: Vec<Value>,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+impl Peer {
+    /// Runs `tests/interop/{script}` with the project's venv Python.
+    pub fn spawn(script: &str, args: &[&str]) -> Peer {
+        let python = repo_root().join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/setup.sh",
+            python.display()
+        );
+        let mut child = Command::new(python)
+            .arg(repo_root().join("tests/interop").join(script))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn python peer");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => eprintln!("peer: {line}"),
+                }
+            }
+        });
+        Peer {
+            child: Some(child),
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line matching `pred`; panics with everything seen at the deadline.
+    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => panic!(
+                    "peer: no matching line within {timeout:?}; saw {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Waits for the process to exit (bounded) and returns every line.
+    pub fn finish(&mut self, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        while let Ok(v) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(v);
+        }
+        if let Some(mut c) = self.child.take() {
+            if !matches!(c.try_wait(), Ok(Some(_))) {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+        self.seen.clone()
+    }
+
+    /// The lines whose `step` (client) equals `step`.
+    pub fn steps(&self, step: &str) -> Vec<Value> {
+        self.seen
+            .iter()
+            .filter(|v| v["step"] == step)
+            .cloned()
+            .collect()
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`).
+    pub fn signal(&self, name: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
+    /// SIGKILL.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
