@@ -1,6 +1,8 @@
 //! Bad input against a real board on a real broker: each gets a clear JSON-RPC error, and the
 //! board keeps serving afterwards.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly by design
+
 use std::time::Duration;
 
 use axon_core::mcp::MAX_RPC_PAYLOAD;

@@ -2,6 +2,8 @@
 //! reconnect with backoff, devices re-register, and a retried call with the same
 //! `axon/call-id` is answered from the board's cache: the lamp acts once.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly by design
+
 use std::time::{Duration, Instant};
 
 use axon_core::mcp::client::CallOptions;

@@ -1,6 +1,8 @@
 //! 100 calls in flight to 10 boards over one client connection: every answer is matched to
 //! its own request.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly by design
+
 use std::time::Duration;
 
 use axon_tests::{Broker, DeviceSim};

@@ -1,6 +1,8 @@
 //! kill -9 of a board: the broker publishes its will, presence clears, the client marks the
 //! device offline and refuses further calls at once with -32010.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly by design
+
 use std::time::{Duration, Instant};
 
 use axon_core::mcp::client::DeviceState;

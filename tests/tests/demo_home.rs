@@ -1,6 +1,8 @@
 //! The demo home on a real broker: our client discovers, initializes, lists and calls every
 //! device; telemetry flows; a graceful exit clears every presence.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly by design
+
 use std::time::Duration;
 
 use axon_core::mcp::client::DeviceState;

@@ -2,6 +2,8 @@
 //! their client drives our board, our client drives their device, with the wire habits of
 //! other SDKs switched on.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly by design
+
 use std::time::Duration;
 
 use axon_core::mcp::client::DeviceState;

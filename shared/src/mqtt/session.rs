@@ -1,0 +1,1142 @@
+//! The session state machine. See the module docs of [`crate::mqtt`] for the drive loop.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use mqtt_protocol_core::mqtt::common::Cursor;
+use mqtt_protocol_core::mqtt::connection::{Event, TimerKind};
+use mqtt_protocol_core::mqtt::packet::v5_0;
+use mqtt_protocol_core::mqtt::packet::GenericPacketTrait;
+use mqtt_protocol_core::mqtt::packet::{
+    MaximumPacketSize, Packet, Property, Qos, SessionExpiryInterval, SubEntry, SubOpts,
+    UserProperty,
+};
+use mqtt_protocol_core::mqtt::result_code::{ConnectReasonCode, DisconnectReasonCode};
+use mqtt_protocol_core::mqtt::{role, Connection, Version};
+
+use super::{Backoff, MqttError};
+use crate::link::{
+    Connack, ConnectOptions, Inbound, Publish, QoS, SubscribeToken, Transmit, UserProperty as Prop,
+};
+use crate::time::{earliest, Timestamp};
+
+/// How a session connects.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// CONNECT contents (client id, keep alive, user properties, will, credentials).
+    pub connect: ConnectOptions,
+    /// Largest packet we accept (sent as Maximum Packet Size). Default 1 MiB.
+    pub max_packet_size: u32,
+    /// Seed for the backoff jitter.
+    pub seed: u64,
+    /// How long to wait for the transport and the CONNACK.
+    pub connect_timeout: Duration,
+}
+
+impl SessionConfig {
+    /// Defaults: 1 MiB packets, 10 s connect timeout.
+    pub fn new(connect: ConnectOptions, seed: u64) -> Self {
+        SessionConfig {
+            connect,
+            max_packet_size: 1 << 20,
+            seed,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where the session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Waiting for the shell to open the transport.
+    Opening,
+    /// Transport open; CONNECT sent, waiting for CONNACK.
+    Connecting,
+    /// CONNACK received.
+    Connected,
+    /// Lost; waiting out the backoff.
+    WaitingToReconnect,
+    /// Closed for good (our DISCONNECT, or a takeover).
+    Closed,
+}
+
+impl SessionState {
+    fn name(self) -> &'static str {
+        match self {
+            SessionState::Opening => "opening",
+            SessionState::Connecting => "connecting",
+            SessionState::Connected => "connected",
+            SessionState::WaitingToReconnect => "waiting to reconnect",
+            SessionState::Closed => "closed",
+        }
+    }
+}
+
+/// What the session tells its shell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// Open the transport (first connection or a reconnect after the backoff).
+    OpenTransport,
+    /// Close the transport (after writing what `poll_transmit` still has).
+    CloseTransport,
+    /// CONNACK success.
+    Connected {
+        /// CONNACK user properties (`MCP-SERVER-NAME`, `MCP-SERVER-NAME-FILTERS`, ...).
+        connack: Connack,
+        /// Retain Available; an absent property means available (MQTT 5, PROTOCOL.md quirk 1).
+        retain_available: bool,
+        /// The broker's Maximum Packet Size, if it sent one.
+        max_packet_size: Option<u32>,
+    },
+    /// CONNACK with a failure reason code; the session retries after the backoff.
+    ConnectRefused {
+        /// The reason code.
+        reason_code: u8,
+        /// Its name.
+        reason: String,
+    },
+    /// A PUBLISH arrived.
+    Message(Inbound),
+    /// A SUBACK arrived. Reason codes below 0x80 are granted QoS; a grant does not prove the
+    /// ACL allows delivery (Mosquitto grants denied filters, PROTOCOL.md quirk 2).
+    Subscribed {
+        /// The token given to [`Session::transmit`], if any.
+        token: Option<SubscribeToken>,
+        /// Packet id.
+        packet_id: u16,
+        /// One per filter.
+        reason_codes: Vec<u8>,
+    },
+    /// An UNSUBACK arrived.
+    Unsubscribed {
+        /// Packet id.
+        packet_id: u16,
+    },
+    /// A PUBACK arrived. 0x00 and 0x10 (no subscribers) are successes; 0x87 means not authorized.
+    PublishAcked {
+        /// Packet id.
+        packet_id: u16,
+        /// Reason code.
+        reason_code: u8,
+    },
+    /// A QoS 1 publish was still unacknowledged when the connection dropped.
+    PublishFailed {
+        /// Packet id.
+        packet_id: u16,
+        /// Why.
+        reason: String,
+    },
+    /// The connection dropped; a reconnect follows at `reconnect_at` (never after a takeover
+    /// or our own DISCONNECT).
+    Disconnected {
+        /// Why.
+        reason: String,
+        /// When the next attempt is due.
+        reconnect_at: Option<Timestamp>,
+    },
+    /// DISCONNECT 0x8E: another client connected with our id. The session stops for good.
+    TakenOver,
+}
+
+/// A sans-I/O MQTT 5 client session.
+pub struct Session {
+    config: SessionConfig,
+    state: SessionState,
+    conn: Option<Connection<role::Client>>,
+    backoff: Backoff,
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<SessionEvent>,
+    /// Keep-alive timers the codec asked for (three kinds at most, so a small list).
+    timers: Vec<(TimerKind, Timestamp)>,
+    connect_deadline: Option<Timestamp>,
+    reconnect_at: Option<Timestamp>,
+    tokens: HashMap<u16, SubscribeToken>,
+    inflight: HashSet<u16>,
+    broker_max_packet: Option<u32>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("client_id", &self.config.connect.client_id)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+fn qos(q: QoS) -> Qos {
+    match q {
+        QoS::AtMostOnce => Qos::AtMostOnce,
+        QoS::AtLeastOnce => Qos::AtLeastOnce,
+    }
+}
+
+fn invalid(
+    what: &'static str,
+) -> impl Fn(mqtt_protocol_core::mqtt::result_code::MqttError) -> MqttError {
+    move |e| MqttError::Invalid {
+        what,
+        reason: format!("{e:?}"),
+    }
+}
+
+fn user_props(props: &[Prop]) -> Result<Vec<Property>, MqttError> {
+    props
+        .iter()
+        .map(|(k, v)| {
+            UserProperty::new(k.as_str(), v.as_str())
+                .map(Property::from)
+                .map_err(invalid("user property"))
+        })
+        .collect()
+}
+
+fn read_user_props(props: &[Property]) -> Vec<Prop> {
+    props
+        .iter()
+        .filter_map(|p| match p {
+            Property::UserProperty(u) => Some((u.key().to_string(), u.val().to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Session {
+    /// A session that asks for its first transport at once.
+    pub fn new(config: SessionConfig) -> Self {
+        let backoff = Backoff::new(config.seed);
+        let mut s = Session {
+            config,
+            state: SessionState::Opening,
+            conn: None,
+            backoff,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            timers: Vec::new(),
+            connect_deadline: None,
+            reconnect_at: None,
+            tokens: HashMap::new(),
+            inflight: HashSet::new(),
+            broker_max_packet: None,
+        };
+        s.events.push_back(SessionEvent::OpenTransport);
+        s
+    }
+
+    /// Where the session stands.
+    pub fn state(&self) -> SessionState {
+        self.state
+    }
+
+    /// Replaces the CONNECT contents for the next connection (the Hub uses a fresh client id each time).
+    pub fn set_connect_options(&mut self, connect: ConnectOptions) {
+        self.config.connect = connect;
+    }
+
+    /// The transport is open: sends CONNECT.
+    pub fn handle_transport_open(&mut self, now: Timestamp) {
+        if self.state == SessionState::Closed {
+            return;
+        }
+        let mut conn = Connection::<role::Client>::new(Version::V5_0);
+        conn.set_auto_pub_response(true);
+        conn.set_auto_ping_response(true);
+        let keep_alive_ms = self.config.connect.keep_alive.as_millis() as u64;
+        // Wait at most half a keep-alive (and 10 s) for a PINGRESP before calling the link dead.
+        conn.set_pingresp_recv_timeout((keep_alive_ms / 2).clamp(1_000, 10_000));
+        self.conn = Some(conn);
+        self.timers.clear();
+        self.tokens.clear();
+        self.state = SessionState::Connecting;
+        self.connect_deadline = Some(now + self.config.connect_timeout);
+        match self.build_connect() {
+            Ok(connect) => {
+                let events = self
+                    .conn
+                    .as_mut()
+                    .map(|c| c.checked_send(connect))
+                    .unwrap_or_default();
+                self.process(now, events);
+            }
+            Err(e) => {
+                // A CONNECT we cannot encode will never work: stop rather than loop.
+                self.state = SessionState::Closed;
+                self.events.push_back(SessionEvent::Disconnected {
+                    reason: format!("cannot build CONNECT: {e}"),
+                    reconnect_at: None,
+                });
+                self.events.push_back(SessionEvent::CloseTransport);
+            }
+        }
+    }
+
+    fn build_connect(&self) -> Result<v5_0::Connect, MqttError> {
+        let c = &self.config.connect;
+        let mut props = vec![
+            Property::from(
+                SessionExpiryInterval::new(c.session_expiry_s)
+                    .map_err(invalid("session expiry"))?,
+            ),
+            Property::from(
+                MaximumPacketSize::new(self.config.max_packet_size)
+                    .map_err(invalid("maximum packet size"))?,
+            ),
+        ];
+        props.extend(user_props(&c.user_properties)?);
+        let keep_alive = u16::try_from(c.keep_alive.as_secs()).unwrap_or(u16::MAX);
+        let mut b = v5_0::Connect::builder()
+            .client_id(c.client_id.as_str())
+            .map_err(invalid("client id"))?
+            .clean_start(c.clean_start)
+            .keep_alive(keep_alive)
+            .props(props);
+        if let Some(w) = &c.will {
+            b = b
+                .will_message(w.topic.as_str(), &w.payload, qos(w.qos), w.retain)
+                .map_err(invalid("will"))?;
+            b = b.will_props(user_props(&w.user_properties)?);
+        }
+        if let Some((user, pass)) = &c.credentials {
+            b = b
+                .user_name(user.as_str())
+                .map_err(invalid("user name"))?
+                .password(pass.as_bytes().to_vec())
+                .map_err(invalid("password"))?;
+        }
+        b.build().map_err(invalid("CONNECT"))
+    }
+
+    /// Bytes read from the transport, in any chunking.
+    pub fn handle_input(&mut self, now: Timestamp, bytes: &[u8]) {
+        let mut cursor = Cursor::new(bytes);
+        while (cursor.position() as usize) < bytes.len() {
+            let before = cursor.position();
+            let Some(conn) = self.conn.as_mut() else {
+                return;
+            };
+            let events = conn.recv(&mut cursor);
+            self.process(now, events);
+            if cursor.position() == before || self.conn.is_none() {
+                break;
+            }
+        }
+    }
+
+    /// The transport closed or failed to open.
+    pub fn handle_transport_closed(&mut self, now: Timestamp) {
+        self.lost(now, "the connection closed".into());
+    }
+
+    /// Time passed: keep-alive, PINGRESP and CONNACK deadlines, reconnect.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        if self.state == SessionState::WaitingToReconnect
+            && self.reconnect_at.is_some_and(|t| t <= now)
+        {
+            self.reconnect_at = None;
+            self.state = SessionState::Opening;
+            self.connect_deadline = Some(now + self.config.connect_timeout);
+            self.events.push_back(SessionEvent::OpenTransport);
+            return;
+        }
+        if matches!(self.state, SessionState::Opening | SessionState::Connecting)
+            && self.connect_deadline.is_some_and(|t| t <= now)
+        {
+            let secs = self.config.connect_timeout.as_secs();
+            self.events.push_back(SessionEvent::CloseTransport);
+            self.lost(now, format!("no CONNACK within {secs} s"));
+            return;
+        }
+        let due: Vec<TimerKind> = self
+            .timers
+            .iter()
+            .filter(|(_, t)| *t <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for kind in due {
+            self.timers.retain(|(k, _)| *k != kind);
+            let events = match self.conn.as_mut() {
+                Some(c) => c.notify_timer_fired(kind),
+                None => continue,
+            };
+            self.process(now, events);
+        }
+    }
+
+    /// Subscribes; the SUBACK comes back as [`SessionEvent::Subscribed`].
+    pub fn subscribe(
+        &mut self,
+        now: Timestamp,
+        subs: Vec<crate::link::Subscription>,
+    ) -> Result<u16, MqttError> {
+        self.subscribe_with(now, subs, None)
+    }
+
+    fn subscribe_with(
+        &mut self,
+        now: Timestamp,
+        subs: Vec<crate::link::Subscription>,
+        token: Option<SubscribeToken>,
+    ) -> Result<u16, MqttError> {
+        let conn = self.connected_conn()?;
+        let pid = conn
+            .acquire_packet_id()
+            .map_err(|_| MqttError::PacketIdsExhausted)?;
+        let entries = subs
+            .iter()
+            .map(|s| {
+                SubEntry::new(
+                    s.filter.as_str(),
+                    SubOpts::new().set_qos(qos(s.qos)).set_nl(s.no_local),
+                )
+                .map_err(invalid("topic filter"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let packet = v5_0::Subscribe::builder()
+            .entries(entries)
+            .packet_id(pid)
+            .build()
+            .map_err(invalid("SUBSCRIBE"))?;
+        if let Some(t) = token {
+            self.tokens.insert(pid, t);
+        }
+        let events = self.connected_conn()?.checked_send(packet);
+        self.process(now, events);
+        Ok(pid)
+    }
+
+    /// Unsubscribes.
+    pub fn unsubscribe(&mut self, now: Timestamp, filters: Vec<String>) -> Result<u16, MqttError> {
+        let conn = self.connected_conn()?;
+        let pid = conn
+            .acquire_packet_id()
+            .map_err(|_| MqttError::PacketIdsExhausted)?;
+        let entries: Vec<&str> = filters.iter().map(String::as_str).collect();
+        let packet = v5_0::Unsubscribe::builder()
+            .entries(entries)
+            .map_err(invalid("topic filter"))?
+            .packet_id(pid)
+            .build()
+            .map_err(invalid("UNSUBSCRIBE"))?;
+        let events = conn.checked_send(packet);
+        self.process(now, events);
+        Ok(pid)
+    }
+
+    /// Publishes; `Some(packet id)` for QoS 1. Refuses, sending nothing, a packet larger than
+    /// the broker's Maximum Packet Size.
+    pub fn publish(&mut self, now: Timestamp, p: Publish) -> Result<Option<u16>, MqttError> {
+        let limit = self.broker_max_packet;
+        let conn = self.connected_conn()?;
+        let pid = match p.qos {
+            QoS::AtMostOnce => None,
+            QoS::AtLeastOnce => Some(
+                conn.acquire_packet_id()
+                    .map_err(|_| MqttError::PacketIdsExhausted)?,
+            ),
+        };
+        let mut b = v5_0::Publish::builder()
+            .topic_name(p.topic.as_str())
+            .map_err(invalid("topic name"))?
+            .qos(qos(p.qos))
+            .retain(p.retain)
+            .payload(p.payload)
+            .props(user_props(&p.user_properties)?);
+        if let Some(pid) = pid {
+            b = b.packet_id(pid);
+        }
+        let packet = b.build().map_err(invalid("PUBLISH"))?;
+        if let Some(limit) = limit {
+            if packet.size() > limit as usize {
+                if let Some(pid) = pid {
+                    let _ = conn.release_packet_id(pid);
+                }
+                return Err(MqttError::PacketTooLarge {
+                    size: packet.size(),
+                    limit,
+                });
+            }
+        }
+        let events = conn.checked_send(packet);
+        if let Some(pid) = pid {
+            self.inflight.insert(pid);
+        }
+        self.process(now, events);
+        Ok(pid)
+    }
+
+    /// Carries out a request of the MCP layer; a subscribe's SUBACK carries its token back.
+    pub fn transmit(&mut self, now: Timestamp, t: Transmit) -> Result<(), MqttError> {
+        match t {
+            Transmit::Publish(p) => self.publish(now, p).map(|_| ()),
+            Transmit::Subscribe {
+                token,
+                subscriptions,
+            } => self
+                .subscribe_with(now, subscriptions, Some(token))
+                .map(|_| ()),
+            Transmit::Unsubscribe { filters } => self.unsubscribe(now, filters).map(|_| ()),
+        }
+    }
+
+    /// Graceful DISCONNECT (0x00, the will is not published). No reconnect follows.
+    pub fn disconnect(&mut self, now: Timestamp) {
+        let was_connected = self.state == SessionState::Connected;
+        // Closed first, so the codec's own close request after DISCONNECT does not look like a lost link.
+        self.state = SessionState::Closed;
+        if was_connected {
+            if let Ok(packet) = v5_0::Disconnect::builder()
+                .reason_code(DisconnectReasonCode::NormalDisconnection)
+                .build()
+            {
+                let events = self
+                    .conn
+                    .as_mut()
+                    .map(|c| c.checked_send(packet))
+                    .unwrap_or_default();
+                self.process(now, events);
+            }
+        }
+        self.reconnect_at = None;
+        self.timers.clear();
+        self.events.push_back(SessionEvent::CloseTransport);
+    }
+
+    /// The next bytes to write.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let timers = self.timers.iter().map(|(_, t)| *t).min();
+        let connecting = matches!(self.state, SessionState::Opening | SessionState::Connecting)
+            .then_some(self.connect_deadline)
+            .flatten();
+        earliest(earliest(timers, connecting), self.reconnect_at)
+    }
+
+    fn connected_conn(&mut self) -> Result<&mut Connection<role::Client>, MqttError> {
+        match (self.state, self.conn.as_mut()) {
+            (SessionState::Connected, Some(c)) => Ok(c),
+            (state, _) => Err(MqttError::NotConnected(state.name())),
+        }
+    }
+
+    /// The link is gone: fail what was in flight, schedule the reconnect.
+    fn lost(&mut self, now: Timestamp, reason: String) {
+        if matches!(
+            self.state,
+            SessionState::Closed | SessionState::WaitingToReconnect
+        ) {
+            return;
+        }
+        self.conn = None;
+        self.timers.clear();
+        self.tokens.clear();
+        self.connect_deadline = None;
+        let mut failed: Vec<u16> = self.inflight.drain().collect();
+        failed.sort_unstable();
+        for packet_id in failed {
+            self.events.push_back(SessionEvent::PublishFailed {
+                packet_id,
+                reason: reason.clone(),
+            });
+        }
+        let at = now + self.backoff.next_delay(now);
+        self.reconnect_at = Some(at);
+        self.state = SessionState::WaitingToReconnect;
+        self.events.push_back(SessionEvent::Disconnected {
+            reason,
+            reconnect_at: Some(at),
+        });
+    }
+
+    fn process(&mut self, now: Timestamp, events: Vec<Event>) {
+        for ev in events {
+            match ev {
+                Event::RequestSendPacket { packet, .. } => {
+                    self.transmits.push_back(packet.to_continuous_buffer())
+                }
+                Event::NotifyPacketReceived(packet) => self.received(now, packet),
+                Event::RequestTimerReset { kind, duration_ms } => {
+                    self.timers.retain(|(k, _)| *k != kind);
+                    self.timers
+                        .push((kind, now + Duration::from_millis(duration_ms)));
+                }
+                Event::RequestTimerCancel(kind) => self.timers.retain(|(k, _)| *k != kind),
+                Event::NotifyError(e) => {
+                    if self.state != SessionState::Closed && self.conn.is_some() {
+                        self.events.push_back(SessionEvent::CloseTransport);
+                        self.lost(now, format!("protocol error: {e:?}"));
+                    }
+                }
+                Event::RequestClose => {
+                    if self.state != SessionState::Closed && self.conn.is_some() {
+                        self.events.push_back(SessionEvent::CloseTransport);
+                        self.lost(
+                            now,
+                            "the broker stopped answering (no PINGRESP) or sent a bad packet"
+                                .into(),
+                        );
+                    }
+                }
+                Event::NotifyPacketIdReleased(_) => {}
+            }
+        }
+    }
+
+    fn received(&mut self, now: Timestamp, packet: Packet) {
+        match packet {
+            Packet::V5_0Connack(ack) => {
+                if ack.reason_code() != ConnectReasonCode::Success {
+                    let code = ack.reason_code() as u8;
+                    self.events.push_back(SessionEvent::ConnectRefused {
+                        reason_code: code,
+                        reason: format!("{:?}", ack.reason_code()),
+                    });
+                    self.events.push_back(SessionEvent::CloseTransport);
+                    self.lost(
+                        now,
+                        format!("CONNECT refused: {:?} (0x{code:02x})", ack.reason_code()),
+                    );
+                    return;
+                }
+                let props = ack.props();
+                let retain_available = props
+                    .iter()
+                    .find_map(|p| {
+                        if let Property::RetainAvailable(r) = p {
+                            Some(r.val() == 1)
+                        } else {
+                            None
+                        }
+                    })
+                    .unwrap_or(true);
+                let max_packet_size = props.iter().find_map(|p| {
+                    if let Property::MaximumPacketSize(m) = p {
+                        Some(m.val())
+                    } else {
+                        None
+                    }
+                });
+                self.broker_max_packet = max_packet_size;
+                self.state = SessionState::Connected;
+                self.connect_deadline = None;
+                self.backoff.connected(now);
+                let connack = Connack {
+                    user_properties: read_user_props(props),
+                };
+                self.events.push_back(SessionEvent::Connected {
+                    connack,
+                    retain_available,
+                    max_packet_size,
+                });
+            }
+            Packet::V5_0Publish(p) => self.events.push_back(SessionEvent::Message(Inbound {
+                topic: p.topic_name().to_string(),
+                payload: p.payload().as_slice().to_vec(),
+                retain: p.retain(),
+                user_properties: read_user_props(p.props()),
+            })),
+            Packet::V5_0Suback(s) => {
+                let packet_id = s.packet_id();
+                let reason_codes = s.reason_codes().into_iter().map(|c| c as u8).collect();
+                self.events.push_back(SessionEvent::Subscribed {
+                    token: self.tokens.remove(&packet_id),
+                    packet_id,
+                    reason_codes,
+                });
+            }
+            Packet::V5_0Unsuback(u) => self.events.push_back(SessionEvent::Unsubscribed {
+                packet_id: u.packet_id(),
+            }),
+            Packet::V5_0Puback(a) => {
+                let packet_id = a.packet_id();
+                self.inflight.remove(&packet_id);
+                let reason_code = a.reason_code().map(|r| r as u8).unwrap_or(0);
+                self.events.push_back(SessionEvent::PublishAcked {
+                    packet_id,
+                    reason_code,
+                });
+            }
+            Packet::V5_0Disconnect(d) => {
+                let code = d.reason_code();
+                self.events.push_back(SessionEvent::CloseTransport);
+                if code == Some(DisconnectReasonCode::SessionTakenOver) {
+                    let mut failed: Vec<u16> = self.inflight.drain().collect();
+                    failed.sort_unstable();
+                    for packet_id in failed {
+                        self.events.push_back(SessionEvent::PublishFailed {
+                            packet_id,
+                            reason: "session taken over".into(),
+                        });
+                    }
+                    self.conn = None;
+                    self.timers.clear();
+                    self.state = SessionState::Closed;
+                    self.events.push_back(SessionEvent::TakenOver);
+                } else {
+                    self.lost(now, format!("the broker sent DISCONNECT {code:?}"));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::Subscription;
+    use mqtt_protocol_core::mqtt::packet::RetainAvailable;
+    use mqtt_protocol_core::mqtt::result_code::{PubackReasonCode, SubackReasonCode};
+
+    /// The broker side, on the same codec in its server role.
+    struct FakeBroker {
+        conn: Connection<role::Server>,
+    }
+
+    impl FakeBroker {
+        fn new() -> Self {
+            FakeBroker {
+                conn: Connection::<role::Server>::new(Version::V5_0),
+            }
+        }
+
+        /// Reads what the client wrote; returns the packets.
+        fn read(&mut self, s: &mut Session) -> Vec<Packet> {
+            let mut out = Vec::new();
+            while let Some(bytes) = s.poll_transmit() {
+                let mut cur = Cursor::new(bytes.as_slice());
+                while (cur.position() as usize) < bytes.len() {
+                    for ev in self.conn.recv(&mut cur) {
+                        if let Event::NotifyPacketReceived(p) = ev {
+                            out.push(p);
+                        }
+                    }
+                }
+            }
+            out
+        }
+
+        fn bytes_of(&mut self, events: Vec<Event>) -> Vec<u8> {
+            events
+                .into_iter()
+                .filter_map(|e| match e {
+                    Event::RequestSendPacket { packet, .. } => Some(packet.to_continuous_buffer()),
+                    _ => None,
+                })
+                .flatten()
+                .collect()
+        }
+
+        fn connack(&mut self, props: Vec<Property>) -> Vec<u8> {
+            let p = v5_0::Connack::builder()
+                .session_present(false)
+                .reason_code(ConnectReasonCode::Success)
+                .props(props)
+                .build()
+                .unwrap();
+            let ev = self.conn.checked_send(p);
+            self.bytes_of(ev)
+        }
+    }
+
+    fn options() -> ConnectOptions {
+        ConnectOptions {
+            client_id: "kitchen-1".into(),
+            keep_alive: Duration::from_secs(30),
+            clean_start: true,
+            session_expiry_s: 0,
+            user_properties: vec![
+                ("MCP-COMPONENT-TYPE".into(), "mcp-server".into()),
+                ("MCP-META".into(), "{}".into()),
+            ],
+            will: Some(Publish {
+                topic: "$mcp-server/presence/kitchen-1/axon/lamp/kitchen-1".into(),
+                payload: vec![],
+                qos: QoS::AtLeastOnce,
+                retain: true,
+                user_properties: vec![
+                    ("MCP-COMPONENT-TYPE".into(), "mcp-server".into()),
+                    ("MCP-MQTT-CLIENT-ID".into(), "kitchen-1".into()),
+                ],
+            }),
+            credentials: None,
+        }
+    }
+
+    fn t(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    fn drain(s: &mut Session) -> Vec<SessionEvent> {
+        std::iter::from_fn(|| s.poll_event()).collect()
+    }
+
+    /// A session connected to a fake broker at t=0.
+    fn connected(props: Vec<Property>) -> (Session, FakeBroker, Vec<SessionEvent>) {
+        let mut s = Session::new(SessionConfig::new(options(), 1));
+        assert_eq!(s.poll_event(), Some(SessionEvent::OpenTransport));
+        s.handle_transport_open(t(0));
+        let mut b = FakeBroker::new();
+        let packets = b.read(&mut s);
+        assert!(matches!(packets.as_slice(), [Packet::V5_0Connect(_)]));
+        let ack = b.connack(props);
+        s.handle_input(t(1), &ack);
+        let events = drain(&mut s);
+        (s, b, events)
+    }
+
+    #[test]
+    fn connect_carries_clean_start_expiry_user_properties_and_will() {
+        let mut s = Session::new(SessionConfig::new(options(), 1));
+        s.handle_transport_open(t(0));
+        let mut b = FakeBroker::new();
+        let Packet::V5_0Connect(c) = b.read(&mut s).remove(0) else {
+            panic!("CONNECT expected")
+        };
+        assert!(c.clean_start());
+        assert_eq!(c.client_id(), "kitchen-1");
+        assert_eq!(c.keep_alive(), 30);
+        assert!(c
+            .props()
+            .iter()
+            .any(|p| matches!(p, Property::SessionExpiryInterval(e) if e.val() == 0)));
+        assert!(c
+            .props()
+            .iter()
+            .any(|p| matches!(p, Property::MaximumPacketSize(m) if m.val() == 1 << 20)));
+        assert_eq!(read_user_props(c.props()), options().user_properties);
+        assert!(c.will_flag() && c.will_retain());
+        assert_eq!(
+            c.will_topic(),
+            Some("$mcp-server/presence/kitchen-1/axon/lamp/kitchen-1")
+        );
+        assert_eq!(c.will_payload(), Some(&[][..]));
+        assert_eq!(read_user_props(c.will_props()).len(), 2);
+    }
+
+    #[test]
+    fn absent_retain_available_means_available() {
+        let (_, _, events) = connected(vec![]);
+        assert!(
+            matches!(
+                events.as_slice(),
+                [SessionEvent::Connected {
+                    retain_available: true,
+                    max_packet_size: None,
+                    ..
+                }]
+            ),
+            "{events:?}"
+        );
+        let (_, _, events) = connected(vec![
+            RetainAvailable::new(0).unwrap().into(),
+            UserProperty::new("MCP-SERVER-NAME", "a/b").unwrap().into(),
+        ]);
+        match &events[0] {
+            SessionEvent::Connected {
+                retain_available,
+                connack,
+                ..
+            } => {
+                assert!(!retain_available);
+                assert_eq!(connack.user_property("MCP-SERVER-NAME"), Some("a/b"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn subscribe_sets_no_local_and_echoes_the_token() {
+        let (mut s, mut b, _) = connected(vec![]);
+        let subs = vec![
+            Subscription {
+                filter: "$mcp-rpc/hub/kitchen-1/axon/lamp/kitchen-1".into(),
+                qos: QoS::AtLeastOnce,
+                no_local: true,
+            },
+            Subscription {
+                filter: "$mcp-client/presence/hub".into(),
+                qos: QoS::AtLeastOnce,
+                no_local: false,
+            },
+        ];
+        s.transmit(
+            t(2),
+            Transmit::Subscribe {
+                token: SubscribeToken(42),
+                subscriptions: subs,
+            },
+        )
+        .unwrap();
+        let Packet::V5_0Subscribe(sub) = b.read(&mut s).remove(0) else {
+            panic!("SUBSCRIBE expected")
+        };
+        assert!(sub.entries()[0].sub_opts().nl());
+        assert!(!sub.entries()[1].sub_opts().nl());
+        let ack = v5_0::Suback::builder()
+            .packet_id(sub.packet_id())
+            .reason_codes(vec![
+                SubackReasonCode::GrantedQos1,
+                SubackReasonCode::GrantedQos1,
+            ])
+            .build()
+            .unwrap();
+        let ev = b.conn.checked_send(ack);
+        let bytes = b.bytes_of(ev);
+        s.handle_input(t(3), &bytes);
+        assert_eq!(
+            drain(&mut s),
+            vec![SessionEvent::Subscribed {
+                token: Some(SubscribeToken(42)),
+                packet_id: sub.packet_id(),
+                reason_codes: vec![1, 1]
+            }]
+        );
+    }
+
+    #[test]
+    fn publish_keeps_user_properties_in_order_and_surfaces_puback_codes() {
+        let (mut s, mut b, _) = connected(vec![]);
+        let props = vec![
+            ("MCP-COMPONENT-TYPE".to_string(), "mcp-server".to_string()),
+            ("MCP-MQTT-CLIENT-ID".to_string(), "kitchen-1".to_string()),
+            ("x".to_string(), "1".to_string()),
+        ];
+        let pid = s
+            .publish(
+                t(2),
+                Publish {
+                    topic: "a/b".into(),
+                    payload: b"{}".to_vec(),
+                    qos: QoS::AtLeastOnce,
+                    retain: false,
+                    user_properties: props.clone(),
+                },
+            )
+            .unwrap()
+            .unwrap();
+        let Packet::V5_0Publish(p) = b.read(&mut s).remove(0) else {
+            panic!("PUBLISH expected")
+        };
+        assert_eq!(read_user_props(p.props()), props);
+        let ack = v5_0::Puback::builder()
+            .packet_id(pid)
+            .reason_code(PubackReasonCode::NotAuthorized)
+            .build()
+            .unwrap();
+        let ev = b.conn.checked_send(ack);
+        let bytes = b.bytes_of(ev);
+        s.handle_input(t(3), &bytes);
+        assert_eq!(
+            drain(&mut s),
+            vec![SessionEvent::PublishAcked {
+                packet_id: pid,
+                reason_code: 0x87
+            }]
+        );
+    }
+
+    #[test]
+    fn incoming_publish_split_byte_by_byte() {
+        let (mut s, mut b, _) = connected(vec![]);
+        let p = v5_0::Publish::builder()
+            .topic_name("axon/telemetry/k1")
+            .unwrap()
+            .qos(Qos::AtMostOnce)
+            .retain(true)
+            .payload(b"{\"ts\":1}".to_vec())
+            .props(vec![UserProperty::new("k", "v").unwrap().into()])
+            .build()
+            .unwrap();
+        let ev = b.conn.checked_send(p);
+        let bytes = b.bytes_of(ev);
+        for byte in &bytes {
+            s.handle_input(t(2), std::slice::from_ref(byte));
+        }
+        assert_eq!(
+            drain(&mut s),
+            vec![SessionEvent::Message(Inbound {
+                topic: "axon/telemetry/k1".into(),
+                payload: b"{\"ts\":1}".to_vec(),
+                retain: true,
+                user_properties: vec![("k".into(), "v".into())]
+            })]
+        );
+    }
+
+    #[test]
+    fn keep_alive_pings_and_a_silent_broker_triggers_a_jittered_reconnect() {
+        let (mut s, mut b, _) = connected(vec![]);
+        let ping_at = s.poll_timeout().expect("a keep-alive deadline");
+        assert_eq!(
+            ping_at,
+            t(0) + Duration::from_secs(30),
+            "keep-alive counts from the last packet sent (CONNECT)"
+        );
+        s.handle_timeout(ping_at);
+        assert!(matches!(
+            b.read(&mut s).as_slice(),
+            [Packet::V5_0Pingreq(_)]
+        ));
+        // No PINGRESP: after the PINGRESP timeout the link is declared dead.
+        let dead_at = s.poll_timeout().unwrap();
+        assert!(dead_at <= ping_at + Duration::from_secs(10));
+        s.handle_timeout(dead_at);
+        let events = drain(&mut s);
+        assert!(events.contains(&SessionEvent::CloseTransport), "{events:?}");
+        let reconnect_at = events
+            .iter()
+            .find_map(|e| match e {
+                SessionEvent::Disconnected { reconnect_at, .. } => *reconnect_at,
+                _ => None,
+            })
+            .expect("a reconnect is scheduled");
+        assert!(
+            reconnect_at <= dead_at + Duration::from_millis(100),
+            "first retry within 100 ms (full jitter)"
+        );
+        assert_eq!(s.state(), SessionState::WaitingToReconnect);
+        s.handle_timeout(reconnect_at);
+        assert_eq!(drain(&mut s), vec![SessionEvent::OpenTransport]);
+        assert!(s
+            .publish(
+                t(99_000),
+                Publish {
+                    topic: "a".into(),
+                    payload: vec![],
+                    qos: QoS::AtMostOnce,
+                    retain: false,
+                    user_properties: vec![]
+                }
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn unacknowledged_publishes_fail_when_the_link_drops() {
+        let (mut s, _, _) = connected(vec![]);
+        let pid = s
+            .publish(
+                t(2),
+                Publish {
+                    topic: "a".into(),
+                    payload: vec![1],
+                    qos: QoS::AtLeastOnce,
+                    retain: false,
+                    user_properties: vec![],
+                },
+            )
+            .unwrap()
+            .unwrap();
+        s.handle_transport_closed(t(3));
+        let events = drain(&mut s);
+        assert!(
+            matches!(&events[0], SessionEvent::PublishFailed { packet_id, .. } if *packet_id == pid)
+        );
+        assert!(matches!(
+            &events[1],
+            SessionEvent::Disconnected {
+                reconnect_at: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn takeover_stops_for_good() {
+        let (mut s, mut b, _) = connected(vec![]);
+        let d = v5_0::Disconnect::builder()
+            .reason_code(DisconnectReasonCode::SessionTakenOver)
+            .build()
+            .unwrap();
+        let ev = b.conn.checked_send(d);
+        let bytes = b.bytes_of(ev);
+        s.handle_input(t(2), &bytes);
+        let events = drain(&mut s);
+        assert!(events.contains(&SessionEvent::TakenOver), "{events:?}");
+        s.handle_transport_closed(t(3));
+        s.handle_timeout(t(1_000_000));
+        assert_eq!(s.state(), SessionState::Closed);
+        assert!(
+            !drain(&mut s).contains(&SessionEvent::OpenTransport),
+            "never reconnects after a takeover"
+        );
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn no_connack_in_time_closes_and_retries() {
+        let mut s = Session::new(SessionConfig::new(options(), 1));
+        drain(&mut s);
+        s.handle_transport_open(t(0));
+        assert_eq!(s.poll_timeout(), Some(t(10_000)));
+        s.handle_timeout(t(10_000));
+        let events = drain(&mut s);
+        assert!(events.iter().any(|e| matches!(e, SessionEvent::Disconnected { reason, .. } if reason.contains("CONNACK"))), "{events:?}");
+    }
+
+    #[test]
+    fn oversize_publish_is_refused_before_sending() {
+        let (mut s, mut b, _) = connected(vec![MaximumPacketSize::new(1024).unwrap().into()]);
+        let e = s
+            .publish(
+                t(2),
+                Publish {
+                    topic: "a".into(),
+                    payload: vec![0; 2000],
+                    qos: QoS::AtLeastOnce,
+                    retain: false,
+                    user_properties: vec![],
+                },
+            )
+            .unwrap_err();
+        assert!(
+            matches!(e, MqttError::PacketTooLarge { limit: 1024, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("1024"));
+        assert!(b.read(&mut s).is_empty(), "nothing was sent");
+    }
+
+    #[test]
+    fn graceful_disconnect_sends_disconnect_and_never_reconnects() {
+        let (mut s, mut b, _) = connected(vec![]);
+        s.disconnect(t(5));
+        assert!(matches!(
+            b.read(&mut s).as_slice(),
+            [Packet::V5_0Disconnect(_)]
+        ));
+        assert_eq!(drain(&mut s), vec![SessionEvent::CloseTransport]);
+        s.handle_transport_closed(t(6));
+        assert!(drain(&mut s).is_empty());
+        assert_eq!(s.state(), SessionState::Closed);
+    }
+
+    #[test]
+    fn garbage_from_the_broker_closes_without_panicking() {
+        let (mut s, _, _) = connected(vec![]);
+        s.handle_input(t(2), &[0xF0, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F, 1, 2, 3]);
+        let events = drain(&mut s);
+        assert!(events.contains(&SessionEvent::CloseTransport), "{events:?}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_bytes_never_panic(chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0..16)) {
+            let (mut s, _, _) = connected(vec![]);
+            for c in chunks {
+                s.handle_input(t(2), &c);
+                while s.poll_event().is_some() {}
+                while s.poll_transmit().is_some() {}
+            }
+        }
+    }
+}
