@@ -16,21 +16,25 @@
 //!
 //! ```no_run
 //! use axon_core::mcp::server::{DeviceConfig, McpServer, ServerEvent};
+//! use axon_core::mcp::topics::DeviceId;
+//! use axon_core::mcp::types::CallToolResult;
 //! use axon_core::time::Timestamp;
 //! # fn now() -> Timestamp { Timestamp::ZERO }
 //! # fn send(_: axon_core::link::Transmit) {}
-//! # let config: DeviceConfig = unimplemented!();
-//! let mut device = McpServer::new(config).expect("valid device config");
+//! let id = DeviceId::new("kitchen-1").expect("a valid id");
+//! let config = DeviceConfig::new(id, "lamp", "Kitchen lamp", Vec::new());
+//! let mut device = McpServer::new(config).expect("valid tools");
 //! device.handle_connected(now(), &Default::default());
 //! loop {
-//!     while let Some(t) = device.poll_transmit() { send(t); }
+//!     while let Some(t) = device.poll_transmit() {
+//!         send(t); // to rumqttc or axon_core::mqtt::Session
+//!     }
 //!     while let Some(ev) = device.poll_event() {
-//!         if let ServerEvent::ToolCall { call, name, arguments } = ev {
-//!             let result = axon_core::mcp::types::CallToolResult::structured(arguments);
-//!             device.handle_tool_result(now(), call, result);
+//!         if let ServerEvent::ToolCall { call, arguments, .. } = ev {
+//!             device.handle_tool_result(now(), call, CallToolResult::structured(arguments));
 //!         }
 //!     }
-//!     // ... wait for a message, a SUBACK or device.poll_timeout(), feed it back in ...
+//!     // ... wait for a message, a SUBACK or device.poll_timeout(), and feed it back in ...
 //!     # break;
 //! }
 //! ```
