@@ -18,6 +18,9 @@ use crate::ctl::{Controller, ControllerOptions};
 use crate::mqtt::BrokerAddr;
 use crate::{fleet, SimError};
 
+/// Rounds of the interleaved latency measurement.
+const ROUNDS: usize = 5;
+
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -58,12 +61,6 @@ fn progress(msg: &str) {
 
 /// Runs every measurement and prints Markdown tables to stdout.
 pub async fn run(broker: &BrokerAddr, o: &BenchOptions) -> Result<(), SimError> {
-    progress(&format!(
-        "raw MQTT 5 request/response baseline, {} calls",
-        o.calls
-    ));
-    let raw = raw_request_response(broker, o.calls).await?;
-
     progress("starting 4 lamp boards and a client");
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
@@ -80,18 +77,25 @@ pub async fn run(broker: &BrokerAddr, o: &BenchOptions) -> Result<(), SimError> 
     ];
     ctl.wait_for_devices(&ids, Duration::from_secs(20)).await?;
     while reports.try_recv().is_ok() {}
-
-    progress(&format!("MCP tools/call round trip, {} calls", o.calls));
     for _ in 0..50 {
         call(&ctl, ids[0]).await?; // warm up
     }
-    let mut samples = Vec::with_capacity(o.calls);
-    for _ in 0..o.calls {
-        let t = Instant::now();
-        call(&ctl, ids[0]).await?;
-        samples.push(t.elapsed());
+
+    // Interleave the two paths in rounds so that drift on a busy machine hits both alike.
+    let per_round = o.calls.div_ceil(ROUNDS);
+    let (mut raw_samples, mut mcp_samples) =
+        (Vec::with_capacity(o.calls), Vec::with_capacity(o.calls));
+    for round in 1..=ROUNDS {
+        progress(&format!("round {round}/{ROUNDS}: {per_round} raw MQTT 5 request/responses, {per_round} MCP tools/calls"));
+        raw_samples.extend(raw_request_response(broker, per_round).await?);
+        for _ in 0..per_round {
+            let t = Instant::now();
+            call(&ctl, ids[0]).await?;
+            mcp_samples.push(t.elapsed());
+        }
     }
-    let mcp = latency(samples);
+    let raw = latency(raw_samples);
+    let mcp = latency(mcp_samples);
 
     let mut throughput = Vec::new();
     for &c in &o.concurrency {
@@ -128,7 +132,7 @@ pub async fn run(broker: &BrokerAddr, o: &BenchOptions) -> Result<(), SimError> 
         None
     };
 
-    println!("\n### Tool-call round trip (loopback, QoS 1, same broker, same run)\n");
+    println!("\n### Tool-call round trip (loopback, QoS 1, same broker, same run, interleaved in {ROUNDS} rounds)\n");
     println!("| path | p50 (µs) | p99 (µs) | ratio p50 | ratio p99 |");
     println!("|---|---:|---:|---:|---:|");
     println!("| raw MQTT 5 request/response (response topic + correlation data) | {:.0} | {:.0} | 1.00× | 1.00× |", raw.p50_us, raw.p99_us);
@@ -175,7 +179,10 @@ async fn call(ctl: &Controller, device: &str) -> Result<(), SimError> {
 }
 
 /// Sequential QoS 1 request/response between two plain MQTT 5 clients.
-async fn raw_request_response(broker: &BrokerAddr, calls: usize) -> Result<Latency, SimError> {
+async fn raw_request_response(
+    broker: &BrokerAddr,
+    calls: usize,
+) -> Result<Vec<Duration>, SimError> {
     let opts = |id: &str| {
         let mut o = MqttOptions::new(id, broker.host.clone(), broker.port);
         o.set_keep_alive(Duration::from_secs(30));
@@ -293,7 +300,7 @@ async fn raw_request_response(broker: &BrokerAddr, calls: usize) -> Result<Laten
     let _ = responder.disconnect().await;
     responder_task.abort();
     requester_task.abort();
-    Ok(latency(samples))
+    Ok(samples)
 }
 
 fn vm_rss_kb() -> Option<f64> {

@@ -107,7 +107,7 @@ pub async fn run(
     let mut server = McpServer::new(config)?;
     let options = mqtt::mqtt_options(&server.connect_options(), &broker, 16);
     let (client, eventloop) = AsyncClient::new(options, 16);
-    let mut events = mqtt::spawn_event_loop(eventloop, spec.seed ^ 0xB0A2D);
+    let mut events = mqtt::Events::new(eventloop, spec.seed ^ 0xB0A2D);
     let mut driver = Driver::new(client);
     let mut env = Env {
         rng: Rng::new(spec.seed),
@@ -292,7 +292,7 @@ async fn publish_sample(
 async fn leave(
     server: &mut McpServer,
     driver: &mut Driver,
-    events: &mut mpsc::Receiver<Result<rumqttc::v5::Event, String>>,
+    events: &mut mqtt::Events,
     connected: bool,
 ) {
     if !connected {

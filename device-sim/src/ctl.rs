@@ -102,7 +102,7 @@ impl Controller {
         let client = McpClient::new(config);
         let mqtt_options = mqtt::mqtt_options(&client.connect_options(), broker, 256);
         let (mqtt_client, eventloop) = AsyncClient::new(mqtt_options, 256);
-        let events = mqtt::spawn_event_loop(eventloop, rng.next_u64());
+        let events = mqtt::Events::new(eventloop, rng.next_u64());
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (snapshot_tx, mut snapshot) = watch::channel(Snapshot::default());
         tokio::spawn(drive(
@@ -292,7 +292,7 @@ impl Controller {
 async fn drive(
     mut client: McpClient,
     mut driver: Driver,
-    mut events: mpsc::Receiver<Result<rumqttc::v5::Event, String>>,
+    mut events: mqtt::Events,
     mut commands: mpsc::UnboundedReceiver<Command>,
     snapshot: watch::Sender<Snapshot>,
 ) {

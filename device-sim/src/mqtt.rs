@@ -15,9 +15,11 @@ use rumqttc::v5::mqttbytes::v5::{
     PubAckReason, PublishProperties,
 };
 use rumqttc::v5::mqttbytes::QoS as RQoS;
-use rumqttc::v5::{AsyncClient, ClientError, ConnectionError, Event, EventLoop, MqttOptions};
+use rumqttc::v5::{AsyncClient, ClientError, Event, EventLoop, MqttOptions};
 use rumqttc::{NetworkOptions, Outgoing};
-use tokio::sync::mpsc;
+use std::pin::Pin;
+
+use futures_util::{Stream, StreamExt};
 
 use crate::SimError;
 
@@ -221,40 +223,55 @@ pub enum LinkEvent {
     TakenOver,
 }
 
-/// Spawns the rumqttc event loop on its own task. Events arrive on the returned channel in
-/// order; the loop reconnects with [`Backoff`] and stops when the receiver is dropped or the
-/// session is taken over.
-pub fn spawn_event_loop(
-    mut eventloop: EventLoop,
-    seed: u64,
-) -> mpsc::Receiver<Result<Event, String>> {
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        let mut backoff = Backoff::new(seed);
-        loop {
-            match eventloop.poll().await {
-                Ok(ev) => {
-                    let taken_over = matches!(&ev, Event::Incoming(Packet::Disconnect(d)) if d.reason_code == DisconnectReasonCode::SessionTakenOver);
-                    if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
-                        backoff.connected();
+/// The rumqttc event loop as a cancel-safe source of events for a `select!` loop.
+///
+/// The in-flight `poll()` lives inside the stream, so a `select!` branch that loses does not
+/// cancel a half-written packet: the next `recv()` resumes it. Polling in the board's own task
+/// (rather than a separate task feeding a channel) saves two task hops per round trip and the
+/// channel's memory. After an error the next `recv()` first waits out the [`Backoff`]; after a
+/// takeover (DISCONNECT 0x8E) the stream ends.
+pub struct Events {
+    inner: Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>,
+}
+
+impl Events {
+    /// Wraps `eventloop`, with backoff jitter seeded by `seed`.
+    pub fn new(eventloop: EventLoop, seed: u64) -> Events {
+        let start = (eventloop, Backoff::new(seed), None::<Duration>, false);
+        let inner = futures_util::stream::unfold(
+            start,
+            |(mut eventloop, mut backoff, delay, done)| async move {
+                if done {
+                    return None;
+                }
+                if let Some(d) = delay {
+                    tracing::debug!(?d, "reconnecting after backoff");
+                    tokio::time::sleep(d).await;
+                }
+                match eventloop.poll().await {
+                    Ok(ev) => {
+                        let taken_over = matches!(&ev, Event::Incoming(Packet::Disconnect(d)) if d.reason_code == DisconnectReasonCode::SessionTakenOver);
+                        if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
+                            backoff.connected();
+                        }
+                        Some((Ok(ev), (eventloop, backoff, None, taken_over)))
                     }
-                    if tx.send(Ok(ev)).await.is_err() || taken_over {
-                        return;
+                    Err(e) => {
+                        let d = backoff.next_delay();
+                        Some((Err(e.to_string()), (eventloop, backoff, Some(d), false)))
                     }
                 }
-                Err(e) => {
-                    let refused = matches!(e, ConnectionError::ConnectionRefused(_));
-                    if tx.send(Err(e.to_string())).await.is_err() {
-                        return;
-                    }
-                    let delay = backoff.next_delay();
-                    tracing::debug!(?delay, refused, "reconnecting after backoff");
-                    tokio::time::sleep(delay).await;
-                }
-            }
+            },
+        );
+        Events {
+            inner: Box::pin(inner),
         }
-    });
-    rx
+    }
+
+    /// The next event; `None` once the session was taken over. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Result<Event, String>> {
+        self.inner.next().await
+    }
 }
 
 /// Carries `Transmit`s out through an `AsyncClient` and pairs SUBACKs with tokens.

@@ -94,6 +94,29 @@ impl DeviceSim {
         }
     }
 
+    /// Waits until at least `n` lines match `pred` (5 s at most) and returns how many do.
+    pub fn wait_count(
+        &mut self,
+        timeout: Duration,
+        n: usize,
+        pred: impl Fn(&Value) -> bool,
+    ) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.drain();
+            let count = self.seen.iter().filter(|v| pred(v)).count();
+            if count >= n || Instant::now() >= deadline {
+                return count;
+            }
+            if let Ok(v) = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                self.seen.push(v);
+            }
+        }
+    }
+
     /// Reads whatever lines are already waiting.
     pub fn drain(&mut self) {
         while let Ok(v) = self.lines.try_recv() {
@@ -113,19 +136,9 @@ impl DeviceSim {
     /// Waits (5 s at most) until `device` has carried out `tool` at least `n` times, then
     /// returns the count: the answer can reach the test before the board's stdout line does.
     pub fn wait_tool_calls(&mut self, device: &str, tool: &str, n: usize) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let count = self.tool_calls(device, tool);
-            if count >= n || Instant::now() >= deadline {
-                return count;
-            }
-            if let Ok(v) = self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                self.seen.push(v);
-            }
-        }
+        self.wait_count(Duration::from_secs(5), n, |v| {
+            v["event"] == "tool_call" && v["device"] == device && v["tool"] == tool
+        })
     }
 
     /// SIGINT: devices leave gracefully; waits for the process to exit.
