@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axon_core::link::{Connack, ConnectOptions, Inbound, QoS, SubscribeToken, Transmit};
-use axon_core::time::{Rng, Timestamp};
+use axon_core::mqtt::Backoff;
+use axon_core::time::Timestamp;
 use rumqttc::v5::mqttbytes::v5::{
     ConnectProperties, DisconnectReasonCode, Filter, LastWill, LastWillProperties, Packet,
     PubAckReason, PublishProperties,
@@ -156,47 +157,6 @@ pub fn mqtt_options(
     o
 }
 
-/// Reconnect backoff: exponential with full jitter, `uniform(0, min(30 s, 100 ms × 2^n))`;
-/// `n` resets once a connection has stayed up 10 s (PROTOCOL.md §5.2).
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    failures: u32,
-    connected_at: Option<Instant>,
-    rng: Rng,
-}
-
-impl Backoff {
-    /// A backoff with jitter seeded by `seed`.
-    pub fn new(seed: u64) -> Self {
-        Backoff {
-            failures: 0,
-            connected_at: None,
-            rng: Rng::new(seed),
-        }
-    }
-
-    /// A connection came up.
-    pub fn connected(&mut self) {
-        self.connected_at = Some(Instant::now());
-    }
-
-    /// The connection failed or dropped: how long to wait before the next try.
-    pub fn next_delay(&mut self) -> Duration {
-        if self
-            .connected_at
-            .take()
-            .is_some_and(|t| t.elapsed() >= Duration::from_secs(10))
-        {
-            self.failures = 0;
-        }
-        let cap_ms = 100u64
-            .saturating_mul(1u64 << self.failures.min(20))
-            .min(30_000);
-        self.failures = self.failures.saturating_add(1);
-        Duration::from_millis(self.rng.below_or_eq(cap_ms))
-    }
-}
-
 /// What the event loop reports to the shell that owns the MCP state machine.
 #[derive(Debug)]
 pub enum LinkEvent {
@@ -252,12 +212,12 @@ impl Events {
                     Ok(ev) => {
                         let taken_over = matches!(&ev, Event::Incoming(Packet::Disconnect(d)) if d.reason_code == DisconnectReasonCode::SessionTakenOver);
                         if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
-                            backoff.connected();
+                            backoff.connected(now());
                         }
                         Some((Ok(ev), (eventloop, backoff, None, taken_over)))
                     }
                     Err(e) => {
-                        let d = backoff.next_delay();
+                        let d = backoff.next_delay(now());
                         Some((Err(e.to_string()), (eventloop, backoff, Some(d), false)))
                     }
                 }
@@ -417,18 +377,5 @@ mod tests {
         for bad in ["mqtt://", "127.0.0.1", "mqtt://h:notaport", ":1883"] {
             assert!(bad.parse::<BrokerAddr>().is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn backoff_grows_with_full_jitter_and_caps_at_30s() {
-        let mut b = Backoff::new(5);
-        let mut caps = Vec::new();
-        for n in 0..12u32 {
-            let d = b.next_delay();
-            let cap = (100u64 << n).min(30_000);
-            assert!(d.as_millis() as u64 <= cap, "try {n}: {d:?} over {cap} ms");
-            caps.push(cap);
-        }
-        assert_eq!(caps.last(), Some(&30_000));
     }
 }

@@ -940,19 +940,13 @@ impl McpClient {
     }
 
     fn publish(&self, topic: String, payload: Vec<u8>, retain: bool) -> Publish {
-        Publish {
+        topics::mcp_publish(
             topic,
             payload,
-            qos: QoS::AtLeastOnce,
             retain,
-            user_properties: vec![
-                (
-                    topics::PROP_COMPONENT_TYPE.into(),
-                    topics::COMPONENT_CLIENT.into(),
-                ),
-                (topics::PROP_CLIENT_ID.into(), self.config.client_id.clone()),
-            ],
-        }
+            topics::COMPONENT_CLIENT,
+            &self.config.client_id,
+        )
     }
 
     fn token(&mut self) -> SubscribeToken {

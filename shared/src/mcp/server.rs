@@ -820,14 +820,19 @@ impl McpServer {
         }
     }
 
-    fn resources_read(&self, params: Option<&Value>) -> Result<Value, ErrorObject> {
+    /// `params.uri`, which must be this device's telemetry resource (the only one it has).
+    fn telemetry_uri_param<'a>(
+        &self,
+        method: &str,
+        params: Option<&'a Value>,
+    ) -> Result<&'a str, ErrorObject> {
         let uri = params
             .and_then(|p| p.get("uri"))
             .and_then(Value::as_str)
             .ok_or_else(|| {
                 ErrorObject::with_data(
                     code::INVALID_PARAMS,
-                    "resources/read needs params.uri (a string)",
+                    format!("{method} needs params.uri (a string)"),
                     json!({"field":"uri"}),
                 )
             })?;
@@ -838,6 +843,11 @@ impl McpServer {
                 json!({"uri": uri}),
             ));
         }
+        Ok(uri)
+    }
+
+    fn resources_read(&self, params: Option<&Value>) -> Result<Value, ErrorObject> {
+        let uri = self.telemetry_uri_param("resources/read", params)?;
         let text = self
             .telemetry
             .as_ref()
@@ -858,23 +868,12 @@ impl McpServer {
         params: Option<&Value>,
         subscribe: bool,
     ) -> Result<Value, ErrorObject> {
-        let uri = params
-            .and_then(|p| p.get("uri"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ErrorObject::with_data(
-                    code::INVALID_PARAMS,
-                    "params.uri (a string) is required",
-                    json!({"field":"uri"}),
-                )
-            })?;
-        if uri != self.telemetry_uri() {
-            return Err(ErrorObject::with_data(
-                code::RESOURCE_NOT_FOUND,
-                format!("resource not found: {uri}"),
-                json!({"uri": uri}),
-            ));
-        }
+        let method = if subscribe {
+            "resources/subscribe"
+        } else {
+            "resources/unsubscribe"
+        };
+        let uri = self.telemetry_uri_param(method, params)?;
         if let Some(s) = self.sessions.get_mut(client_id) {
             if subscribe {
                 s.resource_subscriptions.insert(uri.to_string());
@@ -994,22 +993,13 @@ impl McpServer {
     }
 
     fn publish(&self, topic: String, payload: Vec<u8>, retain: bool) -> Publish {
-        Publish {
+        topics::mcp_publish(
             topic,
             payload,
-            qos: QoS::AtLeastOnce,
             retain,
-            user_properties: vec![
-                (
-                    topics::PROP_COMPONENT_TYPE.into(),
-                    topics::COMPONENT_SERVER.into(),
-                ),
-                (
-                    topics::PROP_CLIENT_ID.into(),
-                    self.config.device_id.to_string(),
-                ),
-            ],
-        }
+            topics::COMPONENT_SERVER,
+            self.config.device_id.as_str(),
+        )
     }
 
     fn token(&mut self) -> SubscribeToken {

@@ -117,6 +117,27 @@ pub fn check_client_id(id: &str) -> Result<(), NameError> {
     }
 }
 
+/// An MCP publish: QoS 1, with the two user properties every MCP PUBLISH must carry
+/// (`MCP-COMPONENT-TYPE` = `component`, `MCP-MQTT-CLIENT-ID` = the sender's client id).
+pub fn mcp_publish(
+    topic: String,
+    payload: Vec<u8>,
+    retain: bool,
+    component: &str,
+    sender: &str,
+) -> crate::link::Publish {
+    crate::link::Publish {
+        topic,
+        payload,
+        qos: crate::link::QoS::AtLeastOnce,
+        retain,
+        user_properties: vec![
+            (PROP_COMPONENT_TYPE.into(), component.into()),
+            (PROP_CLIENT_ID.into(), sender.into()),
+        ],
+    }
+}
+
 /// `axon/{kind}/{device_id}`.
 pub fn axon_server_name(kind: &str, device: &DeviceId) -> String {
     format!("axon/{kind}/{device}")
