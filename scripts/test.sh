@@ -17,9 +17,27 @@ step "wasm32 builds (axon-core, edge-worker, web)"
 cargo build -q -p axon-core -p edge-worker -p web --target wasm32-unknown-unknown
 python3 scripts/check_wasm_imports.py target/wasm32-unknown-unknown/debug/edge_worker.wasm target/wasm32-unknown-unknown/debug/web.wasm
 
+mkdir -p target
+log=target/test-output.log
+: > "$log"
+
 step "independent MCP-over-MQTT peers (Python, self-test)"
-.venv/bin/python tests/interop/selftest.py
+.venv/bin/python tests/interop/selftest.py 2>&1 | tee -a "$log"
 
 step "native tests (axon-core, device-sim, system tests)"
 cargo build -q -p device-sim --bins
-cargo test --workspace --exclude edge-worker --exclude web
+status=0
+cargo test --workspace --exclude edge-worker --exclude web 2>&1 | tee -a "$log" || status=$?
+
+# One closing line over every runner above (cargo's per-binary lines and the peers' self-test).
+python3 - "$log" <<'PY'
+import re, sys
+text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
+passed = failed = 0
+for p, f in re.findall(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
+    passed, failed = passed + int(p), failed + int(f)
+for p, f in re.findall(r"^(\d+) passed, (\d+) failed$", text, re.M):
+    passed, failed = passed + int(p), failed + int(f)
+print(f"\nsummary: {passed} passed, {failed} failed")
+PY
+exit "$status"
