@@ -15,6 +15,7 @@ say() { printf '\033[1m[axon]\033[0m %s\n' "$*" >&2; }
 mkdir -p target/run
 pids=()
 cleanup() {
+  trap - EXIT INT TERM
   say "stopping"
   for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true

@@ -64,7 +64,9 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// A small MCP-over-MQTT client: list devices, call tools.
+    /// A small MCP-over-MQTT client: list devices, call tools. It talks to devices directly, as
+    /// their MCP client; the permission policy (confirm, deny) is the Hub's, so a `confirm` tool
+    /// such as front-door unlock runs when you call it here.
     Ctl {
         /// Broker address.
         #[arg(long, env = "AXON_BROKER", default_value = "mqtt://127.0.0.1:1883")]
