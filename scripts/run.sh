@@ -6,7 +6,7 @@
 #   scripts/run.sh                 # demo home
 #   AXON_PROFILE=lamp AXON_DEVICES=50 scripts/run.sh
 #
-# The edge worker (wrangler dev) and the web app join this script when they land.
+# The web app joins this script when it lands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -18,6 +18,8 @@ cleanup() {
   trap - EXIT INT TERM
   say "stopping"
   for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  # wrangler runs node and workerd under it: stop its whole process group (setsid below).
+  [ -n "${wrangler_pid:-}" ] && kill -INT -- "-$wrangler_pid" 2>/dev/null || true
   wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
@@ -39,10 +41,20 @@ target/release/axon-device-sim run --broker mqtt://127.0.0.1:1883 \
   --profile "${AXON_PROFILE:-home}" --devices "${AXON_DEVICES:-1}" &
 pids+=($!)
 
+say "starting the edge worker: wrangler dev on http://127.0.0.1:8787 (log: target/run/wrangler.log)"
+cd edge-worker
+PATH="$PWD/../node_modules/.bin:$PATH" WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
+  setsid wrangler dev --ip 127.0.0.1 --port 8787 --show-interactive-dev-session=false </dev/null >../target/run/wrangler.log 2>&1 &
+wrangler_pid=$!
+cd ..
+for _ in $(seq 300); do curl -sf http://127.0.0.1:8787/healthz >/dev/null 2>&1 && break; sleep 0.2; done
+
 cat >&2 <<MSG
 
   Axon is running.
     broker      mqtt://127.0.0.1:1883   ws://127.0.0.1:8083/mqtt
+    edge worker http://127.0.0.1:8787/healthz   http://127.0.0.1:8787/api/devices
+                curl -X POST http://127.0.0.1:8787/api/devices/kitchen-lamp/tools/set_power -d '{"on":true}'
     devices     target/release/axon-device-sim ctl --broker mqtt://127.0.0.1:1883 list
     call a tool target/release/axon-device-sim ctl --broker mqtt://127.0.0.1:1883 call kitchen-lamp set_power --args '{"on":true}'
   Ctrl-C to stop.

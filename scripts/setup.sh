@@ -31,4 +31,22 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import paho.mqtt' 2>/dev/
   .venv/bin/pip install -q --disable-pip-version-check paho-mqtt==2.2.0
 fi
 
+# 4. The edge worker's toolchain: wasm-bindgen-cli at exactly the version in
+#    Cargo.lock, worker-build, and the pinned npm tools (wrangler with its own Node 22, binaryen).
+#    Every tool comes from a registry; nothing downloads a binary from elsewhere.
+export PATH="$HOME/.cargo/bin:$PATH"
+wb_version=$(cargo pkgid wasm-bindgen 2>/dev/null | sed 's/.*@//')
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wb_version" ]; then
+  say "installing wasm-bindgen-cli $wb_version (cargo install, about 2 minutes)"
+  cargo install -q wasm-bindgen-cli --version "$wb_version" --force
+fi
+if ! worker-build --version 2>/dev/null | grep -q "0\.8\.7"; then
+  say "installing worker-build 0.8.7 (cargo install, about 5 minutes)"
+  cargo install -q worker-build --version 0.8.7 --locked --force
+fi
+if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm tools (wrangler, node 22, binaryen)"
+  npm install --no-audit --no-fund --loglevel=error
+fi
+
 say "ok: mosquitto $(mosquitto -h 2>/dev/null | head -1 | awk '{print $3}'), $(rustc --version), python $(.venv/bin/python -c 'import platform;print(platform.python_version())')"

@@ -17,6 +17,11 @@ step "wasm32 builds (axon-core, edge-worker, web)"
 cargo build -q -p axon-core -p edge-worker -p web --target wasm32-unknown-unknown
 python3 scripts/check_wasm_imports.py target/wasm32-unknown-unknown/debug/edge_worker.wasm target/wasm32-unknown-unknown/debug/web.wasm
 
+step "edge worker: build with worker-build, bundle with wrangler (dry run)"
+(cd edge-worker && PATH="$PWD/../node_modules/.bin:$PATH" WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
+  wrangler deploy --dry-run --outdir ../target/worker-dist 2>&1 | grep -E "Total Upload|error|Error" || true)
+test -s target/worker-dist/index.js || { echo "the worker bundle was not built" >&2; exit 1; }
+
 mkdir -p target
 log=target/test-output.log
 : > "$log"

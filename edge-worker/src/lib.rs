@@ -1,21 +1,30 @@
 //! Axon's edge worker (Cloudflare Worker in Rust).
 //!
-//! Owns the HTTP routes and, as it grows, the Hub Durable Object and the providers. It drives
-//! `axon-core` and never holds protocol logic of its own. For now it serves `/healthz` only;
-//! the Hub, the agent and `/mcp` land with the edge-worker issue.
+//! Owns the HTTP surface and hands everything about devices to the [`hub::Hub`] Durable Object
+//! (one per site), which holds the broker connection and drives `axon-core`. It holds no
+//! protocol logic of its own and no secrets in code.
+//!
+//! Routes so far: `GET /healthz`, `GET /api/devices`, `GET /api/devices/{id}`,
+//! `POST /api/devices/{id}/tools/{tool}` (JSON arguments in the body). The agent, `/api/chat`,
+//! `/api/events` and `/mcp` land next (see the edge-worker issue).
 
-use worker::{event, Context, Env, Request, Response, Result, Router};
+mod hub;
 
+use worker::{event, Context, Env, Request, Response, Result};
+
+/// Every request goes to the site's Hub; the Hub answers `/healthz` too, so health reflects
+/// the broker link and not just that the worker runs.
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    Router::new()
-        .get("/healthz", |_, _| {
-            Response::from_json(&serde_json::json!({
-                "ok": true,
-                "core": axon_core::mcp::types::LATEST_PROTOCOL_VERSION,
-                "broker": "not connected (Hub not built yet)",
-            }))
-        })
-        .run(req, env)
-        .await
+    let site = env
+        .var("AXON_SITE")
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| "home".into());
+    let path = req.path();
+    if !(path == "/healthz" || path.starts_with("/api/")) {
+        return Response::error("not found: try /healthz or /api/devices", 404);
+    }
+    let namespace = env.durable_object("HUB")?;
+    let stub = namespace.id_from_name(&site)?.get_stub()?;
+    stub.fetch_with_request(req).await
 }

@@ -7,8 +7,10 @@ pub mod broker;
 pub mod device_sim;
 pub mod peer;
 pub mod probe;
+pub mod wrangler;
 
 pub use broker::Broker;
 pub use device_sim::DeviceSim;
 pub use peer::Peer;
 pub use probe::Probe;
+pub use wrangler::WranglerDev;

@@ -1,0 +1,218 @@
+//! The edge worker under `wrangler dev` (the real workerd runtime), on free loopback ports,
+//! in its own process group so that stopping it stops wrangler, node and workerd together
+//! (TOOLCHAIN.md T7). Plus a tiny HTTP/1.1 client for the tests.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running `wrangler dev`.
+pub struct WranglerDev {
+    child: Option<Child>,
+    port: u16,
+    log: PathBuf,
+    _state: PathBuf,
+}
+
+impl WranglerDev {
+    /// Starts the worker with `AXON_BROKER_URL` pointing at `broker_ws_port` and waits until
+    /// `/healthz` answers (60 s at most: the first run builds the worker).
+    pub fn start(broker_ws_port: u16) -> WranglerDev {
+        let root = repo_root();
+        let bin = root.join("node_modules/.bin");
+        assert!(
+            bin.join("wrangler").exists(),
+            "node_modules/.bin/wrangler is missing: run scripts/setup.sh"
+        );
+        let port = free_port();
+        let state =
+            std::env::temp_dir().join(format!("axon-wrangler-{}-{port}", std::process::id()));
+        let log = state.with_extension("log");
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let child = Command::new(bin.join("wrangler"))
+            .current_dir(root.join("edge-worker"))
+            .env("PATH", path)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .args([
+                "dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--inspector-port",
+                &free_port().to_string(),
+            ])
+            .args([
+                "--show-interactive-dev-session=false",
+                "--persist-to",
+                &state.display().to_string(),
+            ])
+            .arg("--var")
+            .arg(format!(
+                "AXON_BROKER_URL:ws://127.0.0.1:{broker_ws_port}/mqtt"
+            ))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log file"))
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn()
+            .expect("spawn wrangler dev");
+        let w = WranglerDev {
+            child: Some(child),
+            port,
+            log,
+            _state: state,
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = http(port, "GET", "/healthz", None) {
+                return w;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "wrangler dev did not answer /healthz within 90 s; log:\n{}",
+            w.log()
+        );
+    }
+
+    /// The HTTP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// GET `path`, JSON body.
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let (status, body) =
+            http(self.port, "GET", path, None).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    /// POST `body` to `path`, JSON body.
+    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        let (status, text) = http(self.port, "POST", path, Some(body))
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Polls `path` until `pred` holds for its JSON (bounded).
+    pub fn wait_for(&self, path: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            let (status, v) = self.get(path);
+            if status == 200 && pred(&v) {
+                return v;
+            }
+            last = v;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("GET {path} did not satisfy the condition within {timeout:?}; last answer: {last}\nlog:\n{}", self.log());
+    }
+
+    /// What wrangler printed.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WranglerDev {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGINT to the whole group: wrangler, its node and workerd all exit.
+            // `--` so that kill reads `-PGID` as a process group, not as a signal name.
+            let _ = Command::new("kill")
+                .args(["-s", "INT", "--", &format!("-{}", c.id())])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{}", c.id())])
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 request on 127.0.0.1 (`Connection: close`): status and body.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}

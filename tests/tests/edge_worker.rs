@@ -1,0 +1,78 @@
+//! The edge worker under `wrangler dev` (real workerd) with its Hub connected to a real
+//! Mosquitto over WebSocket: it discovers the demo home, lists devices, calls a tool that
+//! changes a board's state, and gives clear errors for bad input.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly by design
+
+use std::time::Duration;
+
+use axon_tests::{Broker, DeviceSim, WranglerDev};
+use serde_json::json;
+
+#[test]
+fn the_hub_discovers_the_demo_home_and_calls_tools_over_http() {
+    let broker = Broker::start();
+    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
+    let worker = WranglerDev::start(broker.ws_port());
+    let health = worker.wait_for("/healthz", Duration::from_secs(20), |v| {
+        v["broker"] == "connected" && v["ready"] == 12
+    });
+    assert_eq!(health["devices"], 12);
+
+    let (status, list) = worker.get("/api/devices");
+    assert_eq!(status, 200);
+    let devices = list["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 12);
+    let lamp = devices
+        .iter()
+        .find(|d| d["server_id"] == "kitchen-lamp")
+        .unwrap();
+    assert_eq!(lamp["meta"]["room"], "kitchen");
+    assert_eq!(lamp["state"], "ready");
+    assert!(lamp["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "set_power"));
+
+    let (status, result) = worker.post(
+        "/api/devices/kitchen-lamp/tools/set_power",
+        r#"{"on":true}"#,
+    );
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["structuredContent"]["on"], true);
+    assert_eq!(
+        sim.wait_tool_calls("kitchen-lamp", "set_power", 1),
+        1,
+        "the board acted once"
+    );
+    let (_, state) = worker.post("/api/devices/kitchen-lamp/tools/get_state", "");
+    assert_eq!(state["structuredContent"]["on"], true);
+
+    // Bad input: clear errors, nothing reaches a board.
+    let (status, e) = worker.post(
+        "/api/devices/kitchen-lamp/tools/set_brightness",
+        r#"{"level":"high"}"#,
+    );
+    assert_eq!(
+        (
+            status,
+            e["error"]["code"].clone(),
+            e["error"]["data"]["field"].clone()
+        ),
+        (400, json!(-32602), json!("arguments.level"))
+    );
+    let (status, e) = worker.post("/api/devices/kitchen-lamp/tools/set_power", "{not json");
+    assert_eq!((status, e["error"]["code"].clone()), (400, json!(-32700)));
+    let (status, e) = worker.post("/api/devices/nobody/tools/set_power", r#"{"on":true}"#);
+    assert_eq!((status, e["error"]["code"].clone()), (404, json!(-32010)));
+    let (status, _) = worker.get("/api/devices/nobody");
+    assert_eq!(status, 404);
+    assert_eq!(sim.tool_calls("kitchen-lamp", "set_brightness"), 0);
+
+    // A board that leaves is offline in the registry at once.
+    sim.interrupt();
+    worker.wait_for("/api/devices/kitchen-lamp", Duration::from_secs(10), |d| {
+        d["state"] == "offline"
+    });
+}
