@@ -70,6 +70,22 @@ fn the_hub_discovers_the_demo_home_and_calls_tools_over_http() {
     assert_eq!(status, 404);
     assert_eq!(sim.tool_calls("kitchen-lamp", "set_brightness"), 0);
 
+    // The broker restarts: the Hub reconnects with backoff and the boards re-register.
+    let mut broker = broker;
+    broker.restart();
+    worker.wait_for("/healthz", Duration::from_secs(30), |v| {
+        v["broker"] == "connected" && v["ready"] == 12
+    });
+    let (status, result) = worker.post(
+        "/api/devices/kitchen-lamp/tools/set_power",
+        r#"{"on":false}"#,
+    );
+    assert_eq!(
+        (status, result["structuredContent"]["on"].clone()),
+        (200, json!(false)),
+        "{result}"
+    );
+
     // A board that leaves is offline in the registry at once.
     sim.interrupt();
     worker.wait_for("/api/devices/kitchen-lamp", Duration::from_secs(10), |d| {
