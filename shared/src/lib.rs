@@ -40,6 +40,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod error;
 pub mod jsonrpc;
 pub mod link;

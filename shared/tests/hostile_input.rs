@@ -85,3 +85,10 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn the_offline_planner_never_panics(text in "\\PC{0,80}") {
+        let _ = axon_core::agent::planner::plan(&text, std::iter::empty());
+    }
+}

@@ -1,0 +1,507 @@
+//! The offline planner: everyday requests to tool calls, from the registry alone.
+//!
+//! Owns understanding a short request ("turn on the kitchen lamp", "set the bedroom thermostat
+//! to 21", "what's the temperature in the living room?", "turn off all the lights", "unlock the
+//! front door") against the devices that exist, their rooms, titles and tools. It never calls
+//! anything: it returns a [`Plan`] that the agent checks (permissions, validation) and runs.
+//! When it does not understand, it says so and lists what it can do; it never guesses a device.
+
+use serde_json::{json, Value};
+
+use crate::mcp::client::{DeviceInfo, DeviceState};
+
+/// One tool call the planner wants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedCall {
+    /// Device id.
+    pub device: String,
+    /// Tool name.
+    pub tool: String,
+    /// Arguments (already shaped for the tool's schema; the agent still validates them).
+    pub arguments: Value,
+}
+
+/// What kind of request it was, to phrase the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// Switch something on.
+    TurnOn,
+    /// Switch something off.
+    TurnOff,
+    /// Set a level (brightness, volume) or a target temperature.
+    Set,
+    /// Lock.
+    Lock,
+    /// Unlock.
+    Unlock,
+    /// Read a value (temperature, state).
+    Query,
+}
+
+/// The planner's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Run these calls.
+    Calls {
+        /// What was asked.
+        intent: Intent,
+        /// The calls, one per device.
+        calls: Vec<PlannedCall>,
+    },
+    /// Not understood: an honest answer that says what it can do.
+    NotUnderstood {
+        /// For the person.
+        reply: String,
+    },
+}
+
+/// Words that name a kind of device.
+const KIND_WORDS: [(&str, &[&str]); 6] = [
+    ("lamp", &["lamp", "lamps", "light", "lights"]),
+    (
+        "thermostat",
+        &["thermostat", "heating", "heater", "temperature"],
+    ),
+    ("plug", &["plug", "socket", "outlet"]),
+    ("lock", &["lock", "door"]),
+    ("sensor", &["sensor"]),
+    ("speaker", &["speaker", "volume", "music"]),
+];
+
+const FILLER: [&str; 14] = [
+    "the", "a", "an", "in", "on", "of", "to", "please", "my", "and", "at", "is", "it", "all",
+];
+
+fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '.' || c == '\'' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .map(|w| w.trim_matches('.').trim_end_matches("'s").to_string())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+fn has(ws: &[String], w: &str) -> bool {
+    ws.iter().any(|x| x == w)
+}
+
+fn has_seq(ws: &[String], seq: &[&str]) -> bool {
+    ws.windows(seq.len())
+        .any(|win| win.iter().zip(seq).all(|(a, b)| a == b))
+}
+
+fn first_number(ws: &[String]) -> Option<f64> {
+    ws.iter().find_map(|w| {
+        w.trim_end_matches('%')
+            .trim_end_matches("°c")
+            .trim_end_matches("c")
+            .parse::<f64>()
+            .ok()
+    })
+}
+
+fn intent(ws: &[String]) -> Option<Intent> {
+    if has(ws, "unlock") {
+        return Some(Intent::Unlock);
+    }
+    if has(ws, "lock") && !has(ws, "is") {
+        return Some(Intent::Lock);
+    }
+    let on = has_seq(ws, &["turn", "on"])
+        || has_seq(ws, &["switch", "on"])
+        || (has(ws, "on") && ws.first().is_some_and(|w| w == "turn" || w == "switch"));
+    let off = has(ws, "off");
+    if off && (has(ws, "turn") || has(ws, "switch") || ws.first().is_some_and(|w| w == "lights")) {
+        return Some(Intent::TurnOff);
+    }
+    if has(ws, "what") || has(ws, "what's") || has(ws, "how") || has(ws, "is") || has(ws, "status")
+    {
+        return Some(Intent::Query);
+    }
+    if (has(ws, "set")
+        || has(ws, "dim")
+        || has(ws, "make")
+        || has(ws, "brightness")
+        || has(ws, "volume"))
+        && first_number(ws).is_some()
+    {
+        return Some(Intent::Set);
+    }
+    if on || has(ws, "on") {
+        return Some(Intent::TurnOn);
+    }
+    if off {
+        return Some(Intent::TurnOff);
+    }
+    None
+}
+
+/// The kinds the request names, in order of mention.
+fn kinds(ws: &[String]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for w in ws {
+        for (kind, names) in KIND_WORDS {
+            if names.contains(&w.as_str()) && !out.contains(&kind) {
+                out.push(kind);
+            }
+        }
+    }
+    out
+}
+
+/// How well a device matches the words: room words and title words, beyond the kind.
+fn score(d: &DeviceInfo, ws: &[String]) -> usize {
+    let room = d.meta.room.as_deref().map(words).unwrap_or_default();
+    let title = d.meta.title.as_deref().map(words).unwrap_or_default();
+    let room_hit = !room.is_empty() && room.iter().all(|r| has(ws, r));
+    // Kind words ("lamp") say nothing about which lamp; only the other title words count.
+    let is_kind_word = |t: &str| KIND_WORDS.iter().any(|(_, names)| names.contains(&t));
+    let title_hits = title
+        .iter()
+        .filter(|t| !FILLER.contains(&t.as_str()) && !is_kind_word(t) && has(ws, t))
+        .count();
+    let id_hit = ws.contains(&d.server_id);
+    usize::from(room_hit) * 10 + title_hits + usize::from(id_hit) * 20
+}
+
+/// The tools the request can use on a device for an intent, with arguments.
+fn call_for(d: &DeviceInfo, intent: Intent, ws: &[String]) -> Option<PlannedCall> {
+    let has_tool = |t: &str| d.tool(t).is_some();
+    let call = |tool: &str, arguments: Value| {
+        Some(PlannedCall {
+            device: d.server_id.clone(),
+            tool: tool.into(),
+            arguments,
+        })
+    };
+    let n = first_number(ws);
+    match intent {
+        Intent::TurnOn if has_tool("set_power") => call("set_power", json!({"on": true})),
+        Intent::TurnOff if has_tool("set_power") => call("set_power", json!({"on": false})),
+        Intent::TurnOff if has_tool("set_mode") => call("set_mode", json!({"mode": "off"})),
+        Intent::TurnOn if has_tool("set_mode") => call("set_mode", json!({"mode": "auto"})),
+        Intent::Lock if has_tool("lock") => call("lock", json!({})),
+        Intent::Unlock if has_tool("unlock") => call("unlock", json!({})),
+        Intent::Set => {
+            let n = n?;
+            if has_tool("set_target") {
+                call("set_target", json!({"celsius": n}))
+            } else if has_tool("set_brightness") {
+                call("set_brightness", json!({"level": n.round() as i64}))
+            } else if has_tool("set_volume") {
+                call("set_volume", json!({"level": n.round() as i64}))
+            } else {
+                None
+            }
+        }
+        Intent::Query if has_tool("get_state") => call("get_state", json!({})),
+        _ => None,
+    }
+}
+
+/// Plans `text` against the ready devices in `devices`.
+pub fn plan<'a>(text: &str, devices: impl IntoIterator<Item = &'a DeviceInfo>) -> Plan {
+    let ready: Vec<&DeviceInfo> = devices
+        .into_iter()
+        .filter(|d| d.state == DeviceState::Ready)
+        .collect();
+    let ws = words(text);
+    let Some(intent) = intent(&ws) else {
+        return not_understood(text, &ready);
+    };
+    let mut named = kinds(&ws);
+    // "what's the temperature" reads sensors and thermostats alike.
+    if intent == Intent::Query && has(&ws, "temperature") && !named.contains(&"sensor") {
+        named.push("sensor");
+    }
+    let all = has(&ws, "all")
+        || has(&ws, "every")
+        || has(&ws, "lights")
+            && !ws.iter().any(|w| {
+                ready.iter().any(|d| {
+                    d.meta
+                        .room
+                        .as_deref()
+                        .map(words)
+                        .unwrap_or_default()
+                        .contains(w)
+                })
+            });
+    let candidates: Vec<&DeviceInfo> = ready
+        .iter()
+        .copied()
+        .filter(|d| named.is_empty() || named.contains(&d.meta.kind.as_str()))
+        .filter(|d| call_for(d, intent, &ws).is_some())
+        .collect();
+    if candidates.is_empty() {
+        return not_understood(text, &ready);
+    }
+    let best = candidates.iter().map(|d| score(d, &ws)).max().unwrap_or(0);
+    let chosen: Vec<&DeviceInfo> = if all && best < 10 {
+        candidates
+    } else if best > 0 {
+        candidates
+            .into_iter()
+            .filter(|d| score(d, &ws) == best)
+            .collect()
+    } else if candidates.len() == 1 {
+        candidates
+    } else {
+        let names: Vec<String> = candidates.iter().map(|d| describe(d)).collect();
+        return Plan::NotUnderstood {
+            reply: format!("Which one do you mean: {}?", names.join(", ")),
+        };
+    };
+    // A query about temperature in a room prefers one reading over two.
+    let chosen = if intent == Intent::Query && has(&ws, "temperature") && chosen.len() > 1 {
+        chosen
+            .iter()
+            .copied()
+            .filter(|d| d.meta.kind == "sensor")
+            .take(1)
+            .chain(chosen.iter().copied().filter(|d| d.meta.kind != "sensor"))
+            .take(1)
+            .collect()
+    } else {
+        chosen
+    };
+    let calls = chosen
+        .iter()
+        .filter_map(|d| call_for(d, intent, &ws))
+        .collect();
+    Plan::Calls { intent, calls }
+}
+
+fn describe(d: &DeviceInfo) -> String {
+    d.meta.title.clone().unwrap_or_else(|| d.server_id.clone())
+}
+
+fn not_understood(text: &str, ready: &[&DeviceInfo]) -> Plan {
+    let mut kinds: Vec<&str> = ready.iter().map(|d| d.meta.kind.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let examples: Vec<&str> = kinds
+        .iter()
+        .filter_map(|k| match *k {
+            "lamp" => Some("turn lights on or off, or dim them"),
+            "thermostat" => Some("set a thermostat to a temperature"),
+            "sensor" => Some("tell you the temperature in a room"),
+            "lock" => Some("lock or unlock a door (unlocking asks you first)"),
+            "plug" => Some("switch a plug on or off"),
+            "speaker" => Some("set a speaker's volume"),
+            _ => None,
+        })
+        .collect();
+    let reply = if examples.is_empty() {
+        format!("I didn't understand \"{text}\", and no devices are online right now.")
+    } else {
+        format!(
+            "I didn't understand \"{text}\". I can {}.",
+            examples.join("; ")
+        )
+    };
+    Plan::NotUnderstood { reply }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::types::{DeviceMeta, Tool};
+
+    fn tool(name: &str) -> Tool {
+        Tool {
+            name: name.into(),
+            title: None,
+            description: None,
+            input_schema: json!({"type":"object"}),
+            output_schema: None,
+            annotations: None,
+            meta: None,
+        }
+    }
+
+    fn device(id: &str, kind: &str, room: &str, title: &str, tools: &[&str]) -> DeviceInfo {
+        DeviceInfo {
+            server_id: id.into(),
+            server_name: format!("axon/{kind}/{id}"),
+            description: String::new(),
+            meta: DeviceMeta {
+                device_id: id.into(),
+                kind: kind.into(),
+                room: Some(room.into()),
+                title: Some(title.into()),
+                fw: None,
+            },
+            state: DeviceState::Ready,
+            tools: tools.iter().map(|t| tool(t)).collect(),
+            protocol_version: None,
+            call_id_cache: true,
+            last_seen: Default::default(),
+        }
+    }
+
+    fn home() -> Vec<DeviceInfo> {
+        let lamp = ["set_power", "set_brightness", "get_state"];
+        vec![
+            device("kitchen-lamp", "lamp", "kitchen", "Kitchen lamp", &lamp),
+            device(
+                "living-lamp",
+                "lamp",
+                "living room",
+                "Living room lamp",
+                &lamp,
+            ),
+            device("bedroom-lamp", "lamp", "bedroom", "Bedroom lamp", &lamp),
+            device(
+                "living-thermostat",
+                "thermostat",
+                "living room",
+                "Living room thermostat",
+                &["set_target", "set_mode", "get_state"],
+            ),
+            device(
+                "bedroom-thermostat",
+                "thermostat",
+                "bedroom",
+                "Bedroom thermostat",
+                &["set_target", "set_mode", "get_state"],
+            ),
+            device(
+                "kitchen-plug",
+                "plug",
+                "kitchen",
+                "Coffee machine plug",
+                &["set_power", "get_state"],
+            ),
+            device(
+                "front-door",
+                "lock",
+                "hall",
+                "Front door lock",
+                &["lock", "unlock", "get_state"],
+            ),
+            device(
+                "hall-sensor",
+                "sensor",
+                "hall",
+                "Hall sensor",
+                &["get_state"],
+            ),
+            device(
+                "living-speaker",
+                "speaker",
+                "living room",
+                "Living room speaker",
+                &["set_volume", "get_state"],
+            ),
+        ]
+    }
+
+    fn calls(text: &str) -> Vec<(String, String, Value)> {
+        match plan(text, &home()) {
+            Plan::Calls { calls, .. } => calls
+                .into_iter()
+                .map(|c| (c.device, c.tool, c.arguments))
+                .collect(),
+            Plan::NotUnderstood { reply } => panic!("{text:?} not understood: {reply}"),
+        }
+    }
+
+    fn one(d: &str, t: &str, a: Value) -> Vec<(String, String, Value)> {
+        vec![(d.into(), t.into(), a)]
+    }
+
+    #[test]
+    fn everyday_requests() {
+        assert_eq!(
+            calls("Turn on the kitchen lamp"),
+            one("kitchen-lamp", "set_power", json!({"on": true}))
+        );
+        assert_eq!(
+            calls("switch off the living room light please"),
+            one("living-lamp", "set_power", json!({"on": false}))
+        );
+        assert_eq!(
+            calls("Set the bedroom thermostat to 21"),
+            one("bedroom-thermostat", "set_target", json!({"celsius": 21.0}))
+        );
+        assert_eq!(
+            calls("dim the bedroom lamp to 30%"),
+            one("bedroom-lamp", "set_brightness", json!({"level": 30}))
+        );
+        assert_eq!(
+            calls("unlock the front door"),
+            one("front-door", "unlock", json!({}))
+        );
+        assert_eq!(calls("lock the door"), one("front-door", "lock", json!({})));
+        assert_eq!(
+            calls("turn on the coffee machine"),
+            one("kitchen-plug", "set_power", json!({"on": true}))
+        );
+        assert_eq!(
+            calls("set the speaker volume to 55"),
+            one("living-speaker", "set_volume", json!({"level": 55}))
+        );
+    }
+
+    #[test]
+    fn all_the_lights() {
+        let c = calls("turn off all the lights");
+        assert_eq!(c.len(), 3);
+        assert!(c
+            .iter()
+            .all(|(_, t, a)| t == "set_power" && a["on"] == false));
+    }
+
+    #[test]
+    fn temperature_questions_read_one_device_in_the_room() {
+        assert_eq!(
+            calls("what's the temperature in the living room?"),
+            one("living-thermostat", "get_state", json!({}))
+        );
+        assert_eq!(
+            calls("what is the temperature in the hall"),
+            one("hall-sensor", "get_state", json!({}))
+        );
+    }
+
+    #[test]
+    fn ambiguity_and_nonsense_are_said_honestly() {
+        match plan("turn on the lamp", &home()) {
+            Plan::NotUnderstood { reply } => assert!(reply.starts_with("Which one"), "{reply}"),
+            other => panic!("{other:?}"),
+        }
+        match plan("sing me a song about cheese", &home()) {
+            Plan::NotUnderstood { reply } => {
+                assert!(reply.contains("didn't understand"));
+                assert!(reply.contains("turn lights on or off"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match plan("turn on the kitchen lamp", &[]) {
+            Plan::NotUnderstood { reply } => assert!(reply.contains("no devices are online")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn offline_devices_are_not_planned() {
+        let mut h = home();
+        h[0].state = DeviceState::Offline;
+        assert!(matches!(
+            plan("turn on the kitchen lamp", &h),
+            Plan::NotUnderstood { .. } | Plan::Calls { .. }
+        ));
+        if let Plan::Calls { calls, .. } = plan("turn on the kitchen lamp", &h) {
+            assert!(calls.iter().all(|c| c.device != "kitchen-lamp"));
+        }
+    }
+}
