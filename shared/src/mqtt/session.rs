@@ -539,14 +539,7 @@ impl Session {
         self.timers.clear();
         self.tokens.clear();
         self.connect_deadline = None;
-        let mut failed: Vec<u16> = self.inflight.drain().collect();
-        failed.sort_unstable();
-        for packet_id in failed {
-            self.events.push_back(SessionEvent::PublishFailed {
-                packet_id,
-                reason: reason.clone(),
-            });
-        }
+        self.fail_inflight(&reason);
         let at = now + self.backoff.next_delay(now);
         self.reconnect_at = Some(at);
         self.state = SessionState::WaitingToReconnect;
@@ -554,6 +547,18 @@ impl Session {
             reason,
             reconnect_at: Some(at),
         });
+    }
+
+    /// Every QoS 1 publish still waiting for its PUBACK fails, in packet-id order.
+    fn fail_inflight(&mut self, reason: &str) {
+        let mut failed: Vec<u16> = self.inflight.drain().collect();
+        failed.sort_unstable();
+        for packet_id in failed {
+            self.events.push_back(SessionEvent::PublishFailed {
+                packet_id,
+                reason: reason.to_string(),
+            });
+        }
     }
 
     fn process(&mut self, now: Timestamp, events: Vec<Event>) {
@@ -668,14 +673,7 @@ impl Session {
                 let code = d.reason_code();
                 self.events.push_back(SessionEvent::CloseTransport);
                 if code == Some(DisconnectReasonCode::SessionTakenOver) {
-                    let mut failed: Vec<u16> = self.inflight.drain().collect();
-                    failed.sort_unstable();
-                    for packet_id in failed {
-                        self.events.push_back(SessionEvent::PublishFailed {
-                            packet_id,
-                            reason: "session taken over".into(),
-                        });
-                    }
+                    self.fail_inflight("session taken over");
                     self.conn = None;
                     self.timers.clear();
                     self.state = SessionState::Closed;
