@@ -13,11 +13,10 @@ use axon_core::mcp::topics::{self, DeviceId};
 use axon_core::mcp::types::Implementation;
 use axon_core::time::Rng;
 use rumqttc::v5::mqttbytes::QoS as RQoS;
-use rumqttc::v5::AsyncClient;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::mqtt::{self, BrokerAddr, Driver, LinkEvent};
+use crate::mqtt::{self, BrokerAddr, Driver, LinkEvent, Sizing};
 use crate::profiles::{self, Env, Profile, Sample};
 use crate::SimError;
 
@@ -105,9 +104,12 @@ pub async fn run(
         version: env!("CARGO_PKG_VERSION").into(),
     };
     let mut server = McpServer::new(config)?;
-    let options = mqtt::mqtt_options(&server.connect_options(), &broker, 16);
-    let (client, eventloop) = AsyncClient::new(options, 16);
-    let mut events = mqtt::Events::new(eventloop, spec.seed ^ 0xB0A2D);
+    let (client, mut events) = mqtt::connect(
+        &server.connect_options(),
+        &broker,
+        Sizing::BOARD,
+        spec.seed ^ 0xB0A2D,
+    );
     let mut driver = Driver::new(client);
     let mut env = Env {
         rng: Rng::new(spec.seed),

@@ -12,11 +12,10 @@ use axon_core::mcp::client::{
     CallOptions, ClientConfig, ClientEvent, DeviceInfo, DeviceState, McpClient, RequestHandle,
 };
 use axon_core::time::Rng;
-use rumqttc::v5::AsyncClient;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::mqtt::{self, BrokerAddr, Driver, LinkEvent};
+use crate::mqtt::{self, BrokerAddr, Driver, LinkEvent, Sizing};
 use crate::SimError;
 
 /// How a controller connects.
@@ -100,9 +99,12 @@ impl Controller {
         config.server_name_filters = options.filters.clone();
         config.request_timeout = options.timeout;
         let client = McpClient::new(config);
-        let mqtt_options = mqtt::mqtt_options(&client.connect_options(), broker, 256);
-        let (mqtt_client, eventloop) = AsyncClient::new(mqtt_options, 256);
-        let events = mqtt::Events::new(eventloop, rng.next_u64());
+        let (mqtt_client, events) = mqtt::connect(
+            &client.connect_options(),
+            broker,
+            Sizing::CONTROLLER,
+            rng.next_u64(),
+        );
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (snapshot_tx, mut snapshot) = watch::channel(Snapshot::default());
         tokio::spawn(drive(
