@@ -120,12 +120,8 @@ pub async fn run(
         let _ = reports.send(r);
     };
 
-    // Stagger the first tick so a fleet does not publish in lockstep.
-    let first = Duration::from_millis(
-        env.rng
-            .below_or_eq(spec.telemetry_interval.as_millis() as u64),
-    );
-    let mut next_tick = tokio::time::Instant::now() + first;
+    // The first sample goes out on connect; the timer only runs while connected.
+    let mut next_tick = None;
     let mut last_tick = tokio::time::Instant::now();
     let mut connected = false;
     tokio::pin!(shutdown);
@@ -139,6 +135,16 @@ pub async fn run(
                     Some(LinkEvent::Connected(connack)) => {
                         connected = true;
                         server.handle_connected(mqtt::now(), &connack);
+                        // PROTOCOL.md §5.2: /latest is republished on every connect (a broker
+                        // restarted without persistence has lost it). Sampling now also keeps
+                        // the sample fresh. The next tick lands at a random point of the
+                        // interval, so boards that connected together do not publish in lockstep.
+                        let now = tokio::time::Instant::now();
+                        let sample = hw.tick(now - last_tick, &mut env);
+                        last_tick = now;
+                        publish_sample(&driver, &mut server, &device, sample, &mut env).await;
+                        let period = spec.telemetry_interval.as_millis() as u64;
+                        next_tick = Some(now + Duration::from_millis(env.rng.below_or_eq(period)));
                     }
                     Some(LinkEvent::Message(m)) => server.handle_message(mqtt::now(), &m),
                     Some(LinkEvent::Subscribed(token)) => server.handle_subscribed(mqtt::now(), token),
@@ -151,6 +157,7 @@ pub async fn run(
                             report(BoardReport::Offline { device: device.clone(), reason });
                         }
                         connected = false;
+                        next_tick = None;
                         server.handle_disconnected(mqtt::now());
                     }
                     Some(LinkEvent::TakenOver) => {
@@ -161,18 +168,14 @@ pub async fn run(
                     Some(LinkEvent::PubAck(_) | LinkEvent::PublishSent(_)) | None => {}
                 }
             }
-            _ = tokio::time::sleep_until(next_tick) => {
+            _ = sleep_until(next_tick) => {
                 let now = tokio::time::Instant::now();
                 let sample = hw.tick(now - last_tick, &mut env);
                 last_tick = now;
-                next_tick = now + spec.telemetry_interval;
-                if connected {
-                    publish_sample(&driver, &mut server, &device, sample, &mut env).await;
-                }
+                next_tick = Some(now + spec.telemetry_interval);
+                publish_sample(&driver, &mut server, &device, sample, &mut env).await;
             }
-            _ = async { match timeout { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
-                server.handle_timeout(mqtt::now());
-            }
+            _ = sleep_until(timeout) => server.handle_timeout(mqtt::now()),
             _ = &mut shutdown => {
                 leave(&mut server, &mut driver, &mut events, connected).await;
                 report(BoardReport::Stopped { device: device.clone(), taken_over: false });
@@ -188,6 +191,14 @@ pub async fn run(
             &report,
         )
         .await;
+    }
+}
+
+/// Sleeps until `at`; forever if there is no deadline.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
