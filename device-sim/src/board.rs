@@ -228,7 +228,10 @@ async fn pump(
                     arguments,
                 } => {
                     let result = hw.call(&name, &arguments, env);
-                    tracing::info!(%device, tool = %name, %arguments, is_error = result.is_error, "tool call");
+                    // Debug, not info: the report below reaches whoever started the board
+                    // (`run` prints it on stdout), and a log line per call halved the
+                    // benchmark's throughput at concurrency 16 and 64.
+                    tracing::debug!(%device, tool = %name, %arguments, is_error = result.is_error, "tool call");
                     report(BoardReport::ToolCall {
                         device: device.into(),
                         tool: name,
