@@ -32,6 +32,7 @@ impl Received {
 
 /// A raw client.
 pub struct Probe {
+    client_id: String,
     client: AsyncClient,
     rx: mpsc::UnboundedReceiver<Received>,
     subacks: mpsc::UnboundedReceiver<()>,
@@ -82,6 +83,7 @@ impl Probe {
             .await
             .expect("probe connects within 5 s");
         Probe {
+            client_id: client_id.to_string(),
             client,
             rx,
             subacks,
@@ -96,6 +98,34 @@ impl Probe {
         tokio::time::timeout(Duration::from_secs(5), self.subacks.recv())
             .await
             .expect("SUBACK within 5 s");
+    }
+
+    /// Every message retained on `filter`, without waiting for silence: subscribes to `filter`,
+    /// then to a retained fence of this probe's own. The broker handles SUBSCRIBEs in order and
+    /// sends a subscription's retained messages right after its SUBACK, so once the fence
+    /// arrives everything retained on `filter` has arrived before it. Use a fresh probe: only
+    /// retained messages that match `filter` are kept.
+    pub async fn retained(&mut self, filter: &str) -> Vec<Received> {
+        let fence = format!("axon-test/fence/{}", self.client_id);
+        self.publish(&fence, "fence", true, &[]).await;
+        self.subscribe(filter, false).await;
+        self.subscribe(&fence, false).await;
+        let mut found = Vec::new();
+        loop {
+            let r = self
+                .next(Duration::from_secs(5))
+                .await
+                .expect("the retained fence arrives within 5 s");
+            if r.topic == fence {
+                break;
+            }
+            if r.retain && axon_core::link::topic_matches(filter, &r.topic) {
+                found.push(r);
+            }
+        }
+        // An empty retained message deletes the fence again.
+        self.publish(&fence, "", true, &[]).await;
+        found
     }
 
     /// Publishes with user properties.
