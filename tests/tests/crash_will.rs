@@ -41,12 +41,10 @@ async fn a_killed_board_is_cleared_by_its_will() {
         "refused at once, not after a timeout"
     );
     let mut fresh = Probe::connect(broker.tcp_port(), "test-will").await;
-    fresh
-        .subscribe("$mcp-server/presence/+/axon/#", false)
-        .await;
+    let presence = fresh.retained("$mcp-server/presence/+/axon/#").await;
     assert!(
-        fresh.next(Duration::from_millis(500)).await.is_none(),
-        "the will removed the retained presence"
+        presence.is_empty(),
+        "the will removed the retained presence: {presence:?}"
     );
     ctl.close().await;
 }

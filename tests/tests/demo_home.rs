@@ -150,12 +150,10 @@ async fn every_device_of_the_demo_home_is_discovered_listed_and_called() {
             .collect::<Vec<_>>()
     );
     let mut fresh = Probe::connect(broker.tcp_port(), "test-presence").await;
-    fresh
-        .subscribe("$mcp-server/presence/+/axon/#", false)
-        .await;
+    let presence = fresh.retained("$mcp-server/presence/+/axon/#").await;
     assert!(
-        fresh.next(Duration::from_millis(500)).await.is_none(),
-        "no retained presence is left"
+        presence.is_empty(),
+        "no retained presence is left: {presence:?}"
     );
     ctl.close().await;
 }
