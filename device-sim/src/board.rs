@@ -322,7 +322,11 @@ async fn leave(
     let mut tombstone = None;
     while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
         match driver.read(ev) {
-            Some(LinkEvent::PublishSent(pkid)) if tombstone.is_none() => tombstone = Some(pkid),
+            // pkid 0 is a QoS 0 publish (telemetry) still queued ahead of the tombstone: it
+            // gets no PUBACK, and waiting for one would stall the leave for the full 2 s.
+            Some(LinkEvent::PublishSent(pkid)) if tombstone.is_none() && pkid != 0 => {
+                tombstone = Some(pkid)
+            }
             Some(LinkEvent::PubAck(pkid) | LinkEvent::PublishRefused { pkid, .. })
                 if Some(pkid) == tombstone =>
             {
