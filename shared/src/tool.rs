@@ -328,6 +328,53 @@ pub fn effective_permission(tool: &Tool, site_override: Option<Permission>) -> P
     Permission::Auto
 }
 
+/// The site's per-tool permission overrides (authoritative over device hints), from
+/// configuration such as `AXON_PERMISSIONS="front-door.unlock=confirm, *.factory_reset=deny"`.
+/// A `*` stands for any device or any tool; the most specific entry wins.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SitePolicy {
+    entries: Vec<(String, String, Permission)>,
+}
+
+impl SitePolicy {
+    /// No overrides.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads `device.tool=permission` entries separated by commas or new lines.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut entries = Vec::new();
+        for entry in text.split([',', '\n', ';']).map(str::trim) {
+            if entry.is_empty() {
+                continue;
+            }
+            let (target, perm) = entry.split_once('=').ok_or_else(|| {
+                format!("permission entry {entry:?} needs the form device.tool=auto|confirm|deny")
+            })?;
+            let (device, tool) = target.trim().split_once('.').ok_or_else(|| {
+                format!("permission entry {entry:?}: name the tool as device.tool (or *.tool)")
+            })?;
+            entries.push((
+                device.trim().to_string(),
+                tool.trim().to_string(),
+                perm.trim().parse()?,
+            ));
+        }
+        Ok(SitePolicy { entries })
+    }
+
+    /// The override for `device.tool`, if any.
+    pub fn get(&self, device: &str, tool: &str) -> Option<Permission> {
+        let matches = |pat: &str, s: &str| pat == "*" || pat == s;
+        self.entries
+            .iter()
+            .filter(|(d, t, _)| matches(d, device) && matches(t, tool))
+            .max_by_key(|(d, t, _)| usize::from(d != "*") * 2 + usize::from(t != "*"))
+            .map(|(_, _, p)| *p)
+    }
+}
+
 /// Checks a device's own tool definition against Axon's rules: name, an object input
 /// schema, annotations, and a valid `axon/permission`.
 pub fn check_tool_definition(tool: &Tool) -> Result<(), String> {
@@ -581,5 +628,23 @@ mod tests {
         assert!(check_tool_definition(&t).is_err());
         t.name = "Bad-Name".into();
         assert!(check_tool_definition(&t).is_err());
+    }
+
+    #[test]
+    fn site_policy_reads_entries_and_the_most_specific_wins() {
+        let p =
+            SitePolicy::parse("*.unlock=deny, front-door.unlock=confirm,\n kitchen-plug.*=deny")
+                .unwrap();
+        assert_eq!(p.get("front-door", "unlock"), Some(Permission::Confirm));
+        assert_eq!(p.get("back-door", "unlock"), Some(Permission::Deny));
+        assert_eq!(p.get("kitchen-plug", "set_power"), Some(Permission::Deny));
+        assert_eq!(p.get("kitchen-lamp", "set_power"), None);
+        assert!(SitePolicy::parse("front-door.unlock=maybe")
+            .unwrap_err()
+            .contains("auto, confirm or deny"));
+        assert!(SitePolicy::parse("unlock=deny")
+            .unwrap_err()
+            .contains("device.tool"));
+        assert_eq!(SitePolicy::parse("").unwrap(), SitePolicy::new());
     }
 }

@@ -1,7 +1,12 @@
-//! The agent: turning what a person says into device tool calls.
+//! The agent: turning what a person says into device tool calls and an answer.
 //!
-//! Owns the offline planner today ([`planner`]): with no LLM and no network, it understands
-//! everyday requests from the registry's devices, rooms and tool schemas. The LLM-driven turn
-//! loop (with memory and permissions) lands next, using the same plan shape.
+//! Owns a turn's state machine ([`turn`]), the OpenAI-compatible wire types every LLM
+//! provider speaks ([`llm`]), the offline model that needs no network ([`offline`], on top of
+//! the [`planner`]), and the memory policy ([`memory`]). It performs no I/O: the worker sends
+//! the requests a turn asks for and hands back what came of them.
 
+pub mod llm;
+pub mod memory;
+pub mod offline;
 pub mod planner;
+pub mod turn;
