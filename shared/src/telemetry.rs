@@ -277,6 +277,126 @@ impl TelemetryWindow {
     }
 }
 
+/// What a telemetry or event message meant to the Hub.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TelemetryUpdate {
+    /// A new sample (also the retained `/latest` one).
+    Sample {
+        /// Device id.
+        device: String,
+        /// The sample.
+        sample: Telemetry,
+    },
+    /// A device event, the first time it is seen.
+    Event {
+        /// Device id.
+        device: String,
+        /// The event.
+        event: DeviceEvent,
+    },
+}
+
+/// The Hub's telemetry side: a window per device, recent events, duplicate filtering.
+/// Bounded in devices, samples and events, so a noisy or hostile fleet cannot grow it.
+#[derive(Debug, Clone)]
+pub struct TelemetryStore {
+    windows: std::collections::HashMap<String, TelemetryWindow>,
+    events: VecDeque<(String, DeviceEvent)>,
+    duplicates: DuplicateFilter,
+    max_devices: usize,
+    max_samples: usize,
+    max_age_ms: u64,
+}
+
+/// Recent events the store keeps across all devices.
+pub const RECENT_EVENTS: usize = 100;
+
+impl TelemetryStore {
+    /// A store of `max_samples` samples over `max_age_ms` per device, for up to
+    /// `max_devices` devices.
+    pub fn new(max_devices: usize, max_samples: usize, max_age_ms: u64) -> Self {
+        TelemetryStore {
+            windows: Default::default(),
+            events: VecDeque::new(),
+            duplicates: DuplicateFilter::new(256),
+            max_devices,
+            max_samples,
+            max_age_ms,
+        }
+    }
+
+    /// The filters the Hub subscribes to (PROTOCOL.md §5.4).
+    pub fn filters() -> [&'static str; 3] {
+        [
+            "axon/telemetry/+",
+            "axon/telemetry/+/latest",
+            "axon/events/+",
+        ]
+    }
+
+    /// Reads one message. `Ok(None)` for topics that are not telemetry, repeats of a sample
+    /// already held, and duplicate events.
+    pub fn handle(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+    ) -> Result<Option<TelemetryUpdate>, TelemetryError> {
+        use crate::mcp::topics::Topic;
+        match Topic::parse(topic) {
+            Some(Topic::Telemetry { device, .. }) => {
+                let sample = Telemetry::parse(payload)?;
+                if !self.windows.contains_key(device) && self.windows.len() >= self.max_devices {
+                    return Err(TelemetryError::Invalid(format!(
+                        "telemetry from more than {} devices; {device} ignored",
+                        self.max_devices
+                    )));
+                }
+                let w = self
+                    .windows
+                    .entry(device.to_string())
+                    .or_insert_with(|| TelemetryWindow::new(self.max_samples, self.max_age_ms));
+                // `/latest` repeats a sample the live topic already brought.
+                if w.iter().any(|s| s == &sample) {
+                    return Ok(None);
+                }
+                w.push(sample.clone());
+                Ok(Some(TelemetryUpdate::Sample {
+                    device: device.to_string(),
+                    sample,
+                }))
+            }
+            Some(Topic::Events { device }) => {
+                let event = DeviceEvent::parse(payload)?;
+                if !self.duplicates.first_time(&event) {
+                    return Ok(None);
+                }
+                if self.events.len() == RECENT_EVENTS {
+                    self.events.pop_front();
+                }
+                self.events.push_back((device.to_string(), event.clone()));
+                Ok(Some(TelemetryUpdate::Event {
+                    device: device.to_string(),
+                    event,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// One device's window.
+    pub fn window(&self, device: &str) -> Option<&TelemetryWindow> {
+        self.windows.get(device)
+    }
+
+    /// Recent events of one device, oldest first.
+    pub fn events_of<'a>(&'a self, device: &'a str) -> impl Iterator<Item = &'a DeviceEvent> {
+        self.events
+            .iter()
+            .filter(move |(d, _)| d == device)
+            .map(|(_, e)| e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,5 +479,32 @@ mod tests {
             "out-of-order samples are placed by ts"
         );
         assert_eq!(w.latest().unwrap().ts, TS + 60_000);
+    }
+
+    #[test]
+    fn the_store_keeps_windows_drops_repeats_and_is_bounded() {
+        let mut st = TelemetryStore::new(2, 10, 60_000);
+        let s = br#"{"ts":1790000000000,"metrics":{"temperature_c":21.5}}"#;
+        assert!(matches!(
+            st.handle("axon/telemetry/a", s),
+            Ok(Some(TelemetryUpdate::Sample { .. }))
+        ));
+        // The retained /latest repeats it: not a new point.
+        assert_eq!(st.handle("axon/telemetry/a/latest", s), Ok(None));
+        assert_eq!(st.window("a").unwrap().len(), 1);
+        assert!(st.handle("axon/telemetry/a", b"{}").is_err());
+        st.handle("axon/telemetry/b", s).unwrap();
+        assert!(
+            st.handle("axon/telemetry/c", s).is_err(),
+            "over max_devices"
+        );
+        let e = br#"{"ts":1790000000456,"kind":"battery_low","severity":"warning","message":"12%","id":"e1"}"#;
+        assert!(matches!(
+            st.handle("axon/events/a", e),
+            Ok(Some(TelemetryUpdate::Event { .. }))
+        ));
+        assert_eq!(st.handle("axon/events/a", e), Ok(None), "QoS 1 duplicate");
+        assert_eq!(st.events_of("a").count(), 1);
+        assert_eq!(st.handle("$mcp-server/presence/x/axon/lamp/x", s), Ok(None));
     }
 }

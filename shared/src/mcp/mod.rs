@@ -10,6 +10,7 @@
 //! `poll_timeout()` and call `handle_timeout(now)`.
 
 pub mod client;
+pub mod gateway;
 pub mod server;
 pub mod topics;
 pub mod types;
