@@ -1,43 +1,65 @@
 //! The Hub Durable Object: one per site. It owns the site's broker connection (MQTT 5 over an
-//! outbound WebSocket), drives `axon-core`'s MQTT session and MCP client, and answers the
-//! worker's device routes from the client's registry.
+//! outbound WebSocket), drives `axon-core`'s MQTT session and MCP client, keeps the registry
+//! and the telemetry windows, runs agent turns ([`crate::chat`]) and the `/mcp` endpoint
+//! ([`crate::mcp_http`]), and streams live updates ([`crate::events`]).
 //!
 //! Protocol decisions stay in `axon-core`; this file only moves bytes, time and requests
 //! between the WebSocket, timers and HTTP. A call that finds no broker fails at once with
 //! `-32013`; one that finds no device fails with `-32010`; none waits longer than the
 //! client's deadline.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
 use axon_core::jsonrpc::{code, ErrorObject};
-use axon_core::mcp::client::{ClientConfig, ClientEvent, McpClient, RequestHandle};
+use axon_core::link::{QoS, Subscription};
+use axon_core::mcp::client::{ClientConfig, ClientEvent, DeviceState, McpClient, RequestHandle};
 use axon_core::mcp::types::Implementation;
 use axon_core::mqtt::{Session, SessionConfig, SessionEvent, SessionState};
+use axon_core::telemetry::{Severity, TelemetryStore, TelemetryUpdate};
 use axon_core::time::{earliest, Rng, Timestamp};
+use axon_core::tool::effective_permission;
 use futures_channel::{mpsc, oneshot};
 use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 use worker::{
-    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket, WebsocketEvent,
+    durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State, WebSocket,
+    WebsocketEvent,
 };
+
+use crate::config::Config;
+use crate::events::{frame, sse_response, Broadcast};
 
 type Reply = oneshot::Sender<std::result::Result<Value, ErrorObject>>;
 
+/// Telemetry kept per device: samples and how far back.
+const WINDOW_SAMPLES: usize = 120;
+const WINDOW_AGE_MS: u64 = 10 * 60 * 1000;
+const MAX_DEVICES: usize = 10_000;
+
 /// The Hub's live state, shared by the link loop and the request handlers (one thread).
-struct Link {
+pub struct Link {
     session: Session,
-    client: McpClient,
+    pub client: McpClient,
     ws: Option<WebSocket>,
     waiting: HashMap<RequestHandle, Reply>,
-    rng: Rng,
+    pub rng: Rng,
     site: String,
     last_error: Option<String>,
+    pub telemetry: TelemetryStore,
+    /// `/api/events` subscribers.
+    pub events: Broadcast,
+    /// `/mcp` GET streams.
+    pub mcp_streams: Broadcast,
+    /// `/mcp` sessions (Mcp-Session-Id).
+    pub mcp_sessions: HashSet<String>,
+    /// Tool calls waiting for a person, by call id.
+    pub confirmations: HashMap<String, oneshot::Sender<bool>>,
 }
 
-fn now() -> Timestamp {
+pub fn now() -> Timestamp {
     Timestamp::from_millis(js_sys::Date::now() as u64)
 }
 
@@ -58,6 +80,11 @@ impl Link {
             rng,
             site,
             last_error: None,
+            telemetry: TelemetryStore::new(MAX_DEVICES, WINDOW_SAMPLES, WINDOW_AGE_MS),
+            events: Broadcast::default(),
+            mcp_streams: Broadcast::default(),
+            mcp_sessions: HashSet::new(),
+            confirmations: HashMap::new(),
         }
     }
 
@@ -92,6 +119,20 @@ impl Link {
                     SessionEvent::Connected { connack, .. } => {
                         self.last_error = None;
                         self.client.handle_connected(t, &connack);
+                        let subs = TelemetryStore::filters()
+                            .iter()
+                            .map(|f| Subscription {
+                                filter: f.to_string(),
+                                qos: QoS::AtLeastOnce,
+                                no_local: false,
+                            })
+                            .collect();
+                        if let Err(e) = self.session.subscribe(t, subs) {
+                            self.last_error = Some(format!("cannot subscribe to telemetry: {e}"));
+                        }
+                    }
+                    SessionEvent::Message(m) if m.topic.starts_with("axon/") => {
+                        self.handle_telemetry(&m.topic, &m.payload)
                     }
                     SessionEvent::Message(m) => self.client.handle_message(t, &m),
                     SessionEvent::Subscribed {
@@ -125,11 +166,7 @@ impl Link {
             }
             while let Some(ev) = self.client.poll_event() {
                 busy = true;
-                if let ClientEvent::Response { handle, outcome } = ev {
-                    if let Some(reply) = self.waiting.remove(&handle) {
-                        let _ = reply.send(outcome);
-                    }
-                }
+                self.handle_client_event(ev);
             }
             while let Some(bytes) = self.session.poll_transmit() {
                 busy = true;
@@ -143,6 +180,69 @@ impl Link {
             if !busy {
                 return open;
             }
+        }
+    }
+
+    fn handle_client_event(&mut self, ev: ClientEvent) {
+        let (device, state, list_changed) = match ev {
+            ClientEvent::Response { handle, outcome } => {
+                if let Some(reply) = self.waiting.remove(&handle) {
+                    let _ = reply.send(outcome);
+                }
+                return;
+            }
+            ClientEvent::DeviceOnline { server_id } => (server_id, "online", false),
+            ClientEvent::DeviceReady { server_id } => (server_id, "ready", true),
+            ClientEvent::ToolsChanged { server_id } => (server_id, "tools_changed", true),
+            ClientEvent::DeviceOffline { server_id } => (server_id, "offline", true),
+            ClientEvent::DeviceUnreachable { server_id, .. } => (server_id, "unreachable", true),
+            ClientEvent::ResourceUpdated { .. } => return,
+        };
+        let title = self
+            .client
+            .device(&device)
+            .and_then(|d| d.meta.title.clone());
+        self.events.send(frame(
+            "presence",
+            &json!({"device": device, "state": state, "title": title, "ts": now().as_millis()}),
+        ));
+        if list_changed {
+            self.mcp_streams
+                .send(frame("message", &axon_core::mcp::gateway::list_changed()));
+        }
+    }
+
+    fn handle_telemetry(&mut self, topic: &str, payload: &[u8]) {
+        match self.telemetry.handle(topic, payload) {
+            Ok(Some(TelemetryUpdate::Sample { device, sample })) => self.events.send(frame(
+                "telemetry",
+                &json!({"device": device, "ts": sample.ts, "metrics": sample.metrics}),
+            )),
+            Ok(Some(TelemetryUpdate::Event { device, event })) => {
+                self.events.send(frame(
+                    "device_event",
+                    &json!({"device": device, "event": event}),
+                ));
+                // Proactive: the agent tells whoever is watching about warnings and worse.
+                if event.severity != Severity::Info {
+                    let title = self
+                        .client
+                        .device(&device)
+                        .and_then(|d| d.meta.title.clone())
+                        .unwrap_or_else(|| device.clone());
+                    self.events.send(frame(
+                        "agent_notice",
+                        &json!({
+                            "device": device,
+                            "severity": event.severity,
+                            "kind": event.kind,
+                            "text": format!("Heads up: {title} reports {}: {}", event.kind.replace('_', " "), event.message),
+                        }),
+                    ));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => self.last_error = Some(format!("bad telemetry on {topic}: {e}")),
         }
     }
 
@@ -161,121 +261,136 @@ impl Link {
     }
 }
 
+/// What every request handler and spawned task of a Hub shares.
+pub struct Shared {
+    pub link: Rc<RefCell<Link>>,
+    kick: RefCell<Option<mpsc::UnboundedSender<()>>>,
+    pub config: Config,
+    pub env: Env,
+    pub sql: SqlStorage,
+    turns: Cell<u64>,
+}
+
+pub type Ctx = Rc<Shared>;
+
 /// The site's Hub.
 #[durable_object]
 pub struct Hub {
-    env: Env,
-    link: Rc<RefCell<Link>>,
-    kick: RefCell<Option<mpsc::UnboundedSender<()>>>,
+    ctx: Ctx,
 }
 
 impl DurableObject for Hub {
-    fn new(_state: State, env: Env) -> Self {
-        let site = env
-            .var("AXON_SITE")
-            .map(|v| v.to_string())
-            .unwrap_or_else(|_| "home".into());
+    fn new(state: State, env: Env) -> Self {
+        let config = Config::from_env(&env);
+        let sql = state.storage().sql();
         Hub {
-            env,
-            link: Rc::new(RefCell::new(Link::new(site))),
-            kick: RefCell::new(None),
+            ctx: Rc::new(Shared {
+                link: Rc::new(RefCell::new(Link::new(config.site.clone()))),
+                kick: RefCell::new(None),
+                config,
+                env,
+                sql,
+                turns: Cell::new(0),
+            }),
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        self.ensure_running();
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let ctx = &self.ctx;
+        ctx.ensure_running();
         let path = req.path();
+        if path == "/mcp" {
+            return crate::mcp_http::handle(ctx, req).await;
+        }
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (req.method(), parts.as_slice()) {
-            (worker::Method::Get, ["healthz"]) => {
-                let link = self.link.borrow();
-                let devices = link.client.devices().count();
-                let ready = link
-                    .client
-                    .devices()
-                    .filter(|d| d.state == axon_core::mcp::client::DeviceState::Ready)
-                    .count();
-                Response::from_json(&json!({
-                    "ok": true,
-                    "broker": match link.session.state() {
-                        SessionState::Connected => "connected",
-                        SessionState::Connecting | SessionState::Opening => "connecting",
-                        SessionState::WaitingToReconnect => "reconnecting",
-                        SessionState::Closed => "closed",
-                    },
-                    "broker_url": self.broker_url(),
-                    "last_error": link.last_error,
-                    "devices": devices,
-                    "ready": ready,
-                    "llm": "offline",
-                }))
-            }
+            (worker::Method::Get, ["healthz"]) => ctx.healthz(),
             (worker::Method::Get, ["api", "devices"]) => {
-                let link = self.link.borrow();
+                let link = ctx.link.borrow();
                 let devices: Vec<&axon_core::mcp::client::DeviceInfo> =
                     link.client.devices().collect();
                 Response::from_json(&json!({ "devices": devices }))
             }
-            (worker::Method::Get, ["api", "devices", id]) => {
-                let link = self.link.borrow();
-                match link.client.device(id) {
-                    Some(d) => Response::from_json(d),
-                    None => error_response(
-                        404,
-                        &ErrorObject::new(code::DEVICE_OFFLINE, format!("unknown device {id}")),
-                    ),
-                }
-            }
+            (worker::Method::Get, ["api", "devices", id]) => ctx.device_detail(id),
             (worker::Method::Post, ["api", "devices", id, "tools", tool]) => {
-                let text = req.text().await.unwrap_or_default();
-                let args: Value = if text.trim().is_empty() {
-                    json!({})
-                } else {
-                    match serde_json::from_str(&text) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            return error_response(
-                                400,
-                                &ErrorObject::new(
-                                    code::PARSE_ERROR,
-                                    format!("the body is not JSON: {e}"),
-                                ),
-                            )
-                        }
-                    }
-                };
-                let outcome = self.call_tool(id, tool, args).await;
-                match outcome {
-                    Ok(result) => Response::from_json(&result),
-                    Err(e) => {
-                        let status = match e.code {
-                            code::DEVICE_OFFLINE => 404,
-                            code::INVALID_PARAMS | code::INVALID_REQUEST | code::PARSE_ERROR => 400,
-                            code::REQUEST_TIMEOUT => 504,
-                            code::BROKER_UNAVAILABLE => 503,
-                            _ => 502,
-                        };
-                        error_response(status, &e)
-                    }
-                }
+                ctx.tool_route(req, id, tool).await
             }
-            _ => Response::error("not found", 404),
+            (worker::Method::Post, ["api", "chat"]) => crate::chat::start(ctx, req).await,
+            (worker::Method::Post, ["api", "confirm"]) => crate::chat::confirm(ctx, req).await,
+            (worker::Method::Get, ["api", "memory"]) => crate::chat::memory(ctx, &req, false),
+            (worker::Method::Delete, ["api", "memory"]) => crate::chat::memory(ctx, &req, true),
+            (worker::Method::Get, ["api", "events"]) => {
+                let hello = {
+                    let link = ctx.link.borrow();
+                    let devices: Vec<Value> = link
+                        .client
+                        .devices()
+                        .map(|d| json!({"device": d.server_id, "state": d.state, "title": d.meta.title, "room": d.meta.room, "kind": d.meta.kind}))
+                        .collect();
+                    frame("hello", &json!({"site": ctx.config.site, "devices": devices}))
+                };
+                let rx = ctx.link.borrow_mut().events.subscribe(vec![hello]);
+                sse_response(rx)
+            }
+            _ => error_response(
+                404,
+                &ErrorObject::new(
+                    code::METHOD_NOT_FOUND,
+                    format!(
+                        "no route {} {path}: see /healthz, /api/devices, /api/chat, /api/confirm, /api/events, /api/memory, /mcp",
+                        req.method()
+                    ),
+                ),
+            ),
         }
     }
 }
 
-fn error_response(status: u16, e: &ErrorObject) -> Result<Response> {
+pub fn error_response(status: u16, e: &ErrorObject) -> Result<Response> {
     Ok(Response::from_json(&json!({ "error": e }))?.with_status(status))
 }
 
-impl Hub {
-    fn broker_url(&self) -> String {
-        self.env
-            .var("AXON_BROKER_URL")
-            .map(|v| v.to_string())
-            .unwrap_or_else(|_| "ws://127.0.0.1:8083/mqtt".into())
-    }
+/// A 400 with a message a person can act on.
+pub fn bad_request(message: impl Into<String>) -> Result<Response> {
+    error_response(400, &ErrorObject::new(code::INVALID_REQUEST, message))
+}
 
+/// Reads a JSON object body, or says what is wrong with it.
+pub async fn json_body(req: &mut Request, limit: usize) -> std::result::Result<Value, String> {
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|e| format!("cannot read the body: {e}"))?;
+    if bytes.len() > limit {
+        return Err(format!(
+            "the body is {} bytes; the limit is {limit}",
+            bytes.len()
+        ));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("the body is empty; send a JSON object".into());
+    }
+    let v: Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("the body is not JSON: {e}"))?;
+    if !v.is_object() {
+        return Err("the body must be a JSON object".into());
+    }
+    Ok(v)
+}
+
+/// The HTTP status of a Hub error.
+pub fn status_of(e: &ErrorObject) -> u16 {
+    match e.code {
+        code::DEVICE_OFFLINE => 404,
+        code::INVALID_PARAMS | code::INVALID_REQUEST | code::PARSE_ERROR => 400,
+        code::DENIED => 403,
+        code::REQUEST_TIMEOUT => 504,
+        code::BROKER_UNAVAILABLE => 503,
+        _ => 502,
+    }
+}
+
+impl Shared {
     /// Starts the link loop once per Durable Object instance.
     fn ensure_running(&self) {
         if self.kick.borrow().is_some() {
@@ -284,11 +399,140 @@ impl Hub {
         let (tx, rx) = mpsc::unbounded();
         *self.kick.borrow_mut() = Some(tx);
         let link = self.link.clone();
-        let url = self.broker_url();
+        let url = self.config.broker_url.clone();
         wasm_bindgen_futures::spawn_local(run_link(link, url, rx));
     }
 
-    async fn call_tool(
+    /// A fresh id for a turn (unique within this Hub instance).
+    pub fn next_turn_id(&self) -> String {
+        let n = self.turns.get() + 1;
+        self.turns.set(n);
+        let salt = self.link.borrow_mut().rng.hex(3);
+        format!("t{n}{salt}")
+    }
+
+    fn healthz(&self) -> Result<Response> {
+        let link = self.link.borrow();
+        let devices = link.client.devices().count();
+        let ready = link
+            .client
+            .devices()
+            .filter(|d| d.state == DeviceState::Ready)
+            .count();
+        Response::from_json(&json!({
+            "ok": true,
+            "site": self.config.site,
+            "broker": match link.session.state() {
+                SessionState::Connected => "connected",
+                SessionState::Connecting | SessionState::Opening => "connecting",
+                SessionState::WaitingToReconnect => "reconnecting",
+                SessionState::Closed => "closed",
+            },
+            "broker_url": self.config.broker_url,
+            "last_error": link.last_error,
+            "config_problem": self.config.problem,
+            "devices": devices,
+            "ready": ready,
+            "llm": self.config.llm_name(),
+            "model": self.config.model,
+            "mcp": if self.config.mcp_token.is_some() { "enabled" } else { "disabled: set the AXON_MCP_TOKEN secret" },
+            "event_streams": link.events.len(),
+        }))
+    }
+
+    fn device_detail(&self, id: &str) -> Result<Response> {
+        let link = self.link.borrow();
+        let Some(d) = link.client.device(id) else {
+            return error_response(
+                404,
+                &ErrorObject::new(
+                    code::DEVICE_OFFLINE,
+                    format!("unknown device {id}: GET /api/devices lists them"),
+                ),
+            );
+        };
+        let mut v = serde_json::to_value(d)?;
+        let permissions: serde_json::Map<String, Value> = d
+            .tools
+            .iter()
+            .map(|t| {
+                let p = effective_permission(t, self.config.policy.get(id, &t.name));
+                (t.name.clone(), json!(p))
+            })
+            .collect();
+        let samples: Vec<&axon_core::telemetry::Telemetry> = link
+            .telemetry
+            .window(id)
+            .map(|w| w.iter().collect())
+            .unwrap_or_default();
+        let events: Vec<&axon_core::telemetry::DeviceEvent> =
+            link.telemetry.events_of(id).collect();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("permissions".into(), Value::Object(permissions));
+            obj.insert("telemetry".into(), json!(samples));
+            obj.insert("events".into(), json!(events));
+        }
+        Response::from_json(&v)
+    }
+
+    async fn tool_route(&self, mut req: Request, id: &str, tool: &str) -> Result<Response> {
+        let text = req.text().await.unwrap_or_default();
+        let args: Value = if text.trim().is_empty() {
+            json!({})
+        } else {
+            match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(e) => {
+                    return error_response(
+                        400,
+                        &ErrorObject::new(code::PARSE_ERROR, format!("the body is not JSON: {e}")),
+                    )
+                }
+            }
+        };
+        // The console is a caller like any other: `deny` never runs, `confirm` belongs in chat.
+        if let Some(t) = self
+            .link
+            .borrow()
+            .client
+            .device(id)
+            .and_then(|d| d.tool(tool))
+        {
+            match effective_permission(t, self.config.policy.get(id, tool)) {
+                axon_core::tool::Permission::Deny => {
+                    return error_response(
+                        403,
+                        &ErrorObject::new(
+                            code::DENIED,
+                            format!("{id}.{tool} is denied by the site's policy"),
+                        ),
+                    )
+                }
+                axon_core::tool::Permission::Confirm
+                    if req.headers().get("x-axon-confirmed").ok().flatten().as_deref()
+                        != Some("yes") =>
+                {
+                    return error_response(
+                        403,
+                        &ErrorObject::new(
+                            code::DENIED,
+                            format!(
+                                "{id}.{tool} needs a person's confirmation: send the header x-axon-confirmed: yes after asking"
+                            ),
+                        ),
+                    )
+                }
+                _ => {}
+            }
+        }
+        match self.call_tool(id, tool, args).await {
+            Ok(result) => Response::from_json(&result),
+            Err(e) => error_response(status_of(&e), &e),
+        }
+    }
+
+    /// Calls a device tool through the MCP client: validated, with a deadline and a call-id.
+    pub async fn call_tool(
         &self,
         device: &str,
         tool: &str,

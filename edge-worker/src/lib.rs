@@ -4,11 +4,17 @@
 //! (one per site), which holds the broker connection and drives `axon-core`. It holds no
 //! protocol logic of its own and no secrets in code.
 //!
-//! Routes so far: `GET /healthz`, `GET /api/devices`, `GET /api/devices/{id}`,
-//! `POST /api/devices/{id}/tools/{tool}` (JSON arguments in the body). The agent, `/api/chat`,
-//! `/api/events` and `/mcp` land next (see the edge-worker issue).
+//! Routes: `GET /healthz`, `GET /api/devices`, `GET /api/devices/{id}`,
+//! `POST /api/devices/{id}/tools/{tool}`, `POST /api/chat` (SSE), `POST /api/confirm`,
+//! `GET|DELETE /api/memory`, `GET /api/events` (SSE), `/mcp` (MCP Streamable HTTP).
 
+mod chat;
+mod config;
+mod events;
 mod hub;
+mod mcp_http;
+mod memory;
+mod providers;
 
 use worker::{event, Context, Env, Request, Response, Result};
 
@@ -21,8 +27,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .map(|v| v.to_string())
         .unwrap_or_else(|_| "home".into());
     let path = req.path();
-    if !(path == "/healthz" || path.starts_with("/api/")) {
-        return Response::error("not found: try /healthz or /api/devices", 404);
+    if !(path == "/healthz" || path == "/mcp" || path.starts_with("/api/")) {
+        return Response::error("not found: try /healthz, /api/devices or /mcp", 404);
     }
     let namespace = env.durable_object("HUB")?;
     let stub = namespace.id_from_name(&site)?.get_stub()?;

@@ -13,4 +13,4 @@ pub use broker::Broker;
 pub use device_sim::DeviceSim;
 pub use peer::Peer;
 pub use probe::Probe;
-pub use wrangler::WranglerDev;
+pub use wrangler::{http_with, SseEvent, SseStream, WranglerDev};

@@ -30,22 +30,51 @@ pub struct WranglerDev {
     child: Option<Child>,
     port: u16,
     log: PathBuf,
-    _state: PathBuf,
+    state: PathBuf,
+    vars: Vec<(String, String)>,
+    broker_ws_port: u16,
 }
 
 impl WranglerDev {
     /// Starts the worker with `AXON_BROKER_URL` pointing at `broker_ws_port` and waits until
     /// `/healthz` answers (60 s at most: the first run builds the worker).
     pub fn start(broker_ws_port: u16) -> WranglerDev {
+        Self::start_with(broker_ws_port, &[])
+    }
+
+    /// As [`WranglerDev::start`], with more `--var NAME:VALUE` settings (AXON_LLM, AXON_MCP_TOKEN…).
+    pub fn start_with(broker_ws_port: u16, vars: &[(&str, &str)]) -> WranglerDev {
+        let port = free_port();
+        let state =
+            std::env::temp_dir().join(format!("axon-wrangler-{}-{port}", std::process::id()));
+        let vars = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::launch(broker_ws_port, port, state, vars)
+    }
+
+    /// Stops wrangler (SIGINT to its group) and starts it again on the same port with the
+    /// same Durable Object storage: what survives is what was persisted.
+    pub fn restart(&mut self) {
+        self.stop();
+        let state = self.state.clone();
+        let vars = std::mem::take(&mut self.vars);
+        *self = Self::launch(self.broker_ws_port, self.port, state, vars);
+    }
+
+    fn launch(
+        broker_ws_port: u16,
+        port: u16,
+        state: PathBuf,
+        vars: Vec<(String, String)>,
+    ) -> WranglerDev {
         let root = repo_root();
         let bin = root.join("node_modules/.bin");
         assert!(
             bin.join("wrangler").exists(),
             "node_modules/.bin/wrangler is missing: run scripts/setup.sh"
         );
-        let port = free_port();
-        let state =
-            std::env::temp_dir().join(format!("axon-wrangler-{}-{port}", std::process::id()));
         let log = state.with_extension("log");
         let path = format!(
             "{}:{}",
@@ -75,6 +104,10 @@ impl WranglerDev {
             .arg(format!(
                 "AXON_BROKER_URL:ws://127.0.0.1:{broker_ws_port}/mqtt"
             ))
+            .args(
+                vars.iter()
+                    .flat_map(|(k, v)| ["--var".to_string(), format!("{k}:{v}")]),
+            )
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).expect("log file"))
             .stderr(Stdio::inherit())
@@ -85,7 +118,9 @@ impl WranglerDev {
             child: Some(child),
             port,
             log,
-            _state: state,
+            state,
+            vars,
+            broker_ws_port,
         };
         let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
@@ -148,6 +183,12 @@ impl WranglerDev {
 
 impl Drop for WranglerDev {
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl WranglerDev {
+    fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // SIGINT to the whole group: wrangler, its node and workerd all exit.
             // `--` so that kill reads `-PGID` as a process group, not as a signal name.
@@ -176,12 +217,27 @@ pub fn http(
     path: &str,
     body: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
+    http_with(port, method, path, &[], body).map(|(status, _, body)| (status, body))
+}
+
+/// As [`http`], with extra request headers; also returns the response head.
+pub fn http_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<(u16, String, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let body = body.unwrap_or("");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut raw = Vec::new();
@@ -201,7 +257,129 @@ pub fn http(
     } else {
         rest.to_string()
     };
-    Ok((status, body))
+    Ok((status, head.to_string(), body))
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    /// The `event:` name.
+    pub event: String,
+    /// The `data:` JSON.
+    pub data: Value,
+}
+
+/// A Server-Sent Events response read as it arrives.
+pub struct SseStream {
+    reader: std::io::BufReader<TcpStream>,
+    chunked: bool,
+    pending: String,
+    /// The HTTP status.
+    pub status: u16,
+}
+
+impl SseStream {
+    /// Sends the request and reads the response head.
+    pub fn open(port: u16, method: &str, path: &str, body: Option<&str>) -> std::io::Result<Self> {
+        use std::io::BufRead;
+        let mut s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let body = body.unwrap_or("");
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut reader = std::io::BufReader::new(s);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        Ok(SseStream {
+            reader,
+            chunked: head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked"),
+            pending: String::new(),
+            status,
+        })
+    }
+
+    fn more(&mut self) -> std::io::Result<bool> {
+        use std::io::BufRead;
+        if self.chunked {
+            let mut size = String::new();
+            if self.reader.read_line(&mut size)? == 0 {
+                return Ok(false);
+            }
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                return Ok(false);
+            }
+            let mut buf = vec![0; n + 2];
+            self.reader.read_exact(&mut buf)?;
+            buf.truncate(n);
+            self.pending.push_str(&String::from_utf8_lossy(&buf));
+        } else {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Ok(false);
+            }
+            self.pending.push_str(&line);
+        }
+        Ok(true)
+    }
+
+    /// The next event, or `None` when the stream ends.
+    pub fn next_event(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.pending.find("\n\n") {
+                let block: String = self.pending.drain(..end + 2).collect();
+                let mut event = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(e) = line.strip_prefix("event:") {
+                        event = e.trim().to_string();
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data.push_str(d.trim());
+                    }
+                }
+                if data.is_empty() && event == "message" {
+                    continue; // a comment
+                }
+                return Some(SseEvent {
+                    event,
+                    data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
+                });
+            }
+            match self.more() {
+                Ok(true) => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// Events until one named `name` (included), or the end.
+    pub fn until(&mut self, name: &str) -> Vec<SseEvent> {
+        let mut out = Vec::new();
+        while let Some(e) = self.next_event() {
+            let stop = e.event == name;
+            out.push(e);
+            if stop {
+                break;
+            }
+        }
+        out
+    }
 }
 
 fn dechunk(mut s: &str) -> String {

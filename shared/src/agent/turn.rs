@@ -105,6 +105,8 @@ pub struct TurnConfig {
     pub model: String,
     /// Who the agent is.
     pub persona: String,
+    /// Put before this turn's call ids, so they are unique across turns (e.g. `t42.`).
+    pub call_prefix: String,
 }
 
 impl Default for TurnConfig {
@@ -113,6 +115,7 @@ impl Default for TurnConfig {
             max_steps: 4,
             model: "offline".into(),
             persona: DEFAULT_PERSONA.into(),
+            call_prefix: String::new(),
         }
     }
 }
@@ -378,7 +381,7 @@ impl Turn {
             .iter()
             .enumerate()
             .map(|(n, call)| Outstanding {
-                id: format!("s{}c{}", self.steps, n),
+                id: format!("{}s{}c{}", self.config.call_prefix, self.steps, n),
                 model_id: call.id.clone(),
                 tool: self.by_name.get(&call.function.name).copied(),
                 arguments: Value::Null,

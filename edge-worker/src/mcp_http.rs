@@ -1,0 +1,159 @@
+//! `/mcp`: the Hub as an MCP Streamable HTTP server (2025-06-18) for outside MCP clients.
+//!
+//! Owns HTTP concerns only: the bearer token (`AXON_MCP_TOKEN`), `Origin` checks, the
+//! `Mcp-Session-Id` header, `MCP-Protocol-Version`, the GET stream for list-changed, DELETE.
+//! The JSON-RPC side (tool aggregation, checks, error results) is axon-core's
+//! `mcp::gateway`; tool calls go through the Hub like any other caller's.
+
+use axon_core::mcp::gateway::{self, GatewayOutcome, HTTP_PROTOCOL_VERSIONS};
+use serde_json::json;
+use worker::{Headers, Method, Request, Response, Result};
+
+use crate::events::sse_response;
+use crate::hub::Ctx;
+
+/// Largest POST body.
+const BODY_LIMIT: usize = axon_core::mcp::MAX_RPC_PAYLOAD;
+
+fn plain(status: u16, message: &str) -> Result<Response> {
+    Ok(Response::from_json(&json!({"error": message}))?.with_status(status))
+}
+
+fn unauthorized(message: &str) -> Result<Response> {
+    let r = plain(401, message)?;
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    headers.set("www-authenticate", "Bearer realm=\"axon-mcp\"")?;
+    Ok(r.with_headers(headers))
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+pub async fn handle(ctx: &Ctx, mut req: Request) -> Result<Response> {
+    let Some(token) = ctx.config.mcp_token.as_deref() else {
+        return unauthorized("/mcp is disabled: set the AXON_MCP_TOKEN secret (.dev.vars locally)");
+    };
+    let given = req.headers().get("authorization")?.unwrap_or_default();
+    match given.strip_prefix("Bearer ") {
+        Some(t) if same(t.trim(), token) => {}
+        Some(_) => return unauthorized("wrong bearer token for /mcp"),
+        None => return unauthorized("/mcp needs Authorization: Bearer <AXON_MCP_TOKEN>"),
+    }
+    // DNS rebinding: a browser page may only come from an allowed origin.
+    if let Some(origin) = req.headers().get("origin")? {
+        let allowed = ctx
+            .env
+            .var("AXON_ALLOWED_ORIGINS")
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        if !allowed.split(',').any(|o| o.trim() == origin) {
+            return plain(
+                403,
+                &format!("origin {origin} is not in AXON_ALLOWED_ORIGINS"),
+            );
+        }
+    }
+    if let Some(v) = req.headers().get("mcp-protocol-version")? {
+        if !HTTP_PROTOCOL_VERSIONS.contains(&v.as_str()) && v != "2024-11-05" {
+            return plain(
+                400,
+                &format!(
+                    "unsupported MCP-Protocol-Version {v}: use one of {HTTP_PROTOCOL_VERSIONS:?}"
+                ),
+            );
+        }
+    }
+    let session = req.headers().get("mcp-session-id")?;
+    let known = |ctx: &Ctx, s: &Option<String>| {
+        s.as_ref()
+            .is_some_and(|s| ctx.link.borrow().mcp_sessions.contains(s))
+    };
+    match req.method() {
+        Method::Post => {}
+        Method::Get => {
+            if !known(ctx, &session) {
+                return plain(404, "unknown or missing Mcp-Session-Id: initialize first");
+            }
+            let rx = ctx.link.borrow_mut().mcp_streams.subscribe(Vec::new());
+            return sse_response(rx);
+        }
+        Method::Delete => {
+            return match session {
+                Some(s) if ctx.link.borrow_mut().mcp_sessions.remove(&s) => {
+                    plain(200, "session ended")
+                }
+                _ => plain(404, "unknown session"),
+            };
+        }
+        _ => return plain(405, "use POST, GET or DELETE on /mcp"),
+    }
+    let body = req.bytes().await?;
+    if body.len() > BODY_LIMIT {
+        let e = axon_core::jsonrpc::ErrorObject::payload_too_large(body.len(), BODY_LIMIT);
+        return Ok(
+            Response::from_json(&json!({"jsonrpc": "2.0", "id": null, "error": e}))?
+                .with_status(413),
+        );
+    }
+    let is_initialize = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v.get("method")
+                .and_then(|m| m.as_str())
+                .map(|m| m == "initialize")
+        })
+        .unwrap_or(false);
+    if !is_initialize {
+        match &session {
+            None => return plain(400, "missing Mcp-Session-Id: initialize first"),
+            Some(_) if !known(ctx, &session) => {
+                return plain(
+                    404,
+                    "unknown Mcp-Session-Id (the Hub restarted?): initialize again",
+                )
+            }
+            _ => {}
+        }
+    }
+    let outcome = {
+        let link = ctx.link.borrow();
+        let devices: Vec<&axon_core::mcp::client::DeviceInfo> = link.client.devices().collect();
+        gateway::handle(&body, devices.iter().copied(), &ctx.config.policy)
+    };
+    match outcome {
+        GatewayOutcome::Accepted => Ok(Response::empty()?.with_status(202)),
+        GatewayOutcome::Reply {
+            status,
+            body,
+            initialized,
+        } => {
+            let mut r = Response::from_json(&body)?.with_status(status);
+            if initialized {
+                let id = {
+                    let mut link = ctx.link.borrow_mut();
+                    let id = link.rng.uuid_v4();
+                    link.mcp_sessions.insert(id.clone());
+                    id
+                };
+                r.headers_mut().set("mcp-session-id", &id)?;
+            }
+            Ok(r)
+        }
+        GatewayOutcome::Call {
+            id,
+            device,
+            tool,
+            arguments,
+        } => {
+            let outcome = ctx.call_tool(&device, &tool, arguments).await;
+            Response::from_json(&gateway::call_result(id, outcome))
+        }
+    }
+}

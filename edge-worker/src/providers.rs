@@ -1,0 +1,185 @@
+//! LLM providers: where a turn's model requests go, chosen by `AXON_LLM`.
+//!
+//! Owns the HTTP (or binding) call and reading its answer into axon-core's [`Reply`]:
+//! `offline` answers in-process with axon-core's offline model; `openai` streams from any
+//! OpenAI-compatible Chat Completions endpoint; `workers-ai` calls the `AI` binding. The wire
+//! formats and tool-call parsing are axon-core's; this file never decides what a turn does.
+
+use std::time::Duration;
+
+use axon_core::agent::llm::{
+    parse_completion, ChatRequest, FunctionCall, Reply, StreamEvent, StreamReader, ToolCall,
+};
+use axon_core::agent::offline;
+use axon_core::agent::turn::AgentTool;
+use axon_core::mcp::client::DeviceInfo;
+use futures_util::{FutureExt, StreamExt};
+use serde_json::{json, Value};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
+
+use crate::config::LlmProvider;
+
+/// How long a model may take for one request, streaming included.
+const LLM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Asks the configured model. `on_delta` sees answer text as it streams.
+pub async fn complete(
+    provider: &LlmProvider,
+    env: &Env,
+    req: &ChatRequest,
+    devices: &[DeviceInfo],
+    tools: &[AgentTool],
+    on_delta: &mut dyn FnMut(&str),
+) -> Result<Reply, String> {
+    match provider {
+        LlmProvider::Offline => {
+            let reply = offline::respond(&req.messages, devices, tools);
+            // One delta, so a client reads every provider's text the same way.
+            if !reply.content.is_empty() {
+                on_delta(&reply.content);
+            }
+            Ok(reply)
+        }
+        LlmProvider::OpenAi { base_url, api_key } => {
+            let work = openai(base_url, api_key.as_deref(), req, on_delta).fuse();
+            let timeout = worker::Delay::from(LLM_TIMEOUT).fuse();
+            futures_util::pin_mut!(work, timeout);
+            futures_util::select! {
+                r = work => r,
+                _ = timeout => Err(format!("no complete answer from {base_url} in {} s", LLM_TIMEOUT.as_secs())),
+            }
+        }
+        LlmProvider::WorkersAi => workers_ai(env, req).await,
+    }
+}
+
+async fn openai(
+    base_url: &str,
+    api_key: Option<&str>,
+    req: &ChatRequest,
+    on_delta: &mut dyn FnMut(&str),
+) -> Result<Reply, String> {
+    let url = format!("{base_url}/chat/completions");
+    let body = serde_json::to_string(req).map_err(|e| e.to_string())?;
+    let headers = Headers::new();
+    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| e.to_string());
+    set("content-type", "application/json")?;
+    set("accept", "text/event-stream, application/json")?;
+    if let Some(key) = api_key {
+        set("authorization", &format!("Bearer {key}"))?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(JsValue::from_str(&body)));
+    let request = Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
+    let mut resp = Fetch::Request(request)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let status = resp.status_code();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if !(200..300).contains(&status) {
+        let text = resp.text().await.unwrap_or_default();
+        let detail = parse_completion(text.as_bytes())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| text.chars().take(200).collect());
+        return Err(format!("{url} answered HTTP {status}: {detail}"));
+    }
+    if !content_type.contains("text/event-stream") {
+        // The server ignored `stream: true`: a whole answer.
+        let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+        let reply = parse_completion(&bytes).map_err(|e| e.to_string())?;
+        if !reply.content.is_empty() {
+            on_delta(&reply.content);
+        }
+        return Ok(reply);
+    }
+    let mut stream = resp.stream().map_err(|e| e.to_string())?;
+    let mut reader = StreamReader::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("the stream from {url} broke: {e}"))?;
+        for StreamEvent::TextDelta(t) in reader.push(&chunk) {
+            on_delta(&t);
+        }
+        if reader.is_done() {
+            break;
+        }
+    }
+    reader.finish().map_err(|e| e.to_string())
+}
+
+/// Workers AI (`env.AI.run`), not streamed. The input goes in as a plain JS object (JSON
+/// parsed), so tool schemas stay objects rather than `Map`s.
+async fn workers_ai(env: &Env, req: &ChatRequest) -> Result<Reply, String> {
+    let ai = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str("AI"))
+        .ok()
+        .filter(|v| !v.is_undefined())
+        .ok_or("AXON_LLM=workers-ai needs an [ai] binding named AI in wrangler.toml")?;
+    let run: js_sys::Function = js_sys::Reflect::get(&ai, &JsValue::from_str("run"))
+        .map_err(|_| "the AI binding has no run()")?
+        .dyn_into()
+        .map_err(|_| "AI.run is not a function")?;
+    let tools: Vec<Value> = req
+        .tools
+        .iter()
+        .map(|t| json!({"type": "function", "function": t.function}))
+        .collect();
+    let input = json!({"messages": req.messages, "tools": tools});
+    let input = js_sys::JSON::parse(&input.to_string()).map_err(|_| "bad input JSON")?;
+    let promise: js_sys::Promise = run
+        .call2(&ai, &JsValue::from_str(&req.model), &input)
+        .map_err(|e| format!("AI.run failed: {e:?}"))?
+        .dyn_into()
+        .map_err(|_| "AI.run did not return a promise")?;
+    let out = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(|e| format!("Workers AI refused the request: {e:?}"))?;
+    let text: String = js_sys::JSON::stringify(&out)
+        .map(String::from)
+        .map_err(|_| "Workers AI answer is not JSON")?;
+    workers_ai_reply(&text)
+}
+
+/// Reads `{"response": "...", "tool_calls": [{"name":…, "arguments":{…}}]}`.
+pub fn workers_ai_reply(text: &str) -> Result<Reply, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let tool_calls = v
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let f = c.get("function").unwrap_or(c);
+            Some(ToolCall {
+                id: format!("wai_{i}"),
+                kind: "function".into(),
+                function: FunctionCall {
+                    name: f.get("name")?.as_str()?.to_string(),
+                    arguments: match f.get("arguments") {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(other) => other.to_string(),
+                        None => "{}".into(),
+                    },
+                },
+            })
+        })
+        .collect();
+    Ok(Reply {
+        content: v
+            .get("response")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        tool_calls,
+        finish_reason: Some("stop".into()),
+    })
+}
