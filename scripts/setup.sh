@@ -24,11 +24,19 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# 3. Python for the independent MCP-over-MQTT peers used in the interop tests (tests/interop).
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import paho.mqtt' 2>/dev/null; then
-  say "creating .venv with paho-mqtt 2.2.0"
+# 3. Python for the independent MCP-over-MQTT peers used in the interop tests (tests/interop)
+#    and the official MCP SDK (PyPI `mcp`) as an outside client of the worker's /mcp.
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
   python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import paho.mqtt' 2>/dev/null; then
+  say "installing paho-mqtt 2.2.0"
   .venv/bin/pip install -q --disable-pip-version-check paho-mqtt==2.2.0
+fi
+if [ "$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null)" != "2.3.0" ]; then
+  say "installing the MCP Python SDK 2.3.0"
+  .venv/bin/pip install -q --disable-pip-version-check mcp==2.3.0
 fi
 
 # 4. The edge worker's toolchain: wasm-bindgen-cli at exactly the version in
