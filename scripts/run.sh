@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs the whole Axon system locally: installs what is missing, starts Mosquitto
-# (TCP 127.0.0.1:1883, WebSocket 127.0.0.1:8083) and a simulated demo home of 12 devices.
+# (TCP 127.0.0.1:1883, WebSocket 127.0.0.1:8083), a simulated demo home of 12 devices and
+# the edge worker under wrangler dev (http://127.0.0.1:8787) with its Hub connected to them.
 # Ctrl-C stops everything; devices leave gracefully (their presence is cleared).
 #
-#   scripts/run.sh                 # demo home
+#   scripts/run.sh                 # demo home, offline agent (no keys, no network)
 #   AXON_PROFILE=lamp AXON_DEVICES=50 scripts/run.sh
 #
-# The web app joins this script when it lands.
+# Keys and providers go in edge-worker/.dev.vars (never committed): AXON_LLM=openai,
+# AXON_LLM_BASE_URL, AXON_LLM_MODEL, AXON_LLM_API_KEY. The /mcp bearer token
+# (AXON_MCP_TOKEN) is generated there on the first run. The web app joins this script when it lands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -41,6 +44,12 @@ target/release/axon-device-sim run --broker mqtt://127.0.0.1:1883 \
   --profile "${AXON_PROFILE:-home}" --devices "${AXON_DEVICES:-1}" &
 pids+=($!)
 
+if ! grep -qs '^AXON_MCP_TOKEN=' edge-worker/.dev.vars; then
+  say "writing a fresh /mcp bearer token to edge-worker/.dev.vars"
+  printf 'AXON_MCP_TOKEN=%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >> edge-worker/.dev.vars
+fi
+mcp_token=$(sed -n 's/^AXON_MCP_TOKEN=//p' edge-worker/.dev.vars | head -1)
+
 say "starting the edge worker: wrangler dev on http://127.0.0.1:8787 (log: target/run/wrangler.log)"
 cd edge-worker
 PATH="$PWD/../node_modules/.bin:$PATH" WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
@@ -55,6 +64,9 @@ cat >&2 <<MSG
     broker      mqtt://127.0.0.1:1883   ws://127.0.0.1:8083/mqtt
     edge worker http://127.0.0.1:8787/healthz   http://127.0.0.1:8787/api/devices
                 curl -X POST http://127.0.0.1:8787/api/devices/kitchen-lamp/tools/set_power -d '{"on":true}'
+    chat        curl -N http://127.0.0.1:8787/api/chat -d '{"text":"turn on the kitchen lamp"}'
+    live events curl -N http://127.0.0.1:8787/api/events
+    MCP clients http://127.0.0.1:8787/mcp   (Authorization: Bearer $mcp_token)
     devices     target/release/axon-device-sim ctl --broker mqtt://127.0.0.1:1883 list
     call a tool target/release/axon-device-sim ctl --broker mqtt://127.0.0.1:1883 call kitchen-lamp set_power --args '{"on":true}'
   Ctrl-C to stop.

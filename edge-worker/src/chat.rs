@@ -77,7 +77,7 @@ pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
         Some(_) => return bad_request("\"image\" must be a data:image/... or https:// URL"),
     };
     let memory = Memory::open(ctx.sql.clone())?;
-    let (summary, history) = memory.recall(&user, now().as_millis())?;
+    let (summary, history) = memory.recall(&user)?;
     let turn_id = ctx.next_turn_id();
     let tools = agent_tools(ctx.link.borrow().client.devices(), &ctx.config.policy);
     let config = TurnConfig {

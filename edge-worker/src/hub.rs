@@ -283,6 +283,9 @@ impl DurableObject for Hub {
     fn new(state: State, env: Env) -> Self {
         let config = Config::from_env(&env);
         let sql = state.storage().sql();
+        if let Err(e) = crate::memory::Memory::create_tables(&sql) {
+            worker::console_error!("memory tables: {e}");
+        }
         Hub {
             ctx: Rc::new(Shared {
                 link: Rc::new(RefCell::new(Link::new(config.site.clone()))),

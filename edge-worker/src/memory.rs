@@ -3,6 +3,10 @@
 //!
 //! Owns the tables and their queries. What is kept and how older messages fold into the
 //! summary is axon-core's `agent::memory`; this file only stores.
+//!
+//! A turn only reads at its start and writes at its end: a Durable Object holds back its
+//! outgoing messages (the tool call's WebSocket frame included) until a pending write is
+//! durable, so a write before the tool call would add its latency to every turn.
 
 use axon_core::agent::llm::{Message, Role};
 use axon_core::agent::memory::{fold, split_recent};
@@ -25,7 +29,13 @@ struct SummaryRow {
 }
 
 impl Memory {
+    /// Opens the tables, which [`Memory::create_tables`] made when the Hub started.
     pub fn open(sql: SqlStorage) -> worker::Result<Memory> {
+        Ok(Memory { sql })
+    }
+
+    /// Creates the tables if they are missing (once per Hub instance).
+    pub fn create_tables(sql: &SqlStorage) -> worker::Result<()> {
         sql.exec(
             "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, \
              user TEXT NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, ts INTEGER NOT NULL)",
@@ -40,7 +50,7 @@ impl Memory {
              ts INTEGER NOT NULL)",
             None,
         )?;
-        Ok(Memory { sql })
+        Ok(())
     }
 
     fn messages(&self, user: &str) -> worker::Result<Vec<Message>> {
@@ -75,35 +85,13 @@ impl Memory {
             .unwrap_or_default())
     }
 
-    /// The summary and the recent messages for a new turn; older messages are folded into
-    /// the summary and deleted.
-    pub fn recall(&self, user: &str, now_ms: u64) -> worker::Result<(String, Vec<Message>)> {
-        let all = self.messages(user)?;
-        let total = all.len();
-        let (older, recent) = split_recent(all);
-        let mut summary = self.summary(user)?;
-        if !older.is_empty() {
-            summary = fold(&summary, &older);
-            self.sql.exec(
-                "INSERT INTO summaries (user, summary, ts) VALUES (?, ?, ?) \
-                 ON CONFLICT(user) DO UPDATE SET summary = excluded.summary, ts = excluded.ts",
-                vec![user.into(), summary.clone().into(), ms(now_ms)],
-            )?;
-            // Keep the newest `recent.len()` rows.
-            self.sql.exec(
-                "DELETE FROM messages WHERE user = ? AND id NOT IN \
-                 (SELECT id FROM messages WHERE user = ? ORDER BY id DESC LIMIT ?)",
-                vec![
-                    user.into(),
-                    user.into(),
-                    SqlStorageValue::Integer(recent.len() as i64),
-                ],
-            )?;
-        }
-        let _ = total;
-        Ok((summary, recent))
+    /// The summary and the recent messages for a new turn (reads only).
+    pub fn recall(&self, user: &str) -> worker::Result<(String, Vec<Message>)> {
+        let (_, recent) = split_recent(self.messages(user)?);
+        Ok((self.summary(user)?, recent))
     }
 
+    /// Stores a turn's messages, then folds what no longer fits into the summary.
     pub fn remember(&self, user: &str, messages: &[Message], now_ms: u64) -> worker::Result<()> {
         for m in messages {
             let role = match m.role {
@@ -121,6 +109,25 @@ impl Memory {
                 ],
             )?;
         }
+        let (older, recent) = split_recent(self.messages(user)?);
+        if older.is_empty() {
+            return Ok(());
+        }
+        let summary = fold(&self.summary(user)?, &older);
+        self.sql.exec(
+            "INSERT INTO summaries (user, summary, ts) VALUES (?, ?, ?) \
+             ON CONFLICT(user) DO UPDATE SET summary = excluded.summary, ts = excluded.ts",
+            vec![user.into(), summary.into(), ms(now_ms)],
+        )?;
+        self.sql.exec(
+            "DELETE FROM messages WHERE user = ? AND id NOT IN \
+             (SELECT id FROM messages WHERE user = ? ORDER BY id DESC LIMIT ?)",
+            vec![
+                user.into(),
+                user.into(),
+                SqlStorageValue::Integer(recent.len() as i64),
+            ],
+        )?;
         Ok(())
     }
 

@@ -1,6 +1,8 @@
 //! Agent turns end to end inside axon-core: the offline model, permissions, argument checks,
 //! the step cap, and a model that writes its tool call as text.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly by design
+
 use std::time::Duration;
 
 use axon_core::agent::llm::{FunctionCall, Message, Reply, ToolCall};

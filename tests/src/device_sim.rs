@@ -9,12 +9,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The `axon-device-sim` binary next to the test executable (`target/debug/`).
+/// The `axon-device-sim` binary of the same profile as the running executable: beside it
+/// (a binary in `target/release/`) or one folder up (a test in `target/debug/deps/`).
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/debug/deps/test-xxxx -> target/debug/axon-device-sim
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join("axon-device-sim");
+    let here = exe.parent().expect("executable dir");
+    let beside = here.join("axon-device-sim");
+    let bin = if beside.exists() {
+        beside
+    } else {
+        here.parent().expect("target dir").join("axon-device-sim")
+    };
     assert!(
         bin.exists(),
         "{} is missing: run `cargo build -p device-sim` first (scripts/test.sh does)",
@@ -158,6 +163,16 @@ impl DeviceSim {
             }
             let _ = child.kill();
             panic!("device-sim did not exit within 10 s of SIGINT");
+        }
+    }
+
+    /// SIGSTOP: the boards freeze with their connections open (a hung board); calls to them
+    /// stay in flight until [`DeviceSim::kill9`] or SIGCONT.
+    pub fn freeze(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-STOP", &child.id().to_string()])
+                .status();
         }
     }
 

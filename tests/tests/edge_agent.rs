@@ -300,7 +300,39 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(sim.tool_calls("kitchen-lamp", "set_power"), 2);
 
-    // 7. Memory survives a wrangler dev restart.
+    // 7. A board that dies mid-call: the turn gets a clear error at once (its will), no hang.
+    let mut porch = DeviceSim::start(
+        &broker.url(),
+        &[
+            "--profile",
+            "lamp",
+            "--id-prefix",
+            "porch-lamp",
+            "--fault-rate",
+            "0",
+        ],
+    );
+    worker.wait_for("/healthz", Duration::from_secs(20), |v| v["ready"] == 13);
+    porch.freeze();
+    let mut s = chat(
+        &worker,
+        json!({"text": "turn on porch lamp 1", "user": "ada"}),
+    );
+    let started = s.until("tool_started");
+    assert_eq!(find(&started, "tool_started")["device"], "porch-lamp-1");
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = std::time::Instant::now();
+    porch.kill9();
+    let rest = s.until("done");
+    let finished = find(&rest, "tool_finished");
+    assert_eq!(finished["error"]["code"], -32010, "{finished}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "failed by the will, not the 10 s timeout"
+    );
+    assert_eq!(find(&rest, "answer")["text"], "Lamp 1 is offline.");
+
+    // 8. Memory survives a wrangler dev restart.
     let (_, before) = worker.get("/api/memory?user=ada");
     let texts = |v: &Value| -> Vec<String> {
         v["messages"]
@@ -312,7 +344,7 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
     };
     assert_eq!(texts(&before)[0], "turn on the kitchen lamp");
     assert_eq!(texts(&before)[1], "Kitchen lamp is on.");
-    assert_eq!(texts(&before).len(), 6);
+    assert_eq!(texts(&before).len(), 8);
     worker.restart();
     let (status, after) = worker.get("/api/memory?user=ada");
     assert_eq!(status, 200);
