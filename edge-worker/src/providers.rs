@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axon_core::agent::llm::{
-    parse_completion, ChatRequest, FunctionCall, Reply, StreamEvent, StreamReader, ToolCall,
+    parse_completion, parse_workers_ai, ChatRequest, Reply, StreamEvent, StreamReader,
 };
 use axon_core::agent::offline;
 use axon_core::agent::turn::AgentTool;
@@ -145,41 +145,5 @@ async fn workers_ai(env: &Env, req: &ChatRequest) -> Result<Reply, String> {
     let text: String = js_sys::JSON::stringify(&out)
         .map(String::from)
         .map_err(|_| "Workers AI answer is not JSON")?;
-    workers_ai_reply(&text)
-}
-
-/// Reads `{"response": "...", "tool_calls": [{"name":…, "arguments":{…}}]}`.
-pub fn workers_ai_reply(text: &str) -> Result<Reply, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let tool_calls = v
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .filter_map(|(i, c)| {
-            let f = c.get("function").unwrap_or(c);
-            Some(ToolCall {
-                id: format!("wai_{i}"),
-                kind: "function".into(),
-                function: FunctionCall {
-                    name: f.get("name")?.as_str()?.to_string(),
-                    arguments: match f.get("arguments") {
-                        Some(Value::String(s)) => s.clone(),
-                        Some(other) => other.to_string(),
-                        None => "{}".into(),
-                    },
-                },
-            })
-        })
-        .collect();
-    Ok(Reply {
-        content: v
-            .get("response")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        tool_calls,
-        finish_reason: Some("stop".into()),
-    })
+    parse_workers_ai(text.as_bytes()).map_err(|e| e.to_string())
 }

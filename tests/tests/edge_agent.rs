@@ -300,7 +300,8 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(sim.tool_calls("kitchen-lamp", "set_power"), 2);
 
-    // 7. A board that dies mid-call: the turn gets a clear error at once (its will), no hang.
+    // 7. Device events reach the agent: a lamp that overheats (fault rate 1 while on) makes a
+    //    warning, and the agent tells whoever watches /api/events.
     let mut porch = DeviceSim::start(
         &broker.url(),
         &[
@@ -309,14 +310,41 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
             "--id-prefix",
             "porch-lamp",
             "--fault-rate",
-            "0",
+            "1",
+            "--telemetry-interval-ms",
+            "200",
         ],
     );
     worker.wait_for("/healthz", Duration::from_secs(20), |v| v["ready"] == 13);
+    let turn = chat(
+        &worker,
+        json!({"text": "turn on porch lamp 1", "user": "ada"}),
+    )
+    .until("done");
+    assert_eq!(find(&turn, "answer")["text"], "Lamp 1 is on.");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let notice = loop {
+        let e = events_rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("an agent_notice within 10 s");
+        if e.event == "agent_notice" && e.data["device"] == "porch-lamp-1" {
+            break e.data;
+        }
+    };
+    assert_eq!(notice["severity"], "warning");
+    assert!(
+        notice["text"]
+            .as_str()
+            .unwrap()
+            .contains("Lamp 1 reports fault: lamp driver overheating"),
+        "{notice}"
+    );
+
+    //    A board that dies mid-call: the turn gets a clear error at once (its will), no hang.
     porch.freeze();
     let mut s = chat(
         &worker,
-        json!({"text": "turn on porch lamp 1", "user": "ada"}),
+        json!({"text": "turn off porch lamp 1", "user": "ada"}),
     );
     let started = s.until("tool_started");
     assert_eq!(find(&started, "tool_started")["device"], "porch-lamp-1");
@@ -344,7 +372,7 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
     };
     assert_eq!(texts(&before)[0], "turn on the kitchen lamp");
     assert_eq!(texts(&before)[1], "Kitchen lamp is on.");
-    assert_eq!(texts(&before).len(), 8);
+    assert_eq!(texts(&before).len(), 10);
     worker.restart();
     let (status, after) = worker.get("/api/memory?user=ada");
     assert_eq!(status, 200);

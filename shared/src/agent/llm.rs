@@ -408,6 +408,46 @@ pub fn parse_completion(body: &[u8]) -> Result<Reply, LlmError> {
     Ok(reply)
 }
 
+/// Reads a Workers AI text-generation answer: `{"response": "...", "tool_calls": [{"name":…,
+/// "arguments":{…}}]}` (some models nest the call in `function`).
+pub fn parse_workers_ai(body: &[u8]) -> Result<Reply, LlmError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| LlmError::Malformed(e.to_string()))?;
+    if !v.is_object() {
+        return Err(LlmError::Malformed("expected an object".into()));
+    }
+    let tool_calls = v
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let f = c.get("function").unwrap_or(c);
+            Some(ToolCall {
+                id: format!("wai_{i}"),
+                kind: function_type(),
+                function: FunctionCall {
+                    name: f.get("name")?.as_str()?.to_string(),
+                    arguments: match f.get("arguments") {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(other) => other.to_string(),
+                        None => "{}".into(),
+                    },
+                },
+            })
+        })
+        .collect();
+    Ok(Reply {
+        content: v
+            .get("response")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        tool_calls,
+        finish_reason: Some("stop".into()),
+    })
+}
+
 /// Tool calls a model wrote into its text instead of `tool_calls` (small local models do:
 /// a bare JSON object, a fenced ```json block, or Qwen's `<tool_call>…</tool_call>`), in the
 /// shapes `{"name":…,"arguments":…}`, `{"tool":…,"parameters":…}` or `{"function":{…}}`.
@@ -548,6 +588,22 @@ mod tests {
         );
         assert!(tool_calls_in_text("Use {\"name\": \"rm_rf\"} carefully", &known).is_empty());
         assert!(tool_calls_in_text("{ unbalanced", &known).is_empty());
+    }
+
+    #[test]
+    fn workers_ai_answers_are_read_with_object_arguments() {
+        let r = parse_workers_ai(
+            br#"{"response":null,"tool_calls":[{"name":"kitchen-lamp__set_power","arguments":{"on":true}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.tool_calls[0].function.name, "kitchen-lamp__set_power");
+        assert_eq!(r.tool_calls[0].function.arguments, r#"{"on":true}"#);
+        assert_eq!(r.content, "");
+        assert_eq!(
+            parse_workers_ai(br#"{"response":"hi"}"#).unwrap().content,
+            "hi"
+        );
+        assert!(parse_workers_ai(b"[]").is_err());
     }
 
     #[test]
