@@ -16,7 +16,7 @@ mod mcp_http;
 mod memory;
 mod providers;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, Headers, Method, Request, Response, Result};
 
 /// Every request goes to the site's Hub; the Hub answers `/healthz` too, so health reflects
 /// the broker link and not just that the worker runs.
@@ -28,9 +28,73 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .unwrap_or_else(|_| "home".into());
     let path = req.path();
     if !(path == "/healthz" || path == "/mcp" || path.starts_with("/api/")) {
-        return Response::error("not found: try /healthz, /api/devices or /mcp", 404);
+        return Response::error(
+            "not found: try /, /device, /healthz, /api/devices or /mcp",
+            404,
+        );
+    }
+    let origin = cors_origin(&req, &env);
+    if req.method() == Method::Options {
+        // A browser's preflight for the widget on another site.
+        return match origin {
+            Some(o) => Ok(Response::empty()?
+                .with_status(204)
+                .with_headers(cors_headers(&o, true)?)),
+            None => Response::error(
+                "this origin is not allowed: add it to AXON_ALLOWED_ORIGINS",
+                403,
+            ),
+        };
     }
     let namespace = env.durable_object("HUB")?;
     let stub = namespace.id_from_name(&site)?.get_stub()?;
-    stub.fetch_with_request(req).await
+    let resp = stub.fetch_with_request(req).await?;
+    match origin {
+        // A response from the Hub has immutable headers: rebuild it around the same body.
+        Some(o) => {
+            let headers = Headers::new();
+            for (k, v) in resp.headers().entries() {
+                headers.set(&k, &v)?;
+            }
+            for (k, v) in cors_headers(&o, false)?.entries() {
+                headers.set(&k, &v)?;
+            }
+            let status = resp.status_code();
+            Ok(Response::from_body(resp.body().clone())?
+                .with_status(status)
+                .with_headers(headers))
+        }
+        None => Ok(resp),
+    }
+}
+
+/// The request's `Origin` if `AXON_ALLOWED_ORIGINS` lists it (or is `*`).
+fn cors_origin(req: &Request, env: &Env) -> Option<String> {
+    let origin = req.headers().get("origin").ok().flatten()?;
+    let allowed = env
+        .var("AXON_ALLOWED_ORIGINS")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    allowed
+        .split(',')
+        .map(str::trim)
+        .any(|a| a == "*" || a == origin)
+        .then_some(origin)
+}
+
+fn cors_headers(origin: &str, preflight: bool) -> Result<Headers> {
+    let h = Headers::new();
+    h.set("access-control-allow-origin", origin)?;
+    h.set("vary", "Origin")?;
+    if preflight {
+        h.set("access-control-allow-methods", "GET, POST, DELETE, OPTIONS")?;
+        h.set(
+            "access-control-allow-headers",
+            "content-type, authorization, mcp-session-id, mcp-protocol-version",
+        )?;
+        h.set("access-control-max-age", "600")?;
+    } else {
+        h.set("access-control-expose-headers", "mcp-session-id")?;
+    }
+    Ok(h)
 }

@@ -33,8 +33,24 @@ impl Peer {
             "{} is missing: run scripts/setup.sh",
             python.display()
         );
-        let mut child = Command::new(python)
-            .arg(repo_root().join("tests/interop").join(script))
+        Self::spawn_program(
+            Command::new(python).arg(repo_root().join("tests/interop").join(script)),
+            args,
+        )
+    }
+
+    /// Runs `tests/web/{script}` with Node (the system's; playwright-core needs no newer).
+    pub fn spawn_node(script: &str, args: &[&str]) -> Peer {
+        Self::spawn_program(
+            Command::new("node")
+                .current_dir(repo_root())
+                .arg(repo_root().join("tests/web").join(script)),
+            args,
+        )
+    }
+
+    fn spawn_program(cmd: &mut Command, args: &[&str]) -> Peer {
+        let mut child = cmd
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

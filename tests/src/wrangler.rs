@@ -122,7 +122,7 @@ impl WranglerDev {
             vars,
             broker_ws_port,
         };
-        let deadline = Instant::now() + Duration::from_secs(90);
+        let deadline = Instant::now() + Duration::from_secs(300);
         while Instant::now() < deadline {
             if let Ok((200, _)) = http(port, "GET", "/healthz", None) {
                 return w;
@@ -130,7 +130,7 @@ impl WranglerDev {
             std::thread::sleep(Duration::from_millis(200));
         }
         panic!(
-            "wrangler dev did not answer /healthz within 90 s; log:\n{}",
+            "wrangler dev did not answer /healthz within 300 s; log:\n{}",
             w.log()
         );
     }

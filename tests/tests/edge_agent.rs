@@ -61,6 +61,11 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
         }
     });
 
+    // Connected before the first turn, so the stream sees all of it.
+    let hello = events_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(hello.event, "hello");
+    assert_eq!(hello.data["devices"].as_array().unwrap().len(), 12);
+
     // 1. Chat turns the kitchen lamp on; the stream carries the tool call and the answer.
     let turn = chat(
         &worker,
@@ -202,24 +207,24 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
     // 5. /api/events carried presence (hello), telemetry, and the agent's activity.
     let mut seen: Vec<SseEvent> = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let ada_started = |seen: &[SseEvent]| {
+        seen.iter().any(|e| {
+            e.event == "agent"
+                && e.data["event"]["type"] == "tool_started"
+                && e.data["user"] == "ada"
+        })
+    };
     while std::time::Instant::now() < deadline
-        && !(seen.iter().any(|e| e.event == "telemetry")
-            && seen
-                .iter()
-                .any(|e| e.event == "agent" && e.data["event"]["type"] == "answer"))
+        && !(seen.iter().any(|e| e.event == "telemetry") && ada_started(&seen))
     {
         if let Ok(e) = events_rx.recv_timeout(Duration::from_millis(200)) {
             seen.push(e);
         }
     }
-    assert_eq!(seen[0].event, "hello");
-    assert_eq!(seen[0].data["devices"].as_array().unwrap().len(), 12);
     assert!(seen
         .iter()
         .any(|e| e.event == "telemetry" && e.data["metrics"].is_object()));
-    assert!(seen.iter().any(|e| e.event == "agent"
-        && e.data["event"]["type"] == "tool_started"
-        && e.data["user"] == "ada"));
+    assert!(ada_started(&seen), "{seen:?}");
 
     // 6. /mcp: the official MCP Python SDK lists the demo home and calls a tool.
     let url = format!("http://127.0.0.1:{}/mcp", worker.port());

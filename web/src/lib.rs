@@ -1,21 +1,28 @@
 //! Axon's browser app (Leptos CSR).
 //!
-//! Owns the browser UI: the virtual device, the console and the widget. It drives
-//! `axon-core` and never talks to an LLM or holds a key. For now it mounts a placeholder
-//! that proves the core links into the browser build; the pages land with the web-app issue.
+//! Owns the browser UI: the virtual device (`/device`, [`device`]), the console (`/`,
+//! [`console`]) and the embeddable chat widget ([`mount_widget`]). It drives `axon-core` for
+//! the device's protocol and the worker's HTTP API for everything else; it never talks to an
+//! LLM or holds a key.
+
+pub mod chat;
+pub mod console;
+pub mod device;
+pub mod util;
 
 use leptos::prelude::*;
 use wasm_bindgen::prelude::wasm_bindgen;
 
-/// The root component.
+/// The page for the current path: `/device` is the virtual device, anything else the console.
 #[component]
 pub fn App() -> impl IntoView {
-    let version = axon_core::mcp::types::LATEST_PROTOCOL_VERSION;
-    view! {
-        <main>
-            <h1>"Axon"</h1>
-            <p data-testid="protocol">"MCP " {version}</p>
-        </main>
+    let path = web_sys::window()
+        .and_then(|w| w.location().pathname().ok())
+        .unwrap_or_default();
+    if path.trim_end_matches('/').ends_with("/device") {
+        view! { <device::DevicePage /> }.into_any()
+    } else {
+        view! { <console::ConsolePage /> }.into_any()
     }
 }
 
@@ -23,4 +30,18 @@ pub fn App() -> impl IntoView {
 #[wasm_bindgen]
 pub fn mount(el: web_sys::HtmlElement) {
     leptos::mount::mount_to(el, App).forget();
+}
+
+/// Mounts the chat widget into `el`, talking to the worker at `api` (its origin).
+#[wasm_bindgen]
+pub fn mount_widget(el: web_sys::HtmlElement, api: String, user: String) {
+    let api = api.trim_end_matches('/').to_string();
+    leptos::mount::mount_to(el, move || {
+        view! {
+            <div class="axon-widget" data-testid="widget">
+                <chat::Chat api=api.clone() user=user.clone() />
+            </div>
+        }
+    })
+    .forget();
 }

@@ -146,6 +146,12 @@ fn phrase(intent: Option<Intent>, tool: Option<&AgentTool>, outcome: &Value) -> 
                 format!("{title} is set.")
             }
         }
+        Some(Intent::Expression) => format!(
+            "{title} looks {} now.",
+            field("expression")
+                .and_then(Value::as_str)
+                .unwrap_or("different")
+        ),
         Some(Intent::Lock | Intent::Unlock) => {
             let locked = field("locked")
                 .and_then(Value::as_bool)

@@ -36,6 +36,8 @@ pub enum Intent {
     Unlock,
     /// Read a value (temperature, state).
     Query,
+    /// Change a screen's face (`happy`, `sad`…).
+    Expression,
 }
 
 /// The planner's answer.
@@ -56,7 +58,8 @@ pub enum Plan {
 }
 
 /// Words that name a kind of device.
-const KIND_WORDS: [(&str, &[&str]); 6] = [
+const KIND_WORDS: [(&str, &[&str]); 7] = [
+    ("virtual", &["screen", "display", "face", "tab"]),
     ("lamp", &["lamp", "lamps", "light", "lights"]),
     (
         "thermostat",
@@ -108,7 +111,31 @@ fn first_number(ws: &[String]) -> Option<f64> {
     })
 }
 
+/// Faces a screen can make (the virtual device's `set_expression`).
+const EXPRESSIONS: [&str; 7] = [
+    "neutral",
+    "happy",
+    "sad",
+    "thinking",
+    "surprised",
+    "listening",
+    "speaking",
+];
+
+fn expression(ws: &[String]) -> Option<&'static str> {
+    EXPRESSIONS.into_iter().find(|e| has(ws, e)).or_else(|| {
+        if has(ws, "smile") {
+            Some("happy")
+        } else {
+            None
+        }
+    })
+}
+
 fn intent(ws: &[String]) -> Option<Intent> {
+    if expression(ws).is_some() && kinds(ws).contains(&"virtual") {
+        return Some(Intent::Expression);
+    }
     if has(ws, "unlock") {
         return Some(Intent::Unlock);
     }
@@ -203,6 +230,9 @@ fn call_for(d: &DeviceInfo, intent: Intent, ws: &[String]) -> Option<PlannedCall
             }
         }
         Intent::Query if has_tool("get_state") => call("get_state", json!({})),
+        Intent::Expression if has_tool("set_expression") => {
+            call("set_expression", json!({"expression": expression(ws)?}))
+        }
         _ => None,
     }
 }
@@ -297,6 +327,7 @@ fn not_understood(text: &str, ready: &[&DeviceInfo]) -> Plan {
             "lock" => Some("lock or unlock a door (unlocking asks you first)"),
             "plug" => Some("switch a plug on or off"),
             "speaker" => Some("set a speaker's volume"),
+            "virtual" => Some("change a screen's face (happy, sad, surprised…)"),
             _ => None,
         })
         .collect();
@@ -503,5 +534,34 @@ mod tests {
         if let Plan::Calls { calls, .. } = plan("turn on the kitchen lamp", &h) {
             assert!(calls.iter().all(|c| c.device != "kitchen-lamp"));
         }
+    }
+
+    #[test]
+    fn a_screen_changes_its_face() {
+        let mut devices = home();
+        devices.push(device(
+            "tab-1",
+            "virtual",
+            "office",
+            "Screen",
+            &["set_expression", "show_text", "get_state"],
+        ));
+        assert_eq!(
+            match plan("make the screen happy", &devices) {
+                Plan::Calls { intent, calls } =>
+                    (intent, calls[0].tool.clone(), calls[0].arguments.clone()),
+                other => panic!("{other:?}"),
+            },
+            (
+                Intent::Expression,
+                "set_expression".to_string(),
+                json!({"expression": "happy"})
+            )
+        );
+        // Without a screen, "happy" alone means nothing to the lamps.
+        assert!(matches!(
+            plan("make the screen happy", &home()),
+            Plan::NotUnderstood { .. }
+        ));
     }
 }

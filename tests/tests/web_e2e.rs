@@ -1,0 +1,207 @@
+//! The web app end to end in headless Chromium (playwright-core + Debian's chromium), served by
+//! the worker under `wrangler dev`, with real Mosquitto and the demo home in device-sim: a tab
+//! becomes a device and shows up in the registry, the agent changes its face, the console lists
+//! the home, plots live telemetry and calls a lamp from a generated form (and refuses an invalid
+//! value before sending), `take_photo` returns a JPEG from the fake camera, the widget works on
+//! another origin, and a page loaded while the broker is down says so and comes online when it
+//! returns. Screenshots go to `test-output/web/`.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly by design
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axon_tests::{Broker, DeviceSim, Peer, WranglerDev};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn gz_size(path: &PathBuf) -> usize {
+    use std::io::Write;
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let mut child = std::process::Command::new("gzip")
+        .args(["-9", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    child.wait_with_output().unwrap().stdout.len()
+}
+
+fn steps(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| l["step"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn step<'a>(lines: &'a [Value], name: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name}: {lines:#?}"))
+}
+
+#[test]
+fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run scripts/setup.sh"
+    );
+    let mut broker = Broker::start();
+    let mut sim = DeviceSim::start(
+        &broker.url(),
+        &[
+            "--profile",
+            "home",
+            "--fault-rate",
+            "0",
+            "--telemetry-interval-ms",
+            "500",
+        ],
+    );
+    let widget_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let widget_origin = format!("http://127.0.0.1:{widget_port}");
+    let worker = WranglerDev::start_with(
+        broker.ws_port(),
+        &[("AXON_ALLOWED_ORIGINS", &widget_origin)],
+    );
+    worker.wait_for("/healthz", Duration::from_secs(30), |v| v["ready"] == 12);
+    let base = format!("http://127.0.0.1:{}", worker.port());
+    let ws = format!("ws://127.0.0.1:{}/mqtt", broker.ws_port());
+    let out = root().join("test-output/web");
+    let out_s = out.display().to_string();
+
+    // Sizes of what a browser downloads (gzip), against the goals.
+    let dist = root().join("target/web-dist");
+    let wasm = gz_size(&dist.join("pkg/web_bg.wasm"));
+    let js = gz_size(&dist.join("pkg/web.js"));
+    let app = wasm + js + gz_size(&dist.join("index.html")) + gz_size(&dist.join("style.css"));
+    let widget = wasm + js + gz_size(&dist.join("widget.js")) + gz_size(&dist.join("widget.css"));
+    println!(
+        "web sizes (gzip): app {} KB (goal 150), widget {} KB (goal 100)",
+        app / 1024,
+        widget / 1024
+    );
+
+    let mut node = Peer::spawn_node(
+        "e2e.mjs",
+        &["main", &base, &ws, &out_s, &widget_port.to_string()],
+    );
+    let lines = node.finish(Duration::from_secs(180));
+    println!(
+        "{}",
+        lines
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let failed: Vec<&Value> = lines.iter().filter(|l| l.get("error").is_some()).collect();
+    assert!(
+        failed.is_empty(),
+        "browser steps failed: {failed:#?}\nworker log:\n{}",
+        worker.log()
+    );
+    assert_eq!(
+        steps(&lines),
+        [
+            "device_online",
+            "console_lists_home",
+            "chat_makes_the_screen_happy",
+            "console_plots_live_telemetry",
+            "tool_form_calls_the_lamp",
+            "tool_form_refuses_an_invalid_value",
+            "take_photo_returns_a_jpeg",
+            "widget_on_another_origin",
+        ]
+    );
+    let tools = step(&lines, "device_online")["tools"].clone();
+    for t in [
+        "show_text",
+        "set_expression",
+        "set_volume",
+        "play_tone",
+        "take_photo",
+        "get_state",
+    ] {
+        assert!(
+            tools.as_array().unwrap().iter().any(|n| n == t),
+            "{t} missing from {tools}"
+        );
+    }
+    assert_eq!(step(&lines, "console_lists_home")["devices"], 13);
+    assert_eq!(step(&lines, "console_lists_home")["kitchen_lamp"], "ready");
+    let chat = step(&lines, "chat_makes_the_screen_happy");
+    assert_eq!(chat["answer"], "Screen looks happy now.");
+    assert!(
+        chat["chip"]
+            .as_str()
+            .unwrap()
+            .contains("tab-e2e.set_expression"),
+        "{chat}"
+    );
+    let plot = step(&lines, "console_plots_live_telemetry");
+    assert!(plot["points_after"].as_u64() > plot["points_before"].as_u64());
+    // The form's call reached the board; the invalid one did not.
+    assert!(sim.wait_tool_calls("kitchen-lamp", "set_power", 1) >= 1);
+    let invalid = step(&lines, "tool_form_refuses_an_invalid_value");
+    assert!(
+        invalid["field_error"]
+            .as_str()
+            .unwrap()
+            .contains("arguments.level"),
+        "{invalid}"
+    );
+    assert_eq!(invalid["result"], "");
+    assert_eq!(sim.tool_calls("kitchen-lamp", "set_brightness"), 0);
+    let photo = step(&lines, "take_photo_returns_a_jpeg");
+    assert_eq!(
+        (photo["mime"].as_str(), photo["jpeg"].as_bool()),
+        (Some("image/jpeg"), Some(true))
+    );
+    assert!(photo["bytes"].as_u64().unwrap() > 1000);
+    assert_eq!(
+        step(&lines, "widget_on_another_origin")["answer"],
+        "Kitchen lamp is off."
+    );
+    for shot in [
+        "device.png",
+        "device-happy.png",
+        "console.png",
+        "widget.png",
+    ] {
+        assert!(out.join(shot).exists(), "screenshot {shot} missing");
+    }
+
+    // The broker is down when a device page loads: it says so, then comes online by itself.
+    broker.stop();
+    let mut node = Peer::spawn_node("e2e.mjs", &["broker-down", &base, &ws, &out_s]);
+    node.wait_for(Duration::from_secs(60), |l| {
+        l["step"] == "waiting_for_broker" || l.get("error").is_some()
+    });
+    broker.restart();
+    let lines = node.finish(Duration::from_secs(60));
+    let failed: Vec<&Value> = lines.iter().filter(|l| l.get("error").is_some()).collect();
+    assert!(failed.is_empty(), "browser steps failed: {failed:#?}");
+    let shown = step(&lines, "broker_down_is_shown")["status"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        shown.contains("reconnecting") || shown.contains("offline"),
+        "{shown}"
+    );
+    step(&lines, "online_when_the_broker_returns");
+}

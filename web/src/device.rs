@@ -1,0 +1,629 @@
+//! The virtual device (`/device`): this tab becomes an Axon device.
+//!
+//! Owns the tab's side of the product: a face on the screen, a text line, a speaker (Web
+//! Audio), a camera (`getUserMedia`, with the user's permission), and the device's MCP server
+//! over MQTT 5 over WebSocket, driven through `axon-core`'s `Session` and `McpServer` like a
+//! physical board. It reconnects with the session's backoff and shows where it stands. The
+//! protocol is axon-core's; this file only moves bytes, time and UI state.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use axon_core::link::{Publish, QoS};
+use axon_core::mcp::server::{DeviceConfig, McpServer, ServerEvent};
+use axon_core::mcp::topics::{self, DeviceId};
+use axon_core::mcp::types::{CallToolResult, ContentBlock, Implementation, Tool};
+use axon_core::mqtt::{Session, SessionConfig, SessionEvent, SessionState};
+use axon_core::time::earliest;
+use futures_channel::mpsc;
+use futures_util::{FutureExt, StreamExt};
+use leptos::prelude::*;
+use serde_json::{json, Value};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+
+use crate::util::{js_error, now, query, seed, sleep};
+
+/// The expressions the face can make.
+pub const EXPRESSIONS: [&str; 7] = [
+    "neutral",
+    "happy",
+    "sad",
+    "thinking",
+    "surprised",
+    "listening",
+    "speaking",
+];
+
+/// Telemetry period.
+const TELEMETRY_MS: u64 = 5000;
+
+/// What the page shows, changed by tools and by the link.
+#[derive(Clone, Copy)]
+pub struct DeviceUi {
+    pub status: RwSignal<String>,
+    pub expression: RwSignal<String>,
+    pub text: RwSignal<String>,
+    pub volume: RwSignal<u32>,
+    pub calls: RwSignal<u32>,
+    pub last_call: RwSignal<String>,
+}
+
+fn tool(name: &str, title: &str, description: &str, schema: Value, read_only: bool) -> Tool {
+    serde_json::from_value(json!({
+        "name": name,
+        "title": title,
+        "description": description,
+        "inputSchema": schema,
+        "annotations": {
+            "readOnlyHint": read_only,
+            "destructiveHint": false,
+            "idempotentHint": true,
+            "openWorldHint": false,
+        },
+        "_meta": {"axon/permission": "auto"},
+    }))
+    .unwrap_or_else(|_| unreachable_tool(name))
+}
+
+// A literal above that fails to parse is a programming error caught by the unit test below.
+fn unreachable_tool(name: &str) -> Tool {
+    Tool {
+        name: name.into(),
+        title: None,
+        description: None,
+        input_schema: json!({"type": "object"}),
+        output_schema: None,
+        annotations: None,
+        meta: None,
+    }
+}
+
+/// The virtual device's tools.
+pub fn tools() -> Vec<Tool> {
+    vec![
+        tool(
+            "show_text",
+            "Show text",
+            "Show a line of text on the screen",
+            json!({"type":"object","properties":{"text":{"type":"string","maxLength":200}},"required":["text"],"additionalProperties":false}),
+            false,
+        ),
+        tool(
+            "set_expression",
+            "Set expression",
+            "Change the face on the screen",
+            json!({"type":"object","properties":{"expression":{"type":"string","enum":EXPRESSIONS}},"required":["expression"],"additionalProperties":false}),
+            false,
+        ),
+        tool(
+            "set_volume",
+            "Set volume",
+            "Set the speaker volume in percent",
+            json!({"type":"object","properties":{"level":{"type":"integer","minimum":0,"maximum":100}},"required":["level"],"additionalProperties":false}),
+            false,
+        ),
+        tool(
+            "play_tone",
+            "Play a tone",
+            "Play a sine tone on the speaker",
+            json!({"type":"object","properties":{"frequency_hz":{"type":"integer","minimum":50,"maximum":4000},"duration_ms":{"type":"integer","minimum":10,"maximum":3000}},"required":["frequency_hz","duration_ms"],"additionalProperties":false}),
+            false,
+        ),
+        tool(
+            "take_photo",
+            "Take a photo",
+            "Take a photo with the camera (JPEG, the user must allow the camera)",
+            json!({"type":"object","properties":{},"additionalProperties":false}),
+            true,
+        ),
+        tool(
+            "get_state",
+            "Read state",
+            "The screen's text, expression and volume",
+            json!({"type":"object","properties":{},"additionalProperties":false}),
+            true,
+        ),
+    ]
+}
+
+/// This tab's device id: `?id=` or one remembered in localStorage, else a fresh one.
+pub fn device_id() -> String {
+    if let Some(id) = query("id") {
+        return id;
+    }
+    let storage = web_sys::window().and_then(|w| w.local_storage().ok().flatten());
+    if let Some(id) = storage
+        .as_ref()
+        .and_then(|s| s.get_item("axon-device-id").ok().flatten())
+    {
+        return id;
+    }
+    let id = format!("tab-{:06x}", seed() & 0xff_ffff);
+    if let Some(s) = storage {
+        let _ = s.set_item("axon-device-id", &id);
+    }
+    id
+}
+
+/// The broker's WebSocket URL: `?broker=`, else port 8083 on the page's host.
+pub fn broker_url() -> String {
+    query("broker").unwrap_or_else(|| {
+        let host = web_sys::window()
+            .and_then(|w| w.location().hostname().ok())
+            .unwrap_or_else(|| "127.0.0.1".into());
+        format!("ws://{host}:8083/mqtt")
+    })
+}
+
+fn state(ui: &DeviceUi) -> Value {
+    json!({
+        "text": ui.text.get_untracked(),
+        "expression": ui.expression.get_untracked(),
+        "volume": ui.volume.get_untracked(),
+    })
+}
+
+enum Input {
+    Open,
+    Bytes(Vec<u8>),
+    Closed(String),
+    Photo(axon_core::mcp::server::CallHandle, CallToolResult),
+}
+
+struct Socket {
+    ws: web_sys::WebSocket,
+    // The callbacks live as long as the socket.
+    _handlers: Vec<Closure<dyn FnMut(web_sys::Event)>>,
+}
+
+impl Socket {
+    fn open(url: &str, tx: mpsc::UnboundedSender<Input>) -> Result<Socket, String> {
+        let ws = web_sys::WebSocket::new_with_str(url, "mqtt").map_err(js_error)?;
+        ws.set_binary_type(web_sys::BinaryType::Arraybuffer);
+        let t = tx.clone();
+        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            let _ = t.unbounded_send(Input::Open);
+        });
+        let t = tx.clone();
+        let on_message = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            if let Some(m) = e.dyn_ref::<web_sys::MessageEvent>() {
+                let bytes = js_sys::Uint8Array::new(&m.data()).to_vec();
+                let _ = t.unbounded_send(Input::Bytes(bytes));
+            }
+        });
+        let t = tx.clone();
+        let on_close = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            let why = e
+                .dyn_ref::<web_sys::CloseEvent>()
+                .map(|c| format!("closed (code {})", c.code()))
+                .unwrap_or_else(|| "connection error".into());
+            let _ = t.unbounded_send(Input::Closed(why));
+        });
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        ws.set_onerror(Some(on_close.as_ref().unchecked_ref()));
+        Ok(Socket {
+            ws,
+            _handlers: vec![on_open, on_message, on_close],
+        })
+    }
+
+    fn close(&self) {
+        self.ws.set_onclose(None);
+        self.ws.set_onerror(None);
+        self.ws.set_onmessage(None);
+        let _ = self.ws.close();
+    }
+}
+
+/// Runs the device's link until the page goes away.
+pub async fn run(ui: DeviceUi, id: String, url: String) {
+    let device_id = match DeviceId::new(id.clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            ui.status.set(format!("bad device id {id:?}: {e}"));
+            return;
+        }
+    };
+    let mut config = DeviceConfig::new(
+        device_id,
+        "virtual",
+        "A browser tab: screen with a face, speaker, camera",
+        tools(),
+    );
+    config.title = Some(query("title").unwrap_or_else(|| "Screen".into()));
+    config.room = query("room");
+    config.server_info = Implementation {
+        name: "axon-web-device".into(),
+        title: Some("Axon virtual device".into()),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let mut server = match McpServer::new(config) {
+        Ok(s) => s,
+        Err(e) => {
+            ui.status.set(format!("cannot start the device: {e}"));
+            return;
+        }
+    };
+    let mut session = Session::new(SessionConfig::new(server.connect_options(), seed()));
+    let (tx, mut rx) = mpsc::unbounded::<Input>();
+    let mut socket: Option<Socket> = None;
+    let mut next_telemetry = now();
+    let audio: Rc<RefCell<Option<web_sys::AudioContext>>> = Rc::new(RefCell::new(None));
+    ui.status.set(format!("connecting to {url}"));
+    loop {
+        // Drain everything between session, server and socket.
+        loop {
+            let mut busy = false;
+            while let Some(ev) = session.poll_event() {
+                busy = true;
+                let t = now();
+                match ev {
+                    SessionEvent::OpenTransport => match Socket::open(&url, tx.clone()) {
+                        Ok(s) => socket = Some(s),
+                        Err(e) => {
+                            ui.status.set(format!("cannot open {url}: {e}"));
+                            session.handle_transport_closed(t);
+                        }
+                    },
+                    SessionEvent::CloseTransport => {
+                        if let Some(s) = socket.take() {
+                            s.close();
+                        }
+                    }
+                    SessionEvent::Connected { connack, .. } => {
+                        server.handle_connected(t, &connack);
+                        next_telemetry = t;
+                    }
+                    SessionEvent::Message(m) => server.handle_message(t, &m),
+                    SessionEvent::Subscribed {
+                        token: Some(token), ..
+                    } => server.handle_subscribed(t, token),
+                    SessionEvent::Disconnected { reason, .. } => {
+                        server.handle_disconnected(t);
+                        ui.status.set(format!("offline: {reason}; reconnecting"));
+                    }
+                    SessionEvent::ConnectRefused { reason, .. } => ui
+                        .status
+                        .set(format!("the broker refused the connection: {reason}")),
+                    _ => {}
+                }
+            }
+            while let Some(ev) = server.poll_event() {
+                busy = true;
+                match ev {
+                    ServerEvent::Online { .. } => ui.status.set("online".into()),
+                    ServerEvent::ToolCall {
+                        call,
+                        name,
+                        arguments,
+                    } => {
+                        ui.calls.update(|n| *n += 1);
+                        ui.last_call.set(format!("{name} {arguments}"));
+                        if name == "take_photo" {
+                            let tx = tx.clone();
+                            leptos::task::spawn_local(async move {
+                                let result = take_photo().await.unwrap_or_else(|e| {
+                                    CallToolResult::tool_error(format!("no photo: {e}"))
+                                });
+                                let _ = tx.unbounded_send(Input::Photo(call, result));
+                            });
+                        } else {
+                            let result = run_tool(&ui, &audio, &name, &arguments);
+                            server.handle_tool_result(now(), call, result);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(t) = server.poll_transmit() {
+                busy = true;
+                let _ = session.transmit(now(), t);
+            }
+            while let Some(bytes) = session.poll_transmit() {
+                busy = true;
+                if let Some(s) = &socket {
+                    if s.ws.send_with_u8_array(&bytes).is_err() {
+                        socket = None;
+                        session.handle_transport_closed(now());
+                    }
+                }
+            }
+            if !busy {
+                break;
+            }
+        }
+        // Telemetry while connected.
+        let t = now();
+        if session.state() == SessionState::Connected && t >= next_telemetry {
+            publish_telemetry(&mut session, &mut server, &ui);
+            next_telemetry = t + std::time::Duration::from_millis(TELEMETRY_MS);
+            continue;
+        }
+        let deadline = earliest(
+            earliest(session.poll_timeout(), server.poll_timeout()),
+            (session.state() == SessionState::Connected).then_some(next_telemetry),
+        );
+        let wait = deadline
+            .map(|d| d.saturating_since(t).as_millis() as u32)
+            .unwrap_or(30_000)
+            .max(1);
+        let timer = sleep(wait).fuse();
+        let next = rx.next().fuse();
+        futures_util::pin_mut!(timer, next);
+        futures_util::select! {
+            input = next => match input {
+                Some(Input::Open) => session.handle_transport_open(now()),
+                Some(Input::Bytes(b)) => session.handle_input(now(), &b),
+                Some(Input::Closed(why)) => {
+                    socket = None;
+                    ui.status.set(format!("broker connection {why}; reconnecting"));
+                    session.handle_transport_closed(now());
+                }
+                Some(Input::Photo(call, result)) => server.handle_tool_result(now(), call, result),
+                None => return,
+            },
+            _ = timer => {
+                let t = now();
+                if session.poll_timeout().is_some_and(|d| d <= t) {
+                    session.handle_timeout(t);
+                }
+                if server.poll_timeout().is_some_and(|d| d <= t) {
+                    server.handle_timeout(t);
+                }
+            }
+        }
+    }
+}
+
+fn publish_telemetry(session: &mut Session, server: &mut McpServer, ui: &DeviceUi) {
+    let t = now();
+    let visible = web_sys::window()
+        .and_then(|w| w.document())
+        .map(|d| d.visibility_state() == web_sys::VisibilityState::Visible)
+        .unwrap_or(false);
+    let sample = json!({
+        "ts": t.as_millis(),
+        "metrics": {
+            "tab_visible": visible,
+            "volume_pct": ui.volume.get_untracked(),
+            "tool_calls": ui.calls.get_untracked(),
+            "expression": ui.expression.get_untracked(),
+        }
+    });
+    let id = server.device_id().as_str().to_string();
+    let bytes = sample.to_string().into_bytes();
+    for (topic, qos, retain) in [
+        (topics::telemetry(&id), QoS::AtMostOnce, false),
+        (topics::telemetry_latest(&id), QoS::AtLeastOnce, true),
+    ] {
+        let _ = session.publish(
+            t,
+            Publish {
+                topic,
+                payload: bytes.clone(),
+                qos,
+                retain,
+                user_properties: Vec::new(),
+            },
+        );
+    }
+    server.set_telemetry(t, sample);
+}
+
+fn run_tool(
+    ui: &DeviceUi,
+    audio: &Rc<RefCell<Option<web_sys::AudioContext>>>,
+    name: &str,
+    args: &Value,
+) -> CallToolResult {
+    let int = |k: &str| args.get(k).and_then(Value::as_u64).unwrap_or(0) as u32;
+    match name {
+        "show_text" => {
+            ui.text
+                .set(args["text"].as_str().unwrap_or_default().to_string());
+        }
+        "set_expression" => {
+            ui.expression
+                .set(args["expression"].as_str().unwrap_or("neutral").to_string());
+        }
+        "set_volume" => ui.volume.set(int("level")),
+        "play_tone" => {
+            if let Err(e) = play_tone(audio, int("frequency_hz"), int("duration_ms"), ui) {
+                return CallToolResult::tool_error(format!("no sound: {e}"));
+            }
+        }
+        "get_state" => {}
+        other => return CallToolResult::tool_error(format!("no tool {other:?}")),
+    }
+    CallToolResult::structured(state(ui))
+}
+
+fn play_tone(
+    audio: &Rc<RefCell<Option<web_sys::AudioContext>>>,
+    frequency: u32,
+    duration_ms: u32,
+    ui: &DeviceUi,
+) -> Result<(), String> {
+    let mut slot = audio.borrow_mut();
+    if slot.is_none() {
+        *slot = Some(web_sys::AudioContext::new().map_err(js_error)?);
+    }
+    let Some(ctx) = slot.as_ref() else {
+        return Err("no audio context".into());
+    };
+    let osc = ctx.create_oscillator().map_err(js_error)?;
+    let gain = ctx.create_gain().map_err(js_error)?;
+    osc.frequency().set_value(frequency as f32);
+    gain.gain()
+        .set_value(ui.volume.get_untracked() as f32 / 100.0 * 0.3);
+    osc.connect_with_audio_node(&gain).map_err(js_error)?;
+    gain.connect_with_audio_node(&ctx.destination())
+        .map_err(js_error)?;
+    let t = ctx.current_time();
+    osc.start_with_when(t).map_err(js_error)?;
+    osc.stop_with_when(t + f64::from(duration_ms) / 1000.0)
+        .map_err(js_error)?;
+    Ok(())
+}
+
+/// One camera frame as JPEG, at most 640 px wide (well under the 256 KiB RPC limit).
+async fn take_photo() -> Result<CallToolResult, String> {
+    use wasm_bindgen_futures::JsFuture;
+    let window = web_sys::window().ok_or("no window")?;
+    let media = window
+        .navigator()
+        .media_devices()
+        .map_err(|_| "this browser has no camera API (a secure origin is needed)")?;
+    let constraints = web_sys::MediaStreamConstraints::new();
+    constraints.set_video(&wasm_bindgen::JsValue::TRUE);
+    let stream: web_sys::MediaStream = JsFuture::from(
+        media
+            .get_user_media_with_constraints(&constraints)
+            .map_err(js_error)?,
+    )
+    .await
+    .map_err(|e| format!("the camera was not allowed: {}", js_error(e)))?
+    .dyn_into()
+    .map_err(|_| "not a media stream")?;
+    let document = window.document().ok_or("no document")?;
+    let video: web_sys::HtmlVideoElement = document
+        .create_element("video")
+        .map_err(js_error)?
+        .dyn_into()
+        .map_err(|_| "no video element")?;
+    video.set_muted(true);
+    video.set_src_object(Some(&stream));
+    let _ = JsFuture::from(video.play().map_err(js_error)?).await;
+    for _ in 0..50 {
+        if video.video_width() > 0 {
+            break;
+        }
+        sleep(20).await;
+    }
+    let (w, h) = (video.video_width().max(1), video.video_height().max(1));
+    let scale = (640.0 / f64::from(w)).min(1.0);
+    let (cw, ch) = ((f64::from(w) * scale) as u32, (f64::from(h) * scale) as u32);
+    let canvas: web_sys::HtmlCanvasElement = document
+        .create_element("canvas")
+        .map_err(js_error)?
+        .dyn_into()
+        .map_err(|_| "no canvas")?;
+    canvas.set_width(cw);
+    canvas.set_height(ch);
+    let ctx: web_sys::CanvasRenderingContext2d = canvas
+        .get_context("2d")
+        .map_err(js_error)?
+        .ok_or("no 2d context")?
+        .dyn_into()
+        .map_err(|_| "no 2d context")?;
+    ctx.draw_image_with_html_video_element_and_dw_and_dh(&video, 0.0, 0.0, cw.into(), ch.into())
+        .map_err(js_error)?;
+    let url = canvas
+        .to_data_url_with_type_and_encoder_options("image/jpeg", &0.8.into())
+        .map_err(js_error)?;
+    for track in stream.get_tracks().iter() {
+        if let Ok(t) = track.dyn_into::<web_sys::MediaStreamTrack>() {
+            t.stop();
+        }
+    }
+    let data = url
+        .split_once(',')
+        .map(|(_, d)| d.to_string())
+        .ok_or("the canvas gave no JPEG")?;
+    let mut r =
+        CallToolResult::structured(json!({"width": cw, "height": ch, "bytes": data.len() * 3 / 4}));
+    r.content = vec![
+        ContentBlock::Image {
+            data,
+            mime_type: "image/jpeg".into(),
+        },
+        ContentBlock::text(format!("a {cw}×{ch} JPEG from the camera")),
+    ];
+    Ok(r)
+}
+
+/// The face: eyes and a mouth drawn for each expression.
+#[component]
+pub fn Face(expression: RwSignal<String>) -> impl IntoView {
+    let mouth = move || match expression.get().as_str() {
+        "happy" => "M 60 125 Q 100 165 140 125",
+        "sad" => "M 60 145 Q 100 110 140 145",
+        "surprised" => "M 85 135 A 15 18 0 1 0 115 135 A 15 18 0 1 0 85 135",
+        "thinking" => "M 70 140 L 130 130",
+        "speaking" => "M 70 130 Q 100 160 130 130 Q 100 145 70 130",
+        "listening" => "M 75 135 Q 100 145 125 135",
+        _ => "M 70 135 L 130 135",
+    };
+    let eye_ry = move || match expression.get().as_str() {
+        "surprised" => "16",
+        "happy" => "8",
+        "sad" => "9",
+        _ => "12",
+    };
+    view! {
+        <svg
+            class="face"
+            viewBox="0 0 200 200"
+            role="img"
+            data-testid="face"
+            data-expression=move || expression.get()
+            aria-label=move || format!("face: {}", expression.get())
+        >
+            <circle cx="100" cy="100" r="95" class="face-bg"></circle>
+            <ellipse cx="70" cy="80" rx="10" ry=eye_ry class="eye"></ellipse>
+            <ellipse cx="130" cy="80" rx="10" ry=eye_ry class="eye"></ellipse>
+            <path d=mouth class="mouth"></path>
+        </svg>
+    }
+}
+
+/// The `/device` page.
+#[component]
+pub fn DevicePage() -> impl IntoView {
+    let ui = DeviceUi {
+        status: RwSignal::new("starting".into()),
+        expression: RwSignal::new("neutral".into()),
+        text: RwSignal::new(String::new()),
+        volume: RwSignal::new(50),
+        calls: RwSignal::new(0),
+        last_call: RwSignal::new(String::new()),
+    };
+    let id = device_id();
+    let url = broker_url();
+    leptos::task::spawn_local(run(ui, id.clone(), url));
+    view! {
+        <main class="device">
+            <header>
+                <h1>"Axon virtual device"</h1>
+                <p>
+                    "Device " <code data-testid="device-id">{id}</code> " · "
+                    <span data-testid="status" role="status" aria-live="polite">{move || ui.status.get()}</span>
+                </p>
+            </header>
+            <Face expression=ui.expression />
+            <p class="screen-text" data-testid="screen-text" aria-live="polite">{move || ui.text.get()}</p>
+            <p class="meta">
+                "Volume " <span data-testid="volume">{move || ui.volume.get()}</span> "% · "
+                <span data-testid="calls">{move || ui.calls.get()}</span> " tool calls · last: "
+                <code data-testid="last-call">{move || ui.last_call.get()}</code>
+            </p>
+        </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_definition_parses_and_passes_axon_rules() {
+        for t in tools() {
+            assert!(t.annotations.is_some(), "{} lost its annotations", t.name);
+            axon_core::tool::check_tool_definition(&t)
+                .unwrap_or_else(|e| panic!("{}: {e}", t.name));
+        }
+    }
+}
