@@ -9,7 +9,8 @@
 #
 # Keys and providers go in edge-worker/.dev.vars (never committed): AXON_LLM=openai,
 # AXON_LLM_BASE_URL, AXON_LLM_MODEL, AXON_LLM_API_KEY. The /mcp bearer token
-# (AXON_MCP_TOKEN) is generated there on the first run. The web app joins this script when it lands.
+# (AXON_MCP_TOKEN) is generated there on the first run. The worker serves the web app: the
+# console at http://127.0.0.1:8787/ and a virtual device at http://127.0.0.1:8787/device.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -62,6 +63,9 @@ cat >&2 <<MSG
 
   Axon is running.
     broker      mqtt://127.0.0.1:1883   ws://127.0.0.1:8083/mqtt
+    console     http://127.0.0.1:8787/          (devices, tools, telemetry plots, chat)
+    device      http://127.0.0.1:8787/device    (this tab becomes a device: face, speaker, camera)
+    widget      <script src="http://127.0.0.1:8787/widget.js" defer></script><axon-widget></axon-widget>
     edge worker http://127.0.0.1:8787/healthz   http://127.0.0.1:8787/api/devices
                 curl -X POST http://127.0.0.1:8787/api/devices/kitchen-lamp/tools/set_power -d '{"on":true}'
     chat        curl -N http://127.0.0.1:8787/api/chat -d '{"text":"turn on the kitchen lamp"}'

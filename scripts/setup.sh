@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
-# 1. Debian packages: the broker (tests start their own; scripts/run.sh starts the dev one).
+# 1. Debian packages: the broker (tests start their own; scripts/run.sh starts the dev one) and
+#    the browser for the web app's end-to-end tests (driven by npm's playwright-core).
 missing=()
-for p in mosquitto mosquitto-clients; do
+for p in mosquitto mosquitto-clients chromium chromium-driver; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if ((${#missing[@]})); then

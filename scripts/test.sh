@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Axon test: format check, native unit + scenario tests, system tests against a real
-# Mosquitto (started by the tests on free loopback ports), the independent Python peers' own
-# self-test, and the wasm32 builds of the core and both browser/worker shells.
+# Mosquitto, wrangler dev and headless Chromium (started by the tests on free loopback ports),
+# the independent Python peers' own self-test, and the wasm32 builds of the core and both
+# browser/worker shells.
 # Installs what is missing first (scripts/setup.sh). CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,13 @@ cargo fmt --all --check
 step "wasm32 builds (axon-core, edge-worker, web)"
 cargo build -q -p axon-core -p edge-worker -p web --target wasm32-unknown-unknown
 python3 scripts/check_wasm_imports.py target/wasm32-unknown-unknown/debug/edge_worker.wasm target/wasm32-unknown-unknown/debug/web.wasm
+
+step "web app: console, virtual device and widget (wasm, sizes against their goals)"
+scripts/build-web.sh
+# Always print the sizes, even when the build was up to date.
+for f in target/web-dist/pkg/web_bg.wasm target/web-dist/pkg-widget/widget_bg.wasm; do
+  printf '  %-45s %6d B gzip\n' "$f" "$(gzip -9 -c "$f" | wc -c)"
+done
 
 step "edge worker: build with worker-build, bundle with wrangler (dry run)"
 (cd edge-worker && PATH="$PWD/../node_modules/.bin:$PATH" WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \

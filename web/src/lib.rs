@@ -6,7 +6,9 @@
 //! LLM or holds a key.
 
 pub mod chat;
+#[cfg(feature = "app")]
 pub mod console;
+#[cfg(feature = "app")]
 pub mod device;
 pub mod util;
 
@@ -14,6 +16,7 @@ use leptos::prelude::*;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 /// The page for the current path: `/device` is the virtual device, anything else the console.
+#[cfg(feature = "app")]
 #[component]
 pub fn App() -> impl IntoView {
     let path = web_sys::window()
@@ -27,6 +30,7 @@ pub fn App() -> impl IntoView {
 }
 
 /// Mounts the app into `el`.
+#[cfg(feature = "app")]
 #[wasm_bindgen]
 pub fn mount(el: web_sys::HtmlElement) {
     leptos::mount::mount_to(el, App).forget();

@@ -9,8 +9,8 @@
   css.rel = 'stylesheet';
   css.href = new URL('widget.css', base).href;
   document.head.appendChild(css);
-  const ready = import(new URL('pkg/web.js', base).href).then(async (m) => {
-    await m.default({ module_or_path: new URL('pkg/web_bg.wasm', base) });
+  const ready = import(new URL('pkg-widget/widget.js', base).href).then(async (m) => {
+    await m.default({ module_or_path: new URL('pkg-widget/widget_bg.wasm', base) });
     return m;
   });
   class AxonWidget extends HTMLElement {
