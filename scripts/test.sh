@@ -42,6 +42,22 @@ cargo build -q -p device-sim --bins
 status=0
 cargo test --workspace --exclude edge-worker --exclude web 2>&1 | tee -a "$log" || status=$?
 
+step "browser tests of the web crate (wasm-bindgen-test in headless Chromium)"
+# A broker on free ports for the browser MQTT session test. Mosquitto 2.0.11 will not start
+# with a WebSocket listener alone ("Unable to start any listening sockets"): a TCP one goes beside it.
+wbt_dir=$(mktemp -d)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wbt_port=$(free_port)
+printf 'per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest stderr\nset_tcp_nodelay true\nlistener %s 127.0.0.1\nprotocol mqtt\nlistener %s 127.0.0.1\nprotocol websockets\nsocket_domain ipv4\n' \
+  "$(free_port)" "$wbt_port" > "$wbt_dir/mosquitto.conf"
+mosquitto -c "$wbt_dir/mosquitto.conf" 2>"$wbt_dir/mosquitto.log" &
+wbt_broker=$!
+AXON_TEST_BROKER_WS="ws://127.0.0.1:$wbt_port/mqtt" CHROMEDRIVER=/usr/bin/chromedriver \
+  WASM_BINDGEN_TEST_TIMEOUT=120 PATH="$HOME/.cargo/bin:$PATH" \
+  cargo test -p web --target wasm32-unknown-unknown 2>&1 | tee -a "$log" || status=$?
+kill "$wbt_broker" 2>/dev/null || true
+rm -rf "$wbt_dir"
+
 # One closing line over every runner above (cargo's per-binary lines and the peers' self-test).
 python3 - "$log" <<'PY'
 import re, sys

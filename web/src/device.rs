@@ -305,7 +305,7 @@ pub async fn run(ui: DeviceUi, id: String, url: String) {
                         ui.last_call.set(format!("{name} {arguments}"));
                         if name == "take_photo" {
                             let tx = tx.clone();
-                            leptos::task::spawn_local(async move {
+                            wasm_bindgen_futures::spawn_local(async move {
                                 let result = take_photo().await.unwrap_or_else(|e| {
                                     CallToolResult::tool_error(format!("no photo: {e}"))
                                 });
