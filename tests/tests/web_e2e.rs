@@ -2,7 +2,8 @@
 //! the worker under `wrangler dev`, with real Mosquitto and the demo home in device-sim: a tab
 //! becomes a device and shows up in the registry, the agent changes its face, the console lists
 //! the home, plots live telemetry and calls a lamp from a generated form (and refuses an invalid
-//! value before sending), `take_photo` returns a JPEG from the fake camera, the widget works on
+//! value before sending), a `confirm` tool waits for the dialog, the tab's telemetry reaches the
+//! Hub, `take_photo` returns a JPEG from the fake camera, the widget works on
 //! another origin, and a page loaded while the broker is down says so and comes online when it
 //! returns. Screenshots go to `test-output/web/`.
 
@@ -124,9 +125,11 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
             "device_online",
             "console_lists_home",
             "chat_makes_the_screen_happy",
+            "chat_asks_before_unlocking",
             "console_plots_live_telemetry",
             "tool_form_calls_the_lamp",
             "tool_form_refuses_an_invalid_value",
+            "device_telemetry_reaches_the_hub",
             "take_photo_returns_a_jpeg",
             "widget_on_another_origin",
         ]
@@ -156,6 +159,19 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
             .contains("tab-e2e.set_expression"),
         "{chat}"
     );
+    let unlock = step(&lines, "chat_asks_before_unlocking");
+    assert!(
+        unlock["prompt"]
+            .as_str()
+            .unwrap()
+            .contains("Front door lock"),
+        "{unlock}"
+    );
+    assert_eq!(
+        sim.wait_tool_calls("front-door", "unlock", 1),
+        1,
+        "runs once, after Allow"
+    );
     let plot = step(&lines, "console_plots_live_telemetry");
     assert!(plot["points_after"].as_u64() > plot["points_before"].as_u64());
     // The form's call reached the board; the invalid one did not.
@@ -170,6 +186,12 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
     );
     assert_eq!(invalid["result"], "");
     assert_eq!(sim.tool_calls("kitchen-lamp", "set_brightness"), 0);
+    let metrics = &step(&lines, "device_telemetry_reaches_the_hub")["metrics"];
+    assert_eq!(metrics["expression"], "happy", "{metrics}");
+    assert!(
+        metrics["tab_visible"].is_boolean() && metrics["volume_pct"] == 50,
+        "{metrics}"
+    );
     let photo = step(&lines, "take_photo_returns_a_jpeg");
     assert_eq!(
         (photo["mime"].as_str(), photo["jpeg"].as_bool()),

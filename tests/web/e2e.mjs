@@ -82,6 +82,19 @@ try {
     });
     await device.screenshot({ path: `${outDir}/device-happy.png` });
 
+    await step('chat_asks_before_unlocking', async () => {
+      await consolePage.getByTestId('chat-input').fill('unlock the front door');
+      await consolePage.getByTestId('chat-input').press('Enter');
+      const dialog = consolePage.getByTestId('confirm-dialog');
+      await dialog.waitFor({ timeout: 10000 });
+      const prompt = await dialog.locator('p').textContent();
+      await consolePage.screenshot({ path: `${outDir}/console-confirm.png` });
+      await consolePage.getByTestId('confirm-yes').click();
+      const answer = consolePage.getByTestId('msg-axon').last();
+      await answer.filter({ hasText: 'Front door lock is unlocked.' }).waitFor({ timeout: 10000 });
+      return { prompt, answer: await answer.locator('.text').textContent() };
+    });
+
     await step('console_plots_live_telemetry', async () => {
       await consolePage.getByTestId('device-kitchen-lamp').click();
       await consolePage.getByTestId('detail-title').filter({ hasText: 'Kitchen lamp' }).waitFor();
@@ -113,6 +126,19 @@ try {
       return { field_error: await err.textContent(), result: await form.getByTestId('result-set_brightness').textContent() };
     });
     await consolePage.screenshot({ path: `${outDir}/console.png`, fullPage: true });
+
+    await step('device_telemetry_reaches_the_hub', async () => {
+      // The tab reports every 5 s; wait for a sample taken after the face changed.
+      let last = null;
+      for (let i = 0; i < 120; i++) {
+        const r = await api('/api/devices/tab-e2e');
+        const t = r.body && r.body.telemetry;
+        if (t && t.length) last = t[t.length - 1].metrics;
+        if (last && last.expression === 'happy') return { metrics: last };
+        await new Promise((ok) => setTimeout(ok, 100));
+      }
+      throw new Error('no telemetry showing the happy face from tab-e2e in 12 s; last: ' + JSON.stringify(last));
+    });
 
     await step('take_photo_returns_a_jpeg', async () => {
       const r = await api('/api/devices/tab-e2e/tools/take_photo', { method: 'POST', body: '{}' });

@@ -253,6 +253,7 @@ pub async fn run(ui: DeviceUi, id: String, url: String) {
     let mut socket: Option<Socket> = None;
     let mut next_telemetry = now();
     let audio: Rc<RefCell<Option<web_sys::AudioContext>>> = Rc::new(RefCell::new(None));
+    let battery = battery_manager();
     ui.status.set(format!("connecting to {url}"));
     loop {
         // Drain everything between session, server and socket.
@@ -339,7 +340,7 @@ pub async fn run(ui: DeviceUi, id: String, url: String) {
         // Telemetry while connected.
         let t = now();
         if session.state() == SessionState::Connected && t >= next_telemetry {
-            publish_telemetry(&mut session, &mut server, &ui);
+            publish_telemetry(&mut session, &mut server, &ui, &battery);
             next_telemetry = t + std::time::Duration::from_millis(TELEMETRY_MS);
             continue;
         }
@@ -379,13 +380,40 @@ pub async fn run(ui: DeviceUi, id: String, url: String) {
     }
 }
 
-fn publish_telemetry(session: &mut Session, server: &mut McpServer, ui: &DeviceUi) {
+/// The browser's battery, where it offers one (`navigator.getBattery`, Chromium); filled in
+/// when the promise settles.
+fn battery_manager() -> Rc<RefCell<Option<wasm_bindgen::JsValue>>> {
+    let slot = Rc::new(RefCell::new(None));
+    let fill = slot.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let Some(nav) = web_sys::window().map(|w| w.navigator()) else {
+            return;
+        };
+        let get = js_sys::Reflect::get(&nav, &"getBattery".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        let Some(promise) = get.and_then(|f| f.call0(&nav).ok()) else {
+            return;
+        };
+        if let Ok(m) = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(promise)).await {
+            *fill.borrow_mut() = Some(m);
+        }
+    });
+    slot
+}
+
+fn publish_telemetry(
+    session: &mut Session,
+    server: &mut McpServer,
+    ui: &DeviceUi,
+    battery: &Rc<RefCell<Option<wasm_bindgen::JsValue>>>,
+) {
     let t = now();
     let visible = web_sys::window()
         .and_then(|w| w.document())
         .map(|d| d.visibility_state() == web_sys::VisibilityState::Visible)
         .unwrap_or(false);
-    let sample = json!({
+    let mut sample = json!({
         "ts": t.as_millis(),
         "metrics": {
             "tab_visible": visible,
@@ -394,6 +422,14 @@ fn publish_telemetry(session: &mut Session, server: &mut McpServer, ui: &DeviceU
             "expression": ui.expression.get_untracked(),
         }
     });
+    let level = battery
+        .borrow()
+        .as_ref()
+        .and_then(|m| js_sys::Reflect::get(m, &"level".into()).ok())
+        .and_then(|l| l.as_f64());
+    if let Some(level) = level {
+        sample["metrics"]["battery_pct"] = json!((level * 100.0).round());
+    }
     let id = server.device_id().as_str().to_string();
     let bytes = sample.to_string().into_bytes();
     for (topic, qos, retain) in [
