@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the web app into target/web-dist, which the worker serves as static assets
-# (edge-worker/wrangler.toml [assets]): the console and virtual device (pkg/, feature "app")
-# and the chat widget alone (pkg-widget/, for widget.js). No trunk: cargo, wasm-bindgen (the
+# (edge-worker/wrangler.toml [assets]): one build per page, so each downloads only its own
+# code: the console (pkg-console/), the virtual device (pkg-device/) and the chat widget
+# (pkg-widget/, for widget.js); index.html loads the right one for the path. No trunk: cargo, wasm-bindgen (the
 # version in Cargo.lock, installed by setup.sh) and npm's wasm-opt (TOOLCHAIN.md §3).
 # Prints the gzip sizes against their goals. Called by wrangler's [build] and scripts/test.sh.
 set -euo pipefail
@@ -24,12 +25,13 @@ build() { # features, out dir, out name
   mv "$out.tmp/$2/$3_bg.opt.wasm" "$out.tmp/$2/$3_bg.wasm"
 }
 build "--no-default-features" pkg-widget widget
-build "" pkg web
+build "--no-default-features --features console" pkg-console console
+build "--no-default-features --features device" pkg-device device
 cp web/static/* "$out.tmp/"
 touch "$out.tmp/.stamp"
 rm -rf "$out" && mv "$out.tmp" "$out"
 gz() { gzip -9 -c "$1" | wc -c; }
-app=$(( $(gz "$out/pkg/web_bg.wasm") + $(gz "$out/pkg/web.js") + $(gz "$out/index.html") + $(gz "$out/style.css") ))
-widget=$(( $(gz "$out/pkg-widget/widget_bg.wasm") + $(gz "$out/pkg-widget/widget.js") + $(gz "$out/widget.js") + $(gz "$out/widget.css") ))
-printf '[build-web] console + virtual device %d KB gz (goal 150), widget %d KB gz (goal 100), in %s\n' \
-  $((app / 1024)) $((widget / 1024)) "$out" >&2
+page() { echo $(( $(gz "$out/pkg-$1/$1_bg.wasm") + $(gz "$out/pkg-$1/$1.js") + $(gz "$out/$2") + $(gz "$out/$3") )); }
+printf '[build-web] gzip: console %d KB, virtual device %d KB (goal 150 each), widget %d KB (goal 100), in %s\n' \
+  $(( $(page console index.html style.css) / 1024 )) $(( $(page device index.html style.css) / 1024 )) \
+  $(( $(page widget widget.js widget.css) / 1024 )) "$out" >&2

@@ -21,7 +21,7 @@ python3 scripts/check_wasm_imports.py target/wasm32-unknown-unknown/debug/edge_w
 step "web app: console, virtual device and widget (wasm, sizes against their goals)"
 scripts/build-web.sh
 # Always print the sizes, even when the build was up to date.
-for f in target/web-dist/pkg/web_bg.wasm target/web-dist/pkg-widget/widget_bg.wasm; do
+for f in target/web-dist/pkg-*/*_bg.wasm; do
   printf '  %-45s %6d B gzip\n' "$f" "$(gzip -9 -c "$f" | wc -c)"
 done
 

@@ -86,17 +86,19 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
 
     // Sizes of what a browser downloads (gzip), against the goals.
     let dist = root().join("target/web-dist");
-    let app = gz_size(&dist.join("pkg/web_bg.wasm"))
-        + gz_size(&dist.join("pkg/web.js"))
-        + gz_size(&dist.join("index.html"))
-        + gz_size(&dist.join("style.css"));
-    let widget = gz_size(&dist.join("pkg-widget/widget_bg.wasm"))
-        + gz_size(&dist.join("pkg-widget/widget.js"))
-        + gz_size(&dist.join("widget.js"))
-        + gz_size(&dist.join("widget.css"));
+    let page = |name: &str, html: &str, css: &str| {
+        gz_size(&dist.join(format!("pkg-{name}/{name}_bg.wasm")))
+            + gz_size(&dist.join(format!("pkg-{name}/{name}.js")))
+            + gz_size(&dist.join(html))
+            + gz_size(&dist.join(css))
+    };
+    let console = page("console", "index.html", "style.css");
+    let device = page("device", "index.html", "style.css");
+    let widget = page("widget", "widget.js", "widget.css");
     println!(
-        "web sizes (gzip): console + virtual device {} KB (goal 150), widget {} KB (goal 100)",
-        app / 1024,
+        "web sizes (gzip): console {} KB, virtual device {} KB (goal 150 each), widget {} KB (goal 100)",
+        console / 1024,
+        device / 1024,
         widget / 1024
     );
 

@@ -6,31 +6,37 @@
 //! LLM or holds a key.
 
 pub mod chat;
-#[cfg(feature = "app")]
+#[cfg(feature = "console")]
 pub mod console;
-#[cfg(feature = "app")]
+#[cfg(feature = "device")]
 pub mod device;
 pub mod util;
 
 use leptos::prelude::*;
 use wasm_bindgen::prelude::wasm_bindgen;
 
-/// The page for the current path: `/device` is the virtual device, anything else the console.
-#[cfg(feature = "app")]
+/// The page for the current path, among those built in: `/device` is the virtual device,
+/// anything else the console.
+#[cfg(any(feature = "console", feature = "device"))]
 #[component]
 pub fn App() -> impl IntoView {
     let path = web_sys::window()
         .and_then(|w| w.location().pathname().ok())
         .unwrap_or_default();
-    if path.trim_end_matches('/').ends_with("/device") {
-        view! { <device::DevicePage /> }.into_any()
-    } else {
-        view! { <console::ConsolePage /> }.into_any()
+    let wants_device = path.trim_end_matches('/').ends_with("/device");
+    #[cfg(feature = "device")]
+    if wants_device || cfg!(not(feature = "console")) {
+        return view! { <device::DevicePage /> }.into_any();
     }
+    let _ = wants_device;
+    #[cfg(feature = "console")]
+    return view! { <console::ConsolePage /> }.into_any();
+    #[cfg(not(feature = "console"))]
+    unreachable!()
 }
 
 /// Mounts the app into `el`.
-#[cfg(feature = "app")]
+#[cfg(any(feature = "console", feature = "device"))]
 #[wasm_bindgen]
 pub fn mount(el: web_sys::HtmlElement) {
     leptos::mount::mount_to(el, App).forget();

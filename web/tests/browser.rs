@@ -3,7 +3,7 @@
 //! `axon-core`'s MQTT session over the browser's WebSocket to a real Mosquitto, whose
 //! WebSocket URL `scripts/test.sh` passes in `AXON_TEST_BROKER_WS` at build time.
 
-#![cfg(all(target_arch = "wasm32", feature = "app"))]
+#![cfg(all(target_arch = "wasm32", feature = "device"))]
 #![allow(clippy::unwrap_used)] // a test fails loudly by design
 
 use leptos::prelude::*;
