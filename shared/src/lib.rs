@@ -46,6 +46,7 @@ pub mod jsonrpc;
 pub mod link;
 pub mod mcp;
 pub mod mqtt;
+pub mod sse;
 pub mod telemetry;
 pub mod time;
 pub mod tool;

@@ -274,6 +274,7 @@ pub struct SseStream {
     reader: std::io::BufReader<TcpStream>,
     chunked: bool,
     pending: String,
+    ready: std::collections::VecDeque<SseEvent>,
     /// The HTTP status.
     pub status: u16,
 }
@@ -310,6 +311,7 @@ impl SseStream {
                 .to_ascii_lowercase()
                 .contains("transfer-encoding: chunked"),
             pending: String::new(),
+            ready: Default::default(),
             status,
         })
     }
@@ -342,24 +344,17 @@ impl SseStream {
     /// The next event, or `None` when the stream ends.
     pub fn next_event(&mut self) -> Option<SseEvent> {
         loop {
-            if let Some(end) = self.pending.find("\n\n") {
-                let block: String = self.pending.drain(..end + 2).collect();
-                let mut event = String::from("message");
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(e) = line.strip_prefix("event:") {
-                        event = e.trim().to_string();
-                    } else if let Some(d) = line.strip_prefix("data:") {
-                        data.push_str(d.trim());
-                    }
-                }
-                if data.is_empty() && event == "message" {
-                    continue; // a comment
-                }
-                return Some(SseEvent {
-                    event,
-                    data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
+            if let Some(e) = self.ready.pop_front() {
+                return Some(e);
+            }
+            for e in axon_core::sse::drain_events(&mut self.pending) {
+                self.ready.push_back(SseEvent {
+                    data: serde_json::from_str(&e.data).unwrap_or(Value::String(e.data)),
+                    event: e.event,
                 });
+            }
+            if !self.ready.is_empty() {
+                continue;
             }
             match self.more() {
                 Ok(true) => {}

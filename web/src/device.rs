@@ -24,16 +24,8 @@ use wasm_bindgen::JsCast;
 
 use crate::util::{js_error, now, query, seed, sleep};
 
-/// The expressions the face can make.
-pub const EXPRESSIONS: [&str; 7] = [
-    "neutral",
-    "happy",
-    "sad",
-    "thinking",
-    "surprised",
-    "listening",
-    "speaking",
-];
+/// The expressions the face can make (the planner knows the same words).
+pub use axon_core::agent::planner::EXPRESSIONS;
 
 /// Telemetry period.
 const TELEMETRY_MS: u64 = 5000;
@@ -47,6 +39,26 @@ pub struct DeviceUi {
     pub volume: RwSignal<u32>,
     pub calls: RwSignal<u32>,
     pub last_call: RwSignal<String>,
+}
+
+impl DeviceUi {
+    /// A fresh screen: neutral face, no text, volume 50 %.
+    pub fn new() -> Self {
+        DeviceUi {
+            status: RwSignal::new("starting".into()),
+            expression: RwSignal::new("neutral".into()),
+            text: RwSignal::new(String::new()),
+            volume: RwSignal::new(50),
+            calls: RwSignal::new(0),
+            last_call: RwSignal::new(String::new()),
+        }
+    }
+}
+
+impl Default for DeviceUi {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 fn tool(name: &str, title: &str, description: &str, schema: Value, read_only: bool) -> Tool {
@@ -620,14 +632,7 @@ pub fn Face(expression: RwSignal<String>) -> impl IntoView {
 /// The `/device` page.
 #[component]
 pub fn DevicePage() -> impl IntoView {
-    let ui = DeviceUi {
-        status: RwSignal::new("starting".into()),
-        expression: RwSignal::new("neutral".into()),
-        text: RwSignal::new(String::new()),
-        volume: RwSignal::new(50),
-        calls: RwSignal::new(0),
-        last_call: RwSignal::new(String::new()),
-    };
+    let ui = DeviceUi::new();
     let id = device_id();
     let url = broker_url();
     leptos::task::spawn_local(run(ui, id.clone(), url));

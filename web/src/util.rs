@@ -125,20 +125,11 @@ pub async fn post_sse(
         let value = js_sys::Reflect::get(&chunk, &JsValue::from_str("value")).map_err(js_error)?;
         let bytes = js_sys::Uint8Array::new(&value).to_vec();
         buf.push_str(&String::from_utf8_lossy(&bytes));
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let mut event = "message".to_string();
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(e) = line.strip_prefix("event:") {
-                    event = e.trim().to_string();
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    data.push_str(d.trim());
-                }
-            }
-            if !data.is_empty() {
-                on_event(&event, serde_json::from_str(&data).unwrap_or(Value::Null));
-            }
+        for e in axon_core::sse::drain_events(&mut buf) {
+            on_event(
+                &e.event,
+                serde_json::from_str(&e.data).unwrap_or(Value::Null),
+            );
         }
     }
     Ok(())

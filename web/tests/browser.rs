@@ -56,14 +56,7 @@ async fn the_virtual_device_comes_online_over_the_browser_mqtt_session() {
     let Some(url) = option_env!("AXON_TEST_BROKER_WS") else {
         panic!("AXON_TEST_BROKER_WS is unset at build time: run scripts/test.sh, which starts a broker")
     };
-    let ui = DeviceUi {
-        status: RwSignal::new("starting".into()),
-        expression: RwSignal::new("neutral".into()),
-        text: RwSignal::new(String::new()),
-        volume: RwSignal::new(50),
-        calls: RwSignal::new(0),
-        last_call: RwSignal::new(String::new()),
-    };
+    let ui = DeviceUi::new();
     wasm_bindgen_futures::spawn_local(web::device::run(ui, "tab-wbt".into(), url.into()));
     for _ in 0..100 {
         if ui.status.get_untracked() == "online" {
@@ -76,14 +69,7 @@ async fn the_virtual_device_comes_online_over_the_browser_mqtt_session() {
 
 #[wasm_bindgen_test]
 async fn a_broker_that_is_not_there_is_reported_not_hidden() {
-    let ui = DeviceUi {
-        status: RwSignal::new("starting".into()),
-        expression: RwSignal::new("neutral".into()),
-        text: RwSignal::new(String::new()),
-        volume: RwSignal::new(50),
-        calls: RwSignal::new(0),
-        last_call: RwSignal::new(String::new()),
-    };
+    let ui = DeviceUi::new();
     // Port 9 (discard) on loopback: nothing listens there.
     wasm_bindgen_futures::spawn_local(web::device::run(
         ui,

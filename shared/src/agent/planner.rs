@@ -112,7 +112,7 @@ fn first_number(ws: &[String]) -> Option<f64> {
 }
 
 /// Faces a screen can make (the virtual device's `set_expression`).
-const EXPRESSIONS: [&str; 7] = [
+pub const EXPRESSIONS: [&str; 7] = [
     "neutral",
     "happy",
     "sad",
