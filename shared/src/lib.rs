@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod audio;
 pub mod error;
 pub mod jsonrpc;
 pub mod link;
