@@ -76,6 +76,7 @@ pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
         }
         Some(_) => return bad_request("\"image\" must be a data:image/... or https:// URL"),
     };
+    ctx.settle_discovery().await;
     let memory = Memory::open(ctx.sql.clone())?;
     let (summary, history) = memory.recall(&user)?;
     let turn_id = ctx.next_turn_id();

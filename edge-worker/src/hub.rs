@@ -269,6 +269,8 @@ pub struct Shared {
     pub env: Env,
     pub sql: SqlStorage,
     turns: Cell<u64>,
+    /// When this Hub instance started (its registry is empty until discovery has run).
+    pub started: Timestamp,
 }
 
 pub type Ctx = Rc<Shared>;
@@ -294,6 +296,7 @@ impl DurableObject for Hub {
                 env,
                 sql,
                 turns: Cell::new(0),
+                started: now(),
             }),
         }
     }
@@ -404,6 +407,31 @@ impl Shared {
         let link = self.link.clone();
         let url = self.config.broker_url.clone();
         wasm_bindgen_futures::spawn_local(run_link(link, url, rx));
+    }
+
+    /// A Hub that has just started has not discovered the site yet: wait (3 s at most, and
+    /// only in its first 10 s) until the broker link is up and every device it has heard of
+    /// is initialized, so the first request does not find an empty home.
+    pub async fn settle_discovery(&self) {
+        use axon_core::mcp::client::DeviceState as S;
+        if now().saturating_since(self.started) > Duration::from_secs(10) {
+            return;
+        }
+        for _ in 0..30 {
+            let settled = {
+                let link = self.link.borrow();
+                link.session.state() == SessionState::Connected
+                    && link.client.devices().count() > 0
+                    && !link
+                        .client
+                        .devices()
+                        .any(|d| matches!(d.state, S::Initializing | S::Unknown))
+            };
+            if settled {
+                return;
+            }
+            worker::Delay::from(Duration::from_millis(100)).await;
+        }
     }
 
     /// A fresh id for a turn (unique within this Hub instance).

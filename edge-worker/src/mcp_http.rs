@@ -122,6 +122,8 @@ pub async fn handle(ctx: &Ctx, mut req: Request) -> Result<Response> {
             _ => {}
         }
     }
+    // A Hub that has just started lists its devices once it has discovered them.
+    ctx.settle_discovery().await;
     let outcome = {
         let link = ctx.link.borrow();
         let devices: Vec<&axon_core::mcp::client::DeviceInfo> = link.client.devices().collect();

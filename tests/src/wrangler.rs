@@ -37,7 +37,7 @@ pub struct WranglerDev {
 
 impl WranglerDev {
     /// Starts the worker with `AXON_BROKER_URL` pointing at `broker_ws_port` and waits until
-    /// `/healthz` answers (60 s at most: the first run builds the worker).
+    /// it serves `/` (300 s at most: the first run builds the web app and the worker).
     pub fn start(broker_ws_port: u16) -> WranglerDev {
         Self::start_with(broker_ws_port, &[])
     }
@@ -124,13 +124,15 @@ impl WranglerDev {
         };
         let deadline = Instant::now() + Duration::from_secs(300);
         while Instant::now() < deadline {
-            if let Ok((200, _)) = http(port, "GET", "/healthz", None) {
+            // A static page: ready without waking the Hub, so a test's first request to the
+            // Hub is its own.
+            if let Ok((200, _)) = http(port, "GET", "/", None) {
                 return w;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
         panic!(
-            "wrangler dev did not answer /healthz within 300 s; log:\n{}",
+            "wrangler dev did not serve / within 300 s; log:\n{}",
             w.log()
         );
     }
