@@ -7,10 +7,12 @@ pub mod broker;
 pub mod device_sim;
 pub mod peer;
 pub mod probe;
+pub mod voice;
 pub mod wrangler;
 
 pub use broker::Broker;
 pub use device_sim::DeviceSim;
 pub use peer::Peer;
 pub use probe::Probe;
+pub use voice::{VoiceClient, VoiceMsg};
 pub use wrangler::{http_with, SseEvent, SseStream, WranglerDev};
