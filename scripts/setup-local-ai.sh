@@ -20,7 +20,15 @@ fi
 req=local-ai/requirements.txt
 stamp=.venv-ai/.requirements.sha256
 want=$(sha256sum "$req" | cut -d' ' -f1)
+# The server's own package is not installed, only put on the venv's path (a .pth file), so that
+# `.venv-ai/bin/python -m axon_local_ai` runs the checkout's code from any directory.
+link_package() {
+  local site
+  site=$(.venv-ai/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  [ "$(cat "$site/axon-local-ai.pth" 2>/dev/null)" = "$PWD/local-ai" ] || echo "$PWD/local-ai" > "$site/axon-local-ai.pth"
+}
 if [ -x .venv-ai/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+  link_package
   exit 0
 fi
 
@@ -35,4 +43,5 @@ started=$SECONDS
 .venv-ai/bin/pip check -q --disable-pip-version-check >/dev/null 2>&1 \
   || { .venv-ai/bin/pip check --disable-pip-version-check >&2; exit 1; }
 echo "$want" > "$stamp"
+link_package
 say "ok in $((SECONDS - started)) s; .venv-ai is $(du -sh .venv-ai | cut -f1)"
