@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # local-ai/
+# The package is on .venv-ai's path through a .pth file (scripts/setup-local-ai.sh); this makes the
+# tests run against this checkout's code with any interpreter that has the requirements.
+sys.path.insert(0, str(PACKAGE_DIR))
 
 
 def free_port() -> int:
