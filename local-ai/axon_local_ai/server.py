@@ -93,6 +93,8 @@ class Handler(BaseHTTPRequestHandler):
     server_version = f"axon-local-ai/{__version__}"
     # HTTP/1.1 so that speech can stream with chunked transfer encoding.
     protocol_version = "HTTP/1.1"
+    # A client that connects and then says nothing must not hold its thread for ever.
+    timeout = 120
     app: App  # set on the subclass made by make_server
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -114,12 +116,15 @@ class Handler(BaseHTTPRequestHandler):
             # Not read: close the connection afterwards so its bytes do not parse as a request.
             self.close_connection = True
             raise ApiError(413, f"the body is {n:,} bytes; the limit is {MAX_BODY:,}", "body_too_large")
+        self._body_read = True
         return self.rfile.read(n) if n > 0 else b""
 
     def _send(self, status: int, body: bytes, content_type: str, extra: dict | None = None):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
@@ -133,6 +138,7 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str):
         self._started = time.monotonic()
         self._status, self._sent, self._note = 0, 0, ""
+        self._body_read = False
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
         routes = {
             "/healthz": {"GET": self._healthz},
@@ -153,6 +159,10 @@ class Handler(BaseHTTPRequestHandler):
             handler()
         except ApiError as e:
             self._note = e.message
+            unread = self.headers.get("Content-Length", "0") not in ("", "0") or self.headers.get("Transfer-Encoding")
+            if unread and not self._body_read:
+                # The body is still in the socket: it would be read as the next request.
+                self.close_connection = True
             self._send(e.status, e.body(), "application/json")
         except (BrokenPipeError, ConnectionResetError):
             self._note = "the client went away"

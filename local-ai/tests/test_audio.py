@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from axon_local_ai.audio import STREAMED, WavError, decode_wav, encode_wav, resample, wav_header
-from helpers import wav_bytes
+from axon_local_ai.server import ApiError, _parse_multipart
+from helpers import multipart, wav_bytes
 
 
 def tone(freq: float, rate: int, seconds: float = 0.5, amp: float = 0.5) -> np.ndarray:
@@ -96,3 +97,18 @@ def test_resample_down_filters_what_would_alias():
     # at full level and Whisper would hear it.
     y = resample(tone(10_000, 48_000, seconds=1.0), 48_000, 16_000)
     assert np.sqrt(np.mean(y**2)) < 0.05
+
+
+def test_multipart_fields_come_back_byte_for_byte():
+    rng = random.Random(3)
+    data = bytes(rng.randrange(256) for _ in range(5000)) + b"\r\n--not-the-boundary\r\n\r\n\n\r"
+    body, ctype = multipart({"model": "whisper-1", "language": "en"}, {"file": ("a b.wav", data)})
+    fields = _parse_multipart(ctype, body)
+    assert fields["file"] == (data, "a b.wav")
+    assert fields["model"] == (b"whisper-1", None) and fields["language"][0] == b"en"
+
+
+def test_multipart_without_a_boundary_is_refused():
+    with pytest.raises(ApiError, match="no multipart boundary") as e:
+        _parse_multipart("multipart/form-data", b"--x\r\n")
+    assert e.value.status == 400

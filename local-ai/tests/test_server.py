@@ -5,8 +5,10 @@ Every test asserts on content (words heard, samples, messages), not on the statu
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
+import socket
 import struct
 import subprocess
 import sys
@@ -222,6 +224,43 @@ def test_unknown_route_and_method(server):
     assert status == 404 and "/v1/embeddings" in error_of(body)["message"]
     status, _, body = request(f"{server.url}/v1/audio/speech")
     assert status == 405 and "use POST" in error_of(body)["message"]
+
+
+def raw(port: int, data: bytes) -> bytes:
+    """Sends `data` as it is and reads until the server closes (or 10 s pass)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+
+
+def test_an_oversized_upload_is_413_without_reading_it(server):
+    out = raw(server.port, b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 30000000\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 413") and b"Connection: close" in out
+    assert b"30,000,000 bytes; the limit is 26,214,400" in out
+
+
+def test_an_unread_body_closes_the_connection_so_it_cannot_pass_as_a_request(server):
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    out = raw(server.port, b"POST /v1/nothing HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+              + smuggled)
+    assert out.count(b"HTTP/1.1 ") == 1 and out.startswith(b"HTTP/1.1 404")
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(server):
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    for _ in range(3):
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        assert r.status == 200 and json.loads(r.read())["status"] == "ok"
+    sock = c.sock
+    c.request("GET", "/v1/models")
+    r = c.getresponse()
+    assert r.status == 200 and r.read() and c.sock is sock  # the same connection
+    c.close()
 
 
 def test_chat_completions_says_how_to_install_a_model(server):
