@@ -113,6 +113,22 @@ def main() -> None:
             audio_s = statistics.median(len(r[2]) / 2 / tts.rate for r in runs)
             rows.append((f"TTS {name}, {label} ({audio_s:.2f} s of audio), p50 of {args.runs}",
                          f"first chunk {first:,.0f} ms, all {total:,.0f} ms, RTF {total / 1000 / audio_s:.3f}"))
+    gguf = os.environ.get("AXON_LOCAL_AI_LLM_MODEL")
+    if gguf:
+        from axon_local_ai.llm import Llm
+
+        llm, ms = timed(lambda: Llm(Path(gguf), args.threads, 2048))
+        rows.append((f"load {llm.name} (llama.cpp via xllamacpp; with imports)", f"{ms:,.0f} ms"))
+        app.llm = llm
+        body = json.dumps({"messages": [{"role": "user", "content": "Turn on the kitchen lamp."}],
+                           "max_tokens": 32, "stream": True}).encode()
+        post(port, "/v1/chat/completions", body, "application/json")  # warm-up
+        runs = [post(port, "/v1/chat/completions", body, "application/json") for _ in range(args.runs)]
+        first = statistics.median(r[0] for r in runs)
+        tokens = statistics.median(r[2].count(b'"delta": {"content"') for r in runs)
+        total = statistics.median(r[1] for r in runs)
+        rows.append((f"chat {llm.name}, 32 tokens streamed, p50 of {args.runs}",
+                     f"first chunk {first:,.0f} ms, all {total:,.0f} ms ({tokens:.0f} chunks, {tokens / total * 1000:.0f} tok/s)"))
     server.shutdown()
 
     load = os.getloadavg()[0]

@@ -5,6 +5,7 @@
 #
 #   scripts/local-ai.sh                              # in the foreground; Ctrl-C stops it
 #   AXON_LOCAL_AI_PORT=8790 scripts/local-ai.sh       # another port
+#   AXON_LOCAL_AI_LLM_MODEL=m.gguf scripts/local-ai.sh # also a chat model (installs xllamacpp)
 #   source scripts/local-ai.sh && local_ai_start     # in the background (scripts/run.sh):
 #                                                    # sets $local_ai_pid, log in target/run/local-ai.log
 # A server that already answers on the port is used as it is.
@@ -14,13 +15,20 @@ local_ai_start() {
   local health="http://127.0.0.1:$port/healthz"
   local_ai_pid=""
   scripts/setup-local-ai.sh || return 1
+  local llm=()
+  if [ -n "${AXON_LOCAL_AI_LLM_MODEL:-}" ]; then
+    llm=(--llm-model "$AXON_LOCAL_AI_LLM_MODEL")
+    .venv-ai/bin/python -c 'import xllamacpp' 2>/dev/null \
+      || .venv-ai/bin/pip install -q --disable-pip-version-check --require-hashes --no-deps -r local-ai/requirements-llm.txt \
+      || return 1
+  fi
   if curl -sf --max-time 2 "$health" >/dev/null 2>&1; then
     printf '\033[1m[local-ai]\033[0m a local AI server already answers on 127.0.0.1:%s; using it\n' "$port" >&2
     return 0
   fi
   mkdir -p target/run
   printf '\033[1m[local-ai]\033[0m starting on http://127.0.0.1:%s/v1 (log: %s)\n' "$port" "$log" >&2
-  .venv-ai/bin/python -m axon_local_ai --host 127.0.0.1 --port "$port" </dev/null 2>"$log" &
+  .venv-ai/bin/python -m axon_local_ai --host 127.0.0.1 --port "$port" "${llm[@]}" </dev/null 2>"$log" &
   local_ai_pid=$!
   # Loading Whisper and the voice takes a few seconds (more on a busy machine): 120 s at most.
   local _

@@ -13,6 +13,7 @@ import email.parser
 import email.policy
 import json
 import logging
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -99,6 +100,12 @@ class Handler(BaseHTTPRequestHandler):
     app: App  # set on the subclass made by make_server
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def setup(self):
+        super().setup()
+        # Streams are many small writes (a sentence, a token): without this, Nagle's algorithm
+        # holds each one back until the client acknowledges the last.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         # One line per request comes from _finish instead; keep the stdlib's own lines at debug.
