@@ -128,7 +128,7 @@ def main() -> None:
         tokens = statistics.median(r[2].count(b'"delta": {"content"') for r in runs)
         total = statistics.median(r[1] for r in runs)
         rows.append((f"chat {llm.name}, 32 tokens streamed, p50 of {args.runs}",
-                     f"first chunk {first:,.0f} ms, all {total:,.0f} ms ({tokens:.0f} chunks, {tokens / total * 1000:.0f} tok/s)"))
+                     f"first chunk (the role only) {first:,.0f} ms, all {total:,.0f} ms ({tokens:.0f} content chunks, {tokens / total * 1000:.0f} tok/s)"))
     server.shutdown()
 
     load = os.getloadavg()[0]

@@ -33,8 +33,15 @@ if [ -x .venv-ai/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; th
 fi
 
 if [ ! -x .venv-ai/bin/python ]; then
-  say "creating .venv-ai"
-  python3 -m venv .venv-ai
+  # The hashes pin CPython 3.11 wheels (Debian 12's python3).
+  py=$(command -v python3.11 || command -v python3)
+  ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  if [ "$ver" != 3.11 ]; then
+    say "$req pins wheels for CPython 3.11, but $py is $ver: install python3.11 or re-pin the file"
+    exit 1
+  fi
+  say "creating .venv-ai ($py, Python $ver)"
+  "$py" -m venv .venv-ai
 fi
 say "installing $req (about 290 MB of wheels, hash-checked; a minute or two)"
 started=$SECONDS
