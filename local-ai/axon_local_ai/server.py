@@ -108,7 +108,7 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        # One line per request comes from _finish instead; keep the stdlib's own lines at debug.
+        # _dispatch logs one line per request; the stdlib's own lines only at debug.
         log.debug("%s %s", self.address_string(), format % args)
 
     def _read_body(self) -> bytes:
@@ -157,36 +157,42 @@ class Handler(BaseHTTPRequestHandler):
         }
         try:
             if path not in routes:
-                raise ApiError(404, f"no route {method} {path}; see /v1/models and docs/voice.md §3",
+                raise ApiError(404, f"no route {self.command} {path}; see /v1/models and docs/voice.md §3",
                                "not_found")
             handler = routes[path].get(method)
             if handler is None:
                 allowed = ", ".join(routes[path])
-                raise ApiError(405, f"{method} is not allowed on {path}; use {allowed}",
+                raise ApiError(405, f"{self.command} is not allowed on {path}; use {allowed}",
                                "method_not_allowed")
             handler()
         except ApiError as e:
             self._note = e.message
-            unread = self.headers.get("Content-Length", "0") not in ("", "0") or self.headers.get("Transfer-Encoding")
-            if unread and not self._body_read:
-                # The body is still in the socket: it would be read as the next request.
-                self.close_connection = True
-            self._send(e.status, e.body(), "application/json")
+            self._fail(e)
         except (BrokenPipeError, ConnectionResetError):
             self._note = "the client went away"
             self.close_connection = True
         except Exception as e:  # a bug or a model failure: say so, keep serving
-            log.exception("%s %s failed", method, path)
-            if self._status == 0:
-                err = ApiError(500, f"{type(e).__name__}: {e}", "internal_error")
-                self._send(500, err.body(), "application/json")
-            else:
-                # Headers are out (a stream): all that can be done is to cut the connection.
-                self.close_connection = True
+            log.exception("%s %s failed", self.command, path)
+            self._note = f"{type(e).__name__}: {e}"
+            self._fail(ApiError(500, self._note, "internal_error"))
         finally:
             ms = (time.monotonic() - self._started) * 1000
-            log.info("%s %s %d %.0f ms %d B%s", method, path, self._status, ms, self._sent,
+            log.info("%s %s %d %.0f ms %d B%s", self.command, path, self._status, ms, self._sent,
                      f" ({self._note[:160]})" if self._note else "")
+
+    def _fail(self, e: ApiError):
+        if self._status:
+            # The answer has begun (a stream): all that can be done is to cut the connection.
+            self.close_connection = True
+            return
+        unread = self.headers.get("Content-Length", "0") not in ("", "0") or self.headers.get("Transfer-Encoding")
+        if unread and not self._body_read:
+            # The body is still in the socket: it would be read as the next request.
+            self.close_connection = True
+        try:
+            self._send(e.status, e.body(), "application/json")
+        except OSError:  # the client is gone; nothing to tell it
+            self.close_connection = True
 
     def do_GET(self):
         self._dispatch("GET")

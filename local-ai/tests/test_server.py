@@ -76,6 +76,12 @@ def test_stereo_48k_upload_is_mixed_and_resampled(server):
     assert "bedroom light" in words(json.loads(body)["text"])
 
 
+def test_silence_is_an_empty_transcript(server):
+    # The Hub answers an empty transcript with asr_empty; a hallucinated "Thank you." would be a turn.
+    status, _, body = transcribe(server.url, wav_bytes(np.zeros(32_000, np.float32), 16_000))
+    assert status == 200 and json.loads(body) == {"text": ""}
+
+
 def test_text_and_verbose_json_formats(server):
     wav = espeak_wav("open the garage door")
     status, headers, body = transcribe(server.url, wav, response_format="text")
