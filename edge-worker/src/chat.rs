@@ -44,7 +44,19 @@ fn user_of(v: &Value) -> std::result::Result<String, String> {
     }
 }
 
-/// `POST /api/chat` `{"text": "...", "user": "ada", "image": "data:image/jpeg;base64,..."}`.
+/// The device the person is using (`"device"`), if the body names one.
+fn device_of(v: &Value) -> std::result::Result<Option<String>, String> {
+    match v.get("device") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(d)) => axon_core::mcp::topics::DeviceId::new(d.clone())
+            .map(|_| Some(d.clone()))
+            .map_err(|e| format!("\"device\": {e}")),
+        Some(_) => Err("\"device\" must be a device id string".into()),
+    }
+}
+
+/// `POST /api/chat` `{"text": "...", "user": "ada", "image": "data:image/jpeg;base64,...",
+/// "device": "kitchen-tab"}` (`device`: the one the person uses, preferred for "take a photo").
 pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
     let body = match json_body(&mut req, CHAT_BODY_LIMIT).await {
         Ok(v) => v,
@@ -67,6 +79,10 @@ pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
         Ok(u) => u,
         Err(e) => return bad_request(e),
     };
+    let device = match device_of(&body) {
+        Ok(d) => d,
+        Err(e) => return bad_request(e),
+    };
     let message = match body.get("image") {
         None | Some(Value::Null) => Message::user(text),
         Some(Value::String(url))
@@ -86,12 +102,14 @@ pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
         model: ctx.config.model.clone(),
         persona: ctx.config.persona.clone(),
         call_prefix: format!("{turn_id}."),
+        device,
+        vision: ctx.config.vision(),
     };
     let turn = Turn::new(config, tools, Some(&summary), history, message);
     let (tx, rx) = mpsc::unbounded();
     let _ = tx.unbounded_send(frame(
         "turn",
-        &json!({"turn": turn_id, "user": user, "llm": ctx.config.llm_name()}),
+        &json!({"turn": turn_id, "user": user, "llm": ctx.config.llm_name(), "vlm": ctx.config.vlm_name()}),
     ));
     wasm_bindgen_futures::spawn_local(drive(ctx.clone(), turn_id, user, turn, tx));
     sse_response(rx)
@@ -154,6 +172,18 @@ async fn drive(
                 )
                 .await;
                 match outcome {
+                    Ok(reply) => turn.handle_reply(now(), reply),
+                    Err(e) => turn.handle_llm_error(&e),
+                }
+            }
+            Some(Action::Vision(req)) => {
+                let mut on_delta = |t: &str| {
+                    let _ = tx.unbounded_send(frame(
+                        "text_delta",
+                        &json!({"type": "text_delta", "text": t}),
+                    ));
+                };
+                match crate::providers::look(&ctx.config.vlm, &req, &mut on_delta).await {
                     Ok(reply) => turn.handle_reply(now(), reply),
                     Err(e) => turn.handle_llm_error(&e),
                 }
