@@ -271,7 +271,7 @@ fn with_a_vision_model_the_request_carrying_the_photo_goes_to_it_and_its_words_a
     assert!(r
         .events
         .iter()
-        .any(|e| matches!(e, TurnEvent::Error { message } if message.contains("HTTP 500"))));
+        .any(|e| matches!(e, TurnEvent::Error { message } if message == "the vision model failed: HTTP 500")));
 }
 
 #[test]

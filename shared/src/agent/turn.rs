@@ -446,7 +446,12 @@ impl Turn {
         if self.is_done() {
             return;
         }
-        let message = format!("the language model failed: {message}");
+        let who = if self.asked_vision {
+            "vision"
+        } else {
+            "language"
+        };
+        let message = format!("the {who} model failed: {message}");
         self.events.push_back(TurnEvent::Error {
             message: message.clone(),
         });
