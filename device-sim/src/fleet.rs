@@ -32,7 +32,7 @@ pub struct FleetOptions {
 }
 
 /// The demo home: (id, kind, room, title).
-pub const HOME: [(&str, &str, &str, &str); 12] = [
+pub const HOME: [(&str, &str, &str, &str); 13] = [
     ("kitchen-lamp", "lamp", "kitchen", "Kitchen lamp"),
     ("living-lamp", "lamp", "living room", "Living room lamp"),
     ("bedroom-lamp", "lamp", "bedroom", "Bedroom lamp"),
@@ -60,6 +60,7 @@ pub const HOME: [(&str, &str, &str, &str); 12] = [
         "living room",
         "Living room speaker",
     ),
+    ("hall-camera", "camera", "hall", "Hall camera"),
 ];
 
 /// The boards a fleet consists of.
@@ -157,7 +158,7 @@ mod tests {
     #[test]
     fn home_has_every_kind_in_four_rooms() {
         let s = specs(&opts("home", 1)).unwrap();
-        assert_eq!(s.len(), 12);
+        assert_eq!(s.len(), 13);
         for kind in crate::profiles::KINDS {
             assert!(s.iter().any(|d| d.kind == kind), "{kind}");
         }

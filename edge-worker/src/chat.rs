@@ -44,7 +44,19 @@ pub fn user_of(v: &Value) -> std::result::Result<String, String> {
     }
 }
 
-/// `POST /api/chat` `{"text": "...", "user": "ada", "image": "data:image/jpeg;base64,..."}`.
+/// The device the person is using (`"device"`), if the body names one.
+pub fn device_of(v: &Value) -> std::result::Result<Option<String>, String> {
+    match v.get("device") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(d)) => axon_core::mcp::topics::DeviceId::new(d.clone())
+            .map(|_| Some(d.clone()))
+            .map_err(|e| format!("\"device\": {e}")),
+        Some(_) => Err("\"device\" must be a device id string".into()),
+    }
+}
+
+/// `POST /api/chat` `{"text": "...", "user": "ada", "image": "data:image/jpeg;base64,...",
+/// "device": "kitchen-tab"}` (`device`: the one the person uses, preferred for "take a photo").
 pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
     let body = match json_body(&mut req, CHAT_BODY_LIMIT).await {
         Ok(v) => v,
@@ -67,6 +79,10 @@ pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
         Ok(u) => u,
         Err(e) => return bad_request(e),
     };
+    let device = match device_of(&body) {
+        Ok(d) => d,
+        Err(e) => return bad_request(e),
+    };
     let message = match body.get("image") {
         None | Some(Value::Null) => Message::user(text),
         Some(Value::String(url))
@@ -76,11 +92,11 @@ pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
         }
         Some(_) => return bad_request("\"image\" must be a data:image/... or https:// URL"),
     };
-    let (turn_id, turn) = begin_turn(ctx, &user, message).await?;
+    let (turn_id, turn) = begin_turn(ctx, &user, device, message).await?;
     let (tx, rx) = mpsc::unbounded();
     let _ = tx.unbounded_send((
         "turn".to_string(),
-        json!({"turn": turn_id, "user": user, "llm": ctx.config.llm_name()}),
+        json!({"turn": turn_id, "user": user, "llm": ctx.config.llm_name(), "vlm": ctx.config.vlm_name()}),
     ));
     wasm_bindgen_futures::spawn_local(drive(ctx.clone(), turn_id, user, turn, tx));
     sse_response(rx.map(|(kind, data)| frame(&kind, &data)))
@@ -95,6 +111,7 @@ pub async fn begin_turn_as(
     ctx: &Ctx,
     id: Option<String>,
     user: &str,
+    device: Option<String>,
     message: Message,
 ) -> Result<(String, Turn)> {
     ctx.settle_discovery().await;
@@ -107,13 +124,20 @@ pub async fn begin_turn_as(
         model: ctx.config.model.clone(),
         persona: ctx.config.persona.clone(),
         call_prefix: format!("{turn_id}."),
+        device,
+        vision: ctx.config.vision(),
     };
     let turn = Turn::new(config, tools, Some(&summary), history, message);
     Ok((turn_id, turn))
 }
 
-async fn begin_turn(ctx: &Ctx, user: &str, message: Message) -> Result<(String, Turn)> {
-    begin_turn_as(ctx, None, user, message).await
+async fn begin_turn(
+    ctx: &Ctx,
+    user: &str,
+    device: Option<String>,
+    message: Message,
+) -> Result<(String, Turn)> {
+    begin_turn_as(ctx, None, user, device, message).await
 }
 
 enum Completion {
@@ -169,6 +193,18 @@ pub async fn drive(ctx: Ctx, turn_id: String, user: String, mut turn: Turn, tx: 
                 )
                 .await;
                 match outcome {
+                    Ok(reply) => turn.handle_reply(now(), reply),
+                    Err(e) => turn.handle_llm_error(&e),
+                }
+            }
+            Some(Action::Vision(req)) => {
+                let mut on_delta = |t: &str| {
+                    let _ = tx.unbounded_send((
+                        "text_delta".to_string(),
+                        json!({"type": "text_delta", "text": t}),
+                    ));
+                };
+                match crate::providers::look(&ctx.config.vlm, &req, &mut on_delta).await {
                     Ok(reply) => turn.handle_reply(now(), reply),
                     Err(e) => turn.handle_llm_error(&e),
                 }

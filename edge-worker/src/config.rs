@@ -18,6 +18,10 @@
 //! | `AXON_ASR_BASE_URL`, `AXON_ASR_MODEL`, `AXON_ASR_API_KEY` | `AXON_LLM_BASE_URL`, `whisper-1`, `AXON_LLM_API_KEY` | for `openai` ASR |
 //! | `AXON_TTS_BASE_URL`, `AXON_TTS_MODEL`, `AXON_TTS_VOICE`, `AXON_TTS_API_KEY` | `AXON_LLM_BASE_URL`, `tts-1`, `alloy`, `AXON_LLM_API_KEY` | for `openai` TTS |
 //! | `AXON_VAD_SILENCE_MS` | 400 | silence that ends an utterance (100–3000) |
+//! | `AXON_VLM` | `offline` | who looks at photos: `offline` (says there is no vision model, reports the measured facts) or `openai` |
+//! | `AXON_VLM_BASE_URL` | `AXON_LLM_BASE_URL` | for `openai`: any OpenAI-compatible endpoint with image input |
+//! | `AXON_VLM_MODEL` | `AXON_LLM_MODEL`, else `gpt-4o-mini` | the vision model |
+//! | `AXON_VLM_API_KEY` (secret) | `AXON_LLM_API_KEY` | bearer key for `openai` |
 
 use axon_core::agent::turn::DEFAULT_PERSONA;
 use axon_core::tool::SitePolicy;
@@ -86,6 +90,8 @@ pub struct Config {
     pub tts: SpeechProvider,
     /// Endpointing silence for voice sessions.
     pub vad_silence_ms: u32,
+    /// Who looks at photos.
+    pub vlm: VlmProvider,
     /// A problem with the configuration, shown on `/healthz`.
     pub problem: Option<String>,
 }
@@ -193,10 +199,13 @@ impl Config {
                 400
             }
         };
+        let (vlm, vlm_problem) = vlm_from_env(env);
+        let problem = problem.or(vlm_problem);
         Config {
             asr,
             tts,
             vad_silence_ms,
+            vlm,
             site: var(env, "AXON_SITE").unwrap_or_else(|| "home".into()),
             broker_url: var(env, "AXON_BROKER_URL")
                 .unwrap_or_else(|| "ws://127.0.0.1:8083/mqtt".into()),
@@ -215,6 +224,71 @@ impl Config {
             LlmProvider::Offline => "offline",
             LlmProvider::OpenAi { .. } => "openai",
             LlmProvider::WorkersAi => "workers-ai",
+        }
+    }
+}
+
+// --- Vision (docs/voice.md §5) -------------------------------------------------------------
+
+/// Who looks at the photos a turn gets (`AXON_VLM`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum VlmProvider {
+    /// No vision model: axon-core's turn answers with the measured facts, labelled as such.
+    Offline,
+    /// An OpenAI-compatible chat model with image input (`image_url` content parts).
+    OpenAi {
+        /// Base URL, e.g. `https://api.openai.com/v1`.
+        base_url: String,
+        /// Bearer key, if the endpoint needs one.
+        api_key: Option<String>,
+        /// Model name.
+        model: String,
+    },
+}
+
+/// `AXON_VLM*`, each `openai` setting defaulting to its `AXON_LLM_*` one; and a problem, if any.
+fn vlm_from_env(env: &Env) -> (VlmProvider, Option<String>) {
+    match var(env, "AXON_VLM").as_deref().unwrap_or("offline") {
+        "offline" => (VlmProvider::Offline, None),
+        "openai" => (
+            VlmProvider::OpenAi {
+                base_url: var(env, "AXON_VLM_BASE_URL")
+                    .or_else(|| var(env, "AXON_LLM_BASE_URL"))
+                    .unwrap_or_else(|| "https://api.openai.com/v1".into())
+                    .trim_end_matches('/')
+                    .to_string(),
+                api_key: var(env, "AXON_VLM_API_KEY").or_else(|| var(env, "AXON_LLM_API_KEY")),
+                model: var(env, "AXON_VLM_MODEL")
+                    .or_else(|| var(env, "AXON_LLM_MODEL"))
+                    .unwrap_or_else(|| "gpt-4o-mini".into()),
+            },
+            None,
+        ),
+        other => (
+            VlmProvider::Offline,
+            Some(format!(
+                "AXON_VLM={other:?} is not a provider: use offline or openai (offline is used)"
+            )),
+        ),
+    }
+}
+
+impl Config {
+    /// What axon-core's turn needs to know about the vision model.
+    pub fn vision(&self) -> axon_core::agent::turn::Vision {
+        match &self.vlm {
+            VlmProvider::Offline => axon_core::agent::turn::Vision::Offline,
+            VlmProvider::OpenAi { model, .. } => {
+                axon_core::agent::turn::Vision::Model(model.clone())
+            }
+        }
+    }
+
+    /// `offline` or `openai`.
+    pub fn vlm_name(&self) -> &'static str {
+        match self.vlm {
+            VlmProvider::Offline => "offline",
+            VlmProvider::OpenAi { .. } => "openai",
         }
     }
 }

@@ -1,8 +1,10 @@
-//! LLM providers: where a turn's model requests go, chosen by `AXON_LLM`.
+//! LLM and VLM providers: where a turn's model requests go, chosen by `AXON_LLM` and, for the
+//! request that carries a photo, `AXON_VLM`.
 //!
 //! Owns the HTTP (or binding) call and reading its answer into axon-core's [`Reply`]:
 //! `offline` answers in-process with axon-core's offline model; `openai` streams from any
-//! OpenAI-compatible Chat Completions endpoint; `workers-ai` calls the `AI` binding. The wire
+//! OpenAI-compatible Chat Completions endpoint (the vision model too, with the photo as an
+//! `image_url` part); `workers-ai` calls the `AI` binding. The wire
 //! formats and tool-call parsing are axon-core's; this file never decides what a turn does.
 
 use std::time::Duration;
@@ -18,7 +20,7 @@ use serde_json::{json, Value};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
 
-use crate::config::LlmProvider;
+use crate::config::{LlmProvider, VlmProvider};
 
 /// How long a model may take for one request, streaming included.
 const LLM_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,7 +36,7 @@ pub async fn complete(
 ) -> Result<Reply, String> {
     match provider {
         LlmProvider::Offline => {
-            let reply = offline::respond(&req.messages, devices, tools);
+            let reply = offline::respond_for(&req.messages, devices, tools, req.device.as_deref());
             // One delta, so a client reads every provider's text the same way.
             if !reply.content.is_empty() {
                 on_delta(&reply.content);
@@ -42,15 +44,39 @@ pub async fn complete(
             Ok(reply)
         }
         LlmProvider::OpenAi { base_url, api_key } => {
-            let work = openai(base_url, api_key.as_deref(), req, on_delta).fuse();
-            let timeout = worker::Delay::from(LLM_TIMEOUT).fuse();
-            futures_util::pin_mut!(work, timeout);
-            futures_util::select! {
-                r = work => r,
-                _ = timeout => Err(format!("no complete answer from {base_url} in {} s", LLM_TIMEOUT.as_secs())),
-            }
+            openai_in_time(base_url, api_key.as_deref(), req, on_delta).await
         }
         LlmProvider::WorkersAi => workers_ai(env, req).await,
+    }
+}
+
+/// Asks the vision model a request that carries a photo (axon-core's `Action::Vision`).
+pub async fn look(
+    provider: &VlmProvider,
+    req: &ChatRequest,
+    on_delta: &mut dyn FnMut(&str),
+) -> Result<Reply, String> {
+    match provider {
+        VlmProvider::OpenAi {
+            base_url, api_key, ..
+        } => openai_in_time(base_url, api_key.as_deref(), req, on_delta).await,
+        // The turn answers photos itself without a vision model; this is only a guard.
+        VlmProvider::Offline => Err("no vision model is configured (AXON_VLM=offline)".into()),
+    }
+}
+
+async fn openai_in_time(
+    base_url: &str,
+    api_key: Option<&str>,
+    req: &ChatRequest,
+    on_delta: &mut dyn FnMut(&str),
+) -> Result<Reply, String> {
+    let work = openai(base_url, api_key, req, on_delta).fuse();
+    let timeout = worker::Delay::from(LLM_TIMEOUT).fuse();
+    futures_util::pin_mut!(work, timeout);
+    futures_util::select! {
+        r = work => r,
+        _ = timeout => Err(format!("no complete answer from {base_url} in {} s", LLM_TIMEOUT.as_secs())),
     }
 }
 

@@ -50,6 +50,10 @@ pub async fn handle(ctx: &Ctx, req: Request) -> Result<Response> {
         Ok(u) => u,
         Err(e) => return bad_request(e),
     };
+    let device = match crate::chat::device_of(&json!({ "device": query("device") })) {
+        Ok(d) => d,
+        Err(e) => return bad_request(e),
+    };
     let mode = match query("mode").as_deref() {
         None | Some("") => Mode::HandsFree,
         Some(m) => match Mode::parse(m) {
@@ -69,11 +73,11 @@ pub async fn handle(ctx: &Ctx, req: Request) -> Result<Response> {
     config.llm = ctx.config.llm_name().into();
     let pair = WebSocketPair::new()?;
     pair.server.accept()?;
-    wasm_bindgen_futures::spawn_local(run(ctx.clone(), pair.server, config, user));
+    wasm_bindgen_futures::spawn_local(run(ctx.clone(), pair.server, config, user, device));
     Response::from_websocket(pair.client)
 }
 
-async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String) {
+async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String, device: Option<String>) {
     let mut session = VoiceSession::new(config);
     let Ok(mut socket) = ws.events() else {
         return;
@@ -107,7 +111,7 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String) {
                     );
                 }
                 VoiceAction::StartTurn { turn, text } => {
-                    start_turn(&ctx, &user, turn, text, &turn_tx).await;
+                    start_turn(&ctx, &user, device.clone(), turn, text, &turn_tx).await;
                 }
                 VoiceAction::Confirm { id, approve } => {
                     let waiting = ctx.link.borrow_mut().confirmations.remove(&id);
@@ -179,16 +183,19 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String) {
 async fn start_turn(
     ctx: &Ctx,
     user: &str,
+    device: Option<String>,
     turn: String,
     text: String,
     to_session: &mpsc::UnboundedSender<(String, Value)>,
 ) {
     let (tx, mut rx) = mpsc::unbounded::<(String, Value)>();
-    match crate::chat::begin_turn_as(ctx, Some(turn.clone()), user, Message::user(text)).await {
+    match crate::chat::begin_turn_as(ctx, Some(turn.clone()), user, device, Message::user(text))
+        .await
+    {
         Ok((id, t)) => {
             let _ = tx.unbounded_send((
                 "turn".into(),
-                json!({"turn": id, "user": user, "llm": ctx.config.llm_name()}),
+                json!({"turn": id, "user": user, "llm": ctx.config.llm_name(), "vlm": ctx.config.vlm_name()}),
             ));
             wasm_bindgen_futures::spawn_local(crate::chat::drive(
                 ctx.clone(),

@@ -29,4 +29,7 @@ pub enum Error {
     /// An error from the MQTT session.
     #[error(transparent)]
     Mqtt(#[from] crate::mqtt::MqttError),
+    /// An image's facts could not be read.
+    #[error(transparent)]
+    Vision(#[from] crate::vision::VisionError),
 }

@@ -2,7 +2,8 @@
 //!
 //! Owns everything in Axon that needs no I/O: the MQTT 5 client session ([`mqtt`]), MCP over
 //! MQTT for devices and the Hub ([`mcp`]), JSON-RPC ([`jsonrpc`]), tool schemas and argument
-//! validation ([`tool`]), and telemetry payloads ([`telemetry`]).
+//! validation ([`tool`]), telemetry payloads ([`telemetry`]) and what can be measured from a
+//! photo without a vision model ([`vision`]).
 //!
 //! It never opens a socket, reads a clock, sleeps, spawns a task, draws OS randomness or logs
 //! to stdout. Time comes in as a [`time::Timestamp`]; randomness comes in as a seed for
@@ -52,6 +53,7 @@ pub mod sse;
 pub mod telemetry;
 pub mod time;
 pub mod tool;
+pub mod vision;
 pub mod voice;
 
 pub use error::Error;

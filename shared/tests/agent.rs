@@ -154,6 +154,7 @@ fn run(turn: &mut Turn, devices: &[DeviceInfo], confirm: Option<bool>) -> Run {
                     assert!(turn.handle_confirmation(now, &id, ok));
                 }
             }
+            Action::Vision(_) => panic!("no camera in this home (see tests/vision.rs)"),
         }
     }
     while let Some(e) = turn.poll_event() {
@@ -293,6 +294,7 @@ fn scripted(
                 turn.handle_tool_result(now, &id, out);
             }
             Action::AwaitConfirmation { .. } => {}
+            Action::Vision(_) => panic!("no camera in this home (see tests/vision.rs)"),
         }
     }
     let _ = devices;

@@ -46,7 +46,7 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
         ],
     );
     worker.wait_for("/healthz", Duration::from_secs(30), |v| {
-        v["broker"] == "connected" && v["ready"] == 12
+        v["broker"] == "connected" && v["ready"] == 13
     });
 
     // /api/events, read by a thread for the whole test.
@@ -64,7 +64,7 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
     // Connected before the first turn, so the stream sees all of it.
     let hello = events_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(hello.event, "hello");
-    assert_eq!(hello.data["devices"].as_array().unwrap().len(), 12);
+    assert_eq!(hello.data["devices"].as_array().unwrap().len(), 13);
 
     // 1. Chat turns the kitchen lamp on; the stream carries the tool call and the answer.
     let turn = chat(
@@ -394,7 +394,7 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
         texts(&before)[..],
         "what was remembered survived"
     );
-    assert_eq!(texts(&after).len(), 12);
+    assert_eq!(texts(&after).len(), 13);
     let (status, _, _) =
         http_with(worker.port(), "DELETE", "/api/memory?user=ada", &[], None).unwrap();
     assert_eq!(status, 200);

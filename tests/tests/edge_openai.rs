@@ -51,7 +51,7 @@ fn the_openai_provider_streams_tool_calls_and_answers_through_a_wire_format_serv
         ],
     );
     let health = worker.wait_for("/healthz", Duration::from_secs(30), |v| {
-        v["broker"] == "connected" && v["ready"] == 12
+        v["broker"] == "connected" && v["ready"] == 13
     });
     assert_eq!(
         (health["llm"].as_str(), health["model"].as_str()),
@@ -122,7 +122,7 @@ fn the_openai_provider_streams_tool_calls_and_answers_through_a_wire_format_serv
             ("AXON_LLM_API_KEY", "sk-wrong"),
         ],
     );
-    worker.wait_for("/healthz", Duration::from_secs(30), |v| v["ready"] == 12);
+    worker.wait_for("/healthz", Duration::from_secs(30), |v| v["ready"] == 13);
     let turn = chat(&worker, "turn on the kitchen lamp");
     let error = turn.iter().find(|e| e.event == "error").unwrap();
     let msg = error.data["message"].as_str().unwrap();

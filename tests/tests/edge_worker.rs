@@ -15,14 +15,14 @@ fn the_hub_discovers_the_demo_home_and_calls_tools_over_http() {
     let mut sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
     let worker = WranglerDev::start(broker.ws_port());
     let health = worker.wait_for("/healthz", Duration::from_secs(20), |v| {
-        v["broker"] == "connected" && v["ready"] == 12
+        v["broker"] == "connected" && v["ready"] == 13
     });
-    assert_eq!(health["devices"], 12);
+    assert_eq!(health["devices"], 13);
 
     let (status, list) = worker.get("/api/devices");
     assert_eq!(status, 200);
     let devices = list["devices"].as_array().unwrap();
-    assert_eq!(devices.len(), 12);
+    assert_eq!(devices.len(), 13);
     let lamp = devices
         .iter()
         .find(|d| d["server_id"] == "kitchen-lamp")
@@ -74,7 +74,7 @@ fn the_hub_discovers_the_demo_home_and_calls_tools_over_http() {
     let mut broker = broker;
     broker.restart();
     worker.wait_for("/healthz", Duration::from_secs(30), |v| {
-        v["broker"] == "connected" && v["ready"] == 12
+        v["broker"] == "connected" && v["ready"] == 13
     });
     let (status, result) = worker.post(
         "/api/devices/kitchen-lamp/tools/set_power",

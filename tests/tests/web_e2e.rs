@@ -78,7 +78,7 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
         broker.ws_port(),
         &[("AXON_ALLOWED_ORIGINS", &widget_origin)],
     );
-    worker.wait_for("/healthz", Duration::from_secs(30), |v| v["ready"] == 12);
+    worker.wait_for("/healthz", Duration::from_secs(30), |v| v["ready"] == 13);
     let base = format!("http://127.0.0.1:{}", worker.port());
     let ws = format!("ws://127.0.0.1:{}/mqtt", broker.ws_port());
     let out = root().join("test-output/web");

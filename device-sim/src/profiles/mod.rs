@@ -6,6 +6,7 @@
 //! profile already validated against its schema by `axon-core`, but a profile still reads
 //! them defensively (a missing or odd value becomes an `isError` result, never a panic).
 
+mod camera;
 mod lamp;
 mod lock;
 mod plug;
@@ -19,6 +20,7 @@ use axon_core::mcp::types::{CallToolResult, Tool, ToolAnnotations};
 use axon_core::time::Rng;
 use serde_json::{json, Map, Value};
 
+pub use camera::Camera;
 pub use lamp::Lamp;
 pub use lock::Lock;
 pub use plug::Plug;
@@ -27,7 +29,15 @@ pub use speaker::Speaker;
 pub use thermostat::Thermostat;
 
 /// The kinds a board can be.
-pub const KINDS: [&str; 6] = ["lamp", "thermostat", "plug", "lock", "sensor", "speaker"];
+pub const KINDS: [&str; 7] = [
+    "lamp",
+    "thermostat",
+    "plug",
+    "lock",
+    "sensor",
+    "speaker",
+    "camera",
+];
 
 /// Something the hardware reports on `axon/events/{id}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +105,7 @@ pub fn profile(kind: &str) -> Option<Box<dyn Profile>> {
         "lock" => Box::new(Lock::default()),
         "sensor" => Box::new(Sensor::default()),
         "speaker" => Box::new(Speaker::default()),
+        "camera" => Box::new(Camera::default()),
         _ => return None,
     })
 }

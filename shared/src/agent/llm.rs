@@ -111,6 +111,42 @@ impl Message {
         }
     }
 
+    /// A user message with several images after the text.
+    pub fn user_with_images(
+        text: impl Into<String>,
+        image_urls: impl IntoIterator<Item = String>,
+    ) -> Self {
+        let mut parts = vec![json!({"type": "text", "text": text.into()})];
+        parts.extend(
+            image_urls
+                .into_iter()
+                .map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
+        );
+        Message {
+            role: Role::User,
+            content: Some(Value::Array(parts)),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    /// The URLs of its `image_url` parts.
+    pub fn image_urls(&self) -> Vec<&str> {
+        match &self.content {
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter(|p| p.get("type").and_then(Value::as_str) == Some("image_url"))
+                .filter_map(|p| p.pointer("/image_url/url").and_then(Value::as_str))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether it has an `image_url` part.
+    pub fn carries_image(&self) -> bool {
+        !self.image_urls().is_empty()
+    }
+
     /// The text of the message (the text parts joined, for a multi-part one).
     pub fn text_content(&self) -> String {
         match &self.content {
@@ -162,6 +198,17 @@ pub struct ChatRequest {
     /// Low, for device control.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// The device the person is using, for the offline model (a real model reads it in the
+    /// system message). Never sent.
+    #[serde(skip)]
+    pub device: Option<String>,
+}
+
+impl ChatRequest {
+    /// Whether any message carries an `image_url` part.
+    pub fn carries_image(&self) -> bool {
+        self.messages.iter().any(Message::carries_image)
+    }
 }
 
 /// The model's whole answer to one request.

@@ -19,11 +19,22 @@ pub fn respond<'a>(
     devices: impl IntoIterator<Item = &'a DeviceInfo>,
     tools: &[AgentTool],
 ) -> Reply {
+    respond_for(messages, devices, tools, None)
+}
+
+/// [`respond`] for a person using the device `preferred` (a request's
+/// [`ChatRequest::device`](crate::agent::llm::ChatRequest::device)).
+pub fn respond_for<'a>(
+    messages: &[Message],
+    devices: impl IntoIterator<Item = &'a DeviceInfo>,
+    tools: &[AgentTool],
+    preferred: Option<&str>,
+) -> Reply {
     let Some(user_at) = messages.iter().rposition(|m| m.role == Role::User) else {
         return text_reply("I'm listening: ask me to do something with your devices.");
     };
     let text = messages[user_at].text_content();
-    let plan = planner::plan(&text, devices);
+    let plan = planner::plan_for(&text, devices, preferred);
     let after = &messages[user_at + 1..];
     if after.is_empty() {
         return match plan {
@@ -152,6 +163,9 @@ fn phrase(intent: Option<Intent>, tool: Option<&AgentTool>, outcome: &Value) -> 
                 .and_then(Value::as_str)
                 .unwrap_or("different")
         ),
+        // An image is answered by the turn (a vision model or the measured facts) before this
+        // is asked; a result here had none.
+        Some(Intent::Photo) => format!("{title} answered without a photo."),
         Some(Intent::Lock | Intent::Unlock) => {
             let locked = field("locked")
                 .and_then(Value::as_bool)

@@ -2,7 +2,8 @@
 //!
 //! Owns understanding a short request ("turn on the kitchen lamp", "set the bedroom thermostat
 //! to 21", "what's the temperature in the living room?", "turn off all the lights", "unlock the
-//! front door") against the devices that exist, their rooms, titles and tools. It never calls
+//! front door", "what do you see?") against the devices that exist, their rooms, titles and
+//! tools, preferring the device the person is using when the request names none. It never calls
 //! anything: it returns a [`Plan`] that the agent checks (permissions, validation) and runs.
 //! When it does not understand, it says so and lists what it can do; it never guesses a device.
 
@@ -38,6 +39,8 @@ pub enum Intent {
     Query,
     /// Change a screen's face (`happy`, `sad`…).
     Expression,
+    /// Take a photo ("what do you see?", "look at the hall"), for a vision model to describe.
+    Photo,
 }
 
 /// The planner's answer.
@@ -58,7 +61,7 @@ pub enum Plan {
 }
 
 /// Words that name a kind of device.
-const KIND_WORDS: [(&str, &[&str]); 7] = [
+const KIND_WORDS: [(&str, &[&str]); 8] = [
     ("virtual", &["screen", "display", "face", "tab"]),
     ("lamp", &["lamp", "lamps", "light", "lights"]),
     (
@@ -69,6 +72,19 @@ const KIND_WORDS: [(&str, &[&str]); 7] = [
     ("lock", &["lock", "door"]),
     ("sensor", &["sensor"]),
     ("speaker", &["speaker", "volume", "music"]),
+    ("camera", &["camera", "cam", "webcam"]),
+];
+
+/// Words that ask for a photo, alone or with "what" ("what do you see", "what's in front of
+/// the camera").
+const PHOTO_WORDS: [&str; 7] = [
+    "photo",
+    "picture",
+    "pic",
+    "snapshot",
+    "photograph",
+    "see",
+    "look",
 ];
 
 const FILLER: [&str; 14] = [
@@ -135,6 +151,11 @@ fn expression(ws: &[String]) -> Option<&'static str> {
 fn intent(ws: &[String]) -> Option<Intent> {
     if expression(ws).is_some() && kinds(ws).contains(&"virtual") {
         return Some(Intent::Expression);
+    }
+    if PHOTO_WORDS.iter().any(|w| has(ws, w))
+        || (kinds(ws).contains(&"camera") && !has(ws, "on") && !has(ws, "off"))
+    {
+        return Some(Intent::Photo);
     }
     if has(ws, "unlock") {
         return Some(Intent::Unlock);
@@ -233,12 +254,24 @@ fn call_for(d: &DeviceInfo, intent: Intent, ws: &[String]) -> Option<PlannedCall
         Intent::Expression if has_tool("set_expression") => {
             call("set_expression", json!({"expression": expression(ws)?}))
         }
+        Intent::Photo if has_tool("take_photo") => call("take_photo", json!({})),
         _ => None,
     }
 }
 
 /// Plans `text` against the ready devices in `devices`.
 pub fn plan<'a>(text: &str, devices: impl IntoIterator<Item = &'a DeviceInfo>) -> Plan {
+    plan_for(text, devices, None)
+}
+
+/// Plans `text` for a person using the device `preferred` (the tab or board they talk
+/// through): when the request does not say which device and several could do it, that one
+/// does it ("take a photo" on the tab's own camera).
+pub fn plan_for<'a>(
+    text: &str,
+    devices: impl IntoIterator<Item = &'a DeviceInfo>,
+    preferred: Option<&str>,
+) -> Plan {
     let ready: Vec<&DeviceInfo> = devices
         .into_iter()
         .filter(|d| d.state == DeviceState::Ready)
@@ -248,6 +281,13 @@ pub fn plan<'a>(text: &str, devices: impl IntoIterator<Item = &'a DeviceInfo>) -
         return not_understood(text, &ready);
     };
     let mut named = kinds(&ws);
+    // Anything with `take_photo` is a camera, whatever its kind (a tab, a doorbell).
+    if intent == Intent::Photo {
+        named.retain(|k| *k != "camera");
+        if let Some(plan) = photo_elsewhere(&ws, &ready) {
+            return plan;
+        }
+    }
     // "what's the temperature" reads sensors and thermostats alike.
     if intent == Intent::Query && has(&ws, "temperature") && !named.contains(&"sensor") {
         named.push("sensor");
@@ -272,6 +312,11 @@ pub fn plan<'a>(text: &str, devices: impl IntoIterator<Item = &'a DeviceInfo>) -
         .filter(|d| call_for(d, intent, &ws).is_some())
         .collect();
     if candidates.is_empty() {
+        if intent == Intent::Photo {
+            return Plan::NotUnderstood {
+                reply: "None of the devices online has a camera (a take_photo tool).".into(),
+            };
+        }
         return not_understood(text, &ready);
     }
     let best = candidates.iter().map(|d| score(d, &ws)).max().unwrap_or(0);
@@ -284,6 +329,12 @@ pub fn plan<'a>(text: &str, devices: impl IntoIterator<Item = &'a DeviceInfo>) -
             .collect()
     } else if candidates.len() == 1 {
         candidates
+    } else if let Some(d) = candidates
+        .iter()
+        .copied()
+        .find(|d| Some(d.server_id.as_str()) == preferred)
+    {
+        vec![d]
     } else {
         let names: Vec<String> = candidates.iter().map(|d| describe(d)).collect();
         return Plan::NotUnderstood {
@@ -310,6 +361,37 @@ pub fn plan<'a>(text: &str, devices: impl IntoIterator<Item = &'a DeviceInfo>) -
     Plan::Calls { intent, calls }
 }
 
+/// "look at the kitchen" when no camera is in the kitchen: say so rather than show the hall.
+fn photo_elsewhere(ws: &[String], ready: &[&DeviceInfo]) -> Option<Plan> {
+    let room_of = |d: &DeviceInfo| d.meta.room.as_deref().map(words).unwrap_or_default();
+    let named_room = ready
+        .iter()
+        .map(|d| room_of(d))
+        .find(|r| !r.is_empty() && r.iter().all(|w| has(ws, w)))?;
+    let cameras: Vec<&&DeviceInfo> = ready
+        .iter()
+        .filter(|d| d.tool("take_photo").is_some())
+        .collect();
+    if cameras.is_empty() || cameras.iter().any(|d| room_of(d) == named_room) {
+        return None;
+    }
+    // A camera named by id or title still wins ("the hall camera in the kitchen doorway").
+    if cameras
+        .iter()
+        .any(|d| score(d, ws) % 10 > 0 || ws.contains(&d.server_id))
+    {
+        return None;
+    }
+    let names: Vec<String> = cameras.iter().map(|d| describe(d)).collect();
+    Some(Plan::NotUnderstood {
+        reply: format!(
+            "There is no camera in the {}; the cameras are: {}.",
+            named_room.join(" "),
+            names.join(", ")
+        ),
+    })
+}
+
 fn describe(d: &DeviceInfo) -> String {
     d.meta.title.clone().unwrap_or_else(|| d.server_id.clone())
 }
@@ -328,6 +410,7 @@ fn not_understood(text: &str, ready: &[&DeviceInfo]) -> Plan {
             "plug" => Some("switch a plug on or off"),
             "speaker" => Some("set a speaker's volume"),
             "virtual" => Some("change a screen's face (happy, sad, surprised…)"),
+            "camera" => Some("take a photo and tell you what it shows"),
             _ => None,
         })
         .collect();
@@ -563,5 +646,123 @@ mod tests {
             plan("make the screen happy", &home()),
             Plan::NotUnderstood { .. }
         ));
+    }
+
+    fn photo(
+        text: &str,
+        devices: &[DeviceInfo],
+        preferred: Option<&str>,
+    ) -> Result<String, String> {
+        match plan_for(text, devices, preferred) {
+            Plan::Calls { intent, calls } => {
+                assert_eq!(intent, Intent::Photo, "{text:?}");
+                assert_eq!(calls.len(), 1, "{text:?}: {calls:?}");
+                assert_eq!(
+                    (calls[0].tool.as_str(), &calls[0].arguments),
+                    ("take_photo", &json!({}))
+                );
+                Ok(calls[0].device.clone())
+            }
+            Plan::NotUnderstood { reply } => Err(reply),
+        }
+    }
+
+    fn with_cameras() -> Vec<DeviceInfo> {
+        let mut h = home();
+        h.push(device(
+            "hall-camera",
+            "camera",
+            "hall",
+            "Hall camera",
+            &["take_photo", "get_state"],
+        ));
+        h
+    }
+
+    #[test]
+    fn what_do_you_see_takes_a_photo_with_the_only_camera() {
+        let h = with_cameras();
+        for text in [
+            "what do you see?",
+            "What's in front of the camera",
+            "take a photo",
+            "take a picture please",
+            "look at the hall",
+            "can you see anything",
+        ] {
+            assert_eq!(
+                photo(text, &h, None).as_deref(),
+                Ok("hall-camera"),
+                "{text:?}"
+            );
+        }
+        // Asking about the temperature is still a query, not a photo.
+        assert_eq!(
+            calls("what is the temperature in the hall"),
+            one("hall-sensor", "get_state", json!({}))
+        );
+    }
+
+    #[test]
+    fn the_named_camera_then_the_persons_device_then_the_question() {
+        let mut h = with_cameras();
+        h.push(device(
+            "tab-1",
+            "virtual",
+            "office",
+            "Kitchen tab",
+            &["take_photo", "set_expression", "get_state"],
+        ));
+        // Two cameras, none named: ask which, naming both.
+        let ask = photo("what do you see?", &h, None).unwrap_err();
+        assert!(
+            ask.starts_with("Which one")
+                && ask.contains("Hall camera")
+                && ask.contains("Kitchen tab"),
+            "{ask}"
+        );
+        // The person's own device answers an unnamed request...
+        assert_eq!(
+            photo("what do you see?", &h, Some("tab-1")).as_deref(),
+            Ok("tab-1")
+        );
+        assert_eq!(
+            photo("take a photo", &h, Some("hall-camera")).as_deref(),
+            Ok("hall-camera")
+        );
+        // ...but a named one wins over it.
+        assert_eq!(
+            photo("look at the hall", &h, Some("tab-1")).as_deref(),
+            Ok("hall-camera")
+        );
+        assert_eq!(
+            photo("take a photo with the tab", &h, Some("hall-camera")).as_deref(),
+            Ok("tab-1")
+        );
+        // A preferred device without a camera changes nothing.
+        assert!(photo("what do you see?", &h, Some("kitchen-lamp")).is_err());
+        // The preference breaks other ties too.
+        assert_eq!(
+            match plan_for("turn on the lamp", &h, Some("bedroom-lamp")) {
+                Plan::Calls { calls, .. } => calls[0].device.clone(),
+                other => panic!("{other:?}"),
+            },
+            "bedroom-lamp"
+        );
+    }
+
+    #[test]
+    fn no_camera_or_none_in_the_room_is_said_plainly() {
+        assert_eq!(
+            photo("what do you see?", &home(), None),
+            Err("None of the devices online has a camera (a take_photo tool).".into())
+        );
+        assert_eq!(
+            photo("look at the kitchen", &with_cameras(), None),
+            Err("There is no camera in the kitchen; the cameras are: Hall camera.".into())
+        );
+        let mut h = with_cameras();
+        h.last_mut().unwrap().state = DeviceState::Offline;
+        assert!(photo("take a photo", &h, None).is_err());
     }
 }

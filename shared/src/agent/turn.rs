@@ -4,8 +4,12 @@
 //! Owns the order of things in a turn, the tool table a model sees (LLM-safe names and the
 //! reverse map), argument checks before anything is sent, the permission policy (`auto` runs,
 //! `confirm` waits for a person, `deny` never reaches the device), per-call timings and the
-//! events the person sees. It never talks to a model or a device itself: it asks for that with
-//! [`Action`]s, and the worker answers with `handle_*` calls. Time comes in as an argument.
+//! events the person sees, and where a photo goes: a tool result's image is attached to the
+//! next request as a user message with an `image_url` part (a tool message cannot carry one),
+//! and that request goes to the vision model ([`Action::Vision`]) or, with none configured,
+//! the turn answers with what can be measured from the image ([`crate::vision`]). It never
+//! talks to a model or a device itself: it asks for that with [`Action`]s, and the worker
+//! answers with `handle_*` calls. Time comes in as an argument.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -17,6 +21,7 @@ use crate::jsonrpc::{code, ErrorObject};
 use crate::mcp::client::{DeviceInfo, DeviceState};
 use crate::time::Timestamp;
 use crate::tool::{effective_permission, validate_arguments, Permission, SitePolicy};
+use crate::vision;
 
 /// What the agent is told about itself when the configuration says nothing.
 pub const DEFAULT_PERSONA: &str = "You are Axon, a concise home assistant. You control devices \
@@ -96,6 +101,18 @@ pub fn agent_tools<'a>(
     out
 }
 
+/// Who looks at the photos a turn gets.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Vision {
+    /// No vision model (`AXON_VLM=offline`): the turn answers that there is none and reports
+    /// what it measured from the image (docs/voice.md §5).
+    #[default]
+    Offline,
+    /// A vision model (`AXON_VLM=openai`), by model name: the request that carries the image
+    /// goes to it as [`Action::Vision`], and its answer is the turn's.
+    Model(String),
+}
+
 /// How a turn runs.
 #[derive(Debug, Clone)]
 pub struct TurnConfig {
@@ -107,6 +124,11 @@ pub struct TurnConfig {
     pub persona: String,
     /// Put before this turn's call ids, so they are unique across turns (e.g. `t42.`).
     pub call_prefix: String,
+    /// The device the person is using (`/api/chat`'s `"device"`, `/api/voice?device=`): it
+    /// does what the request asks when the request names no device ("take a photo").
+    pub device: Option<String>,
+    /// Who looks at photos.
+    pub vision: Vision,
 }
 
 impl Default for TurnConfig {
@@ -116,6 +138,8 @@ impl Default for TurnConfig {
             model: "offline".into(),
             persona: DEFAULT_PERSONA.into(),
             call_prefix: String::new(),
+            device: None,
+            vision: Vision::Offline,
         }
     }
 }
@@ -191,6 +215,9 @@ pub enum TurnEvent {
 pub enum Action {
     /// Ask the model (or the offline planner) this.
     Llm(ChatRequest),
+    /// Ask the vision model this (it carries an image and offers no tools); its answer ends
+    /// the turn.
+    Vision(ChatRequest),
     /// Send this tool call to the device (through the Hub's MCP client).
     CallTool {
         /// The call's id in this turn.
@@ -236,6 +263,12 @@ pub struct Turn {
     events: VecDeque<TurnEvent>,
     steps: u32,
     answer: Option<String>,
+    // This turn's images, (whose, data or https URL), in the order they came.
+    images: Vec<(String, String)>,
+    // Photos of the latest tool results, to attach to the next request.
+    attach: Vec<String>,
+    // The vision model was asked; its reply is the answer.
+    asked_vision: bool,
 }
 
 impl Turn {
@@ -253,6 +286,16 @@ impl Turn {
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
         let mut system = config.persona.clone();
+        if let Some(id) = &config.device {
+            let title = tools
+                .iter()
+                .find(|t| &t.device == id)
+                .map_or(String::new(), |t| format!(" ({})", t.device_title));
+            system.push_str(&format!(
+                "\n\nThe person is using the device {id}{title}. When they do not say which \
+                 device, and it can do what they ask (take a photo, show or say something), use it."
+            ));
+        }
         if let Some(s) = summary.filter(|s| !s.trim().is_empty()) {
             system.push_str("\n\nWhat you remember from earlier conversations:\n");
             system.push_str(s);
@@ -260,6 +303,11 @@ impl Turn {
         let mut messages = vec![Message::system(system)];
         messages.extend(history);
         messages.push(user.clone());
+        let images = user
+            .image_urls()
+            .into_iter()
+            .map(|u| ("the image you sent".to_string(), u.to_string()))
+            .collect();
         let mut turn = Turn {
             config,
             tools,
@@ -271,8 +319,15 @@ impl Turn {
             events: VecDeque::new(),
             steps: 0,
             answer: None,
+            images,
+            attach: Vec::new(),
+            asked_vision: false,
         };
-        turn.ask_model();
+        if turn.images.is_empty() {
+            turn.ask_model();
+        } else {
+            turn.look();
+        }
         turn
     }
 
@@ -334,7 +389,47 @@ impl Turn {
             tools,
             stream: true,
             temperature: Some(0.2),
+            device: self.config.device.clone(),
         }));
+    }
+
+    /// The conversation now carries this turn's images: someone has to look at them.
+    fn look(&mut self) {
+        match self.config.vision.clone() {
+            Vision::Offline => {
+                let measured: Vec<(String, Result<vision::ImageFacts, vision::VisionError>)> = self
+                    .images
+                    .iter()
+                    .map(|(whose, url)| {
+                        let facts = vision::parse_data_url(url)
+                            .and_then(|(_, data)| vision::measure_base64(data));
+                        (whose.clone(), facts)
+                    })
+                    .collect();
+                self.finish(vision::offline_answer(&measured));
+            }
+            Vision::Model(model) => {
+                if self.steps >= self.config.max_steps {
+                    self.finish(format!(
+                        "I stopped after {} steps, before the vision model could look at the photo.",
+                        self.steps
+                    ));
+                    return;
+                }
+                self.steps += 1;
+                self.asked_vision = true;
+                // No tools: the vision model describes, it does not act (many cannot call
+                // tools at all), and what it says is the answer.
+                self.actions.push_back(Action::Vision(ChatRequest {
+                    model,
+                    messages: self.messages.clone(),
+                    tools: Vec::new(),
+                    stream: true,
+                    temperature: Some(0.2),
+                    device: self.config.device.clone(),
+                }));
+            }
+        }
     }
 
     /// More text from the model, as it streams.
@@ -351,7 +446,12 @@ impl Turn {
         if self.is_done() {
             return;
         }
-        let message = format!("the language model failed: {message}");
+        let who = if self.asked_vision {
+            "vision"
+        } else {
+            "language"
+        };
+        let message = format!("the {who} model failed: {message}");
         self.events.push_back(TurnEvent::Error {
             message: message.clone(),
         });
@@ -362,6 +462,16 @@ impl Turn {
     /// The model's whole reply to the latest request.
     pub fn handle_reply(&mut self, now: Timestamp, mut reply: Reply) {
         if self.is_done() {
+            return;
+        }
+        if self.asked_vision {
+            let text = reply.content.trim();
+            self.messages.push(Message::assistant(text));
+            self.finish(if text.is_empty() {
+                "The vision model gave no description of the photo.".to_string()
+            } else {
+                text.to_string()
+            });
             return;
         }
         if reply.tool_calls.is_empty() {
@@ -562,6 +672,15 @@ impl Turn {
             Ok(result) => {
                 let is_error = result.get("isError").and_then(Value::as_bool) == Some(true);
                 call.result = Some(tool_message_for_result(&result));
+                if !is_error {
+                    let whose = call
+                        .tool
+                        .map_or_else(|| device.clone(), |i| self.tools[i].device_title.clone());
+                    for url in image_urls(&result) {
+                        self.images.push((whose.clone(), url.clone()));
+                        self.attach.push(url);
+                    }
+                }
                 TurnEvent::ToolFinished {
                     id: id.to_string(),
                     device,
@@ -597,6 +716,21 @@ impl Turn {
         for c in std::mem::take(&mut self.calls) {
             self.messages
                 .push(Message::tool(c.model_id, c.result.unwrap_or_default()));
+        }
+        if !self.attach.is_empty() {
+            let n = self.attach.len();
+            self.messages.push(Message::user_with_images(
+                format!(
+                    "{} from the tool result{} above. Answer my request from {}: {}",
+                    if n == 1 { "The photo" } else { "The photos" },
+                    if n == 1 { "" } else { "s" },
+                    if n == 1 { "it" } else { "them" },
+                    self.user.text_content()
+                ),
+                std::mem::take(&mut self.attach),
+            ));
+            self.look();
+            return;
         }
         if self.steps >= self.config.max_steps {
             self.finish(format!(
@@ -644,7 +778,29 @@ pub fn tool_message_for_result(result: &Value) -> String {
         Some(s) if !s.is_null() => s.clone(),
         _ => Value::String(text.join(" ")),
     };
-    json!({"ok": true, "result": body}).to_string()
+    match image_urls(result).len() {
+        0 => json!({"ok": true, "result": body}).to_string(),
+        n => json!({"ok": true, "result": body, "images": format!("{n} attached in the next message")})
+            .to_string(),
+    }
+}
+
+/// The images of a `CallToolResult` (`{"type":"image","data":…,"mimeType":"image/…"}`
+/// blocks) as data URLs.
+pub fn image_urls(result: &Value) -> Vec<String> {
+    result
+        .get("content")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("image"))
+        .filter_map(|b| {
+            let mime = b.get("mimeType").and_then(Value::as_str)?;
+            let data = b.get("data").and_then(Value::as_str)?;
+            mime.starts_with("image/")
+                .then(|| vision::data_url(mime, data))
+        })
+        .collect()
 }
 
 /// The tool message for a call that failed before or instead of the device answering.

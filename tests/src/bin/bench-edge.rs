@@ -74,7 +74,7 @@ fn main() {
     let _sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
     let worker = WranglerDev::start_with(broker.ws_port(), &[("AXON_MCP_TOKEN", TOKEN)]);
     worker.wait_for("/healthz", Duration::from_secs(60), |v| {
-        v["broker"] == "connected" && v["ready"] == 12
+        v["broker"] == "connected" && v["ready"] == 13
     });
     let port = worker.port();
 
