@@ -47,9 +47,11 @@ pub mod jsonrpc;
 pub mod link;
 pub mod mcp;
 pub mod mqtt;
+pub mod speech;
 pub mod sse;
 pub mod telemetry;
 pub mod time;
 pub mod tool;
+pub mod voice;
 
 pub use error::Error;

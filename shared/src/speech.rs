@@ -1,0 +1,212 @@
+//! ASR and TTS wire formats: the OpenAI audio endpoints (`/v1/audio/transcriptions`,
+//! `/v1/audio/speech`), which OpenAI, Groq, DashScope's compatible mode and Axon's local AI
+//! server speak, and Workers AI's answers.
+//!
+//! Owns request bodies (the multipart form for a transcription, the JSON for speech) and
+//! reading answers into text or 16 kHz mono samples. It never sends anything: the worker's
+//! providers do the HTTP.
+
+use serde_json::{json, Value};
+
+use crate::audio::{resample, wav_decode, SAMPLE_RATE};
+
+/// A `multipart/form-data` body for `POST /audio/transcriptions`. Returns the body and its
+/// content type.
+pub fn transcription_request(
+    wav: &[u8],
+    model: &str,
+    language: Option<&str>,
+    boundary: &str,
+) -> (Vec<u8>, String) {
+    let mut body = Vec::with_capacity(wav.len() + 512);
+    let mut field = |name: &str, value: &str| {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    };
+    field("model", model);
+    field("response_format", "json");
+    if let Some(lang) = language {
+        field("language", lang);
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"utterance.wav\"\r\nContent-Type: audio/wav\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(wav);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
+/// The text of a transcription answer: `{"text": ...}` (OpenAI, Workers AI), or plain text
+/// (`response_format=text`). An OpenAI error object becomes its message.
+pub fn parse_transcription(body: &[u8]) -> Result<String, String> {
+    let text = String::from_utf8_lossy(body);
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => {
+            if let Some(t) = v.get("text").and_then(Value::as_str) {
+                return Ok(t.to_string());
+            }
+            // Workers AI wraps answers from its REST API in `result`.
+            if let Some(t) = v.pointer("/result/text").and_then(Value::as_str) {
+                return Ok(t.to_string());
+            }
+            Err(error_message(&v).unwrap_or_else(|| {
+                format!("the transcription has no \"text\": {}", excerpt(&text))
+            }))
+        }
+        Err(_) if !text.trim_start().starts_with(['{', '[', '<']) => Ok(text.trim().to_string()),
+        Err(_) => Err(format!("the transcription is not JSON: {}", excerpt(&text))),
+    }
+}
+
+/// The JSON body for `POST /audio/speech`, asking for WAV (which says its own rate).
+pub fn speech_request(model: &str, voice: &str, text: &str) -> Value {
+    json!({"model": model, "voice": voice, "input": text, "response_format": "wav"})
+}
+
+/// Speech audio as 16 kHz mono samples, from a WAV (any rate, mono or stereo) or raw s16le
+/// PCM (`audio/pcm`, `audio/L16`; its rate from `sample_rate`, else OpenAI's 24 kHz).
+pub fn decode_speech(
+    content_type: &str,
+    sample_rate: Option<u32>,
+    body: &[u8],
+) -> Result<Vec<i16>, String> {
+    if body.starts_with(b"RIFF") {
+        let wav = wav_decode(body).map_err(|e| e.to_string())?;
+        return Ok(resample(&wav.samples, wav.sample_rate, SAMPLE_RATE));
+    }
+    let ct = content_type.to_ascii_lowercase();
+    if ct.contains("json") {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        return Err(error_message(&v).unwrap_or_else(|| {
+            format!(
+                "speech came back as JSON: {}",
+                excerpt(&String::from_utf8_lossy(body))
+            )
+        }));
+    }
+    if ct.starts_with("audio/pcm") || ct.starts_with("audio/l16") || ct.is_empty() {
+        let rate = sample_rate
+            .or_else(|| rate_in_content_type(&ct))
+            .unwrap_or(24_000);
+        let samples: Vec<i16> = body
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        return Ok(resample(&samples, rate, SAMPLE_RATE));
+    }
+    Err(format!(
+        "speech came back as {content_type}, which Axon does not decode: ask the provider for WAV or PCM"
+    ))
+}
+
+fn rate_in_content_type(ct: &str) -> Option<u32> {
+    ct.split(';')
+        .filter_map(|p| p.trim().strip_prefix("rate="))
+        .find_map(|r| r.parse().ok())
+}
+
+/// `{"error": {"message": ...}}` (OpenAI), `{"error": "..."}`, or Workers AI's `errors[]`.
+fn error_message(v: &Value) -> Option<String> {
+    v.pointer("/error/message")
+        .or_else(|| v.get("error").filter(|e| e.is_string()))
+        .or_else(|| v.pointer("/errors/0/message"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn excerpt(s: &str) -> String {
+    s.chars().take(160).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::wav_encode;
+
+    #[test]
+    fn the_transcription_form_carries_the_wav_and_the_fields() {
+        let wav = wav_encode(&[1, 2, 3], 16_000);
+        let (body, ct) = transcription_request(&wav, "whisper-1", Some("en"), "axonXYZ");
+        assert_eq!(ct, "multipart/form-data; boundary=axonXYZ");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.starts_with(
+            "--axonXYZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
+        ));
+        assert!(text.contains("name=\"language\"\r\n\r\nen\r\n"));
+        assert!(text.contains("filename=\"utterance.wav\"\r\nContent-Type: audio/wav\r\n\r\nRIFF"));
+        assert!(text.ends_with("\r\n--axonXYZ--\r\n"));
+        let start = body.windows(4).position(|w| w == b"RIFF").unwrap();
+        assert_eq!(&body[start..start + wav.len()], &wav[..]);
+    }
+
+    #[test]
+    fn transcriptions_are_read_from_every_shape() {
+        assert_eq!(
+            parse_transcription(br#"{"text":" Hello."}"#).unwrap(),
+            " Hello."
+        );
+        assert_eq!(
+            parse_transcription(br#"{"result":{"text":"hi"},"success":true}"#).unwrap(),
+            "hi"
+        );
+        assert_eq!(
+            parse_transcription(b"plain words\n").unwrap(),
+            "plain words"
+        );
+        assert_eq!(
+            parse_transcription(
+                br#"{"error":{"message":"Invalid file format.","type":"invalid_request_error"}}"#
+            )
+            .unwrap_err(),
+            "Invalid file format."
+        );
+        assert!(parse_transcription(b"{broken")
+            .unwrap_err()
+            .contains("not JSON"));
+        assert!(parse_transcription(br#"{"segments":[]}"#)
+            .unwrap_err()
+            .contains("no \"text\""));
+    }
+
+    #[test]
+    fn speech_is_resampled_to_16_khz_from_wav_and_pcm() {
+        let tone: Vec<i16> = (0..24_000).map(|i| ((i % 50) * 100) as i16).collect();
+        let wav = wav_encode(&tone, 24_000);
+        let out = decode_speech("audio/wav", None, &wav).unwrap();
+        assert_eq!(out.len(), 16_000);
+        let pcm: Vec<u8> = tone.iter().flat_map(|s| s.to_le_bytes()).collect();
+        assert_eq!(
+            decode_speech("audio/pcm", None, &pcm).unwrap().len(),
+            16_000
+        );
+        assert_eq!(
+            decode_speech("audio/pcm", Some(22_050), &pcm[..44_100])
+                .unwrap()
+                .len(),
+            16_000
+        );
+        assert_eq!(
+            decode_speech("audio/L16; rate=16000", None, &pcm[..32_000])
+                .unwrap()
+                .len(),
+            16_000
+        );
+        let err = decode_speech("audio/mpeg", None, b"ID3...").unwrap_err();
+        assert!(err.contains("audio/mpeg"), "{err}");
+        let err = decode_speech(
+            "application/json",
+            None,
+            br#"{"error":{"message":"quota exceeded"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err, "quota exceeded");
+        assert!(decode_speech("audio/wav", None, b"RIFF\x00\x00").is_err());
+    }
+}
