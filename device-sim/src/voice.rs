@@ -232,7 +232,8 @@ pub enum TurnEnd {
     Timings,
     /// `done` and the speech arrived and played, but no `timings` came.
     Played,
-    /// An error that ends a turn (`asr_failed`, `turn_failed`), by its code.
+    /// An error that ends a turn (`asr_failed`, `turn_failed`, or `asr_empty` with no
+    /// re-prompt), by its code.
     Failed(String),
     /// The timeout passed first.
     Timeout,
@@ -497,6 +498,7 @@ impl VoiceSession {
         };
         let mut ids: HashSet<String> = HashSet::new();
         let (mut done, mut spoken, mut terminated) = (false, false, false);
+        let (mut empty, mut begun) = (false, false);
         let end = loop {
             // Waiting on playback only once everything else is in.
             let wake = match (done && spoken, self.playback_end) {
@@ -543,6 +545,12 @@ impl VoiceSession {
                         "timings" => break TurnEnd::Timings,
                         "done" => done = true,
                         "tts_complete" => spoken = true,
+                        "tts_begin" => begun = true,
+                        // Nothing understood and nothing to say (a press too short to hold
+                        // words): the Hub is listening again, no re-prompt is coming.
+                        "state" if empty && !begun && v["state"] == "listening" => {
+                            break TurnEnd::Failed("asr_empty".into())
+                        }
                         "tts_terminate" => {
                             terminated = true;
                             spoken = true;
@@ -553,7 +561,10 @@ impl VoiceSession {
                             }
                             "tts_failed" => spoken = true,
                             // The re-prompt is spoken, but no agent turn runs.
-                            "asr_empty" => done = true,
+                            "asr_empty" => {
+                                done = true;
+                                empty = true;
+                            }
                             _ => {}
                         },
                         _ => {}
