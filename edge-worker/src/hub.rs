@@ -322,6 +322,7 @@ impl DurableObject for Hub {
                 ctx.tool_route(req, id, tool).await
             }
             (worker::Method::Post, ["api", "chat"]) => crate::chat::start(ctx, req).await,
+            (worker::Method::Get, ["api", "voice"]) => crate::voice::handle(ctx, req).await,
             (worker::Method::Post, ["api", "confirm"]) => crate::chat::confirm(ctx, req).await,
             (worker::Method::Get, ["api", "memory"]) => crate::chat::memory(ctx, &req, false),
             (worker::Method::Delete, ["api", "memory"]) => crate::chat::memory(ctx, &req, true),
@@ -343,7 +344,7 @@ impl DurableObject for Hub {
                 &ErrorObject::new(
                     code::METHOD_NOT_FOUND,
                     format!(
-                        "no route {} {path}: see /healthz, /api/devices, /api/chat, /api/confirm, /api/events, /api/memory, /mcp",
+                        "no route {} {path}: see /healthz, /api/devices, /api/chat, /api/confirm, /api/events, /api/memory, /api/voice, /mcp",
                         req.method()
                     ),
                 ),
@@ -393,6 +394,20 @@ pub fn status_of(e: &ErrorObject) -> u16 {
         code::REQUEST_TIMEOUT => 504,
         code::BROKER_UNAVAILABLE => 503,
         _ => 502,
+    }
+}
+
+fn speech_json(p: &crate::config::SpeechProvider) -> Value {
+    match p {
+        crate::config::SpeechProvider::Http {
+            name,
+            base_url,
+            model,
+            ..
+        } => json!({"provider": name, "url": base_url, "model": model}),
+        crate::config::SpeechProvider::WorkersAi { model } => {
+            json!({"provider": "workers-ai", "model": model})
+        }
     }
 }
 
@@ -466,6 +481,8 @@ impl Shared {
             "ready": ready,
             "llm": self.config.llm_name(),
             "model": self.config.model,
+            "asr": speech_json(&self.config.asr),
+            "tts": speech_json(&self.config.tts),
             "mcp": if self.config.mcp_token.is_some() { "enabled" } else { "disabled: set the AXON_MCP_TOKEN secret" },
             "event_streams": link.events.len(),
         }))

@@ -6,7 +6,8 @@
 //!
 //! Routes: `GET /healthz`, `GET /api/devices`, `GET /api/devices/{id}`,
 //! `POST /api/devices/{id}/tools/{tool}`, `POST /api/chat` (SSE), `POST /api/confirm`,
-//! `GET|DELETE /api/memory`, `GET /api/events` (SSE), `/mcp` (MCP Streamable HTTP).
+//! `GET|DELETE /api/memory`, `GET /api/events` (SSE), `GET /api/voice` (WebSocket), `/mcp`
+//! (MCP Streamable HTTP).
 
 mod chat;
 mod config;
@@ -15,6 +16,8 @@ mod hub;
 mod mcp_http;
 mod memory;
 mod providers;
+mod speech;
+mod voice;
 
 use worker::{event, Context, Env, Headers, Method, Request, Response, Result};
 
@@ -49,6 +52,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let namespace = env.durable_object("HUB")?;
     let stub = namespace.id_from_name(&site)?.get_stub()?;
     let resp = stub.fetch_with_request(req).await?;
+    if resp.status_code() == 101 {
+        // A WebSocket (/api/voice) passes as it is: rebuilding it would lose the socket, and
+        // browsers apply no CORS to WebSockets.
+        return Ok(resp);
+    }
     match origin {
         // A response from the Hub has immutable headers: rebuild it around the same body.
         Some(o) => {

@@ -1,0 +1,220 @@
+//! `GET /api/voice`: a full-duplex voice session over a WebSocket (docs/voice.md).
+//!
+//! Owns the session's I/O: frames and control messages from the socket into axon-core's
+//! [`VoiceSession`], its requests out to ASR and TTS ([`crate::speech`]) and to agent turns
+//! ([`crate::chat`]), and what it answers back onto the socket and `/api/events`. What
+//! happens when is axon-core's; this loop only waits on the socket, the providers and the
+//! playback timer.
+
+use std::time::Duration;
+
+use axon_core::agent::llm::Message;
+use axon_core::audio::VadConfig;
+use axon_core::voice::{Mode, Outbound, VoiceAction, VoiceConfig, VoiceSession};
+use futures_channel::mpsc;
+use futures_util::future::LocalBoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use serde_json::{json, Value};
+use worker::{Request, Response, Result, WebSocket, WebSocketPair, WebsocketEvent};
+
+use crate::events::frame;
+use crate::hub::{bad_request, now, Ctx};
+
+enum Done {
+    Transcript(u64, std::result::Result<String, String>),
+    Speech(String, u32, std::result::Result<Vec<i16>, String>),
+}
+
+/// Accepts the WebSocket and starts the session's loop.
+pub async fn handle(ctx: &Ctx, req: Request) -> Result<Response> {
+    let upgrade = req
+        .headers()
+        .get("upgrade")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Response::error(
+            "/api/voice is a WebSocket: connect with ws://HOST/api/voice?user=U&device=D&mode=hands_free (docs/voice.md)",
+            426,
+        );
+    }
+    let url = req.url()?;
+    let query = |k: &str| {
+        url.query_pairs()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.to_string())
+    };
+    let user = match crate::chat::user_of(&json!({ "user": query("user") })) {
+        Ok(u) => u,
+        Err(e) => return bad_request(e),
+    };
+    let mode = match query("mode").as_deref() {
+        None | Some("") => Mode::HandsFree,
+        Some(m) => match Mode::parse(m) {
+            Some(m) => m,
+            None => return bad_request(format!("mode {m:?}: use hands_free or push_to_talk")),
+        },
+    };
+    let session = format!("v{}", ctx.next_turn_id().trim_start_matches('t'));
+    let mut config = VoiceConfig::new(session);
+    config.mode = mode;
+    config.vad = VadConfig {
+        silence_ms: ctx.config.vad_silence_ms,
+        ..VadConfig::default()
+    };
+    config.asr = ctx.config.asr.name().into();
+    config.tts = ctx.config.tts.name().into();
+    config.llm = ctx.config.llm_name().into();
+    let pair = WebSocketPair::new()?;
+    pair.server.accept()?;
+    wasm_bindgen_futures::spawn_local(run(ctx.clone(), pair.server, config, user));
+    Response::from_websocket(pair.client)
+}
+
+async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String) {
+    let mut session = VoiceSession::new(config);
+    let Ok(mut socket) = ws.events() else {
+        return;
+    };
+    let (turn_tx, mut turn_rx) = mpsc::unbounded::<(String, Value)>();
+    let mut work: FuturesUnordered<LocalBoxFuture<'static, Option<Done>>> = FuturesUnordered::new();
+    // Never empty, so waiting on it never ends at once.
+    work.push(futures_util::future::pending().boxed_local());
+    loop {
+        while let Some(action) = session.poll_action() {
+            match action {
+                VoiceAction::Transcribe { utterance, wav } => {
+                    let ctx = ctx.clone();
+                    work.push(
+                        async move {
+                            let r = crate::speech::transcribe(&ctx.config.asr, &ctx.env, wav).await;
+                            Some(Done::Transcript(utterance, r))
+                        }
+                        .boxed_local(),
+                    );
+                }
+                VoiceAction::Synthesize { turn, index, text } => {
+                    let ctx = ctx.clone();
+                    work.push(
+                        async move {
+                            let r =
+                                crate::speech::synthesize(&ctx.config.tts, &ctx.env, &text).await;
+                            Some(Done::Speech(turn, index, r))
+                        }
+                        .boxed_local(),
+                    );
+                }
+                VoiceAction::StartTurn { turn, text } => {
+                    start_turn(&ctx, &user, turn, text, &turn_tx).await;
+                }
+                VoiceAction::Confirm { id, approve } => {
+                    let waiting = ctx.link.borrow_mut().confirmations.remove(&id);
+                    match waiting {
+                        Some(tx) => {
+                            let _ = tx.send(approve);
+                        }
+                        None => {
+                            let _ = ws.send_with_str(
+                                json!({"type": "error", "code": "bad_message", "message": format!("no confirmation is waiting under {id:?}: it was answered, timed out (60 s), or never asked")}).to_string(),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        while let Some(out) = session.poll_outbound() {
+            let sent = match out {
+                Outbound::Audio(bytes) => ws.send_with_bytes(&bytes),
+                Outbound::Text(text) => {
+                    if text.contains("\"timings\"") {
+                        if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                            if v["type"] == "timings" {
+                                ctx.link.borrow_mut().events.send(frame(
+                                    "voice_timings",
+                                    &json!({"user": user, "timings": v}),
+                                ));
+                            }
+                        }
+                    }
+                    ws.send_with_str(&text)
+                }
+            };
+            if sent.is_err() {
+                return; // the device went away; its turns still finish and are remembered
+            }
+        }
+        let wait = session
+            .poll_timeout()
+            .map(|d| d.saturating_since(now()).max(Duration::from_millis(1)))
+            .unwrap_or(Duration::from_secs(60));
+        futures_util::select! {
+            ev = socket.next().fuse() => match ev {
+                Some(Ok(WebsocketEvent::Message(m))) => {
+                    if let Some(text) = m.text() {
+                        session.handle_text(now(), &text);
+                    } else if let Some(bytes) = m.bytes() {
+                        session.handle_audio(now(), &bytes);
+                    }
+                }
+                Some(Ok(WebsocketEvent::Close(_))) | Some(Err(_)) | None => return,
+            },
+            done = work.next() => match done.flatten() {
+                Some(Done::Transcript(utterance, r)) => session.handle_transcript(now(), utterance, r),
+                Some(Done::Speech(turn, index, r)) => session.handle_speech(now(), &turn, index, r),
+                None => {}
+            },
+            ev = turn_rx.next() => {
+                if let Some((turn, event)) = ev {
+                    session.handle_turn_event(now(), &turn, &event);
+                }
+            },
+            _ = worker::Delay::from(wait).fuse() => session.handle_timeout(now()),
+        }
+    }
+}
+
+/// Starts an agent turn whose events come back on `to_session`, tagged with the turn id.
+async fn start_turn(
+    ctx: &Ctx,
+    user: &str,
+    turn: String,
+    text: String,
+    to_session: &mpsc::UnboundedSender<(String, Value)>,
+) {
+    let (tx, mut rx) = mpsc::unbounded::<(String, Value)>();
+    match crate::chat::begin_turn_as(ctx, Some(turn.clone()), user, Message::user(text)).await {
+        Ok((id, t)) => {
+            let _ = tx.unbounded_send((
+                "turn".into(),
+                json!({"turn": id, "user": user, "llm": ctx.config.llm_name()}),
+            ));
+            wasm_bindgen_futures::spawn_local(crate::chat::drive(
+                ctx.clone(),
+                id,
+                user.to_string(),
+                t,
+                tx,
+            ));
+        }
+        Err(e) => {
+            let _ = tx.unbounded_send((
+                "error".into(),
+                json!({"type": "error", "message": format!("the turn could not start: {e}")}),
+            ));
+            let _ = tx.unbounded_send(("done".into(), json!({"turn": turn})));
+        }
+    }
+    let to_session = to_session.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        while let Some((kind, mut data)) = rx.next().await {
+            if let Some(obj) = data.as_object_mut() {
+                obj.entry("type").or_insert_with(|| Value::String(kind));
+            }
+            if to_session.unbounded_send((turn.clone(), data)).is_err() {
+                return;
+            }
+        }
+    });
+}
