@@ -32,4 +32,26 @@ pub enum SimError {
         /// What was missing.
         detail: String,
     },
+    /// The Hub URL for `say` could not be read.
+    #[error("invalid Hub URL {0:?}: use http://HOST:PORT (or ws://HOST:PORT), e.g. http://127.0.0.1:8787")]
+    VoiceUrl(String),
+    /// The Hub URL needs TLS, which this client does not have.
+    #[error("{0} needs TLS (https:// or wss://), which axon-device-sim does not include: use a Hub on http:// (wrangler dev on 127.0.0.1:8787), or a local proxy that terminates TLS")]
+    VoiceTls(String),
+    /// The voice WebSocket could not be opened, or the Hub did not say `ready`.
+    #[error("could not open the voice session {url}: {detail} (is the Hub running? scripts/run.sh starts one)")]
+    VoiceConnect {
+        /// The WebSocket URL.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// An input recording could not be used.
+    #[error("cannot use {path} as speech: {detail} (give a 16-bit PCM WAV, e.g. `espeak-ng -w in.wav \"turn on the kitchen lamp\"`)")]
+    Audio {
+        /// The file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
 }

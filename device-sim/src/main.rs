@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use device_sim::board::BoardReport;
 use device_sim::ctl::{Controller, ControllerOptions};
 use device_sim::mqtt::BrokerAddr;
-use device_sim::{bench, fleet, SimError};
+use device_sim::{bench, fleet, voice, SimError};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
@@ -24,6 +24,8 @@ use tokio::sync::{mpsc, watch};
   axon-device-sim ctl list
   axon-device-sim ctl call kitchen-lamp set_power --args '{\"on\":true}'
   axon-device-sim bench --calls 2000 --rss-devices 1000
+  espeak-ng -w in.wav \"turn on the kitchen lamp\"
+  axon-device-sim say --worker http://127.0.0.1:8787 --device living-speaker --wav in.wav --out answer.wav
 
 Logs go to stderr (RUST_LOG=debug for more); machine-readable lines go to stdout.")]
 struct Cli {
@@ -88,6 +90,42 @@ enum Command {
         /// Boards for the memory measurement (0 to skip).
         #[arg(long, default_value_t = 1000)]
         rss_devices: usize,
+    },
+    /// Speak to the Hub as a board would: stream a WAV over `/api/voice` and play (save) the answer.
+    #[command(
+        after_help = "The WAV (16-bit PCM, any rate, mono or stereo) is resampled to 16 kHz mono and sent in 20 ms\n\
+        frames at real-time pace, then silence until the turn is done and its speech has played\n\
+        (docs/voice.md). Every message from the Hub is printed as a JSON line on stdout; the answer audio is\n\
+        summarised as {\"event\":\"audio_started\"} and {\"event\":\"said\"} lines, not printed.\n\
+        Exit code 0: every turn was answered in speech; 1: a turn got no spoken answer or the Hub sent errors;\n\
+        3: usage, the WAV, or the connection.\n\n\
+        Example: espeak-ng -w in.wav \"turn on the kitchen lamp\" && axon-device-sim say --wav in.wav --out answer.wav"
+    )]
+    Say {
+        /// The Hub (the edge worker): http://HOST:PORT or ws://HOST:PORT. TLS (https, wss) is not supported.
+        #[arg(long, env = "AXON_WORKER", default_value = "http://127.0.0.1:8787")]
+        worker: String,
+        /// The device that speaks and listens; the agent prefers it for "say" and "show".
+        #[arg(long)]
+        device: Option<String>,
+        /// The speech to send: a 16-bit PCM WAV file.
+        #[arg(long)]
+        wav: std::path::PathBuf,
+        /// Where to write the answer audio (16 kHz mono WAV; every turn's answer, in order).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Whose conversation memory the turns use.
+        #[arg(long)]
+        user: Option<String>,
+        /// hands_free (the Hub's VAD finds the utterance) or push_to_talk (ptt messages mark it).
+        #[arg(long, default_value = "hands_free")]
+        mode: device_sim::voice::Mode,
+        /// How long one turn may take, from its first frame to its spoken answer.
+        #[arg(long, default_value_t = 30)]
+        timeout_s: u64,
+        /// Say it this many times, one turn after another in the same session.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
     },
 }
 
@@ -226,7 +264,124 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
             bench::run(&broker, &o).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Say {
+            worker,
+            device,
+            wav,
+            out,
+            user,
+            mode,
+            timeout_s,
+            repeat,
+        } => {
+            let mut o = voice::VoiceOptions::new(&worker);
+            o.device = device;
+            o.user = user;
+            o.mode = mode;
+            say(
+                o,
+                &wav,
+                out.as_deref(),
+                Duration::from_secs(timeout_s.max(1)),
+                repeat.max(1),
+            )
+            .await
+        }
     }
+}
+
+async fn say(
+    o: voice::VoiceOptions,
+    wav: &std::path::Path,
+    out: Option<&std::path::Path>,
+    timeout: Duration,
+    repeat: u32,
+) -> Result<ExitCode, SimError> {
+    let speech = voice::read_wav(wav)?;
+    if voice::speech_span(&speech).is_none() {
+        eprintln!(
+            "note: {} holds no speech louder than {} dBFS; the Hub will likely hear nothing",
+            wav.display(),
+            voice::SPEECH_DBFS
+        );
+    }
+    let mut session = voice::VoiceSession::connect(&o).await?;
+    emit(session.ready().clone());
+    let (mut answered, mut errors) = (0u32, 0usize);
+    let mut answer_audio = Vec::new();
+    let mut problems = Vec::new();
+    for i in 0..repeat {
+        let mut audio_started = false;
+        let turn = session
+            .turn(speech.clone(), timeout, &mut |inc| match &inc.msg {
+                voice::Inbound::Json(v) => emit(v.clone()),
+                voice::Inbound::Audio(_) if !audio_started => {
+                    audio_started = true;
+                    emit(json!({"event": "audio_started"}));
+                }
+                voice::Inbound::Audio(_) => {}
+                voice::Inbound::Closed(reason) => {
+                    emit(json!({"event": "closed", "reason": reason}))
+                }
+            })
+            .await?;
+        let turn_errors = turn.errors();
+        errors += turn_errors.len();
+        let end = match &turn.end {
+            voice::TurnEnd::Timings => "timings".to_string(),
+            voice::TurnEnd::Played => "played".to_string(),
+            voice::TurnEnd::Failed(code) => format!("failed: {code}"),
+            voice::TurnEnd::Timeout => format!("timeout after {} s", timeout.as_secs()),
+            voice::TurnEnd::Closed(r) => format!(
+                "closed: {}",
+                r.clone().unwrap_or_else(|| "no reason given".into())
+            ),
+        };
+        emit(json!({
+            "event": "said",
+            "turn": i + 1,
+            "end": end,
+            "transcript": turn.event("transcript").map(|v| v["text"].clone()),
+            "answer": turn.event("answer").map(|v| v["text"].clone()),
+            "audio_messages": turn.audio_messages,
+            "audio_ms": turn.audio_ms(),
+            "speech_end_to_first_audio_ms": turn.speech_end_to_first_audio_ms().map(|m| (m * 10.0).round() / 10.0),
+            "errors": turn_errors.len(),
+        }));
+        if turn.audio.is_empty() {
+            problems.push(format!("turn {}: no answer was spoken ({end})", i + 1));
+        } else {
+            answered += 1;
+        }
+        for e in turn_errors {
+            problems.push(format!(
+                "turn {}: the Hub reported {}: {}",
+                i + 1,
+                e["code"].as_str().unwrap_or("an error"),
+                e["message"].as_str().unwrap_or("")
+            ));
+        }
+        answer_audio.extend(turn.audio);
+        if matches!(turn.end, voice::TurnEnd::Closed(_)) {
+            break;
+        }
+    }
+    session.close().await;
+    if let Some(path) = out {
+        let bytes = axon_core::audio::wav_encode(&answer_audio, axon_core::audio::SAMPLE_RATE);
+        if let Err(e) = std::fs::write(path, bytes) {
+            eprintln!("error: cannot write the answer to {}: {e}", path.display());
+            return Ok(ExitCode::from(3));
+        }
+    }
+    if answered == repeat && errors == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &problems {
+        eprintln!("error: {p}");
+    }
+    eprintln!("{answered} of {repeat} turns answered in speech; {errors} errors from the Hub");
+    Ok(ExitCode::from(1))
 }
 
 async fn ctl(broker: BrokerAddr, wait: Duration, action: CtlAction) -> Result<ExitCode, SimError> {

@@ -10,6 +10,7 @@ pub mod local_ai;
 pub mod peer;
 pub mod probe;
 pub mod voice;
+pub mod voice_home;
 pub mod wrangler;
 
 pub use broker::Broker;

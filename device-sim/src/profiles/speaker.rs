@@ -1,4 +1,9 @@
-//! A speaker: volume, tones, and text it would speak (the voice path lands with the voice issue).
+//! A speaker: volume, tones, and text it would speak.
+//!
+//! The `say` tool only records the text: a simulated board has no audio out. The voice path
+//! itself (speech in, the agent's spoken answer out) is the Hub's `/api/voice` WebSocket, which
+//! a board drives with `axon-device-sim say --device living-speaker --wav in.wav --out
+//! answer.wav` (`crate::voice`, docs/voice.md §4).
 
 use std::time::Duration;
 

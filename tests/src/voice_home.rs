@@ -1,0 +1,128 @@
+//! The voice loop for a system test or the voice benchmark: Mosquitto, the demo home in
+//! device-sim, the local AI server, and `wrangler dev` with `AXON_ASR=local`, `AXON_TTS=local`
+//! and `AXON_LOCAL_AI_URL` pointing at it; speech rendered by espeak-ng; and a runtime for
+//! device-sim's voice client (`device_sim::voice`, the code behind `axon-device-sim say`).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use device_sim::voice::VoiceOptions;
+
+use crate::local_ai::{espeak_wav, LocalAi};
+use crate::{Broker, DeviceSim, WranglerDev};
+
+/// Everything a spoken turn needs, started on free loopback ports; stopped on drop.
+pub struct VoiceHome {
+    /// The Hub under `wrangler dev` (dropped first: it holds connections to the rest).
+    pub worker: WranglerDev,
+    /// The local AI server, unless the test pointed the Hub elsewhere.
+    pub local_ai: Option<LocalAi>,
+    /// The demo home (12 devices, faults off).
+    pub sim: DeviceSim,
+    /// The broker.
+    pub broker: Broker,
+}
+
+impl VoiceHome {
+    /// The demo home with the local AI server for ASR and TTS.
+    pub fn start() -> VoiceHome {
+        let ai = LocalAi::start();
+        let url = ai.base_url();
+        Self::launch(Some(ai), &url)
+    }
+
+    /// The demo home with `AXON_LOCAL_AI_URL` set to `url` and no local AI server started
+    /// (a closed port: the providers are down).
+    pub fn start_with_ai_url(url: &str) -> VoiceHome {
+        Self::launch(None, url)
+    }
+
+    fn launch(local_ai: Option<LocalAi>, url: &str) -> VoiceHome {
+        let broker = Broker::start();
+        let sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
+        let worker = WranglerDev::start_with(
+            broker.ws_port(),
+            &[
+                ("AXON_ASR", "local"),
+                ("AXON_TTS", "local"),
+                ("AXON_LOCAL_AI_URL", url),
+            ],
+        );
+        worker.wait_for("/healthz", Duration::from_secs(60), |v| {
+            v["broker"] == "connected" && v["ready"] == 12
+        });
+        VoiceHome {
+            worker,
+            local_ai,
+            sim,
+            broker,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, the Hub.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.worker.port())
+    }
+
+    /// Options for a session as the living-room speaker, for `user`.
+    pub fn options(&self, user: &str) -> VoiceOptions {
+        let mut o = VoiceOptions::new(&self.url());
+        o.device = Some("living-speaker".into());
+        o.user = Some(user.into());
+        o.connect_timeout = Duration::from_secs(30);
+        o
+    }
+}
+
+/// A fresh temporary directory for one test's files.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "axon-voice-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// `text` spoken by espeak-ng as 16 kHz mono samples.
+pub fn speech(text: &str) -> Vec<i16> {
+    let path = temp_dir("speech").join("speech.wav");
+    let bytes = espeak_wav(text, &path);
+    let _ = std::fs::remove_file(&path);
+    axon_core::audio::wav_decode(&bytes)
+        .expect("espeak_wav writes a WAV")
+        .samples
+}
+
+/// A runtime for the async voice client: two threads, so that the client's socket task stamps
+/// arrivals while a test's own code runs.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// A loopback port nothing listens on (bound, read, released).
+pub fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The timing fields of docs/voice.md §1.4 that every spoken turn with a tool reports.
+pub const TIMING_FIELDS: [&str; 7] = [
+    "endpoint_ms",
+    "asr_ms",
+    "llm_first_token_ms",
+    "first_tool_result_ms",
+    "tts_first_audio_ms",
+    "first_audio_ms",
+    "end_of_speech_to_first_audio_ms",
+];
