@@ -19,7 +19,7 @@ pub struct VoiceHome {
     pub worker: WranglerDev,
     /// The local AI server, unless the test pointed the Hub elsewhere.
     pub local_ai: Option<LocalAi>,
-    /// The demo home (12 devices, faults off).
+    /// The demo home (13 devices, faults off).
     pub sim: DeviceSim,
     /// The broker.
     pub broker: Broker,
@@ -51,7 +51,7 @@ impl VoiceHome {
             ],
         );
         worker.wait_for("/healthz", Duration::from_secs(60), |v| {
-            v["broker"] == "connected" && v["ready"] == 12
+            v["broker"] == "connected" && v["ready"] == 13
         });
         VoiceHome {
             worker,
