@@ -13,7 +13,6 @@ use axon_tests::voice_home::{temp_dir, VoiceHome, TIMING_FIELDS};
 use serde_json::{json, Value};
 
 #[test]
-#[ignore = "written against the real Hub with local-ai but not yet run green: run with --ignored (see the issue 7 note)"]
 fn a_spoken_command_turns_the_kitchen_lamp_on_and_is_answered_in_speech() {
     let mut home = VoiceHome::start();
     let dir = temp_dir("turn");
