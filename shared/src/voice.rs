@@ -525,7 +525,9 @@ impl VoiceSession {
                     self.refused_reported = false;
                 } else {
                     self.format_ok = false;
-                    self.refused_reported = true;
+                    // The first audio refused is reported too: a device that ignores the
+                    // start's error learns why its audio goes nowhere.
+                    self.refused_reported = false;
                     self.error(
                         "bad_format",
                         format!(
@@ -1231,8 +1233,11 @@ mod tests {
         let ev = texts(&mut s);
         assert_eq!(ev[0]["code"], "bad_format");
         assert!(ev[0]["message"].as_str().unwrap().contains("44100"));
-        // Audio is refused (silently after the first report) until a good start.
+        // Audio is refused (reported once, then silently) until a good start.
         speak(&mut s, 0, 600, 500);
+        let ev = texts(&mut s);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0]["code"], "bad_format");
         assert!(s.poll_action().is_none());
         s.handle_text(t(0), r#"{"type":"start","sample_rate":16000}"#);
         assert!(texts(&mut s).is_empty());

@@ -10,7 +10,6 @@ use axon_tests::voice_home::{closed_port, runtime, speech, VoiceHome};
 use device_sim::voice::{signed_ms, TurnEnd, VoiceSession};
 
 #[test]
-#[ignore = "written against the real Hub with local-ai but not yet run green: run with --ignored (see the issue 7 note)"]
 fn a_closed_asr_port_is_an_asr_failed_error_naming_the_url() {
     let port = closed_port();
     let url = format!("http://127.0.0.1:{port}/v1");

@@ -10,7 +10,6 @@ use axon_tests::voice_home::{runtime, speech, VoiceHome};
 use device_sim::voice::{Mode, TurnEnd, VoiceSession};
 
 #[test]
-#[ignore = "written against the real Hub with local-ai but not yet run green: run with --ignored (see the issue 7 note)"]
 fn nothing_understood_is_asr_empty_and_a_spoken_reprompt() {
     let mut home = VoiceHome::start();
     let words = speech("turn on the kitchen lamp");
