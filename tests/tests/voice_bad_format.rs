@@ -9,7 +9,6 @@ use axon_tests::voice_home::{runtime, speech, VoiceHome};
 use device_sim::voice::{start_message, Inbound, TurnEnd, VoiceSession};
 
 #[test]
-#[ignore = "written against the real Hub with local-ai but not yet run green: run with --ignored (see the issue 7 note)"]
 fn a_wrong_sample_rate_is_refused_and_a_right_one_then_works() {
     let mut home = VoiceHome::start();
     let words = speech("turn on the kitchen lamp");

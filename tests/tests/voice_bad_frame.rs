@@ -10,7 +10,6 @@ use axon_tests::voice_home::{runtime, speech, VoiceHome};
 use device_sim::voice::{Inbound, TurnEnd, VoiceSession};
 
 #[test]
-#[ignore = "written against the real Hub with local-ai but not yet run green: run with --ignored (see the issue 7 note)"]
 fn garbage_frames_get_bad_frame_and_the_session_goes_on() {
     let mut home = VoiceHome::start();
     let words = speech("turn on the kitchen lamp");

@@ -18,7 +18,6 @@ const GOAL_MS: f64 = 200.0;
 const LIMIT_MS: f64 = 400.0;
 
 #[test]
-#[ignore = "written against the real Hub with local-ai but not yet run green: run with --ignored (see the issue 7 note)"]
 fn speech_during_the_answer_stops_it_and_becomes_the_next_turn() {
     let mut home = VoiceHome::start();
     let (on, off) = (
