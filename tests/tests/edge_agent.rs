@@ -394,7 +394,7 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
         texts(&before)[..],
         "what was remembered survived"
     );
-    assert_eq!(texts(&after).len(), 13);
+    assert_eq!(texts(&after).len(), 12);
     let (status, _, _) =
         http_with(worker.port(), "DELETE", "/api/memory?user=ada", &[], None).unwrap();
     assert_eq!(status, 200);
