@@ -150,7 +150,7 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
             "{t} missing from {tools}"
         );
     }
-    assert_eq!(step(&lines, "console_lists_home")["devices"], 13);
+    assert_eq!(step(&lines, "console_lists_home")["devices"], 14);
     assert_eq!(step(&lines, "console_lists_home")["kitchen_lamp"], "ready");
     let chat = step(&lines, "chat_makes_the_screen_happy");
     assert_eq!(chat["answer"], "Screen looks happy now.");
