@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use axon_tests::voice::{silence, tone};
+use axon_tests::voice_home::TIMING_FIELDS;
 use axon_tests::{Broker, DeviceSim, Peer, VoiceClient, WranglerDev};
 use serde_json::json;
 
@@ -39,7 +40,7 @@ fn speech_turns_on_the_lamp_and_the_answer_comes_back_as_audio() {
         ],
     );
     let health = worker.wait_for("/healthz", Duration::from_secs(30), |v| {
-        v["broker"] == "connected" && v["ready"] == 12
+        v["broker"] == "connected" && v["ready"] == 13
     });
     assert_eq!(health["asr"]["provider"], "openai");
     assert_eq!(health["tts"]["url"], base.as_str());
@@ -90,15 +91,7 @@ fn speech_turns_on_the_lamp_and_the_answer_comes_back_as_audio() {
     let complete = voice.wait_kind("tts_complete", WAIT);
     assert_eq!(complete["turn"], turn.as_str());
     let timings = voice.wait_kind("timings", WAIT);
-    for field in [
-        "endpoint_ms",
-        "asr_ms",
-        "llm_first_token_ms",
-        "first_tool_result_ms",
-        "tts_first_audio_ms",
-        "first_audio_ms",
-        "end_of_speech_to_first_audio_ms",
-    ] {
+    for field in TIMING_FIELDS {
         assert!(timings[field].is_u64(), "{field} missing in {timings}");
     }
     assert_eq!(timings["endpoint_ms"], 400);
