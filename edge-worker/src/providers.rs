@@ -145,14 +145,6 @@ async fn openai(
 /// Workers AI (`env.AI.run`), not streamed. The input goes in as a plain JS object (JSON
 /// parsed), so tool schemas stay objects rather than `Map`s.
 async fn workers_ai(env: &Env, req: &ChatRequest) -> Result<Reply, String> {
-    let ai = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str("AI"))
-        .ok()
-        .filter(|v| !v.is_undefined())
-        .ok_or("AXON_LLM=workers-ai needs an [ai] binding named AI in wrangler.toml")?;
-    let run: js_sys::Function = js_sys::Reflect::get(&ai, &JsValue::from_str("run"))
-        .map_err(|_| "the AI binding has no run()")?
-        .dyn_into()
-        .map_err(|_| "AI.run is not a function")?;
     let tools: Vec<Value> = req
         .tools
         .iter()
@@ -160,16 +152,33 @@ async fn workers_ai(env: &Env, req: &ChatRequest) -> Result<Reply, String> {
         .collect();
     let input = json!({"messages": req.messages, "tools": tools});
     let input = js_sys::JSON::parse(&input.to_string()).map_err(|_| "bad input JSON")?;
-    let promise: js_sys::Promise = run
-        .call2(&ai, &JsValue::from_str(&req.model), &input)
-        .map_err(|e| format!("AI.run failed: {e:?}"))?
-        .dyn_into()
-        .map_err(|_| "AI.run did not return a promise")?;
-    let out = wasm_bindgen_futures::JsFuture::from(promise)
-        .await
-        .map_err(|e| format!("Workers AI refused the request: {e:?}"))?;
+    let out = run_ai(env, &req.model, &input, false).await?;
     let text: String = js_sys::JSON::stringify(&out)
         .map(String::from)
         .map_err(|_| "Workers AI answer is not JSON")?;
     parse_workers_ai(text.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// `env.AI.run(model, input, {returnRawResponse: raw})`, for the LLM and for speech.
+pub async fn run_ai(env: &Env, model: &str, input: &JsValue, raw: bool) -> Result<JsValue, String> {
+    let ai = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str("AI"))
+        .ok()
+        .filter(|v| !v.is_undefined())
+        .ok_or("workers-ai needs an [ai] binding named AI in wrangler.toml")?;
+    let run: js_sys::Function = js_sys::Reflect::get(&ai, &JsValue::from_str("run"))
+        .map_err(|_| "the AI binding has no run()")?
+        .dyn_into()
+        .map_err(|_| "AI.run is not a function")?;
+    let options = js_sys::Object::new();
+    if raw {
+        let _ = js_sys::Reflect::set(&options, &"returnRawResponse".into(), &JsValue::TRUE);
+    }
+    let promise: js_sys::Promise = run
+        .call3(&ai, &JsValue::from_str(model), input, &options)
+        .map_err(|e| format!("AI.run({model}) failed: {e:?}"))?
+        .dyn_into()
+        .map_err(|_| "AI.run did not return a promise")?;
+    wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(|e| format!("Workers AI {model} refused the request: {e:?}"))
 }

@@ -12,10 +12,11 @@ use axon_core::speech::{
 };
 use futures_util::FutureExt;
 use serde_json::{json, Value};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
 
 use crate::config::SpeechProvider;
+use crate::providers::run_ai;
 
 /// How long one transcription or one sentence's speech may take.
 const SPEECH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -176,28 +177,4 @@ async fn post(
         r = work => r,
         _ = timeout => Err(format!("no answer from {url} in {} s", SPEECH_TIMEOUT.as_secs())),
     }
-}
-
-/// `env.AI.run(model, input, {returnRawResponse})`.
-async fn run_ai(env: &Env, model: &str, input: &JsValue, raw: bool) -> Result<JsValue, String> {
-    let ai = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str("AI"))
-        .ok()
-        .filter(|v| !v.is_undefined())
-        .ok_or("workers-ai speech needs an [ai] binding named AI in wrangler.toml")?;
-    let run: js_sys::Function = js_sys::Reflect::get(&ai, &JsValue::from_str("run"))
-        .map_err(|_| "the AI binding has no run()")?
-        .dyn_into()
-        .map_err(|_| "AI.run is not a function")?;
-    let options = js_sys::Object::new();
-    if raw {
-        let _ = js_sys::Reflect::set(&options, &"returnRawResponse".into(), &JsValue::TRUE);
-    }
-    let promise: js_sys::Promise = run
-        .call3(&ai, &JsValue::from_str(model), input, &options)
-        .map_err(|e| format!("AI.run({model}) failed: {e:?}"))?
-        .dyn_into()
-        .map_err(|_| "AI.run did not return a promise")?;
-    wasm_bindgen_futures::JsFuture::from(promise)
-        .await
-        .map_err(|e| format!("Workers AI {model} refused the request: {e:?}"))
 }

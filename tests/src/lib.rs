@@ -20,3 +20,19 @@ pub use peer::Peer;
 pub use probe::Probe;
 pub use voice::{VoiceClient, VoiceMsg};
 pub use wrangler::{http_with, SseEvent, SseStream, WranglerDev};
+
+/// The repository root (the parent of `tests/`).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A loopback port the OS just handed out (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

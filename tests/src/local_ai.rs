@@ -6,7 +6,7 @@
 //! Needs `scripts/setup-local-ai.sh` to have run (it installs `.venv-ai` and espeak-ng).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,19 +15,7 @@ use std::time::{Duration, Instant};
 use axon_core::audio::{resample, wav_decode, wav_encode, SAMPLE_RATE};
 use serde_json::Value;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use crate::{free_port, repo_root};
 
 /// A running local AI server.
 pub struct LocalAi {

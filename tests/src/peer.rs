@@ -2,12 +2,13 @@
 //! stdout are read by a thread and handed to the test.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::repo_root;
 
 /// A running peer.
 pub struct Peer {
@@ -15,13 +16,6 @@ pub struct Peer {
     lines: Receiver<Value>,
     /// Every line so far.
     pub seen: Vec<Value>,
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
 }
 
 impl Peer {

@@ -3,7 +3,6 @@
 //! and `AXON_LOCAL_AI_URL` pointing at it; speech rendered by espeak-ng; and a runtime for
 //! device-sim's voice client (`device_sim::voice`, the code behind `axon-device-sim say`).
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -110,10 +109,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// A loopback port nothing listens on (bound, read, released).
 pub fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    crate::free_port()
 }
 
 /// The timing fields of docs/voice.md §1.4 that every spoken turn with a tool reports.
