@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
     about = "Simulated Axon boards: MCP servers over MQTT 5, with telemetry, events and faults"
 )]
 #[command(after_help = "Examples:
-  axon-device-sim run --broker mqtt://127.0.0.1:1883                      # the demo home (12 devices)
+  axon-device-sim run --broker mqtt://127.0.0.1:1883                      # the demo home (13 devices)
   axon-device-sim run --profile lamp --devices 100 --telemetry-interval-ms 1000
   axon-device-sim ctl list
   axon-device-sim ctl call kitchen-lamp set_power --args '{\"on\":true}'
@@ -44,7 +44,7 @@ enum Command {
         /// Broker address.
         #[arg(long, env = "AXON_BROKER", default_value = "mqtt://127.0.0.1:1883")]
         broker: BrokerAddr,
-        /// `home` (the demo home: 12 devices in 4 rooms) or one kind: lamp, thermostat, plug, lock, sensor, speaker.
+        /// `home` (the demo home: 13 devices in 4 rooms) or one kind: lamp, thermostat, plug, lock, sensor, speaker, camera.
         #[arg(long, default_value = "home")]
         profile: String,
         /// Number of boards for a single-kind profile.

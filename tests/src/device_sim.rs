@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// How many devices `--profile home` brings (device-sim's demo home): the count every test
+/// that waits for the home to be ready compares with, kept here so a new device changes one line.
+pub const DEMO_HOME_DEVICES: u64 = 13;
+
 /// The `axon-device-sim` binary of the same profile as the running executable: beside it
 /// (a binary in `target/release/`) or one folder up (a test in `target/debug/deps/`).
 pub fn binary() -> PathBuf {

@@ -14,7 +14,7 @@ pub mod voice_home;
 pub mod wrangler;
 
 pub use broker::Broker;
-pub use device_sim::DeviceSim;
+pub use device_sim::{DeviceSim, DEMO_HOME_DEVICES};
 pub use local_ai::LocalAi;
 pub use peer::Peer;
 pub use probe::Probe;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use device_sim::voice::VoiceOptions;
 
 use crate::local_ai::{espeak_wav, LocalAi};
-use crate::{Broker, DeviceSim, WranglerDev};
+use crate::{Broker, DeviceSim, WranglerDev, DEMO_HOME_DEVICES};
 
 /// Everything a spoken turn needs, started on free loopback ports; stopped on drop.
 pub struct VoiceHome {
@@ -50,7 +50,7 @@ impl VoiceHome {
             ],
         );
         worker.wait_for("/healthz", Duration::from_secs(60), |v| {
-            v["broker"] == "connected" && v["ready"] == 13
+            v["broker"] == "connected" && v["ready"] == DEMO_HOME_DEVICES
         });
         VoiceHome {
             worker,

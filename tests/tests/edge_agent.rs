@@ -11,7 +11,9 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use axon_tests::{http_with, Broker, DeviceSim, SseEvent, SseStream, WranglerDev};
+use axon_tests::{
+    http_with, Broker, DeviceSim, SseEvent, SseStream, WranglerDev, DEMO_HOME_DEVICES,
+};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "test-token-5f1c";
@@ -46,7 +48,7 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
         ],
     );
     worker.wait_for("/healthz", Duration::from_secs(30), |v| {
-        v["broker"] == "connected" && v["ready"] == 13
+        v["broker"] == "connected" && v["ready"] == DEMO_HOME_DEVICES
     });
 
     // /api/events, read by a thread for the whole test.
@@ -320,7 +322,9 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
             "200",
         ],
     );
-    worker.wait_for("/healthz", Duration::from_secs(20), |v| v["ready"] == 13);
+    worker.wait_for("/healthz", Duration::from_secs(20), |v| {
+        v["ready"] == DEMO_HOME_DEVICES + 1
+    });
     let turn = chat(
         &worker,
         json!({"text": "turn on porch lamp 1", "user": "ada"}),

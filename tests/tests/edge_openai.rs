@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use axon_tests::{Broker, DeviceSim, Peer, SseEvent, SseStream, WranglerDev};
+use axon_tests::{Broker, DeviceSim, Peer, SseEvent, SseStream, WranglerDev, DEMO_HOME_DEVICES};
 use serde_json::{json, Value};
 
 fn chat(worker: &WranglerDev, text: &str) -> Vec<SseEvent> {
@@ -51,7 +51,7 @@ fn the_openai_provider_streams_tool_calls_and_answers_through_a_wire_format_serv
         ],
     );
     let health = worker.wait_for("/healthz", Duration::from_secs(30), |v| {
-        v["broker"] == "connected" && v["ready"] == 13
+        v["broker"] == "connected" && v["ready"] == DEMO_HOME_DEVICES
     });
     assert_eq!(
         (health["llm"].as_str(), health["model"].as_str()),
@@ -122,7 +122,9 @@ fn the_openai_provider_streams_tool_calls_and_answers_through_a_wire_format_serv
             ("AXON_LLM_API_KEY", "sk-wrong"),
         ],
     );
-    worker.wait_for("/healthz", Duration::from_secs(30), |v| v["ready"] == 13);
+    worker.wait_for("/healthz", Duration::from_secs(30), |v| {
+        v["ready"] == DEMO_HOME_DEVICES
+    });
     let turn = chat(&worker, "turn on the kitchen lamp");
     let error = turn.iter().find(|e| e.event == "error").unwrap();
     let msg = error.data["message"].as_str().unwrap();

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use axon_tests::{Broker, DeviceSim, Peer, SseEvent, SseStream, WranglerDev};
+use axon_tests::{Broker, DeviceSim, Peer, SseEvent, SseStream, WranglerDev, DEMO_HOME_DEVICES};
 use serde_json::{json, Value};
 
 fn chat(worker: &WranglerDev, body: Value) -> Vec<SseEvent> {
@@ -51,7 +51,7 @@ fn what_do_you_see_offline_reports_the_measured_photo_and_a_vision_model_describ
     // Offline (the default): no vision model, the measured facts, labelled as such.
     let worker = WranglerDev::start(broker.ws_port());
     worker.wait_for("/healthz", Duration::from_secs(30), |v| {
-        v["broker"] == "connected" && v["ready"] == 13
+        v["broker"] == "connected" && v["ready"] == DEMO_HOME_DEVICES
     });
     let turn = chat(&worker, json!({"text": "What do you see?", "user": "lin"}));
     assert_eq!(find(&turn, "turn")["vlm"], "offline");
@@ -107,7 +107,9 @@ fn what_do_you_see_offline_reports_the_measured_photo_and_a_vision_model_describ
             ("AXON_VLM_API_KEY", "sk-vlm"),
         ],
     );
-    worker.wait_for("/healthz", Duration::from_secs(30), |v| v["ready"] == 13);
+    worker.wait_for("/healthz", Duration::from_secs(30), |v| {
+        v["ready"] == DEMO_HOME_DEVICES
+    });
     let turn = chat(
         &worker,
         json!({"text": "what's in front of the camera?", "user": "lin"}),

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use axon_tests::{Broker, DeviceSim, WranglerDev};
+use axon_tests::{Broker, DeviceSim, WranglerDev, DEMO_HOME_DEVICES};
 use serde_json::json;
 
 #[test]
@@ -15,7 +15,7 @@ fn the_hub_discovers_the_demo_home_and_calls_tools_over_http() {
     let mut sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
     let worker = WranglerDev::start(broker.ws_port());
     let health = worker.wait_for("/healthz", Duration::from_secs(20), |v| {
-        v["broker"] == "connected" && v["ready"] == 13
+        v["broker"] == "connected" && v["ready"] == DEMO_HOME_DEVICES
     });
     assert_eq!(health["devices"], 13);
 
@@ -74,7 +74,7 @@ fn the_hub_discovers_the_demo_home_and_calls_tools_over_http() {
     let mut broker = broker;
     broker.restart();
     worker.wait_for("/healthz", Duration::from_secs(30), |v| {
-        v["broker"] == "connected" && v["ready"] == 13
+        v["broker"] == "connected" && v["ready"] == DEMO_HOME_DEVICES
     });
     let (status, result) = worker.post(
         "/api/devices/kitchen-lamp/tools/set_power",

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axon_tests::voice::{silence, tone};
 use axon_tests::voice_home::TIMING_FIELDS;
-use axon_tests::{Broker, DeviceSim, Peer, VoiceClient, WranglerDev};
+use axon_tests::{Broker, DeviceSim, Peer, VoiceClient, WranglerDev, DEMO_HOME_DEVICES};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -40,7 +40,7 @@ fn speech_turns_on_the_lamp_and_the_answer_comes_back_as_audio() {
         ],
     );
     let health = worker.wait_for("/healthz", Duration::from_secs(30), |v| {
-        v["broker"] == "connected" && v["ready"] == 13
+        v["broker"] == "connected" && v["ready"] == DEMO_HOME_DEVICES
     });
     assert_eq!(health["asr"]["provider"], "openai");
     assert_eq!(health["tts"]["url"], base.as_str());

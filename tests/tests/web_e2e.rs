@@ -13,7 +13,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axon_tests::{Broker, DeviceSim, Peer, WranglerDev};
+use axon_tests::{Broker, DeviceSim, Peer, WranglerDev, DEMO_HOME_DEVICES};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -78,7 +78,9 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
         broker.ws_port(),
         &[("AXON_ALLOWED_ORIGINS", &widget_origin)],
     );
-    worker.wait_for("/healthz", Duration::from_secs(30), |v| v["ready"] == 13);
+    worker.wait_for("/healthz", Duration::from_secs(30), |v| {
+        v["ready"] == DEMO_HOME_DEVICES
+    });
     let base = format!("http://127.0.0.1:{}", worker.port());
     let ws = format!("ws://127.0.0.1:{}/mqtt", broker.ws_port());
     let out = root().join("test-output/web");

@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use axon_tests::{http_with, Broker, DeviceSim, SseStream, WranglerDev};
+use axon_tests::{http_with, Broker, DeviceSim, SseStream, WranglerDev, DEMO_HOME_DEVICES};
 use device_sim::ctl::{Controller, ControllerOptions};
 use device_sim::mqtt::BrokerAddr;
 use serde_json::{json, Value};
@@ -74,7 +74,7 @@ fn main() {
     let _sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
     let worker = WranglerDev::start_with(broker.ws_port(), &[("AXON_MCP_TOKEN", TOKEN)]);
     worker.wait_for("/healthz", Duration::from_secs(60), |v| {
-        v["broker"] == "connected" && v["ready"] == 13
+        v["broker"] == "connected" && v["ready"] == DEMO_HOME_DEVICES
     });
     let port = worker.port();
 
