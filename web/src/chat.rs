@@ -8,6 +8,7 @@ use leptos::prelude::*;
 use serde_json::{json, Value};
 
 use crate::util::{fetch_json, post_sse};
+use crate::voice::{VoicePanel, VoiceUi};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Chip {
@@ -29,10 +30,42 @@ pub struct Pending {
     pub prompt: String,
 }
 
-/// The chat panel. `api` is the worker's origin ("" for the same origin).
+/// The chat panel. `api` is the worker's origin ("" for the same origin). With `voice`, a
+/// push-to-talk button speaks to the agent over `/api/voice`; what it heard and answered join
+/// the conversation.
 #[component]
-pub fn Chat(api: String, user: String) -> impl IntoView {
+pub fn Chat(api: String, user: String, #[prop(optional)] voice: bool) -> impl IntoView {
     let entries = RwSignal::new(Vec::<Entry>::new());
+    let voice_ui = VoiceUi::new();
+    let spoken = RwSignal::new(None::<RwSignal<String>>);
+    Effect::new(move |_| {
+        let heard = voice_ui.transcript.get();
+        if heard.is_empty() {
+            return;
+        }
+        let answer = RwSignal::new(String::new());
+        entries.update(|e| {
+            for (who, text) in [("you", RwSignal::new(heard)), ("axon", answer)] {
+                e.push(Entry {
+                    who,
+                    text,
+                    chips: RwSignal::new(Vec::new()),
+                });
+            }
+        });
+        spoken.set(Some(answer));
+    });
+    Effect::new(move |_| {
+        let said = voice_ui.answer.get();
+        if let Some(entry) = spoken.get_untracked() {
+            if !said.is_empty() {
+                entry.set(said);
+            }
+        }
+    });
+    let voice_panel = voice.then(|| {
+        view! { <VoicePanel ui=voice_ui api=api.clone() user=user.clone() volume=Signal::stored(80) /> }
+    });
     let input = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
     let pending = RwSignal::new(None::<Pending>);
@@ -158,6 +191,7 @@ pub fn Chat(api: String, user: String) -> impl IntoView {
                     <button data-testid="confirm-no" on:click=move |_| answer_confirmation(false)>"Deny"</button>
                 </div>
             </Show>
+            {voice_panel}
             <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
                 <label for="chat-input" class="visually-hidden">"Message"</label>
                 <input

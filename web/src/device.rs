@@ -23,6 +23,7 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
 use crate::util::{js_error, now, query, seed, sleep};
+use crate::voice::{VoicePanel, VoiceUi};
 
 /// The expressions the face can make (the planner knows the same words).
 pub use axon_core::agent::planner::EXPRESSIONS;
@@ -596,7 +597,7 @@ async fn take_photo() -> Result<CallToolResult, String> {
 
 /// The face: eyes and a mouth drawn for each expression.
 #[component]
-pub fn Face(expression: RwSignal<String>) -> impl IntoView {
+pub fn Face(#[prop(into)] expression: Signal<String>) -> impl IntoView {
     let mouth = move || match expression.get().as_str() {
         "happy" => "M 60 125 Q 100 165 140 125",
         "sad" => "M 60 145 Q 100 110 140 145",
@@ -636,6 +637,17 @@ pub fn DevicePage() -> impl IntoView {
     let id = device_id();
     let url = broker_url();
     leptos::task::spawn_local(run(ui, id.clone(), url));
+    // While a voice session listens, thinks or speaks, the face shows it; otherwise it is the
+    // device's own (set_expression).
+    let voice = VoiceUi::new();
+    let face = Signal::derive(move || {
+        voice
+            .expression()
+            .map(str::to_string)
+            .unwrap_or_else(|| ui.expression.get())
+    });
+    let user = query("user").unwrap_or_else(|| "default".into());
+    let voice_device = id.clone();
     view! {
         <main class="device">
             <header>
@@ -645,13 +657,14 @@ pub fn DevicePage() -> impl IntoView {
                     <span data-testid="status" role="status" aria-live="polite">{move || ui.status.get()}</span>
                 </p>
             </header>
-            <Face expression=ui.expression />
+            <Face expression=face />
             <p class="screen-text" data-testid="screen-text" aria-live="polite">{move || ui.text.get()}</p>
             <p class="meta">
                 "Volume " <span data-testid="volume">{move || ui.volume.get()}</span> "% · "
                 <span data-testid="calls">{move || ui.calls.get()}</span> " tool calls · last: "
                 <code data-testid="last-call">{move || ui.last_call.get()}</code>
             </p>
+            <VoicePanel ui=voice api="" user=user device=voice_device volume=ui.volume choose_mode=true />
         </main>
     }
 }

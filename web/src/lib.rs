@@ -2,8 +2,8 @@
 //!
 //! Owns the browser UI: the virtual device (`/device`, [`device`]), the console (`/`,
 //! [`console`]) and the embeddable chat widget ([`mount_widget`]). It drives `axon-core` for
-//! the device's protocol and the worker's HTTP API for everything else; it never talks to an
-//! LLM or holds a key.
+//! the device's protocol and the worker's HTTP API for everything else (speech goes over
+//! `/api/voice`, [`voice`]); it never talks to an LLM or holds a key.
 
 pub mod chat;
 #[cfg(feature = "console")]
@@ -11,6 +11,7 @@ pub mod console;
 #[cfg(feature = "device")]
 pub mod device;
 pub mod util;
+pub mod voice;
 
 use leptos::prelude::*;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -49,7 +50,7 @@ pub fn mount_widget(el: web_sys::HtmlElement, api: String, user: String) {
     leptos::mount::mount_to(el, move || {
         view! {
             <div class="axon-widget" data-testid="widget">
-                <chat::Chat api=api.clone() user=user.clone() />
+                <chat::Chat api=api.clone() user=user.clone() voice=true />
             </div>
         }
     })

@@ -1,0 +1,681 @@
+//! Voice in the browser (docs/voice.md): the tab's microphone to the Hub's `/api/voice`
+//! session, and the answer's speech back out of the speaker.
+//!
+//! Owns the tab's audio I/O: an AudioWorklet that turns the microphone into 16 kHz s16le
+//! 20 ms frames and a level, the WebSocket, and the playback queue (Web Audio), which it drops
+//! at once on `tts_terminate`. It never decides when an utterance ends or what a turn does:
+//! the Hub's `VoiceSession` (axon-core) does, so a tab and a board behave the same.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use leptos::prelude::*;
+use serde_json::{json, Value};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use crate::util::{js_error, sleep};
+
+/// Samples per second on the wire, both ways.
+pub const SAMPLE_RATE: u32 = 16_000;
+/// Samples in one frame sent up (20 ms).
+pub const FRAME_SAMPLES: usize = 320;
+
+/// The AudioWorklet processor: averages the context's rate down to 16 kHz (a box filter over
+/// each output sample's span, enough against aliasing for speech at 44.1/48 kHz), and posts
+/// one 20 ms s16le frame at a time with its RMS level. It runs on the audio thread, so it is
+/// JavaScript; everything else is Rust.
+const MIC_WORKLET: &str = r#"
+class AxonMic extends AudioWorkletProcessor {
+  constructor() {
+    super();
+    this.step = sampleRate / 16000; this.phase = 0; this.acc = 0; this.cnt = 0;
+    this.frame = new Int16Array(320); this.n = 0; this.sq = 0;
+  }
+  process(inputs) {
+    const x = inputs[0] && inputs[0][0];
+    if (!x) return true;
+    for (let i = 0; i < x.length; i++) {
+      this.acc += x[i]; this.cnt++; this.phase += 1;
+      if (this.phase < this.step) continue;
+      this.phase -= this.step;
+      const v = Math.max(-1, Math.min(1, this.acc / this.cnt));
+      this.acc = 0; this.cnt = 0;
+      this.frame[this.n++] = v < 0 ? v * 32768 : v * 32767;
+      this.sq += v * v;
+      if (this.n === 320) {
+        this.port.postMessage({ pcm: this.frame.buffer, rms: Math.sqrt(this.sq / 320) }, [this.frame.buffer]);
+        this.frame = new Int16Array(320); this.n = 0; this.sq = 0;
+      }
+    }
+    return true;
+  }
+}
+registerProcessor('axon-mic', AxonMic);
+"#;
+
+/// How the session finds utterances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The Hub's VAD finds them; the microphone is always sent.
+    HandsFree,
+    /// The user holds a button; audio goes up only while it is held.
+    PushToTalk,
+}
+
+impl Mode {
+    /// The `mode` query value of `/api/voice`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::HandsFree => "hands_free",
+            Mode::PushToTalk => "push_to_talk",
+        }
+    }
+}
+
+/// What a page shows of its voice session.
+#[derive(Clone, Copy)]
+pub struct VoiceUi {
+    /// `off`, `connecting`, or the Hub's `state`: `listening`, `thinking`, `speaking`.
+    pub phase: RwSignal<String>,
+    /// The user is speaking now (the Hub's `speech_started` until `speech_ended`, or the
+    /// push-to-talk button held).
+    pub hearing: RwSignal<bool>,
+    /// The microphone's level, 0–100.
+    pub level: RwSignal<u32>,
+    /// What ASR heard last.
+    pub transcript: RwSignal<String>,
+    /// The agent's answer to it, as it streams.
+    pub answer: RwSignal<String>,
+    /// The last error, with its code.
+    pub error: RwSignal<String>,
+    /// Answer audio received (bytes) and its length (ms), over the session.
+    pub audio_bytes: RwSignal<u32>,
+    pub audio_ms: RwSignal<u32>,
+    /// Turns finished, and playbacks cut by a barge-in or cancel.
+    pub turns: RwSignal<u32>,
+    pub terminated: RwSignal<u32>,
+}
+
+impl VoiceUi {
+    /// Voice off, nothing heard.
+    pub fn new() -> Self {
+        VoiceUi {
+            phase: RwSignal::new("off".into()),
+            hearing: RwSignal::new(false),
+            level: RwSignal::new(0),
+            transcript: RwSignal::new(String::new()),
+            answer: RwSignal::new(String::new()),
+            error: RwSignal::new(String::new()),
+            audio_bytes: RwSignal::new(0),
+            audio_ms: RwSignal::new(0),
+            turns: RwSignal::new(0),
+            terminated: RwSignal::new(0),
+        }
+    }
+
+    /// The face the session asks for, if any: listening while the user speaks, thinking,
+    /// speaking. Otherwise the face is the device's own (its `set_expression`), so a spoken
+    /// "make the screen happy" still ends on a happy face.
+    pub fn expression(&self) -> Option<&'static str> {
+        match self.phase.get().as_str() {
+            "thinking" => Some("thinking"),
+            "speaking" => Some("speaking"),
+            "listening" if self.hearing.get() => Some("listening"),
+            _ => None,
+        }
+    }
+}
+
+impl Default for VoiceUi {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `/api/voice` on the worker at `api` (its origin, or "" for this page's), as a `ws:` or
+/// `wss:` URL.
+pub fn voice_url(api: &str, user: &str, device: Option<&str>, mode: Mode) -> String {
+    let origin = if api.is_empty() {
+        web_sys::window()
+            .and_then(|w| w.location().origin().ok())
+            .unwrap_or_default()
+    } else {
+        api.trim_end_matches('/').to_string()
+    };
+    let ws = if let Some(rest) = origin.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = origin.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        origin
+    };
+    let enc = |s: &str| String::from(js_sys::encode_uri_component(s));
+    let mut url = format!("{ws}/api/voice?user={}&mode={}", enc(user), mode.as_str());
+    if let Some(d) = device {
+        url.push_str(&format!("&device={}", enc(d)));
+    }
+    url
+}
+
+/// s16le bytes as Web Audio samples.
+pub fn pcm_to_f32(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect()
+}
+
+struct Inner {
+    ui: VoiceUi,
+    mode: Mode,
+    ws: web_sys::WebSocket,
+    ctx: web_sys::AudioContext,
+    stream: web_sys::MediaStream,
+    mic: web_sys::AudioWorkletNode,
+    out: web_sys::GainNode,
+    /// Scheduled answer audio: each source and when it ends (context time).
+    queue: Vec<(web_sys::AudioBufferSourceNode, f64)>,
+    play_until: f64,
+    /// Bumped when playback is dropped, so a pending `playback_done` of the old turn is not sent.
+    generation: u32,
+    talking: bool,
+    handlers: Vec<Closure<dyn FnMut(web_sys::Event)>>,
+    mic_handler: Option<Closure<dyn FnMut(web_sys::MessageEvent)>>,
+}
+
+/// A running voice session: microphone, socket, speaker. [`Voice::stop`] ends it.
+#[derive(Clone)]
+pub struct Voice {
+    inner: Rc<RefCell<Inner>>,
+}
+
+impl Voice {
+    /// Asks for the microphone, loads the worklet, connects to `url` (see [`voice_url`]) and
+    /// waits (bounded) until the socket is open. `volume` (0–100) scales the answer's speech.
+    pub async fn start(ui: VoiceUi, url: &str, mode: Mode, volume: u32) -> Result<Voice, String> {
+        ui.phase.set("connecting".into());
+        ui.error.set(String::new());
+        let started = Self::open(ui, url, mode, volume).await;
+        if let Err(e) = &started {
+            ui.phase.set("off".into());
+            ui.error.set(e.clone());
+        }
+        started
+    }
+
+    async fn open(ui: VoiceUi, url: &str, mode: Mode, volume: u32) -> Result<Voice, String> {
+        let window = web_sys::window().ok_or("no window")?;
+        let ctx = web_sys::AudioContext::new().map_err(js_error)?;
+        if let Ok(p) = ctx.resume() {
+            let _ = JsFuture::from(p).await;
+        }
+        let media = window
+            .navigator()
+            .media_devices()
+            .map_err(|_| "this browser has no microphone API (a secure origin is needed)")?;
+        let audio = js_sys::Object::new();
+        for (k, v) in [
+            ("echoCancellation", true),
+            ("noiseSuppression", true),
+            ("autoGainControl", true),
+        ] {
+            let _ = js_sys::Reflect::set(&audio, &k.into(), &JsValue::from_bool(v));
+        }
+        let constraints = web_sys::MediaStreamConstraints::new();
+        constraints.set_audio(&audio);
+        let stream: web_sys::MediaStream = JsFuture::from(
+            media
+                .get_user_media_with_constraints(&constraints)
+                .map_err(js_error)?,
+        )
+        .await
+        .map_err(|e| format!("the microphone was not allowed: {}", js_error(e)))?
+        .dyn_into()
+        .map_err(|_| "not a media stream")?;
+
+        let parts = js_sys::Array::of1(&JsValue::from_str(MIC_WORKLET));
+        let opts = web_sys::BlobPropertyBag::new();
+        opts.set_type("application/javascript");
+        let blob =
+            web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts).map_err(js_error)?;
+        let module = web_sys::Url::create_object_url_with_blob(&blob).map_err(js_error)?;
+        let worklet = ctx.audio_worklet().map_err(js_error)?;
+        JsFuture::from(worklet.add_module(&module).map_err(js_error)?)
+            .await
+            .map_err(|e| format!("cannot load the microphone worklet: {}", js_error(e)))?;
+        let _ = web_sys::Url::revoke_object_url(&module);
+        let source = ctx.create_media_stream_source(&stream).map_err(js_error)?;
+        let mic = web_sys::AudioWorkletNode::new(&ctx, "axon-mic").map_err(js_error)?;
+        source.connect_with_audio_node(&mic).map_err(js_error)?;
+        // A worklet is only pulled when it leads to the destination: through a muted gain.
+        let mute = ctx.create_gain().map_err(js_error)?;
+        mute.gain().set_value(0.0);
+        mic.connect_with_audio_node(&mute).map_err(js_error)?;
+        mute.connect_with_audio_node(&ctx.destination())
+            .map_err(js_error)?;
+        let out = ctx.create_gain().map_err(js_error)?;
+        out.gain().set_value(volume.min(100) as f32 / 100.0);
+        out.connect_with_audio_node(&ctx.destination())
+            .map_err(js_error)?;
+
+        let ws = web_sys::WebSocket::new(url).map_err(js_error)?;
+        ws.set_binary_type(web_sys::BinaryType::Arraybuffer);
+        let voice = Voice {
+            inner: Rc::new(RefCell::new(Inner {
+                ui,
+                mode,
+                ws: ws.clone(),
+                ctx,
+                stream,
+                mic: mic.clone(),
+                out,
+                queue: Vec::new(),
+                play_until: 0.0,
+                generation: 0,
+                talking: false,
+                handlers: Vec::new(),
+                mic_handler: None,
+            })),
+        };
+        voice.attach(&ws, &mic);
+        for _ in 0..200 {
+            match ws.ready_state() {
+                web_sys::WebSocket::OPEN => return Ok(voice),
+                web_sys::WebSocket::CLOSING | web_sys::WebSocket::CLOSED => break,
+                _ => sleep(50).await,
+            }
+        }
+        voice.stop();
+        Err(format!("cannot open the voice session at {url}"))
+    }
+
+    fn attach(&self, ws: &web_sys::WebSocket, mic: &web_sys::AudioWorkletNode) {
+        let on_open = {
+            let ws = ws.clone();
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+                let start = json!({"type": "start", "format": "s16le", "sample_rate": SAMPLE_RATE, "channels": 1});
+                let _ = ws.send_with_str(&start.to_string());
+            })
+        };
+        let on_message = {
+            let me = self.clone();
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+                let Some(m) = e.dyn_ref::<web_sys::MessageEvent>() else {
+                    return;
+                };
+                let data = m.data();
+                if let Some(text) = data.as_string() {
+                    match serde_json::from_str::<Value>(&text) {
+                        Ok(msg) => me.on_text(&msg),
+                        Err(e) => me.ui().error.set(format!("bad message from the Hub: {e}")),
+                    }
+                } else if data.is_instance_of::<js_sys::ArrayBuffer>() {
+                    me.on_audio(&js_sys::Uint8Array::new(&data).to_vec());
+                }
+            })
+        };
+        let on_close = {
+            let me = self.clone();
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+                let why = e
+                    .dyn_ref::<web_sys::CloseEvent>()
+                    .map(|c| format!("the voice session closed (code {})", c.code()))
+                    .unwrap_or_else(|| "the voice session failed".into());
+                let ui = me.ui();
+                if ui.phase.get_untracked() != "off" {
+                    ui.error.set(why);
+                }
+                me.stop();
+            })
+        };
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        ws.set_onerror(Some(on_close.as_ref().unchecked_ref()));
+        let on_frame = {
+            let me = self.clone();
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+                me.on_frame(&e.data());
+            })
+        };
+        if let Ok(port) = mic.port() {
+            port.set_onmessage(Some(on_frame.as_ref().unchecked_ref()));
+        }
+        let mut inner = self.inner.borrow_mut();
+        inner.handlers = vec![on_open, on_message, on_close];
+        inner.mic_handler = Some(on_frame);
+    }
+
+    fn ui(&self) -> VoiceUi {
+        self.inner.borrow().ui
+    }
+
+    /// A 20 ms frame from the worklet: the meter, and up to the Hub when it should hear it.
+    fn on_frame(&self, data: &JsValue) {
+        let inner = self.inner.borrow();
+        let rms = js_sys::Reflect::get(data, &"rms".into())
+            .ok()
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0);
+        // -60 dBFS .. 0 dBFS onto 0..100, as a meter reads.
+        let db = 20.0 * rms.max(1e-6).log10();
+        inner
+            .ui
+            .level
+            .set(((db + 60.0) / 60.0 * 100.0).clamp(0.0, 100.0) as u32);
+        let send = inner.mode == Mode::HandsFree || inner.talking;
+        if send && inner.ws.ready_state() == web_sys::WebSocket::OPEN {
+            if let Ok(pcm) = js_sys::Reflect::get(data, &"pcm".into()) {
+                if let Ok(buf) = pcm.dyn_into::<js_sys::ArrayBuffer>() {
+                    let _ = inner.ws.send_with_array_buffer(&buf);
+                }
+            }
+        }
+    }
+
+    fn on_text(&self, msg: &Value) {
+        let ui = self.ui();
+        let text = || msg["text"].as_str().unwrap_or_default().to_string();
+        match msg["type"].as_str().unwrap_or_default() {
+            "ready" => ui.phase.set("listening".into()),
+            "state" => {
+                let state = msg["state"].as_str().unwrap_or("listening").to_string();
+                if state != "listening" {
+                    ui.hearing.set(false);
+                }
+                ui.phase.set(state);
+            }
+            "speech_started" => ui.hearing.set(true),
+            "speech_ended" => ui.hearing.set(false),
+            "transcript" => {
+                ui.transcript.set(text());
+                ui.answer.set(String::new());
+            }
+            "text_delta" => ui.answer.update(|a| a.push_str(&text())),
+            "answer" => ui.answer.set(text()),
+            "confirmation_required" => ui.answer.set(format!(
+                "{} (say yes or no)",
+                msg["prompt"].as_str().unwrap_or_default()
+            )),
+            "tts_terminate" => {
+                self.drop_playback();
+                ui.terminated.update(|n| *n += 1);
+            }
+            "tts_complete" => self.report_playback_done(),
+            "done" => ui.turns.update(|n| *n += 1),
+            "error" => ui.error.set(format!(
+                "{} ({})",
+                msg["message"].as_str().unwrap_or_default(),
+                msg["code"].as_str().unwrap_or("error")
+            )),
+            _ => {}
+        }
+    }
+
+    /// Queues answer audio right after what is already queued.
+    fn on_audio(&self, bytes: &[u8]) {
+        let samples = pcm_to_f32(bytes);
+        if samples.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.borrow_mut();
+        let ui = inner.ui;
+        ui.audio_bytes.update(|n| *n += bytes.len() as u32);
+        ui.audio_ms
+            .update(|n| *n += (samples.len() as u32 * 1000) / SAMPLE_RATE);
+        let played = (|| -> Result<(web_sys::AudioBufferSourceNode, f64), JsValue> {
+            let buf = inner
+                .ctx
+                .create_buffer(1, samples.len() as u32, SAMPLE_RATE as f32)?;
+            buf.copy_to_channel(&samples, 0)?;
+            let src = inner.ctx.create_buffer_source()?;
+            src.set_buffer(Some(&buf));
+            src.connect_with_audio_node(&inner.out)?;
+            let now = inner.ctx.current_time();
+            let at = inner.play_until.max(now + 0.02);
+            src.start_with_when(at)?;
+            Ok((src, at + buf.duration()))
+        })();
+        match played {
+            Ok((src, end)) => {
+                let now = inner.ctx.current_time();
+                inner.queue.retain(|(_, e)| *e > now);
+                inner.queue.push((src, end));
+                inner.play_until = end;
+            }
+            Err(e) => ui
+                .error
+                .set(format!("cannot play the answer: {}", js_error(e))),
+        }
+    }
+
+    /// Stops what plays and drops what is queued (a barge-in or cancel from the Hub).
+    fn drop_playback(&self) {
+        let mut inner = self.inner.borrow_mut();
+        for (src, _) in inner.queue.drain(..) {
+            #[allow(deprecated)]
+            let _ = src.stop();
+        }
+        inner.play_until = 0.0;
+        inner.generation = inner.generation.wrapping_add(1);
+    }
+
+    /// When the queued speech has played, tells the Hub (so it stops counting on its own).
+    fn report_playback_done(&self) {
+        let (left_ms, generation) = {
+            let inner = self.inner.borrow();
+            let left = (inner.play_until - inner.ctx.current_time()).max(0.0);
+            ((left * 1000.0) as u32, inner.generation)
+        };
+        let me = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            sleep(left_ms).await;
+            let inner = me.inner.borrow();
+            if inner.generation == generation && inner.ws.ready_state() == web_sys::WebSocket::OPEN
+            {
+                let _ = inner
+                    .ws
+                    .send_with_str(&json!({"type": "playback_done"}).to_string());
+            }
+        });
+    }
+
+    /// Push-to-talk pressed or released (in hands-free mode too: it marks an utterance).
+    pub fn ptt(&self, down: bool) {
+        let mut inner = self.inner.borrow_mut();
+        inner.talking = down;
+        inner.ui.hearing.set(down);
+        if inner.ws.ready_state() == web_sys::WebSocket::OPEN {
+            let _ = inner
+                .ws
+                .send_with_str(&json!({"type": "ptt", "down": down}).to_string());
+        }
+    }
+
+    /// The answer's loudness, 0–100.
+    pub fn set_volume(&self, volume: u32) {
+        self.inner
+            .borrow()
+            .out
+            .gain()
+            .set_value(volume.min(100) as f32 / 100.0);
+    }
+
+    /// Ends the session: socket, microphone, audio, handlers.
+    pub fn stop(&self) {
+        let Ok(mut inner) = self.inner.try_borrow_mut() else {
+            return;
+        };
+        inner.ui.phase.set("off".into());
+        inner.ui.hearing.set(false);
+        inner.ui.level.set(0);
+        inner.ws.set_onopen(None);
+        inner.ws.set_onmessage(None);
+        inner.ws.set_onclose(None);
+        inner.ws.set_onerror(None);
+        let _ = inner.ws.close();
+        if let Ok(port) = inner.mic.port() {
+            port.set_onmessage(None);
+        }
+        for track in inner.stream.get_tracks().iter() {
+            if let Ok(t) = track.dyn_into::<web_sys::MediaStreamTrack>() {
+                t.stop();
+            }
+        }
+        let _ = inner.ctx.close();
+        inner.queue.clear();
+        // Dropped later: a handler may be the caller of this function.
+        let handlers = std::mem::take(&mut inner.handlers);
+        let mic_handler = inner.mic_handler.take();
+        wasm_bindgen_futures::spawn_local(async move {
+            drop(handlers);
+            drop(mic_handler);
+        });
+    }
+}
+
+/// Voice controls: start/stop, mode, push-to-talk, a mic level meter, what was heard and
+/// answered. `device` names the device this tab is (the agent prefers it for "say", "show").
+#[component]
+pub fn VoicePanel(
+    ui: VoiceUi,
+    #[prop(into)] api: String,
+    #[prop(into)] user: String,
+    #[prop(optional, into)] device: Option<String>,
+    /// The speaker's volume (0–100).
+    #[prop(into)]
+    volume: Signal<u32>,
+    /// Offer the mode choice (the widget is push-to-talk only).
+    #[prop(optional)]
+    choose_mode: bool,
+) -> impl IntoView {
+    let session: Rc<RefCell<Option<Voice>>> = Rc::new(RefCell::new(None));
+    let mode = RwSignal::new(if choose_mode {
+        Mode::HandsFree
+    } else {
+        Mode::PushToTalk
+    });
+    let held = RwSignal::new(false);
+    let url = move || voice_url(&api, &user, device.as_deref(), mode.get_untracked());
+
+    let s = session.clone();
+    Effect::new(move |_| {
+        let v = volume.get();
+        if let Some(voice) = s.borrow().as_ref() {
+            voice.set_volume(v);
+        }
+    });
+
+    // Starts a session unless one runs; resolves to it.
+    let ensure = {
+        let session = session.clone();
+        move || {
+            let session = session.clone();
+            let url = url.clone();
+            async move {
+                // Another press is starting it: wait for that one (bounded by its own timeout).
+                while ui.phase.get_untracked() == "connecting" {
+                    sleep(50).await;
+                }
+                if ui.phase.get_untracked() == "off" {
+                    session.borrow_mut().take();
+                }
+                if let Some(v) = session.borrow().as_ref() {
+                    return Some(v.clone());
+                }
+                let v = Voice::start(ui, &url(), mode.get_untracked(), volume.get_untracked())
+                    .await
+                    .ok()?;
+                *session.borrow_mut() = Some(v.clone());
+                Some(v)
+            }
+        }
+    };
+    let toggle = {
+        let session = session.clone();
+        let ensure = ensure.clone();
+        move |_| {
+            let running = ui.phase.get_untracked() != "off";
+            if running {
+                if let Some(v) = session.borrow_mut().take() {
+                    v.stop();
+                }
+                return;
+            }
+            let ensure = ensure.clone();
+            leptos::task::spawn_local(async move {
+                let _ = ensure().await;
+            });
+        }
+    };
+    let press = {
+        let ensure = ensure.clone();
+        move |down: bool| {
+            if held.get_untracked() == down {
+                return;
+            }
+            held.set(down);
+            let ensure = ensure.clone();
+            leptos::task::spawn_local(async move {
+                if let Some(v) = ensure().await {
+                    // Released while the session was starting: nothing to mark.
+                    if held.get_untracked() == down {
+                        v.ptt(down);
+                    }
+                }
+            });
+        }
+    };
+    let press_down = press.clone();
+    let press_up = press.clone();
+    let press_leave = press.clone();
+    let press_key = press.clone();
+    let press_key_up = press;
+    let running = move || ui.phase.get() != "off";
+    view! {
+        <section class="voice" aria-label="Voice" data-testid="voice"
+            data-phase=move || ui.phase.get()
+            data-audio-bytes=move || ui.audio_bytes.get()
+            data-audio-ms=move || ui.audio_ms.get()
+            data-turns=move || ui.turns.get()
+            data-terminated=move || ui.terminated.get()>
+            <div class="voice-controls">
+                {choose_mode.then(|| view! {
+                    <label>
+                        "Mode "
+                        <select data-testid="voice-mode" disabled=running
+                            on:change=move |ev| mode.set(if event_target_value(&ev) == "push_to_talk" { Mode::PushToTalk } else { Mode::HandsFree })>
+                            <option value="hands_free" selected=move || mode.get() == Mode::HandsFree>"Hands-free"</option>
+                            <option value="push_to_talk" selected=move || mode.get() == Mode::PushToTalk>"Push to talk"</option>
+                        </select>
+                    </label>
+                    <button type="button" data-testid="voice-toggle" aria-pressed=move || running().to_string() on:click=toggle.clone()>
+                        {move || if running() { "Stop voice" } else { "Start voice" }}
+                    </button>
+                })}
+                <button type="button" class="ptt" data-testid="voice-ptt"
+                    aria-pressed=move || held.get().to_string()
+                    title="Hold to talk (or hold Space)"
+                    on:pointerdown=move |_| press_down(true)
+                    on:pointerup=move |_| press_up(false)
+                    on:pointerleave=move |_| press_leave(false)
+                    on:keydown=move |ev: web_sys::KeyboardEvent| if (ev.key() == " " || ev.key() == "Enter") && !ev.repeat() { ev.prevent_default(); press_key(true) }
+                    on:keyup=move |ev: web_sys::KeyboardEvent| if ev.key() == " " || ev.key() == "Enter" { ev.prevent_default(); press_key_up(false) }>
+                    {move || if held.get() { "Listening…" } else { "Hold to talk" }}
+                </button>
+                <meter class="mic-level" data-testid="mic-level" min="0" max="100" low="20" high="85"
+                    aria-label="Microphone level" value=move || ui.level.get()></meter>
+                <span class="voice-phase" data-testid="voice-phase" role="status" aria-live="polite">
+                    {move || ui.phase.get()}
+                </span>
+            </div>
+            <p class="voice-heard" data-testid="voice-transcript">{move || ui.transcript.get()}</p>
+            <p class="voice-answer" data-testid="voice-answer" aria-live="polite">{move || ui.answer.get()}</p>
+            <Show when=move || !ui.error.get().is_empty()>
+                <p class="voice-error" role="alert" data-testid="voice-error">{move || ui.error.get()}</p>
+            </Show>
+        </section>
+    }
+}
