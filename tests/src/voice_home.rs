@@ -27,28 +27,32 @@ pub struct VoiceHome {
 impl VoiceHome {
     /// The demo home with the local AI server for ASR and TTS.
     pub fn start() -> VoiceHome {
+        Self::start_with_vars(&[])
+    }
+
+    /// As [`VoiceHome::start`], with more worker settings (`AXON_ALLOWED_ORIGINS`…).
+    pub fn start_with_vars(vars: &[(&str, &str)]) -> VoiceHome {
         let ai = LocalAi::start();
         let url = ai.base_url();
-        Self::launch(Some(ai), &url)
+        Self::launch(Some(ai), &url, vars)
     }
 
     /// The demo home with `AXON_LOCAL_AI_URL` set to `url` and no local AI server started
     /// (a closed port: the providers are down).
     pub fn start_with_ai_url(url: &str) -> VoiceHome {
-        Self::launch(None, url)
+        Self::launch(None, url, &[])
     }
 
-    fn launch(local_ai: Option<LocalAi>, url: &str) -> VoiceHome {
+    fn launch(local_ai: Option<LocalAi>, url: &str, vars: &[(&str, &str)]) -> VoiceHome {
         let broker = Broker::start();
         let sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
-        let worker = WranglerDev::start_with(
-            broker.ws_port(),
-            &[
-                ("AXON_ASR", "local"),
-                ("AXON_TTS", "local"),
-                ("AXON_LOCAL_AI_URL", url),
-            ],
-        );
+        let mut all = vec![
+            ("AXON_ASR", "local"),
+            ("AXON_TTS", "local"),
+            ("AXON_LOCAL_AI_URL", url),
+        ];
+        all.extend_from_slice(vars);
+        let worker = WranglerDev::start_with(broker.ws_port(), &all);
         worker.wait_for("/healthz", Duration::from_secs(60), |v| {
             v["broker"] == "connected" && v["ready"] == DEMO_HOME_DEVICES
         });

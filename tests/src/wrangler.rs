@@ -57,6 +57,49 @@ impl WranglerDev {
         state: PathBuf,
         vars: Vec<(String, String)>,
     ) -> WranglerDev {
+        // workerd binds some of its own sockets on ports the kernel picked at its first start
+        // and binds them again when wrangler reloads it; on a busy loopback another socket
+        // can take one in between ("Address already in use (socket \"direct:1:default\")"),
+        // and that wrangler then never serves. A fresh start on fresh ports gets past it.
+        let mut port = port;
+        for attempt in 1..=3 {
+            let mut w = Self::spawn(broker_ws_port, port, state.clone(), vars.clone());
+            let deadline = Instant::now() + Duration::from_secs(300);
+            let mut port_taken = false;
+            while Instant::now() < deadline {
+                // A static page: ready without waking the Hub, so a test's first request to
+                // the Hub is its own.
+                if let Ok((200, _)) = http(port, "GET", "/", None) {
+                    return w;
+                }
+                if w.log().contains("Address already in use") {
+                    port_taken = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            if !port_taken || attempt == 3 {
+                panic!(
+                    "wrangler dev did not serve / within 300 s (attempt {attempt}); log:\n{}",
+                    w.log()
+                );
+            }
+            eprintln!(
+                "wrangler dev: a port was taken while it started; starting again on new ports. log:\n{}",
+                w.log()
+            );
+            w.stop();
+            port = free_port();
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    fn spawn(
+        broker_ws_port: u16,
+        port: u16,
+        state: PathBuf,
+        vars: Vec<(String, String)>,
+    ) -> WranglerDev {
         let root = repo_root();
         let bin = root.join("node_modules/.bin");
         assert!(
@@ -69,6 +112,8 @@ impl WranglerDev {
             bin.display(),
             std::env::var("PATH").unwrap_or_default()
         );
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
         let child = Command::new(bin.join("wrangler"))
             .current_dir(root.join("edge-worker"))
             .env("PATH", path)
@@ -97,32 +142,19 @@ impl WranglerDev {
                     .flat_map(|(k, v)| ["--var".to_string(), format!("{k}:{v}")]),
             )
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).expect("log file"))
-            .stderr(Stdio::inherit())
+            .stdout(out)
+            .stderr(err)
             .process_group(0)
             .spawn()
             .expect("spawn wrangler dev");
-        let w = WranglerDev {
+        WranglerDev {
             child: Some(child),
             port,
             log,
             state,
             vars,
             broker_ws_port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while Instant::now() < deadline {
-            // A static page: ready without waking the Hub, so a test's first request to the
-            // Hub is its own.
-            if let Ok((200, _)) = http(port, "GET", "/", None) {
-                return w;
-            }
-            std::thread::sleep(Duration::from_millis(200));
         }
-        panic!(
-            "wrangler dev did not serve / within 300 s; log:\n{}",
-            w.log()
-        );
     }
 
     /// The HTTP port.

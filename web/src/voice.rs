@@ -21,6 +21,8 @@ use crate::util::{js_error, sleep};
 pub const SAMPLE_RATE: u32 = 16_000;
 /// Samples in one frame sent up (20 ms).
 pub const FRAME_SAMPLES: usize = 320;
+/// At most this many frames (3 s) wait for the socket to open.
+const PENDING_FRAMES: usize = 150;
 
 /// The AudioWorklet processor: averages the context's rate down to 16 kHz (a box filter over
 /// each output sample's span, enough against aliasing for speech at 44.1/48 kHz), and posts
@@ -90,10 +92,10 @@ pub struct VoiceUi {
     pub answer: RwSignal<String>,
     /// The last error, with its code.
     pub error: RwSignal<String>,
-    /// Answer audio received (bytes) and its length (ms), over the session.
+    /// Answer audio received (bytes) and its length (ms), since the page opened.
     pub audio_bytes: RwSignal<u32>,
     pub audio_ms: RwSignal<u32>,
-    /// Turns finished, and playbacks cut by a barge-in or cancel.
+    /// Turns finished, and playbacks cut by a barge-in or cancel, since the page opened.
     pub turns: RwSignal<u32>,
     pub terminated: RwSignal<u32>,
 }
@@ -181,6 +183,9 @@ struct Inner {
     /// Bumped when playback is dropped, so a pending `playback_done` of the old turn is not sent.
     generation: u32,
     talking: bool,
+    /// Frames captured while the socket was still opening: sent right after `start`, so the
+    /// first words of a press that also opened the session are not lost.
+    pending: Vec<js_sys::ArrayBuffer>,
     handlers: Vec<Closure<dyn FnMut(web_sys::Event)>>,
     mic_handler: Option<Closure<dyn FnMut(web_sys::MessageEvent)>>,
 }
@@ -193,11 +198,18 @@ pub struct Voice {
 
 impl Voice {
     /// Asks for the microphone, loads the worklet, connects to `url` (see [`voice_url`]) and
-    /// waits (bounded) until the socket is open. `volume` (0–100) scales the answer's speech.
-    pub async fn start(ui: VoiceUi, url: &str, mode: Mode, volume: u32) -> Result<Voice, String> {
+    /// waits (bounded) until the socket is open. `volume` (0–100) scales the answer's speech;
+    /// `talking` says the push-to-talk button is already held (the press that opened it).
+    pub async fn start(
+        ui: VoiceUi,
+        url: &str,
+        mode: Mode,
+        volume: u32,
+        talking: bool,
+    ) -> Result<Voice, String> {
         ui.phase.set("connecting".into());
         ui.error.set(String::new());
-        let started = Self::open(ui, url, mode, volume).await;
+        let started = Self::open(ui, url, mode, volume, talking).await;
         if let Err(e) = &started {
             ui.phase.set("off".into());
             ui.error.set(e.clone());
@@ -205,7 +217,13 @@ impl Voice {
         started
     }
 
-    async fn open(ui: VoiceUi, url: &str, mode: Mode, volume: u32) -> Result<Voice, String> {
+    async fn open(
+        ui: VoiceUi,
+        url: &str,
+        mode: Mode,
+        volume: u32,
+        talking: bool,
+    ) -> Result<Voice, String> {
         let window = web_sys::window().ok_or("no window")?;
         let ctx = web_sys::AudioContext::new().map_err(js_error)?;
         if let Ok(p) = ctx.resume() {
@@ -274,7 +292,8 @@ impl Voice {
                 queue: Vec::new(),
                 play_until: 0.0,
                 generation: 0,
-                talking: false,
+                talking,
+                pending: Vec::new(),
                 handlers: Vec::new(),
                 mic_handler: None,
             })),
@@ -293,10 +312,20 @@ impl Voice {
 
     fn attach(&self, ws: &web_sys::WebSocket, mic: &web_sys::AudioWorkletNode) {
         let on_open = {
-            let ws = ws.clone();
+            let me = self.clone();
             Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+                let mut inner = me.inner.borrow_mut();
                 let start = json!({"type": "start", "format": "s16le", "sample_rate": SAMPLE_RATE, "channels": 1});
-                let _ = ws.send_with_str(&start.to_string());
+                let _ = inner.ws.send_with_str(&start.to_string());
+                if inner.mode == Mode::PushToTalk && inner.talking {
+                    inner.ui.hearing.set(true);
+                    let _ = inner
+                        .ws
+                        .send_with_str(&json!({"type": "ptt", "down": true}).to_string());
+                }
+                for frame in std::mem::take(&mut inner.pending) {
+                    let _ = inner.ws.send_with_array_buffer(&frame);
+                }
             })
         };
         let on_message = {
@@ -354,7 +383,9 @@ impl Voice {
 
     /// A 20 ms frame from the worklet: the meter, and up to the Hub when it should hear it.
     fn on_frame(&self, data: &JsValue) {
-        let inner = self.inner.borrow();
+        let Ok(mut inner) = self.inner.try_borrow_mut() else {
+            return;
+        };
         let rms = js_sys::Reflect::get(data, &"rms".into())
             .ok()
             .and_then(|v| v.as_f64())
@@ -366,12 +397,20 @@ impl Voice {
             .level
             .set(((db + 60.0) / 60.0 * 100.0).clamp(0.0, 100.0) as u32);
         let send = inner.mode == Mode::HandsFree || inner.talking;
-        if send && inner.ws.ready_state() == web_sys::WebSocket::OPEN {
-            if let Ok(pcm) = js_sys::Reflect::get(data, &"pcm".into()) {
-                if let Ok(buf) = pcm.dyn_into::<js_sys::ArrayBuffer>() {
-                    let _ = inner.ws.send_with_array_buffer(&buf);
-                }
+        let Some(frame) = js_sys::Reflect::get(data, &"pcm".into())
+            .ok()
+            .and_then(|pcm| pcm.dyn_into::<js_sys::ArrayBuffer>().ok())
+        else {
+            return;
+        };
+        match inner.ws.ready_state() {
+            web_sys::WebSocket::OPEN if send => {
+                let _ = inner.ws.send_with_array_buffer(&frame);
             }
+            web_sys::WebSocket::CONNECTING if send && inner.pending.len() < PENDING_FRAMES => {
+                inner.pending.push(frame);
+            }
+            _ => {}
         }
     }
 
@@ -388,7 +427,14 @@ impl Voice {
                 ui.phase.set(state);
             }
             "speech_started" => ui.hearing.set(true),
-            "speech_ended" => ui.hearing.set(false),
+            // Held a moment: the Hub's `thinking` follows at once when the utterance makes a
+            // turn, and the face should not blink back to neutral in between.
+            "speech_ended" => leptos::task::spawn_local(async move {
+                sleep(300).await;
+                if ui.phase.get_untracked() == "listening" {
+                    ui.hearing.set(false);
+                }
+            }),
             "transcript" => {
                 ui.transcript.set(text());
                 ui.answer.set(String::new());
@@ -485,6 +531,11 @@ impl Voice {
     /// Push-to-talk pressed or released (in hands-free mode too: it marks an utterance).
     pub fn ptt(&self, down: bool) {
         let mut inner = self.inner.borrow_mut();
+        // The Hub starts a new utterance on every press: a repeat (the press that opened the
+        // session, already sent on open) must not drop what it heard.
+        if inner.talking == down {
+            return;
+        }
         inner.talking = down;
         inner.ui.hearing.set(down);
         if inner.ws.ready_state() == web_sys::WebSocket::OPEN {
@@ -585,9 +636,15 @@ pub fn VoicePanel(
                 if let Some(v) = session.borrow().as_ref() {
                     return Some(v.clone());
                 }
-                let v = Voice::start(ui, &url(), mode.get_untracked(), volume.get_untracked())
-                    .await
-                    .ok()?;
+                let v = Voice::start(
+                    ui,
+                    &url(),
+                    mode.get_untracked(),
+                    volume.get_untracked(),
+                    held.get_untracked() && mode.get_untracked() == Mode::PushToTalk,
+                )
+                .await
+                .ok()?;
                 *session.borrow_mut() = Some(v.clone());
                 Some(v)
             }

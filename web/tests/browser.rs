@@ -88,3 +88,60 @@ async fn a_broker_that_is_not_there_is_reported_not_hidden() {
         ui.status.get_untracked()
     );
 }
+
+#[wasm_bindgen_test]
+fn the_voice_url_is_the_workers_websocket_with_escaped_names() {
+    use web::voice::{voice_url, Mode};
+    assert_eq!(
+        voice_url(
+            "https://hub.example/",
+            "lin mei",
+            Some("tab/1"),
+            Mode::PushToTalk
+        ),
+        "wss://hub.example/api/voice?user=lin%20mei&mode=push_to_talk&device=tab%2F1"
+    );
+    assert_eq!(
+        voice_url("http://127.0.0.1:8787", "u", None, Mode::HandsFree),
+        "ws://127.0.0.1:8787/api/voice?user=u&mode=hands_free"
+    );
+    // "" is this page's own origin.
+    let origin = web_sys::window().unwrap().location().origin().unwrap();
+    let own = voice_url("", "u", None, Mode::HandsFree);
+    assert_eq!(
+        own,
+        format!(
+            "{}/api/voice?user=u&mode=hands_free",
+            origin.replacen("http", "ws", 1)
+        )
+    );
+}
+
+#[wasm_bindgen_test]
+fn answer_audio_bytes_become_web_audio_samples() {
+    let bytes: Vec<u8> = [0i16, 16384, -32768, 32767]
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .chain([7u8]) // half a sample at the end is ignored, not misread
+        .collect();
+    assert_eq!(
+        web::voice::pcm_to_f32(&bytes),
+        [0.0, 0.5, -1.0, 32767.0 / 32768.0]
+    );
+}
+
+#[wasm_bindgen_test]
+fn the_voice_session_sets_the_face_only_while_it_has_something_to_show() {
+    let ui = web::voice::VoiceUi::new();
+    let face = |phase: &str, hearing: bool| {
+        ui.phase.set(phase.into());
+        ui.hearing.set(hearing);
+        ui.expression()
+    };
+    assert_eq!(face("off", false), None);
+    // Listening and nobody speaking: the device's own face (a "make it happy" stays happy).
+    assert_eq!(face("listening", false), None);
+    assert_eq!(face("listening", true), Some("listening"));
+    assert_eq!(face("thinking", false), Some("thinking"));
+    assert_eq!(face("speaking", false), Some("speaking"));
+}
