@@ -45,4 +45,12 @@ pub enum MqttError {
     /// Every packet id is in use (65,535 requests waiting for an acknowledgement).
     #[error("no packet id available: 65,535 requests are waiting for acknowledgements")]
     PacketIdsExhausted,
+    /// Too many QoS 1 publishes are already waiting for the broker's Receive Maximum.
+    #[error("{waiting} publishes are already waiting for the broker to acknowledge {in_flight} in flight (its Receive Maximum); nothing was sent: slow down or raise the broker's max_inflight_messages")]
+    TooManyWaiting {
+        /// Publishes waiting.
+        waiting: usize,
+        /// QoS 1 publishes in flight.
+        in_flight: usize,
+    },
 }

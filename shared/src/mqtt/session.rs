@@ -7,6 +7,8 @@ use mqtt_protocol_core::mqtt::common::Cursor;
 use mqtt_protocol_core::mqtt::connection::{Event, TimerKind};
 use mqtt_protocol_core::mqtt::packet::v5_0;
 use mqtt_protocol_core::mqtt::packet::GenericPacketTrait;
+#[cfg(test)]
+use mqtt_protocol_core::mqtt::packet::ReceiveMaximum;
 use mqtt_protocol_core::mqtt::packet::{
     MaximumPacketSize, Packet, Property, Qos, SessionExpiryInterval, SubEntry, SubOpts,
     UserProperty,
@@ -153,7 +155,17 @@ pub struct Session {
     tokens: HashMap<u16, SubscribeToken>,
     inflight: HashSet<u16>,
     broker_max_packet: Option<u32>,
+    /// The broker's Receive Maximum (CONNACK; 65,535 when absent): QoS 1 publishes in flight
+    /// at once. Mosquitto says 20 by default, and a Hub that initializes a whole home at once
+    /// sends more than that in a burst.
+    broker_receive_max: u16,
+    /// QoS 1 publishes waiting for a slot under `broker_receive_max`, sent in order as PUBACKs
+    /// free slots. Sending past the limit would be a protocol error that drops the connection.
+    waiting: VecDeque<Publish>,
 }
+
+/// At most this many QoS 1 publishes wait for the broker's Receive Maximum.
+pub const MAX_WAITING_PUBLISHES: usize = 4096;
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -191,6 +203,20 @@ fn user_props(props: &[Prop]) -> Result<Vec<Property>, MqttError> {
         .collect()
 }
 
+fn build_publish(p: &Publish, pid: Option<u16>) -> Result<v5_0::Publish, MqttError> {
+    let mut b = v5_0::Publish::builder()
+        .topic_name(p.topic.as_str())
+        .map_err(invalid("topic name"))?
+        .qos(qos(p.qos))
+        .retain(p.retain)
+        .payload(p.payload.clone())
+        .props(user_props(&p.user_properties)?);
+    if let Some(pid) = pid {
+        b = b.packet_id(pid);
+    }
+    b.build().map_err(invalid("PUBLISH"))
+}
+
 fn read_user_props(props: &[Property]) -> Vec<Prop> {
     props
         .iter()
@@ -218,6 +244,8 @@ impl Session {
             tokens: HashMap::new(),
             inflight: HashSet::new(),
             broker_max_packet: None,
+            broker_receive_max: u16::MAX,
+            waiting: VecDeque::new(),
         };
         s.events.push_back(SessionEvent::OpenTransport);
         s
@@ -422,10 +450,41 @@ impl Session {
         Ok(pid)
     }
 
-    /// Publishes; `Some(packet id)` for QoS 1. Refuses, sending nothing, a packet larger than
-    /// the broker's Maximum Packet Size.
+    /// Publishes; `Some(packet id)` for QoS 1 once sent. Refuses, sending nothing, a packet
+    /// larger than the broker's Maximum Packet Size. A QoS 1 publish beyond the broker's
+    /// Receive Maximum waits (in order, `Ok(None)`) until a PUBACK frees a slot; if the link
+    /// drops first it is dropped with the in-flight ones, which fail.
     pub fn publish(&mut self, now: Timestamp, p: Publish) -> Result<Option<u16>, MqttError> {
-        let limit = self.broker_max_packet;
+        self.connected_conn()?;
+        if p.qos == QoS::AtLeastOnce
+            && (self.inflight.len() >= usize::from(self.broker_receive_max)
+                || !self.waiting.is_empty())
+        {
+            // Checked now, so that a publish that can never go is refused to its caller.
+            self.check_size(&build_publish(&p, Some(1))?)?;
+            if self.waiting.len() >= MAX_WAITING_PUBLISHES {
+                return Err(MqttError::TooManyWaiting {
+                    waiting: self.waiting.len(),
+                    in_flight: self.inflight.len(),
+                });
+            }
+            self.waiting.push_back(p);
+            return Ok(None);
+        }
+        self.send_publish(now, p)
+    }
+
+    fn check_size(&self, packet: &v5_0::Publish) -> Result<(), MqttError> {
+        match self.broker_max_packet {
+            Some(limit) if packet.size() > limit as usize => Err(MqttError::PacketTooLarge {
+                size: packet.size(),
+                limit,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn send_publish(&mut self, now: Timestamp, p: Publish) -> Result<Option<u16>, MqttError> {
         let conn = self.connected_conn()?;
         let pid = match p.qos {
             QoS::AtMostOnce => None,
@@ -434,34 +493,42 @@ impl Session {
                     .map_err(|_| MqttError::PacketIdsExhausted)?,
             ),
         };
-        let mut b = v5_0::Publish::builder()
-            .topic_name(p.topic.as_str())
-            .map_err(invalid("topic name"))?
-            .qos(qos(p.qos))
-            .retain(p.retain)
-            .payload(p.payload)
-            .props(user_props(&p.user_properties)?);
-        if let Some(pid) = pid {
-            b = b.packet_id(pid);
-        }
-        let packet = b.build().map_err(invalid("PUBLISH"))?;
-        if let Some(limit) = limit {
-            if packet.size() > limit as usize {
-                if let Some(pid) = pid {
+        let built = build_publish(&p, pid).and_then(|packet| {
+            self.check_size(&packet)?;
+            Ok(packet)
+        });
+        let packet = match built {
+            Ok(packet) => packet,
+            Err(e) => {
+                if let (Some(pid), Some(conn)) = (pid, self.conn.as_mut()) {
                     let _ = conn.release_packet_id(pid);
                 }
-                return Err(MqttError::PacketTooLarge {
-                    size: packet.size(),
-                    limit,
-                });
+                return Err(e);
             }
-        }
+        };
+        let conn = self.connected_conn()?;
         let events = conn.checked_send(packet);
         if let Some(pid) = pid {
             self.inflight.insert(pid);
         }
         self.process(now, events);
         Ok(pid)
+    }
+
+    /// Sends waiting publishes while the broker has room for them.
+    fn send_waiting(&mut self, now: Timestamp) {
+        while self.state == SessionState::Connected
+            && self.inflight.len() < usize::from(self.broker_receive_max)
+        {
+            let Some(p) = self.waiting.pop_front() else {
+                return;
+            };
+            if let Err(MqttError::PacketIdsExhausted) = self.send_publish(now, p.clone()) {
+                // Ids are held by subscriptions too: try again at the next PUBACK.
+                self.waiting.push_front(p);
+                return;
+            }
+        }
     }
 
     /// Carries out a request of the MCP layer; a subscribe's SUBACK carries its token back.
@@ -540,6 +607,7 @@ impl Session {
         self.tokens.clear();
         self.connect_deadline = None;
         self.fail_inflight(&reason);
+        self.waiting.clear();
         let at = now + self.backoff.next_delay(now);
         self.reconnect_at = Some(at);
         self.state = SessionState::WaitingToReconnect;
@@ -630,6 +698,16 @@ impl Session {
                     }
                 });
                 self.broker_max_packet = max_packet_size;
+                self.broker_receive_max = props
+                    .iter()
+                    .find_map(|p| {
+                        if let Property::ReceiveMaximum(r) = p {
+                            Some(r.val().max(1))
+                        } else {
+                            None
+                        }
+                    })
+                    .unwrap_or(u16::MAX);
                 self.state = SessionState::Connected;
                 self.connect_deadline = None;
                 self.backoff.connected(now);
@@ -668,12 +746,14 @@ impl Session {
                     packet_id,
                     reason_code,
                 });
+                self.send_waiting(now);
             }
             Packet::V5_0Disconnect(d) => {
                 let code = d.reason_code();
                 self.events.push_back(SessionEvent::CloseTransport);
                 if code == Some(DisconnectReasonCode::SessionTakenOver) {
                     self.fail_inflight("session taken over");
+                    self.waiting.clear();
                     self.conn = None;
                     self.timers.clear();
                     self.state = SessionState::Closed;
@@ -939,6 +1019,87 @@ mod tests {
                 packet_id: pid,
                 reason_code: 0x87
             }]
+        );
+    }
+
+    fn qos1(topic: &str) -> Publish {
+        Publish {
+            topic: topic.into(),
+            payload: b"{}".to_vec(),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            user_properties: vec![],
+        }
+    }
+
+    fn puback(b: &mut FakeBroker, pid: u16) -> Vec<u8> {
+        let ack = v5_0::Puback::builder().packet_id(pid).build().unwrap();
+        let ev = b.conn.checked_send(ack);
+        b.bytes_of(ev)
+    }
+
+    fn topics(packets: &[Packet]) -> Vec<String> {
+        packets
+            .iter()
+            .filter_map(|p| match p {
+                Packet::V5_0Publish(p) => Some(p.topic_name().to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Mosquitto's CONNACK says Receive Maximum 20; a Hub initializing a 13-device home sends
+    /// more QoS 1 requests than that at once. Past the limit, publishes wait, in order, and go
+    /// as PUBACKs come: the link stays up (it used to drop with ReceiveMaximumExceeded).
+    #[test]
+    fn publishes_past_the_brokers_receive_maximum_wait_for_pubacks() {
+        let (mut s, mut b, _) = connected(vec![ReceiveMaximum::new(2).unwrap().into()]);
+        let first = s.publish(t(2), qos1("a/1")).unwrap().unwrap();
+        let second = s.publish(t(2), qos1("a/2")).unwrap().unwrap();
+        assert_eq!(s.publish(t(2), qos1("a/3")).unwrap(), None);
+        assert_eq!(s.publish(t(2), qos1("a/4")).unwrap(), None);
+        // QoS 0 is not counted and does not wait.
+        let mut q0 = qos1("a/0");
+        q0.qos = QoS::AtMostOnce;
+        assert_eq!(s.publish(t(2), q0).unwrap(), None);
+        assert_eq!(topics(&b.read(&mut s)), ["a/1", "a/2", "a/0"]);
+
+        let ack = puback(&mut b, first);
+        s.handle_input(t(3), &ack);
+        assert_eq!(topics(&b.read(&mut s)), ["a/3"]);
+        let ack = puback(&mut b, second);
+        s.handle_input(t(4), &ack);
+        assert_eq!(topics(&b.read(&mut s)), ["a/4"]);
+        assert_eq!(s.state(), SessionState::Connected);
+        assert!(drain(&mut s)
+            .iter()
+            .all(|e| matches!(e, SessionEvent::PublishAcked { .. })));
+    }
+
+    #[test]
+    fn waiting_publishes_are_dropped_with_the_link_and_bounded() {
+        let (mut s, mut b, _) = connected(vec![ReceiveMaximum::new(1).unwrap().into()]);
+        let sent = s.publish(t(2), qos1("a/1")).unwrap().unwrap();
+        for _ in 0..MAX_WAITING_PUBLISHES {
+            assert_eq!(s.publish(t(2), qos1("a/w")).unwrap(), None);
+        }
+        let err = s.publish(t(2), qos1("a/over")).unwrap_err();
+        assert!(matches!(err, MqttError::TooManyWaiting { .. }), "{err}");
+        assert!(err.to_string().contains("Receive Maximum"), "{err}");
+        assert_eq!(topics(&b.read(&mut s)), ["a/1"]);
+
+        s.handle_transport_closed(t(3));
+        let events = drain(&mut s);
+        // The one in flight fails; the waiting ones were never sent and are not resent later.
+        assert!(events.iter().any(
+            |e| matches!(e, SessionEvent::PublishFailed { packet_id, .. } if *packet_id == sent)
+        ));
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, SessionEvent::PublishFailed { .. }))
+                .count(),
+            1
         );
     }
 
