@@ -17,6 +17,7 @@
 //! | `AXON_LOCAL_AI_URL` | `http://127.0.0.1:8788/v1` | the local AI server (docs/voice.md §3) |
 //! | `AXON_ASR_BASE_URL`, `AXON_ASR_MODEL`, `AXON_ASR_API_KEY` | `AXON_LLM_BASE_URL`, `whisper-1`, `AXON_LLM_API_KEY` | for `openai` ASR |
 //! | `AXON_TTS_BASE_URL`, `AXON_TTS_MODEL`, `AXON_TTS_VOICE`, `AXON_TTS_API_KEY` | `AXON_LLM_BASE_URL`, `tts-1`, `alloy`, `AXON_LLM_API_KEY` | for `openai` TTS |
+//! | `AXON_ASR_PROMPT` | `auto` | words that bias ASR: `auto` (the online devices' names and a command per kind, `axon_core::speech::asr_prompt`), `off`, or a text of your own |
 //! | `AXON_VAD_SILENCE_MS` | 400 | silence that ends an utterance (100–3000) |
 //! | `AXON_VLM` | `offline` | who looks at photos: `offline` (says there is no vision model, reports the measured facts) or `openai` |
 //! | `AXON_VLM_BASE_URL` | `AXON_LLM_BASE_URL` | for `openai`: any OpenAI-compatible endpoint with image input |
@@ -26,6 +27,17 @@
 use axon_core::agent::turn::DEFAULT_PERSONA;
 use axon_core::tool::SitePolicy;
 use worker::Env;
+
+/// What the ASR provider is told to expect (`AXON_ASR_PROMPT`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AsrPrompt {
+    /// Built from the registry at each utterance.
+    Auto,
+    /// None.
+    Off,
+    /// This text.
+    Fixed(String),
+}
 
 /// Which model answers.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +102,7 @@ pub struct Config {
     pub tts: SpeechProvider,
     /// Endpointing silence for voice sessions.
     pub vad_silence_ms: u32,
+    pub asr_prompt: AsrPrompt,
     /// Who looks at photos.
     pub vlm: VlmProvider,
     /// A problem with the configuration, shown on `/healthz`.
@@ -199,12 +212,18 @@ impl Config {
                 400
             }
         };
+        let asr_prompt = match var(env, "AXON_ASR_PROMPT").as_deref().map(str::trim) {
+            None | Some("") | Some("auto") => AsrPrompt::Auto,
+            Some("off") => AsrPrompt::Off,
+            Some(text) => AsrPrompt::Fixed(text.chars().take(600).collect()),
+        };
         let (vlm, vlm_problem) = vlm_from_env(env);
         let problem = problem.or(vlm_problem);
         Config {
             asr,
             tts,
             vad_silence_ms,
+            asr_prompt,
             vlm,
             site: var(env, "AXON_SITE").unwrap_or_else(|| "home".into()),
             broker_url: var(env, "AXON_BROKER_URL")

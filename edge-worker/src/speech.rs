@@ -21,11 +21,13 @@ use crate::providers::run_ai;
 /// How long one transcription or one sentence's speech may take.
 const SPEECH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What was said in a 16 kHz mono WAV.
+/// What was said in a 16 kHz mono WAV. `prompt` (words to expect, may be empty) goes to
+/// OpenAI-compatible endpoints; Workers AI's Whisper takes none.
 pub async fn transcribe(
     provider: &SpeechProvider,
     env: &Env,
     wav: Vec<u8>,
+    prompt: &str,
 ) -> Result<String, String> {
     match provider {
         SpeechProvider::Http {
@@ -36,7 +38,8 @@ pub async fn transcribe(
         } => {
             let url = format!("{base_url}/audio/transcriptions");
             let boundary = format!("axon{}", (js_sys::Math::random() * 1e12) as u64);
-            let (body, content_type) = transcription_request(&wav, model, Some("en"), &boundary);
+            let (body, content_type) =
+                transcription_request(&wav, model, Some("en"), prompt, &boundary);
             let (_, _, bytes) = post(&url, api_key.as_deref(), &content_type, body).await?;
             parse_transcription(&bytes).map_err(|e| format!("{url}: {e}"))
         }

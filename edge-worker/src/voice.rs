@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axon_core::agent::llm::Message;
 use axon_core::audio::VadConfig;
+use axon_core::speech::asr_prompt;
 use axon_core::voice::{Mode, Outbound, VoiceAction, VoiceConfig, VoiceSession};
 use futures_channel::mpsc;
 use futures_util::future::LocalBoxFuture;
@@ -18,6 +19,7 @@ use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 use worker::{Request, Response, Result, WebSocket, WebSocketPair, WebsocketEvent};
 
+use crate::config::AsrPrompt;
 use crate::events::frame;
 use crate::hub::{bad_request, now, Ctx};
 
@@ -91,9 +93,16 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String, device:
             match action {
                 VoiceAction::Transcribe { utterance, wav } => {
                     let ctx = ctx.clone();
+                    let prompt = match &ctx.config.asr_prompt {
+                        AsrPrompt::Auto => asr_prompt(ctx.link.borrow().client.devices()),
+                        AsrPrompt::Off => String::new(),
+                        AsrPrompt::Fixed(text) => text.clone(),
+                    };
                     work.push(
                         async move {
-                            let r = crate::speech::transcribe(&ctx.config.asr, &ctx.env, wav).await;
+                            let r =
+                                crate::speech::transcribe(&ctx.config.asr, &ctx.env, wav, &prompt)
+                                    .await;
                             Some(Done::Transcript(utterance, r))
                         }
                         .boxed_local(),

@@ -89,7 +89,7 @@ def make_handler(heard, key):
                 return self.error(400, f"Invalid file format: {e}")
             text = queue.pop(0) if len(queue) > 1 else (queue[0] if queue else "")
             say(request="transcription", model=fields.get("model"), language=fields.get("language"),
-                response_format=fields.get("response_format"), file_type=file_type, rate=rate,
+                prompt=fields.get("prompt"), response_format=fields.get("response_format"), file_type=file_type, rate=rate,
                 channels=channels, width=width, ms=frames * 1000 // max(rate, 1), text=text)
             self.send_body(200, json.dumps({"text": text}).encode(), "application/json")
 

@@ -104,6 +104,12 @@ fn speech_turns_on_the_lamp_and_the_answer_comes_back_as_audio() {
         (asr["model"].as_str(), asr["language"].as_str()),
         (Some("whisper-1"), Some("en"))
     );
+    // The home's words, so that Whisper hears "thermostat", not "Thermists".
+    let prompt = asr["prompt"].as_str().unwrap_or_default();
+    assert!(
+        prompt.contains("kitchen lamp") && prompt.contains("Set the bedroom thermostat to 21."),
+        "ASR prompt: {prompt:?}"
+    );
     assert_eq!(
         (asr["rate"].as_u64(), asr["channels"].as_u64()),
         (Some(16000), Some(1))
