@@ -19,6 +19,7 @@
 //! | `AXON_TTS_BASE_URL`, `AXON_TTS_MODEL`, `AXON_TTS_VOICE`, `AXON_TTS_API_KEY` | `AXON_LLM_BASE_URL`, `tts-1`, `alloy`, `AXON_LLM_API_KEY` | for `openai` TTS |
 //! | `AXON_ASR_PROMPT` | `auto` | words that bias ASR: `auto` (the online devices' names and a command per kind, `axon_core::speech::asr_prompt`), `off`, or a text of your own |
 //! | `AXON_VAD_SILENCE_MS` | 400 | silence that ends an utterance (100–3000) |
+//! | `AXON_VAD_PAUSE_MS` | 200 | silence after which ASR starts early, overlapping the rest of the endpoint's wait (0: off; below `AXON_VAD_SILENCE_MS`) |
 //! | `AXON_VLM` | `offline` | who looks at photos: `offline` (says there is no vision model, reports the measured facts) or `openai` |
 //! | `AXON_VLM_BASE_URL` | `AXON_LLM_BASE_URL` | for `openai`: any OpenAI-compatible endpoint with image input |
 //! | `AXON_VLM_MODEL` | `AXON_LLM_MODEL`, else `gpt-4o-mini` | the vision model |
@@ -102,6 +103,7 @@ pub struct Config {
     pub tts: SpeechProvider,
     /// Endpointing silence for voice sessions.
     pub vad_silence_ms: u32,
+    pub vad_pause_ms: u32,
     pub asr_prompt: AsrPrompt,
     /// Who looks at photos.
     pub vlm: VlmProvider,
@@ -212,6 +214,16 @@ impl Config {
                 400
             }
         };
+        let vad_pause_ms = match var(env, "AXON_VAD_PAUSE_MS").map(|s| s.parse::<u32>()) {
+            None => 200.min(vad_silence_ms / 2),
+            Some(Ok(n)) if n == 0 || n < vad_silence_ms => n,
+            Some(_) => {
+                problem = Some(format!(
+                    "AXON_VAD_PAUSE_MS must be 0 (off) or below AXON_VAD_SILENCE_MS ({vad_silence_ms}); early ASR is off"
+                ));
+                0
+            }
+        };
         let asr_prompt = match var(env, "AXON_ASR_PROMPT").as_deref().map(str::trim) {
             None | Some("") | Some("auto") => AsrPrompt::Auto,
             Some("off") => AsrPrompt::Off,
@@ -223,6 +235,7 @@ impl Config {
             asr,
             tts,
             vad_silence_ms,
+            vad_pause_ms,
             asr_prompt,
             vlm,
             site: var(env, "AXON_SITE").unwrap_or_else(|| "home".into()),

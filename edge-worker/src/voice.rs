@@ -68,6 +68,7 @@ pub async fn handle(ctx: &Ctx, req: Request) -> Result<Response> {
     config.mode = mode;
     config.vad = VadConfig {
         silence_ms: ctx.config.vad_silence_ms,
+        pause_ms: ctx.config.vad_pause_ms,
         ..VadConfig::default()
     };
     config.asr = ctx.config.asr.name().into();

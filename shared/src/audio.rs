@@ -167,6 +167,9 @@ pub fn level_dbfs(samples: &[i16]) -> f32 {
 pub struct VadConfig {
     /// Silence that ends an utterance (the endpointing delay). Axon's default: 400 ms.
     pub silence_ms: u32,
+    /// Silence after which the VAD says the speaker has paused ([`VadEvent::Paused`]), so
+    /// that ASR can start before the endpoint; 0 (or not under `silence_ms`): never.
+    pub pause_ms: u32,
     /// Speech needed before an utterance starts (clicks and pops are shorter).
     pub min_speech_ms: u32,
     /// How far above the noise floor speech must be.
@@ -182,6 +185,7 @@ impl Default for VadConfig {
     fn default() -> Self {
         VadConfig {
             silence_ms: 400,
+            pause_ms: 200,
             min_speech_ms: 100,
             margin_db: 12.0,
             min_speech_dbfs: -45.0,
@@ -197,6 +201,12 @@ pub enum VadEvent {
     /// during playback this is a barge-in.
     SpeechStarted {
         /// When the speech began.
+        at_ms: u64,
+    },
+    /// `pause_ms` of silence in an utterance: it may be over. A `SpeechEnded` that follows
+    /// with no `Paused` between ends the utterance as it was here (the speech did not resume).
+    Paused {
+        /// When the silence reached `pause_ms`.
         at_ms: u64,
     },
     /// The utterance ended: `silence_ms` of silence followed it.
@@ -285,6 +295,13 @@ impl Vad {
                 self.run_ms = 0;
                 if let Some(start) = self.started_ms {
                     self.silence_ms += 10;
+                    let pause = u64::from(self.config.pause_ms);
+                    if pause > 0
+                        && self.silence_ms == pause
+                        && pause < u64::from(self.config.silence_ms)
+                    {
+                        out.push(VadEvent::Paused { at_ms: self.pos_ms });
+                    }
                     if self.silence_ms >= u64::from(self.config.silence_ms) {
                         self.started_ms = None;
                         out.push(VadEvent::SpeechEnded {
@@ -348,6 +365,7 @@ mod tests {
                 events,
                 vec![
                     VadEvent::SpeechStarted { at_ms: 500 },
+                    VadEvent::Paused { at_ms: 1500 },
                     VadEvent::SpeechEnded {
                         at_ms: 1300 + u64::from(silence),
                         speech_ms: 800
@@ -356,6 +374,42 @@ mod tests {
                 "silence {silence} ms, frames of {frame_ms} ms"
             );
         }
+        // No pause when it is off, or when it would not come before the endpoint.
+        for (silence, pause) in [(400, 0), (200, 200), (150, 200)] {
+            let mut vad = Vad::new(VadConfig {
+                silence_ms: silence,
+                pause_ms: pause,
+                ..VadConfig::default()
+            });
+            let events = run(&mut vad, &audio, 20);
+            assert!(
+                !events.iter().any(|e| matches!(e, VadEvent::Paused { .. })),
+                "silence {silence}, pause {pause}: {events:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pause_in_the_middle_of_an_utterance_is_reported_and_the_utterance_goes_on() {
+        let mut seed = 11;
+        let mut audio = noise(300, -65.0, &mut seed);
+        audio.extend(tone(600, -20.0, 220.0));
+        audio.extend(noise(300, -65.0, &mut seed)); // "set the bedroom thermostat … to 21"
+        audio.extend(tone(400, -20.0, 260.0));
+        audio.extend(noise(800, -65.0, &mut seed));
+        let events = run(&mut Vad::new(VadConfig::default()), &audio, 20);
+        assert_eq!(
+            events,
+            vec![
+                VadEvent::SpeechStarted { at_ms: 300 },
+                VadEvent::Paused { at_ms: 1100 },
+                VadEvent::Paused { at_ms: 1800 },
+                VadEvent::SpeechEnded {
+                    at_ms: 2000,
+                    speech_ms: 1300
+                },
+            ]
+        );
     }
 
     #[test]

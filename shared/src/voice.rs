@@ -243,6 +243,8 @@ pub fn yes_or_no(text: &str) -> Option<bool> {
 
 #[derive(Debug, Default, Clone)]
 struct Timings {
+    /// ASR began at the VAD's pause, before the endpoint.
+    early: bool,
     endpoint_ms: Option<u64>,
     t_endpoint: Option<Timestamp>,
     t_transcript: Option<Timestamp>,
@@ -268,6 +270,7 @@ impl Timings {
             "first_tool_result_ms": since(self.t_transcript, self.t_first_tool_result),
             "tts_first_audio_ms": since(self.t_first_sentence, self.t_first_audio),
             "first_audio_ms": first_audio,
+            "asr_early": self.early,
             "end_of_speech_to_first_audio_ms": match (self.endpoint_ms, first_audio) {
                 (Some(e), Some(f)) => Some(e + f),
                 _ => None,
@@ -278,6 +281,18 @@ impl Timings {
         }
         v
     }
+}
+
+/// ASR started when the speaker paused: if the pause becomes the endpoint, its transcript is
+/// the utterance's (the words are the same: nothing voiced came after), and the endpoint's
+/// wait overlapped ASR; if the speaker goes on, it is dropped.
+#[derive(Debug)]
+struct EarlyAsr {
+    utterance: u64,
+    /// When the VAD reported the pause (audio ms).
+    paused_at_ms: u64,
+    /// The transcript, if it came before the endpoint.
+    outcome: Option<Result<String, String>>,
 }
 
 /// One turn's speech.
@@ -314,6 +329,8 @@ pub struct VoiceSession {
     next_utterance: u64,
     next_turn: u64,
     asr_pending: HashMap<u64, Timings>,
+    /// A transcription started at the VAD's pause, before the endpoint (hands-free).
+    early: Option<EarlyAsr>,
     speeches: HashMap<String, Speech>,
     current: Option<String>,
     /// A confirmation waiting for the person: (call id, turn).
@@ -339,6 +356,7 @@ impl VoiceSession {
             next_utterance: 1,
             next_turn: 1,
             asr_pending: HashMap::new(),
+            early: None,
             speeches: HashMap::new(),
             current: None,
             pending_confirmation: None,
@@ -452,6 +470,7 @@ impl VoiceSession {
                 for ev in self.vad.push(&samples) {
                     match ev {
                         VadEvent::SpeechStarted { at_ms } => self.speech_started(now, at_ms),
+                        VadEvent::Paused { at_ms } => self.paused(at_ms),
                         VadEvent::SpeechEnded { at_ms, speech_ms } => {
                             self.speech_ended(now, at_ms, speech_ms)
                         }
@@ -475,6 +494,38 @@ impl VoiceSession {
         self.set_state("listening");
     }
 
+    /// The speaker paused: transcribe what was said so far, in case that was all.
+    fn paused(&mut self, at_ms: u64) {
+        let Some(u) = self.utterance.as_ref() else {
+            return;
+        };
+        let wav = wav_encode(u, SAMPLE_RATE);
+        self.drop_early();
+        let id = self.next_utterance;
+        self.next_utterance += 1;
+        self.asr_pending.insert(
+            id,
+            Timings {
+                early: true,
+                ..Default::default()
+            },
+        );
+        self.early = Some(EarlyAsr {
+            utterance: id,
+            paused_at_ms: at_ms,
+            outcome: None,
+        });
+        self.actions
+            .push_back(VoiceAction::Transcribe { utterance: id, wav });
+    }
+
+    /// An early transcription that will not be used: its transcript is ignored when it comes.
+    fn drop_early(&mut self) {
+        if let Some(e) = self.early.take() {
+            self.asr_pending.remove(&e.utterance);
+        }
+    }
+
     fn speech_ended(&mut self, now: Timestamp, at_ms: u64, speech_ms: u64) {
         let Some(u) = self.utterance.take() else {
             return;
@@ -482,7 +533,31 @@ impl VoiceSession {
         self.send(json!({"type": "speech_ended", "at_ms": at_ms, "speech_ms": speech_ms}));
         // From the end of the words to the endpoint: the silence the VAD waited for.
         let endpoint_ms = at_ms.saturating_sub(self.speech_start_ms + speech_ms);
-        self.transcribe(now, u, Some(endpoint_ms));
+        // The pause is this endpoint's own silence run only if it came exactly that much
+        // earlier (an utterance cut at the VAD's maximum length ends without one).
+        let wait = u64::from(
+            self.config
+                .vad
+                .silence_ms
+                .saturating_sub(self.config.vad.pause_ms),
+        );
+        match self.early.take() {
+            Some(e) if at_ms.checked_sub(e.paused_at_ms) == Some(wait) => {
+                if let Some(t) = self.asr_pending.get_mut(&e.utterance) {
+                    t.endpoint_ms = Some(endpoint_ms);
+                    t.t_endpoint = Some(now);
+                }
+                self.set_state("thinking");
+                if let Some(outcome) = e.outcome {
+                    self.handle_transcript(now, e.utterance, outcome);
+                }
+            }
+            other => {
+                self.early = other;
+                self.drop_early();
+                self.transcribe(now, u, Some(endpoint_ms));
+            }
+        }
     }
 
     fn transcribe(&mut self, now: Timestamp, samples: Vec<i16>, endpoint_ms: Option<u64>) {
@@ -538,6 +613,7 @@ impl VoiceSession {
             }
             Some("ptt") => match v.get("down").and_then(Value::as_bool) {
                 Some(true) => {
+                    self.drop_early();
                     self.ptt_down = true;
                     self.utterance = Some(Vec::new());
                     self.send(json!({"type": "speech_started", "at_ms": self.audio_ms}));
@@ -609,6 +685,11 @@ impl VoiceSession {
         utterance: u64,
         outcome: Result<String, String>,
     ) {
+        if let Some(e) = self.early.as_mut().filter(|e| e.utterance == utterance) {
+            // Before the endpoint: kept until the VAD says whether the pause was the end.
+            e.outcome = Some(outcome);
+            return;
+        }
         let Some(mut timings) = self.asr_pending.remove(&utterance) else {
             return;
         };
@@ -1166,6 +1247,87 @@ mod tests {
             texts(&mut s),
             vec![json!({"type": "state", "state": "listening"})]
         );
+    }
+
+    /// ASR starts at the VAD's pause (200 ms of silence), so the endpoint's remaining 200 ms
+    /// overlap it: a transcript that is back by the endpoint is used at once (asr_ms 0).
+    #[test]
+    fn asr_starts_at_the_pause_and_its_transcript_is_used_at_the_endpoint() {
+        let mut s = session();
+        let paused = speak(&mut s, 0, 1000, 200);
+        let (utt, wav) = transcribe_action(&mut s);
+        let ms = crate::audio::wav_decode(&wav).unwrap().samples.len() as u64 / 16;
+        assert!((1000..=1000 + 200 + PRE_ROLL_MS).contains(&ms), "{ms} ms");
+        // Still listening: the face must not think before the person has finished.
+        let (ev, _) = drain(&mut s);
+        assert!(!types(&ev).contains(&"state".to_string()), "{ev:?}");
+        s.handle_transcript(t(paused + 150), utt, Ok("Turn on the kitchen lamp.".into()));
+        assert!(texts(&mut s).is_empty(), "nothing before the endpoint");
+        assert!(s.poll_action().is_none());
+
+        let now = speak(&mut s, paused, 0, 200);
+        let ev = texts(&mut s);
+        assert_eq!(
+            types(&ev),
+            ["speech_ended", "state", "transcript"].map(String::from)
+        );
+        assert_eq!(ev[1]["state"], "thinking");
+        assert_eq!(ev[2]["text"], "Turn on the kitchen lamp.");
+        let turn = match s.poll_action() {
+            Some(VoiceAction::StartTurn { turn, text }) => {
+                assert_eq!(text, "Turn on the kitchen lamp.");
+                turn
+            }
+            other => panic!("one transcription only, then the turn: {other:?}"),
+        };
+        s.handle_turn_event(t(now + 5), &turn, &json!({"type": "answer", "text": "On."}));
+        s.handle_turn_event(t(now + 6), &turn, &json!({"type": "done"}));
+        let (_, index, _) = synth_actions(&mut s).remove(0);
+        s.handle_speech(t(now + 100), &turn, index, Ok(vec![1; 1600]));
+        let timings = texts(&mut s)
+            .into_iter()
+            .find(|e| e["type"] == "timings")
+            .expect("timings");
+        assert_eq!(timings["asr_ms"], 0, "{timings}");
+        assert_eq!(timings["asr_early"], true, "{timings}");
+        assert_eq!(timings["endpoint_ms"], 400, "{timings}");
+    }
+
+    /// The speaker pauses and goes on: the early transcript of the first half is dropped, and
+    /// the whole utterance is transcribed; a transcript still due at the endpoint is awaited.
+    #[test]
+    fn a_pause_that_was_not_the_end_drops_its_early_transcript() {
+        let mut s = session();
+        let now = speak(&mut s, 0, 600, 300);
+        let (first, _) = transcribe_action(&mut s);
+        let now = speak(&mut s, now, 600, 200);
+        let (second, wav) = transcribe_action(&mut s);
+        assert_ne!(first, second);
+        let ms = crate::audio::wav_decode(&wav).unwrap().samples.len() as u64 / 16;
+        assert!(ms >= 1500, "the whole utterance: {ms} ms");
+        let (ev, _) = drain(&mut s);
+        assert_eq!(
+            types(&ev),
+            ["speech_started"].map(String::from),
+            "one utterance"
+        );
+        s.handle_transcript(t(now + 10), first, Ok("Set the bedroom".into()));
+        assert!(texts(&mut s).is_empty());
+        let now = speak(&mut s, now, 0, 200);
+        let ev = texts(&mut s);
+        assert_eq!(types(&ev), ["speech_ended", "state"].map(String::from));
+        assert!(s.poll_action().is_none(), "no third transcription");
+        s.handle_transcript(
+            t(now + 300),
+            second,
+            Ok("Set the bedroom thermostat to 21.".into()),
+        );
+        let ev = texts(&mut s);
+        assert_eq!(ev[0]["text"], "Set the bedroom thermostat to 21.");
+        assert!(matches!(
+            s.poll_action(),
+            Some(VoiceAction::StartTurn { .. })
+        ));
     }
 
     #[test]
