@@ -7,8 +7,11 @@
 //! first answer audio received. From the Hub's `timings` (docs/voice.md §1.4): each stage, and
 //! its share of the Hub's own end of speech → first audio.
 //!
+//! Then barge-in: 300 ms into an answer the client speaks again; measured from the frame with
+//! that speech's first voiced sample sent → `tts_terminate` received (goal ≤ 200 ms).
+//!
 //! Prints a table. Usage: `cargo run --release -p axon-tests --bin bench-voice -- [--utterances N]
-//! [--warmup N]` (build `device-sim` first: `cargo build --release -p device-sim --bins`; needs
+//! [--warmup N] [--barge-ins N]` (build `device-sim` first: `cargo build --release -p device-sim --bins`; needs
 //! `scripts/setup.sh` and `scripts/setup-local-ai.sh`).
 
 #![allow(clippy::unwrap_used)] // a benchmark run fails loudly
@@ -16,8 +19,10 @@
 use std::time::Duration;
 
 use axon_tests::voice_home::{runtime, speech, VoiceHome};
-use device_sim::voice::{TurnEnd, VoiceSession};
+use device_sim::voice::{signed_ms, Inbound, TurnEnd, VoiceSession};
+use serde_json::json;
 use serde_json::Value;
+use tokio::time::Instant;
 
 /// Commands the offline planner carries out, in turn.
 const COMMANDS: [&str; 5] = [
@@ -56,7 +61,7 @@ fn cell(v: Option<f64>) -> String {
 }
 
 fn main() {
-    let (mut utterances, mut warmup) = (20usize, 3usize);
+    let (mut utterances, mut warmup, mut barge_ins) = (20usize, 3usize, 10usize);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut number = |name: &str| -> usize {
@@ -67,9 +72,10 @@ fn main() {
         match a.as_str() {
             "--utterances" => utterances = number("--utterances").max(1),
             "--warmup" => warmup = number("--warmup"),
+            "--barge-ins" => barge_ins = number("--barge-ins"),
             "-h" | "--help" => {
                 println!(
-                    "bench-voice [--utterances N (20)] [--warmup N (3)]: end of speech → first answer audio over /api/voice"
+                    "bench-voice [--utterances N (20)] [--warmup N (3)] [--barge-ins N (10)]: end of speech → first answer audio over /api/voice, and speech during an answer → tts_terminate"
                 );
                 return;
             }
@@ -88,6 +94,7 @@ fn main() {
     let mut stages: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     let mut shares: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     let (mut failed, mut tools) = (Vec::new(), 0usize);
+    let (mut barges, mut barge_failed) = (Vec::new(), Vec::<String>::new());
     rt.block_on(async {
         let mut s = VoiceSession::connect(&opts).await.unwrap();
         eprintln!("{warmup} warm-up utterances, then {utterances} measured…");
@@ -142,6 +149,59 @@ fn main() {
                 }
             }
         }
+
+        // Barge-in: the first command's answer is cut by the second command.
+        for i in 0..barge_ins {
+            let (a, b) = (&speeches[i % 2], &speeches[(i + 1) % 2]);
+            let mut seen = Vec::new();
+            let _first = s.speak(a.clone());
+            let Some(audio) = s
+                .wait_for(Duration::from_secs(60), &mut seen, |i| {
+                    matches!(i.msg, Inbound::Audio(_))
+                })
+                .await
+            else {
+                barge_failed.push(format!("barge-in {}: no answer audio", i + 1));
+                continue;
+            };
+            let at = audio.at + Duration::from_millis(300);
+            while Instant::now() < at {
+                s.next(at).await.into_iter().for_each(|i| seen.push(i));
+            }
+            let second = s.speak(b.clone());
+            let terminate = s
+                .wait_for(Duration::from_secs(10), &mut seen, |i| {
+                    i.kind() == Some("tts_terminate")
+                })
+                .await;
+            let sent = tokio::time::timeout(Duration::from_secs(10), second).await;
+            match (terminate, sent) {
+                (Some(t), Ok(Ok(sent))) => {
+                    let ms = signed_ms(t.at, sent.speech_start);
+                    eprintln!("barge-in {:>2}: tts_terminate {ms:.0} ms after the speech started", i + 1);
+                    barges.push(ms);
+                }
+                _ => barge_failed.push(format!("barge-in {}: no tts_terminate", i + 1)),
+            }
+            // The second utterance's turn runs to its end and plays out before the next round.
+            let first_turn = seen
+                .iter()
+                .find(|i| i.kind() == Some("transcript"))
+                .and_then(|i| match &i.msg {
+                    Inbound::Json(v) => v["turn"].as_str().map(str::to_string),
+                    _ => None,
+                });
+            let _ = s
+                .wait_for(Duration::from_secs(60), &mut seen, |i| {
+                    i.kind() == Some("timings")
+                        && matches!(&i.msg, Inbound::Json(v) if v["turn"].as_str() != first_turn.as_deref())
+                })
+                .await;
+            if let Some(end) = s.playback_end() {
+                tokio::time::sleep_until(end).await;
+            }
+            s.send_json(&json!({"type": "playback_done"}));
+        }
         s.close().await;
     });
 
@@ -191,5 +251,31 @@ fn main() {
     }
     if !failed.is_empty() {
         println!("{} turns without a spoken answer: {failed:?}", failed.len());
+    }
+    if barge_ins > 0 {
+        let b = sorted(barges);
+        println!();
+        println!(
+            "| barge-in ({} of {barge_ins}) | p50 | p90 | max |",
+            b.len()
+        );
+        println!("|---|---:|---:|---:|");
+        println!(
+            "| speech start sent → `tts_terminate` received | {} | {} | {} |",
+            cell(pct(&b, 0.5)),
+            cell(pct(&b, 0.9)),
+            cell(b.last().copied())
+        );
+        println!();
+        match b.last() {
+            Some(max) => println!(
+                "Barge-in: max {max:.0} ms (goal ≤ 200 ms: {})",
+                if *max <= 200.0 { "met" } else { "not met" }
+            ),
+            None => println!("No barge-in was measured."),
+        }
+        if !barge_failed.is_empty() {
+            println!("{barge_failed:?}");
+        }
     }
 }
