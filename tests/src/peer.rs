@@ -148,3 +148,37 @@ impl Drop for Peer {
         self.kill9();
     }
 }
+
+/// A browser script (`tests/web/{script}`, playwright-core in Debian's headless Chromium) run to
+/// its end: its step lines, printed for the test log. Fails the test if Chromium is missing or
+/// any step reported an `error`, with `context()` (the worker's log) in the message.
+pub fn browser_steps(
+    script: &str,
+    args: &[&str],
+    timeout: Duration,
+    context: impl Fn() -> String,
+) -> Vec<Value> {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run scripts/setup.sh"
+    );
+    let lines = Peer::spawn_node(script, args).finish(timeout);
+    for l in &lines {
+        println!("{l}");
+    }
+    let failed: Vec<&Value> = lines.iter().filter(|l| l.get("error").is_some()).collect();
+    assert!(
+        failed.is_empty(),
+        "browser steps failed: {failed:#?}\nworker log:\n{}",
+        context()
+    );
+    lines
+}
+
+/// The line of browser step `name`.
+pub fn step<'a>(lines: &'a [Value], name: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name}: {lines:#?}"))
+}

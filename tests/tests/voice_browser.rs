@@ -14,23 +14,11 @@ use std::time::Duration;
 
 use axon_core::audio::{wav_decode, wav_encode};
 use axon_tests::local_ai::espeak_wav;
+use axon_tests::peer::{browser_steps, step};
 use axon_tests::voice_home::{temp_dir, VoiceHome};
-use axon_tests::Peer;
-use serde_json::Value;
-
-fn step<'a>(lines: &'a [Value], name: &str) -> &'a Value {
-    lines
-        .iter()
-        .find(|l| l["step"] == name)
-        .unwrap_or_else(|| panic!("no step {name}: {lines:#?}"))
-}
 
 #[test]
 fn a_tab_and_the_widget_speak_to_the_agent_and_the_kitchen_lamp_turns_on() {
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists(),
-        "/usr/bin/chromium is missing: run scripts/setup.sh"
-    );
     let widget_port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -54,7 +42,7 @@ fn a_tab_and_the_widget_speak_to_the_agent_and_the_kitchen_lamp_turns_on() {
         .unwrap()
         .join("test-output/web");
     let ws = format!("ws://127.0.0.1:{}/mqtt", home.broker.ws_port());
-    let mut node = Peer::spawn_node(
+    let lines = browser_steps(
         "voice.mjs",
         &[
             &home.url(),
@@ -64,21 +52,8 @@ fn a_tab_and_the_widget_speak_to_the_agent_and_the_kitchen_lamp_turns_on() {
             &wav_ms.to_string(),
             &widget_port.to_string(),
         ],
-    );
-    let lines = node.finish(Duration::from_secs(240));
-    println!(
-        "{}",
-        lines
-            .iter()
-            .map(|l| l.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    let failed: Vec<&Value> = lines.iter().filter(|l| l.get("error").is_some()).collect();
-    assert!(
-        failed.is_empty(),
-        "browser steps failed: {failed:#?}\nworker log:\n{}",
-        home.worker.log()
+        Duration::from_secs(240),
+        || home.worker.log(),
     );
 
     // Hands-free on the device page: heard, acted on, answered in speech.

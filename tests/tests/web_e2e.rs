@@ -13,6 +13,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axon_tests::peer::{browser_steps, step};
 use axon_tests::{Broker, DeviceSim, Peer, WranglerDev, DEMO_HOME_DEVICES};
 use serde_json::Value;
 
@@ -43,19 +44,8 @@ fn steps(lines: &[Value]) -> Vec<String> {
         .collect()
 }
 
-fn step<'a>(lines: &'a [Value], name: &str) -> &'a Value {
-    lines
-        .iter()
-        .find(|l| l["step"] == name)
-        .unwrap_or_else(|| panic!("no step {name}: {lines:#?}"))
-}
-
 #[test]
 fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists(),
-        "/usr/bin/chromium is missing: run scripts/setup.sh"
-    );
     let mut broker = Broker::start();
     let mut sim = DeviceSim::start(
         &broker.url(),
@@ -104,24 +94,11 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
         widget / 1024
     );
 
-    let mut node = Peer::spawn_node(
+    let lines = browser_steps(
         "e2e.mjs",
         &["main", &base, &ws, &out_s, &widget_port.to_string()],
-    );
-    let lines = node.finish(Duration::from_secs(180));
-    println!(
-        "{}",
-        lines
-            .iter()
-            .map(|l| l.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    let failed: Vec<&Value> = lines.iter().filter(|l| l.get("error").is_some()).collect();
-    assert!(
-        failed.is_empty(),
-        "browser steps failed: {failed:#?}\nworker log:\n{}",
-        worker.log()
+        Duration::from_secs(180),
+        || worker.log(),
     );
     assert_eq!(
         steps(&lines),

@@ -7,38 +7,13 @@
 //                      a tool form calls a lamp, an invalid value is refused, take_photo, widget
 //   PHASE broker-down: the page loads with the broker down, says so, and comes online when
 //                      the broker returns (the Rust side starts it after "waiting_for_broker")
-import { chromium } from 'playwright-core';
 import http from 'node:http';
 import fs from 'node:fs';
+import { launch, step, fail, say } from './harness.mjs';
 
 const [phase, base, brokerWs, outDir, widgetPort] = process.argv.slice(2);
 fs.mkdirSync(outDir, { recursive: true });
-const say = (o) => console.log(JSON.stringify(o));
-const fail = (step, e) => { say({ step, error: String(e && e.stack || e) }); process.exitCode = 1; };
-
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium', headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required'],
-});
-const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-await context.grantPermissions(['camera', 'microphone'], { origin: base });
-const logs = [];
-const watch = (page, name) => page.on('console', (m) => logs.push(`${name}: ${m.text()}`));
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    const extra = await fn();
-    say({ step: name, ok: true, ms: Date.now() - t0, ...(extra || {}) });
-    return true;
-  } catch (e) {
-    fail(name, e);
-    return false;
-  }
-}
+const { browser, context, logs, watch } = await launch({ origins: [base] });
 
 async function api(path, init) {
   const r = await fetch(base + path, init);

@@ -5,42 +5,17 @@
 // worker, and checks the devices. Prints one JSON line per step.
 //
 // usage: node voice.mjs WORKER_URL BROKER_WS_URL OUT_DIR WAV_FILE WAV_MS WIDGET_PORT
-import { chromium } from 'playwright-core';
 import http from 'node:http';
 import fs from 'node:fs';
+import { launch, step, fail, sleep } from './harness.mjs';
 
 const [base, brokerWs, outDir, wav, wavMs, widgetPort] = process.argv.slice(2);
 fs.mkdirSync(outDir, { recursive: true });
-const say = (o) => console.log(JSON.stringify(o));
-const fail = (step, e) => { say({ step, error: String(e && e.stack || e) }); process.exitCode = 1; };
-const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
-
 // %noloop: each capture plays the file once, then silence (the end of the utterance).
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium', headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-    `--use-file-for-fake-audio-capture=${wav}%noloop`,
-    '--autoplay-policy=no-user-gesture-required'],
+const { browser, context, logs, watch } = await launch({
+  extraArgs: [`--use-file-for-fake-audio-capture=${wav}%noloop`],
+  origins: [base, `http://127.0.0.1:${widgetPort}`],
 });
-const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-await context.grantPermissions(['microphone'], { origin: base });
-await context.grantPermissions(['microphone'], { origin: `http://127.0.0.1:${widgetPort}` });
-const logs = [];
-const watch = (page, name) => page.on('console', (m) => logs.push(`${name}: ${m.text()}`));
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    const extra = await fn();
-    say({ step: name, ok: true, ms: Date.now() - t0, ...(extra || {}) });
-    return true;
-  } catch (e) {
-    fail(name, e);
-    return false;
-  }
-}
 
 // What the voice panel shows, read from its data attributes.
 async function voiceState(page) {

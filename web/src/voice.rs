@@ -57,24 +57,8 @@ class AxonMic extends AudioWorkletProcessor {
 registerProcessor('axon-mic', AxonMic);
 "#;
 
-/// How the session finds utterances.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// The Hub's VAD finds them; the microphone is always sent.
-    HandsFree,
-    /// The user holds a button; audio goes up only while it is held.
-    PushToTalk,
-}
-
-impl Mode {
-    /// The `mode` query value of `/api/voice`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::HandsFree => "hands_free",
-            Mode::PushToTalk => "push_to_talk",
-        }
-    }
-}
+/// How the session finds utterances: the Hub's own (`hands_free`, `push_to_talk`).
+pub use axon_core::voice::Mode;
 
 /// What a page shows of its voice session.
 #[derive(Clone, Copy)]
