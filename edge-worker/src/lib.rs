@@ -49,6 +49,24 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             ),
         };
     }
+    // A page on another site must not drive the home through the visitor's browser: a
+    // WebSocket (/api/voice) or a "simple" POST needs no preflight, so CORS alone would not
+    // stop it. Browsers always send Origin there; boards and curl send none.
+    if let Some(o) = req.headers().get("origin").ok().flatten() {
+        let writes = req.method() != Method::Get && req.method() != Method::Head;
+        let upgrade = req
+            .headers()
+            .get("upgrade")
+            .ok()
+            .flatten()
+            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+        if (writes || upgrade) && origin.is_none() && !same_origin(&req, &o) {
+            return Response::error(
+                format!("origin {o} may not use {path}: add it to AXON_ALLOWED_ORIGINS"),
+                403,
+            );
+        }
+    }
     let namespace = env.durable_object("HUB")?;
     let stub = namespace.id_from_name(&site)?.get_stub()?;
     let resp = stub.fetch_with_request(req).await?;
@@ -88,6 +106,13 @@ fn cors_origin(req: &Request, env: &Env) -> Option<String> {
         .map(str::trim)
         .any(|a| a == "*" || a == origin)
         .then_some(origin)
+}
+
+/// Whether `origin` is the worker's own (the console, the device page).
+fn same_origin(req: &Request, origin: &str) -> bool {
+    req.url()
+        .map(|u| u.origin().ascii_serialization() == origin.trim_end_matches('/'))
+        .unwrap_or(false)
 }
 
 fn cors_headers(origin: &str, preflight: bool) -> Result<Headers> {

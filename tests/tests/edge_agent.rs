@@ -304,6 +304,48 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
     .unwrap();
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("initialize"));
+
+    //    A page on another site cannot drive the home through a visitor's browser: a "simple"
+    //    POST (no preflight) and a voice WebSocket from a foreign Origin get 403; the worker's
+    //    own origin, and clients that send no Origin (boards, curl), pass.
+    let evil = [
+        ("Origin", "http://evil.example"),
+        ("Content-Type", "text/plain"),
+    ];
+    let (status, _, body) = http_with(
+        worker.port(),
+        "POST",
+        "/api/chat",
+        &evil,
+        Some(r#"{"text":"turn on the kitchen lamp"}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("AXON_ALLOWED_ORIGINS"), "{body}");
+    let upgrade = |origin: &str| -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", worker.port())).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET /api/voice?user=ada HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: {origin}\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            worker.port()
+        )
+        .unwrap();
+        // The status line is enough: an upgraded socket stays open.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        String::from_utf8_lossy(&head).trim().to_string()
+    };
+    let foreign = upgrade("http://evil.example");
+    assert!(foreign.starts_with("HTTP/1.1 403"), "{foreign}");
+    let own = upgrade(&format!("http://127.0.0.1:{}", worker.port()));
+    assert!(own.starts_with("HTTP/1.1 101"), "{own}");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(sim.tool_calls("kitchen-lamp", "set_power"), 2);
 
