@@ -289,6 +289,16 @@ impl Turn {
     }
 }
 
+/// The `turn` of the first `kind` message in `seen` (e.g. whose transcript came first).
+pub fn turn_of(seen: &[Incoming], kind: &str) -> Option<String> {
+    seen.iter()
+        .find(|i| i.kind() == Some(kind))
+        .and_then(|i| match &i.msg {
+            Inbound::Json(v) => v["turn"].as_str().map(str::to_string),
+            _ => None,
+        })
+}
+
 /// `a - b` in milliseconds, signed.
 pub fn signed_ms(a: Instant, b: Instant) -> f64 {
     if a >= b {

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use axon_tests::voice_home::{runtime, speech, VoiceHome};
-use device_sim::voice::{signed_ms, Inbound, TurnEnd, VoiceSession};
+use device_sim::voice::{signed_ms, turn_of, Inbound, TurnEnd, VoiceSession};
 use tokio::time::Instant;
 
 /// The contract's goal; a loaded test machine gets some slack before the test fails, and the
@@ -37,13 +37,7 @@ fn speech_during_the_answer_stops_it_and_becomes_the_next_turn() {
             })
             .await
             .unwrap_or_else(|| panic!("no answer audio; saw {seen:?}\n{}", log()));
-        let first_turn = seen
-            .iter()
-            .find(|i| i.kind() == Some("transcript"))
-            .and_then(|i| match &i.msg {
-                Inbound::Json(v) => v["turn"].as_str().map(str::to_string),
-                _ => None,
-            })
+        let first_turn = turn_of(&seen, "transcript")
             .expect("a transcript with a turn id before the answer audio");
 
         // 300 ms into the answer, while the speaker still plays it, the person speaks again.

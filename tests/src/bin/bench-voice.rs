@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use axon_tests::voice_home::{runtime, speech, VoiceHome};
-use device_sim::voice::{signed_ms, Inbound, TurnEnd, VoiceSession};
+use device_sim::voice::{signed_ms, turn_of, Inbound, TurnEnd, VoiceSession};
 use serde_json::json;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -184,13 +184,7 @@ fn main() {
                 _ => barge_failed.push(format!("barge-in {}: no tts_terminate", i + 1)),
             }
             // The second utterance's turn runs to its end and plays out before the next round.
-            let first_turn = seen
-                .iter()
-                .find(|i| i.kind() == Some("transcript"))
-                .and_then(|i| match &i.msg {
-                    Inbound::Json(v) => v["turn"].as_str().map(str::to_string),
-                    _ => None,
-                });
+            let first_turn = turn_of(&seen, "transcript");
             let _ = s
                 .wait_for(Duration::from_secs(60), &mut seen, |i| {
                     i.kind() == Some("timings")
