@@ -113,6 +113,7 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
             "device_telemetry_reaches_the_hub",
             "take_photo_returns_a_jpeg",
             "widget_on_another_origin",
+            "fits_a_phone_screen",
         ]
     );
     let tools = step(&lines, "device_online")["tools"].clone();
@@ -188,6 +189,8 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
         "device-happy.png",
         "console.png",
         "widget.png",
+        "console-phone.png",
+        "device-phone.png",
     ] {
         assert!(out.join(shot).exists(), "screenshot {shot} missing");
     }

@@ -4,7 +4,8 @@
 //
 // usage: node e2e.mjs PHASE WORKER_URL BROKER_WS_URL OUT_DIR [WIDGET_PORT]
 //   PHASE main:        device page online, chat changes the face, console lists and plots,
-//                      a tool form calls a lamp, an invalid value is refused, take_photo, widget
+//                      a tool form calls a lamp, an invalid value is refused, take_photo, widget,
+//                      both pages on a phone-sized screen
 //   PHASE broker-down: the page loads with the broker down, says so, and comes online when
 //                      the broker returns (the Rust side starts it after "waiting_for_broker")
 import http from 'node:http';
@@ -142,6 +143,31 @@ try {
       } finally {
         server.close();
       }
+    });
+
+    await step('fits_a_phone_screen', async () => {
+      // 390×844 CSS pixels (a phone held upright): nothing wider than the screen, the
+      // controls reachable without scrolling sideways.
+      const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+      await phone.grantPermissions(['camera', 'microphone'], { origin: base });
+      const widths = {};
+      try {
+        for (const [name, url, ready] of [
+          ['console', base + '/', 'device-kitchen-lamp'],
+          ['device', `${base}/device?id=tab-phone&broker=${encodeURIComponent(brokerWs)}`, 'voice-toggle'],
+        ]) {
+          const p = await phone.newPage(); watch(p, `${name}-phone`);
+          await p.goto(url);
+          await p.getByTestId(ready).waitFor({ timeout: 15000 });
+          const w = await p.evaluate(() => ({ scroll: document.documentElement.scrollWidth, screen: window.innerWidth }));
+          await p.screenshot({ path: `${outDir}/${name}-phone.png`, fullPage: true });
+          if (w.scroll > w.screen + 1) throw new Error(`${name}: ${w.scroll} px wide on a ${w.screen} px screen`);
+          widths[name] = w;
+        }
+      } finally {
+        await phone.close();
+      }
+      return { widths };
     });
   } else if (phase === 'broker-down') {
     const page = await context.newPage(); watch(page, 'device');
