@@ -203,13 +203,14 @@ fn user_props(props: &[Prop]) -> Result<Vec<Property>, MqttError> {
         .collect()
 }
 
-fn build_publish(p: &Publish, pid: Option<u16>) -> Result<v5_0::Publish, MqttError> {
+/// The PUBLISH packet for `p` (its payload moves into the packet).
+fn build_publish(p: Publish, pid: Option<u16>) -> Result<v5_0::Publish, MqttError> {
     let mut b = v5_0::Publish::builder()
         .topic_name(p.topic.as_str())
         .map_err(invalid("topic name"))?
         .qos(qos(p.qos))
         .retain(p.retain)
-        .payload(p.payload.clone())
+        .payload(p.payload)
         .props(user_props(&p.user_properties)?);
     if let Some(pid) = pid {
         b = b.packet_id(pid);
@@ -460,8 +461,9 @@ impl Session {
             && (self.inflight.len() >= usize::from(self.broker_receive_max)
                 || !self.waiting.is_empty())
         {
-            // Checked now, so that a publish that can never go is refused to its caller.
-            self.check_size(&build_publish(&p, Some(1))?)?;
+            // Checked now, so that a publish that can never go is refused to its caller (a rare
+            // path: only past the broker's limit is the payload copied for it).
+            self.check_size(&build_publish(p.clone(), Some(1))?)?;
             if self.waiting.len() >= MAX_WAITING_PUBLISHES {
                 return Err(MqttError::TooManyWaiting {
                     waiting: self.waiting.len(),
@@ -484,20 +486,33 @@ impl Session {
         }
     }
 
-    fn send_publish(&mut self, now: Timestamp, p: Publish) -> Result<Option<u16>, MqttError> {
+    /// A packet id for a QoS 1 publish (none for QoS 0).
+    fn acquire_pid(&mut self, q: QoS) -> Result<Option<u16>, MqttError> {
         let conn = self.connected_conn()?;
-        let pid = match p.qos {
-            QoS::AtMostOnce => None,
-            QoS::AtLeastOnce => Some(
-                conn.acquire_packet_id()
-                    .map_err(|_| MqttError::PacketIdsExhausted)?,
-            ),
-        };
-        let built = build_publish(&p, pid).and_then(|packet| {
+        match q {
+            QoS::AtMostOnce => Ok(None),
+            QoS::AtLeastOnce => conn
+                .acquire_packet_id()
+                .map(Some)
+                .map_err(|_| MqttError::PacketIdsExhausted),
+        }
+    }
+
+    fn send_publish(&mut self, now: Timestamp, p: Publish) -> Result<Option<u16>, MqttError> {
+        let pid = self.acquire_pid(p.qos)?;
+        self.send_with_pid(now, p, pid)
+    }
+
+    fn send_with_pid(
+        &mut self,
+        now: Timestamp,
+        p: Publish,
+        pid: Option<u16>,
+    ) -> Result<Option<u16>, MqttError> {
+        let packet = match build_publish(p, pid).and_then(|packet| {
             self.check_size(&packet)?;
             Ok(packet)
-        });
-        let packet = match built {
+        }) {
             Ok(packet) => packet,
             Err(e) => {
                 if let (Some(pid), Some(conn)) = (pid, self.conn.as_mut()) {
@@ -519,14 +534,15 @@ impl Session {
     fn send_waiting(&mut self, now: Timestamp) {
         while self.state == SessionState::Connected
             && self.inflight.len() < usize::from(self.broker_receive_max)
+            && !self.waiting.is_empty()
         {
-            let Some(p) = self.waiting.pop_front() else {
+            // The id first: when every id is held (subscriptions hold some too), the publish
+            // stays at the head of the queue for the next PUBACK.
+            let Ok(pid) = self.acquire_pid(QoS::AtLeastOnce) else {
                 return;
             };
-            if let Err(MqttError::PacketIdsExhausted) = self.send_publish(now, p.clone()) {
-                // Ids are held by subscriptions too: try again at the next PUBACK.
-                self.waiting.push_front(p);
-                return;
+            if let Some(p) = self.waiting.pop_front() {
+                let _ = self.send_with_pid(now, p, pid);
             }
         }
     }
