@@ -282,13 +282,13 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "the WAV has no samples", "empty_audio")
         audio = resample(samples, rate, RATE_16K)
         result = asr.transcribe(audio, language, text("prompt"))
-        self._note = f"{result.duration:.2f} s of audio at {rate} Hz"
+        self._note = f"{result.duration:.2f} s of audio at {rate} Hz, {result.window_s:g} s window"
         if fmt == "text":
             self._send(200, (result.text + "\n").encode(), "text/plain; charset=utf-8")
         elif fmt == "verbose_json":
             self._json(200, {"task": "transcribe", "language": result.language,
                              "duration": result.duration, "text": result.text,
-                             "segments": result.segments})
+                             "segments": result.segments, "window_s": result.window_s})
         else:
             self._json(200, {"text": result.text})
 
