@@ -61,7 +61,7 @@ fn cell(v: Option<f64>) -> String {
 }
 
 fn main() {
-    let (mut utterances, mut warmup, mut barge_ins) = (20usize, 3usize, 10usize);
+    let (mut utterances, mut warmup, mut barge_ins) = (20usize, COMMANDS.len(), 10usize);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut number = |name: &str| -> usize {
@@ -75,7 +75,7 @@ fn main() {
             "--barge-ins" => barge_ins = number("--barge-ins"),
             "-h" | "--help" => {
                 println!(
-                    "bench-voice [--utterances N (20)] [--warmup N (3)] [--barge-ins N (10)]: end of speech → first answer audio over /api/voice, and speech during an answer → tts_terminate"
+                    "bench-voice [--utterances N (20)] [--warmup N (5: each command once)] [--barge-ins N (10)]: end of speech → first answer audio over /api/voice, and speech during an answer → tts_terminate"
                 );
                 return;
             }
