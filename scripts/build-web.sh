@@ -3,7 +3,8 @@
 # (edge-worker/wrangler.toml [assets]): one build per page, so each downloads only its own
 # code: the console (pkg-console/), the virtual device (pkg-device/) and the chat widget
 # (pkg-widget/, for widget.js); index.html loads the right one for the path. No trunk: cargo, wasm-bindgen (the
-# version in Cargo.lock, installed by setup.sh) and npm's wasm-opt (TOOLCHAIN.md §3).
+# version in Cargo.lock, installed by setup.sh), npm's wasm-opt (TOOLCHAIN.md §3) and npm's esbuild,
+# which minifies wasm-bindgen's JS glue (8.5 -> 6.4 KB gzip for the widget).
 # Prints the gzip sizes against their goals. Called by wrangler's [build] and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,8 @@ build() { # features, out dir, out name
   node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
     "$out.tmp/$2/$3_bg.wasm" -o "$out.tmp/$2/$3_bg.opt.wasm"
   mv "$out.tmp/$2/$3_bg.opt.wasm" "$out.tmp/$2/$3_bg.wasm"
+  node_modules/.bin/esbuild --minify --log-level=warning "$out.tmp/$2/$3.js" --outfile="$out.tmp/$2/$3.min.js"
+  mv "$out.tmp/$2/$3.min.js" "$out.tmp/$2/$3.js"
 }
 build "--no-default-features" pkg-widget widget
 build "--no-default-features --features console" pkg-console console

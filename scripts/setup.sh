@@ -41,7 +41,7 @@ if [ "$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("mc
 fi
 
 # 4. The edge worker's toolchain: wasm-bindgen-cli at exactly the version in
-#    Cargo.lock, worker-build, and the pinned npm tools (wrangler with its own Node 22, binaryen).
+#    Cargo.lock, worker-build, and the pinned npm tools (wrangler with its own Node 22, binaryen, esbuild).
 #    Every tool comes from a registry; nothing downloads a binary from elsewhere.
 export PATH="$HOME/.cargo/bin:$PATH"
 wb_version=$(cargo pkgid wasm-bindgen 2>/dev/null | sed 's/.*@//')
@@ -54,7 +54,7 @@ if ! worker-build --version 2>/dev/null | grep -q "0\.8\.7"; then
   cargo install -q worker-build --version 0.8.7 --locked --force
 fi
 if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm tools (wrangler, node 22, binaryen)"
+  say "installing npm tools (wrangler, node 22, binaryen, esbuild)"
   npm install --no-audit --no-fund --loglevel=error
 fi
 

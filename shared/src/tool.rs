@@ -188,11 +188,14 @@ fn check_number(s: &Map<String, Value>, v: &Value, path: &str) -> Result<(), Arg
     Ok(())
 }
 
+/// A bound as the schema wrote it: "21", "0.5". serde_json's number formatting, not `f64`'s
+/// `Display`: core's float formatting is ~12 KB of a browser page's wasm, and the pages that
+/// validate tool arguments (the console's forms, the virtual device) carry serde_json anyway.
 fn fmt_num(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
         format!("{}", x as i64)
     } else {
-        format!("{x}")
+        serde_json::Number::from_f64(x).map_or_else(|| "NaN".into(), |n| n.to_string())
     }
 }
 
@@ -473,6 +476,13 @@ mod tests {
         assert!(err(s.clone(), json!({"t": 1}))
             .reason
             .starts_with("must be < 1"));
+        // A fractional bound reads as the schema wrote it.
+        let half = json!({"type":"object","properties":{"v":{"type":"number","minimum":0.5,"maximum":2.25}}});
+        assert_eq!(
+            err(half.clone(), json!({"v": 0.25})).reason,
+            "must be >= 0.5, got 0.25"
+        );
+        assert_eq!(err(half, json!({"v": 3})).reason, "must be <= 2.25, got 3");
         assert!(
             validate_arguments(&s, &json!({"t": 0.5, "name": "héé"})).is_ok(),
             "lengths count characters"

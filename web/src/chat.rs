@@ -5,8 +5,9 @@
 //! `POST /api/confirm`. It never talks to a model or holds a key.
 
 use leptos::prelude::*;
-use serde_json::{json, Value};
+use wasm_bindgen::JsValue;
 
+use crate::json::object;
 use crate::util::{fetch_json, post_sse};
 use crate::voice::{VoicePanel, VoiceUi};
 
@@ -91,35 +92,37 @@ pub fn Chat(api: String, user: String, #[prop(optional)] voice: bool) -> impl In
         };
         entries.update(|e| e.push(answer.clone()));
         let url = format!("{api_send}/api/chat");
-        let body = json!({"text": text, "user": user}).to_string();
+        let body = object(&[
+            ("text", JsValue::from_str(&text)),
+            ("user", JsValue::from_str(&user)),
+        ]);
         leptos::task::spawn_local(async move {
             let outcome = post_sse(&url, &body, |event, data| match event {
                 "text_delta" => answer
                     .text
-                    .update(|t| t.push_str(data["text"].as_str().unwrap_or_default())),
-                "answer" => answer
-                    .text
-                    .set(data["text"].as_str().unwrap_or_default().to_string()),
+                    .update(|t| t.push_str(&data.get("text").str_or_empty())),
+                "answer" => answer.text.set(data.get("text").str_or_empty()),
                 "tool_started" => answer.chips.update(|c| {
                     c.push(Chip {
-                        id: data["id"].as_str().unwrap_or_default().into(),
+                        id: data.get("id").str_or_empty(),
                         label: format!(
                             "{}.{}",
-                            data["device"].as_str().unwrap_or_default(),
-                            data["tool"].as_str().unwrap_or_default()
+                            data.get("device").str_or_empty(),
+                            data.get("tool").str_or_empty()
                         ),
                         state: "running".into(),
                     })
                 }),
                 "tool_finished" => {
-                    let id = data["id"].as_str().unwrap_or_default().to_string();
-                    let state = if data["ok"] == true {
-                        format!("{} ms", data["ms"])
+                    let id = data.get("id").str_or_empty();
+                    let state = if data.get("ok").as_bool() == Some(true) {
+                        // Whole milliseconds: an integer's formatting, not a float's.
+                        let ms = data.get("ms").as_f64().unwrap_or(0.0).max(0.0).round() as u64;
+                        format!("{ms} ms")
                     } else {
-                        data.pointer("/error/message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("failed")
-                            .to_string()
+                        data.at(&["error", "message"])
+                            .as_str()
+                            .unwrap_or_else(|| "failed".into())
                     };
                     answer
                         .chips
@@ -129,23 +132,20 @@ pub fn Chat(api: String, user: String, #[prop(optional)] voice: bool) -> impl In
                                 id,
                                 label: format!(
                                     "{}.{}",
-                                    data["device"].as_str().unwrap_or_default(),
-                                    data["tool"].as_str().unwrap_or_default()
+                                    data.get("device").str_or_empty(),
+                                    data.get("tool").str_or_empty()
                                 ),
                                 state,
                             }),
                         });
                 }
                 "confirmation_required" => pending.set(Some(Pending {
-                    id: data["id"].as_str().unwrap_or_default().into(),
-                    prompt: data["prompt"].as_str().unwrap_or_default().into(),
+                    id: data.get("id").str_or_empty(),
+                    prompt: data.get("prompt").str_or_empty(),
                 })),
-                "error" => answer.text.update(|t| {
-                    t.push_str(&format!(
-                        " ⚠ {}",
-                        data["message"].as_str().unwrap_or_default()
-                    ))
-                }),
+                "error" => answer
+                    .text
+                    .update(|t| t.push_str(&format!(" ⚠ {}", data.get("message").str_or_empty()))),
                 _ => {}
             })
             .await;
@@ -164,7 +164,10 @@ pub fn Chat(api: String, user: String, #[prop(optional)] voice: bool) -> impl In
         pending.set(None);
         let url = format!("{}/api/confirm", api_confirm.get_value());
         leptos::task::spawn_local(async move {
-            let body = json!({"id": p.id, "approve": approve}).to_string();
+            let body = object(&[
+                ("id", JsValue::from_str(&p.id)),
+                ("approve", JsValue::from_bool(approve)),
+            ]);
             let _ = fetch_json("POST", &url, Some(&body)).await;
         });
     };

@@ -13,7 +13,17 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
 use crate::chat::Chat;
-use crate::util::fetch_json;
+use crate::util::{fetch_text, tenths};
+
+/// Fetches JSON as serde_json values, which the console's device views and generated forms read
+/// (the widget reads JSON through the browser instead: `crate::json`).
+async fn fetch_json(method: &str, url: &str, body: Option<&str>) -> Result<(u16, Value), String> {
+    let (status, text) = fetch_text(method, url, body).await?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
+}
 
 /// Points kept per metric for the plots.
 const PLOT_POINTS: usize = 120;
@@ -75,7 +85,9 @@ fn add_sample(plots: &mut BTreeMap<String, Series>, device: &str, ts: u64, metri
 /// An SVG line chart of one metric.
 #[component]
 fn Plot(name: String, points: Vec<(u64, f64)>) -> impl IntoView {
-    let (w, h) = (280.0, 70.0);
+    const W: u32 = 280;
+    const H: u32 = 70;
+    let (w, h) = (f64::from(W), f64::from(H));
     let (t0, t1) = (
         points.first().map_or(0, |p| p.0),
         points.last().map_or(1, |p| p.0),
@@ -89,9 +101,9 @@ fn Plot(name: String, points: Vec<(u64, f64)>) -> impl IntoView {
         .iter()
         .map(|(t, y)| {
             format!(
-                "{:.1},{:.1}",
-                (t - t0) as f64 / span_t * w,
-                h - 4.0 - (y - lo) / span_y * (h - 8.0)
+                "{},{}",
+                tenths((t - t0) as f64 / span_t * w),
+                tenths(h - 4.0 - (y - lo) / span_y * (h - 8.0))
             )
         })
         .collect::<Vec<_>>()
@@ -100,8 +112,8 @@ fn Plot(name: String, points: Vec<(u64, f64)>) -> impl IntoView {
     let n = points.len();
     view! {
         <figure class="plot" data-testid="plot" data-metric=name.clone() data-points=n.to_string()>
-            <figcaption>{name.clone()} ": " {format!("{last:.1}")} <small>{format!(" ({n} points)")}</small></figcaption>
-            <svg viewBox=format!("0 0 {w} {h}") role="img" aria-label=format!("{name} over time")>
+            <figcaption>{name.clone()} ": " {tenths(last)} <small>{format!(" ({n} points)")}</small></figcaption>
+            <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label=format!("{name} over time")>
                 <polyline points=path class="line"></polyline>
             </svg>
         </figure>
@@ -214,8 +226,8 @@ fn ToolForm(device: String, tool: Value) -> impl IntoView {
             };
             let field = k.clone();
             let hint = [
-                p["minimum"].as_f64().map(|m| format!("min {m}")),
-                p["maximum"].as_f64().map(|m| format!("max {m}")),
+                p["minimum"].is_number().then(|| format!("min {}", p["minimum"])),
+                p["maximum"].is_number().then(|| format!("max {}", p["maximum"])),
             ]
             .into_iter()
             .flatten()

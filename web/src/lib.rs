@@ -10,6 +10,7 @@ pub mod chat;
 pub mod console;
 #[cfg(feature = "device")]
 pub mod device;
+pub mod json;
 pub mod util;
 pub mod voice;
 
@@ -43,7 +44,9 @@ pub fn mount(el: web_sys::HtmlElement) {
     leptos::mount::mount_to(el, App).forget();
 }
 
-/// Mounts the chat widget into `el`, talking to the worker at `api` (its origin).
+/// Mounts the chat widget into `el`, talking to the worker at `api` (its origin). Only in the
+/// widget's own build (no page feature): the pages do not carry the widget's code.
+#[cfg(not(any(feature = "console", feature = "device")))]
 #[wasm_bindgen]
 pub fn mount_widget(el: web_sys::HtmlElement, api: String, user: String) {
     let api = api.trim_end_matches('/').to_string();

@@ -2,9 +2,22 @@
 //! Owns nothing of the product; it only wraps web-sys so the pages stay readable.
 
 use axon_core::time::Timestamp;
-use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
+
+use crate::json::Json;
 use wasm_bindgen_futures::JsFuture;
+
+/// `x` to one decimal place ("21.5", "-0.3"), in integer arithmetic: `format!("{x:.1}")` would
+/// link core's float formatting (~12 KB of wasm) for plot coordinates.
+pub fn tenths(x: f64) -> String {
+    if !x.is_finite() {
+        return "0.0".into();
+    }
+    let t = (x * 10.0).round() as i64;
+    let sign = if t < 0 { "-" } else { "" };
+    let t = t.unsigned_abs();
+    format!("{sign}{}.{}", t / 10, t % 10)
+}
 
 /// Wall-clock now.
 pub fn now() -> Timestamp {
@@ -66,12 +79,12 @@ async fn send(method: &str, url: &str, body: Option<&str>) -> Result<web_sys::Re
     resp.dyn_into().map_err(|_| "not a Response".to_string())
 }
 
-/// Fetches JSON: the status and the body (a JSON error body too).
-pub async fn fetch_json(
+/// Fetches a text: the status and the body.
+pub async fn fetch_text(
     method: &str,
     url: &str,
     body: Option<&str>,
-) -> Result<(u16, Value), String> {
+) -> Result<(u16, String), String> {
     let resp = send(method, url, body).await?;
     let status = resp.status();
     let text = JsFuture::from(resp.text().map_err(js_error)?)
@@ -79,9 +92,20 @@ pub async fn fetch_json(
         .map_err(js_error)?
         .as_string()
         .unwrap_or_default();
+    Ok((status, text))
+}
+
+/// Fetches JSON: the status and the body (a JSON error body too; a body that is not JSON comes
+/// back as a JSON string).
+pub async fn fetch_json(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> Result<(u16, Json), String> {
+    let (status, text) = fetch_text(method, url, body).await?;
     Ok((
         status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        Json::try_parse(&text).unwrap_or_else(|_| Json::string(&text)),
     ))
 }
 
@@ -90,7 +114,7 @@ pub async fn fetch_json(
 pub async fn post_sse(
     url: &str,
     body: &str,
-    mut on_event: impl FnMut(&str, Value),
+    mut on_event: impl FnMut(&str, Json),
 ) -> Result<(), String> {
     let resp = send("POST", url, Some(body)).await?;
     if !resp.ok() {
@@ -99,11 +123,9 @@ pub async fn post_sse(
             .map_err(js_error)?
             .as_string()
             .unwrap_or_default();
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let msg = v
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .map(str::to_string)
+        let msg = Json::parse(&text)
+            .at(&["error", "message"])
+            .as_str()
             .unwrap_or(text);
         return Err(format!("HTTP {}: {msg}", resp.status()));
     }
@@ -126,11 +148,25 @@ pub async fn post_sse(
         let bytes = js_sys::Uint8Array::new(&value).to_vec();
         buf.push_str(&String::from_utf8_lossy(&bytes));
         for e in axon_core::sse::drain_events(&mut buf) {
-            on_event(
-                &e.event,
-                serde_json::from_str(&e.data).unwrap_or(Value::Null),
-            );
+            on_event(&e.event, Json::parse(&e.data));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tenths;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn tenths_rounds_to_one_place() {
+        assert_eq!(tenths(21.0), "21.0");
+        assert_eq!(tenths(21.46), "21.5");
+        assert_eq!(tenths(0.04), "0.0");
+        assert_eq!(tenths(-0.3), "-0.3");
+        assert_eq!(tenths(-12.25), "-12.3"); // half away from zero, as f64::round
+        assert_eq!(tenths(280.0), "280.0");
+        assert_eq!(tenths(f64::NAN), "0.0");
+    }
 }

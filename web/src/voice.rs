@@ -10,11 +10,11 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use leptos::prelude::*;
-use serde_json::{json, Value};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+use crate::json::{object, Json};
 use crate::util::{js_error, sleep};
 
 /// Samples per second on the wire, both ways.
@@ -299,13 +299,16 @@ impl Voice {
             let me = self.clone();
             Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
                 let mut inner = me.inner.borrow_mut();
-                let start = json!({"type": "start", "format": "s16le", "sample_rate": SAMPLE_RATE, "channels": 1});
-                let _ = inner.ws.send_with_str(&start.to_string());
+                let start = object(&[
+                    ("type", JsValue::from_str("start")),
+                    ("format", JsValue::from_str("s16le")),
+                    ("sample_rate", JsValue::from_f64(SAMPLE_RATE.into())),
+                    ("channels", JsValue::from_f64(1.0)),
+                ]);
+                let _ = inner.ws.send_with_str(&start);
                 if inner.mode == Mode::PushToTalk && inner.talking {
                     inner.ui.hearing.set(true);
-                    let _ = inner
-                        .ws
-                        .send_with_str(&json!({"type": "ptt", "down": true}).to_string());
+                    let _ = inner.ws.send_with_str(&ptt_message(true));
                 }
                 for frame in std::mem::take(&mut inner.pending) {
                     let _ = inner.ws.send_with_array_buffer(&frame);
@@ -320,7 +323,7 @@ impl Voice {
                 };
                 let data = m.data();
                 if let Some(text) = data.as_string() {
-                    match serde_json::from_str::<Value>(&text) {
+                    match Json::try_parse(&text) {
                         Ok(msg) => me.on_text(&msg),
                         Err(e) => me.ui().error.set(format!("bad message from the Hub: {e}")),
                     }
@@ -398,13 +401,16 @@ impl Voice {
         }
     }
 
-    fn on_text(&self, msg: &Value) {
+    fn on_text(&self, msg: &Json) {
         let ui = self.ui();
-        let text = || msg["text"].as_str().unwrap_or_default().to_string();
-        match msg["type"].as_str().unwrap_or_default() {
+        let text = || msg.get("text").str_or_empty();
+        match msg.get("type").str_or_empty().as_str() {
             "ready" => ui.phase.set("listening".into()),
             "state" => {
-                let state = msg["state"].as_str().unwrap_or("listening").to_string();
+                let state = msg
+                    .get("state")
+                    .as_str()
+                    .unwrap_or_else(|| "listening".into());
                 if state != "listening" {
                     ui.hearing.set(false);
                 }
@@ -427,7 +433,7 @@ impl Voice {
             "answer" => ui.answer.set(text()),
             "confirmation_required" => ui.answer.set(format!(
                 "{} (say yes or no)",
-                msg["prompt"].as_str().unwrap_or_default()
+                msg.get("prompt").str_or_empty()
             )),
             "tts_terminate" => {
                 self.drop_playback();
@@ -437,8 +443,8 @@ impl Voice {
             "done" => ui.turns.update(|n| *n += 1),
             "error" => ui.error.set(format!(
                 "{} ({})",
-                msg["message"].as_str().unwrap_or_default(),
-                msg["code"].as_str().unwrap_or("error")
+                msg.get("message").str_or_empty(),
+                msg.get("code").as_str().unwrap_or_else(|| "error".into())
             )),
             _ => {}
         }
@@ -507,7 +513,7 @@ impl Voice {
             {
                 let _ = inner
                     .ws
-                    .send_with_str(&json!({"type": "playback_done"}).to_string());
+                    .send_with_str(&object(&[("type", JsValue::from_str("playback_done"))]));
             }
         });
     }
@@ -523,9 +529,7 @@ impl Voice {
         inner.talking = down;
         inner.ui.hearing.set(down);
         if inner.ws.ready_state() == web_sys::WebSocket::OPEN {
-            let _ = inner
-                .ws
-                .send_with_str(&json!({"type": "ptt", "down": down}).to_string());
+            let _ = inner.ws.send_with_str(&ptt_message(down));
         }
     }
 
@@ -719,4 +723,11 @@ pub fn VoicePanel(
             </Show>
         </section>
     }
+}
+/// The push-to-talk message: the button (or Space) went down or up.
+fn ptt_message(down: bool) -> String {
+    object(&[
+        ("type", JsValue::from_str("ptt")),
+        ("down", JsValue::from_bool(down)),
+    ])
 }
