@@ -140,10 +140,17 @@ pub enum Outbound {
     Audio(Vec<u8>),
 }
 
-/// Splits streamed answer text into sentences to speak, one as soon as it is whole.
+/// The first piece of an answer may end at a comma once it is this long: the first audio waits
+/// for the first piece's whole synthesis, and a long first sentence ("It's 21.3 °C in the hall,
+/// 45% humidity, set to 21 °C.") was the voice loop's p90 (bench-voice).
+pub const FIRST_CLAUSE_MIN_CHARS: usize = 20;
+
+/// Splits streamed answer text into sentences to speak, one as soon as it is whole. The first
+/// piece may be a clause (see [`FIRST_CLAUSE_MIN_CHARS`]), so that speech starts sooner.
 #[derive(Debug, Default, Clone)]
 pub struct SentenceSplitter {
     buf: String,
+    emitted: usize,
 }
 
 impl SentenceSplitter {
@@ -154,7 +161,8 @@ impl SentenceSplitter {
 
     /// Adds text; returns the sentences it completed. A sentence ends at `.`, `!`, `?`, `;`
     /// or `:` followed by white space, at a new line, or at a CJK full stop; "21.5" and
-    /// "e.g." inside a word do not end one.
+    /// "e.g." inside a word do not end one. Before anything was returned, a `,` or `，`
+    /// followed by white space also ends a piece of [`FIRST_CLAUSE_MIN_CHARS`] or more.
     pub fn push(&mut self, text: &str) -> Vec<String> {
         self.buf.push_str(text);
         let mut out = Vec::new();
@@ -163,10 +171,18 @@ impl SentenceSplitter {
             let mut chars = self.buf.char_indices().peekable();
             while let Some((i, c)) = chars.next() {
                 let next = chars.peek().map(|&(_, n)| n);
+                let first = self.emitted == 0;
                 let end = match c {
                     '。' | '！' | '？' | '\n' => Some(i + c.len_utf8()),
                     '.' | '!' | '?' | ';' | ':' if next.is_some_and(char::is_whitespace) => {
                         Some(i + 1)
+                    }
+                    ',' | '，'
+                        if first
+                            && next.is_some_and(char::is_whitespace)
+                            && self.buf[..i].trim().chars().count() >= FIRST_CLAUSE_MIN_CHARS =>
+                    {
+                        Some(i + c.len_utf8())
                     }
                     _ => None,
                 };
@@ -178,6 +194,7 @@ impl SentenceSplitter {
             let Some(cut) = cut else { break };
             let sentence: String = self.buf.drain(..cut).collect();
             if let Some(s) = clean(&sentence) {
+                self.emitted += 1;
                 out.push(s);
             }
         }
@@ -300,6 +317,10 @@ struct EarlyAsr {
 struct Speech {
     splitter: SentenceSplitter,
     texts: BTreeMap<u32, String>,
+    /// Sentences waiting for their `Synthesize`: one is synthesised at a time (see
+    /// `next_synthesis`).
+    unsynthesized: VecDeque<u32>,
+    synthesizing: bool,
     ready: BTreeMap<u32, Option<Vec<i16>>>,
     next_index: u32,
     next_to_send: u32,
@@ -854,12 +875,38 @@ impl VoiceSession {
         if speech.timings.t_first_sentence.is_none() {
             speech.timings.t_first_sentence = Some(now);
         }
-        speech.texts.insert(index, text.clone());
-        self.actions.push_back(VoiceAction::Synthesize {
-            turn: turn.to_string(),
-            index,
-            text,
-        });
+        speech.texts.insert(index, text);
+        speech.unsynthesized.push_back(index);
+        self.next_synthesis(turn);
+    }
+
+    /// Asks for the next sentence's speech once the one before it is back. One at a time: a
+    /// local TTS shares the CPU, and two sentences synthesised at once made the first audio wait
+    /// for both (piper, 2 cores: the first clause alone 239 ms); a cloud TTS is faster than the
+    /// sentence before it takes to play, so nothing is lost there.
+    fn next_synthesis(&mut self, turn: &str) {
+        let Some(speech) = self.speeches.get_mut(turn) else {
+            return;
+        };
+        if speech.terminated {
+            // Nothing more is spoken: the waiting sentences count as done without audio.
+            for index in speech.unsynthesized.drain(..) {
+                speech.ready.insert(index, None);
+            }
+            return;
+        }
+        if speech.synthesizing {
+            return;
+        }
+        if let Some(index) = speech.unsynthesized.pop_front() {
+            speech.synthesizing = true;
+            let text = speech.texts.get(&index).cloned().unwrap_or_default();
+            self.actions.push_back(VoiceAction::Synthesize {
+                turn: turn.to_string(),
+                index,
+                text,
+            });
+        }
     }
 
     fn finish_text(&mut self, now: Timestamp, turn: &str) {
@@ -887,6 +934,7 @@ impl VoiceSession {
         if index < speech.next_to_send {
             return; // for speech that was replaced (see `confirm`)
         }
+        speech.synthesizing = false;
         match outcome {
             Ok(audio) => {
                 speech.ready.insert(index, Some(audio));
@@ -896,6 +944,7 @@ impl VoiceSession {
                 self.error("tts_failed", e);
             }
         }
+        self.next_synthesis(turn);
         self.flush(now, turn);
     }
 
@@ -988,6 +1037,9 @@ impl VoiceSession {
             return;
         }
         speech.terminated = true;
+        for index in speech.unsynthesized.drain(..) {
+            speech.ready.insert(index, None);
+        }
         if speech.begun && speaking {
             self.send(json!({"type": "tts_terminate", "turn": turn, "reason": reason}));
         }
@@ -1125,6 +1177,42 @@ mod tests {
         );
     }
 
+    /// A long first sentence is spoken in two pieces, from its first comma, so the first audio
+    /// needs only the first clause's synthesis; later sentences and short clauses stay whole.
+    #[test]
+    fn a_long_first_sentence_starts_with_its_first_clause() {
+        let mut sp = SentenceSplitter::new();
+        assert_eq!(
+            sp.push(
+                "It's 21.3 °C in the hall, 45% humidity, set to 21 °C. Anything else, or done? "
+            ),
+            vec![
+                "It's 21.3 °C in the hall,",
+                "45% humidity, set to 21 °C.",
+                "Anything else, or done?"
+            ]
+        );
+        // Under the length, or without a space after it (a decimal comma): no cut.
+        assert_eq!(
+            SentenceSplitter::new().push("Yes, it is on. "),
+            vec!["Yes, it is on."]
+        );
+        assert_eq!(
+            SentenceSplitter::new().push("Es sind genau 21,5 Grad im Flur, sagt der Sensor. "),
+            vec!["Es sind genau 21,5 Grad im Flur,", "sagt der Sensor."]
+        );
+        // Streamed: the comma is seen when the space after it arrives.
+        let mut sp = SentenceSplitter::new();
+        assert!(sp
+            .push("The bedroom thermostat is set to 21 °C,")
+            .is_empty());
+        assert_eq!(
+            sp.push(" and the heating is on."),
+            vec!["The bedroom thermostat is set to 21 °C,"]
+        );
+        assert_eq!(sp.finish().as_deref(), Some("and the heating is on."));
+    }
+
     #[test]
     fn whisper_noise_marks_are_not_words() {
         assert_eq!(transcript_text(" [BLANK_AUDIO] "), "");
@@ -1203,35 +1291,37 @@ mod tests {
             &json!({"type": "answer", "text": "The kitchen lamp is on. Anything else?"}),
         );
         s.handle_turn_event(t(now + 313), &turn, &json!({"type": "done"}));
+        // One sentence is synthesised at a time: the second is asked for when the first is back.
+        assert!(synth_actions(&mut s).is_empty());
+        drain(&mut s);
+        s.handle_speech(t(now + 400), &turn, 0, Ok(vec![1; 16000]));
         let second = synth_actions(&mut s);
         assert_eq!(
             second,
             vec![(turn.clone(), 1, "Anything else?".to_string())]
         );
-        drain(&mut s);
-
-        // The second sentence's audio comes back first: nothing is sent until the first.
-        s.handle_speech(t(now + 350), &turn, 1, Ok(vec![1; 8000]));
-        let (ev, audio) = drain(&mut s);
-        assert_eq!(audio, 0, "{ev:?}");
-        s.handle_speech(t(now + 400), &turn, 0, Ok(vec![1; 16000]));
-        let (ev, audio) = drain(&mut s);
-        assert_eq!(audio, (16000 + 8000) * 2);
+        let (mut ev, audio) = drain(&mut s);
+        assert_eq!(audio, 16000 * 2, "the first sentence goes out at once");
+        s.handle_speech(t(now + 450), &turn, 1, Ok(vec![1; 8000]));
+        let (rest, audio) = drain(&mut s);
+        assert_eq!(audio, 8000 * 2, "{rest:?}");
+        ev.extend(rest);
         let ty = types(&ev);
         assert_eq!(
             ty,
             [
                 "tts_begin",
                 "tts_sentence",
+                "state",
                 "tts_sentence",
                 "tts_complete",
                 "timings",
-                "state"
             ]
         );
         assert_eq!(ev[1]["index"], 0);
-        assert_eq!(ev[3]["audio_ms"], 1500);
-        let timings = &ev[4];
+        assert_eq!(ev[3]["index"], 1);
+        assert_eq!(ev[4]["audio_ms"], 1500);
+        let timings = &ev[5];
         assert_eq!(timings["endpoint_ms"], 400);
         assert_eq!(timings["asr_ms"], 300);
         assert_eq!(timings["llm_first_token_ms"], 2);
@@ -1239,7 +1329,7 @@ mod tests {
         assert_eq!(timings["tts_first_audio_ms"], 89);
         assert_eq!(timings["first_audio_ms"], 400);
         assert_eq!(timings["end_of_speech_to_first_audio_ms"], 800);
-        assert_eq!(ev[5]["state"], "speaking");
+        assert_eq!(ev[2]["state"], "speaking");
         // Playback ends 1.5 s after the first audio: the face listens again.
         assert_eq!(s.poll_timeout(), Some(t(now + 400 + 1500)));
         s.handle_timeout(t(now + 1900));
@@ -1345,8 +1435,13 @@ mod tests {
             &json!({"type": "text_delta", "text": "Once upon a time. There was a lamp. "}),
         );
         let synth = synth_actions(&mut s);
-        assert_eq!(synth.len(), 2);
+        assert_eq!(synth.len(), 1, "one sentence at a time");
         s.handle_speech(t(now), &turn, 0, Ok(vec![1; 16000 * 3]));
+        assert_eq!(
+            synth_actions(&mut s).len(),
+            1,
+            "the second, once the first is back"
+        );
         drain(&mut s);
         assert!(s.is_speaking(t(now + 100)));
         // 100 ms of speech (what the VAD needs) during playback.
@@ -1430,10 +1525,11 @@ mod tests {
         s.handle_transcript(t(now), utt, Ok("[BLANK_AUDIO]".into()));
         let ev = texts(&mut s);
         assert_eq!(ev[0]["code"], "asr_empty");
-        let synth = synth_actions(&mut s);
+        let mut synth = synth_actions(&mut s);
+        s.handle_speech(t(now + 50), &synth[0].0, 0, Ok(vec![1; 1600]));
+        synth.extend(synth_actions(&mut s));
         let said: Vec<&str> = synth.iter().map(|x| x.2.as_str()).collect();
         assert_eq!(said.join(" "), REPROMPT);
-        s.handle_speech(t(now + 50), &synth[0].0, 0, Ok(vec![1; 1600]));
         s.handle_speech(t(now + 60), &synth[1].0, 1, Ok(vec![1; 1600]));
         let (ev, audio) = drain(&mut s);
         assert_eq!(audio, 6400);
@@ -1489,8 +1585,9 @@ mod tests {
             &json!({"type": "confirmation_required", "id": "v1-1.c1", "prompt": "Unlock the front door?"}),
         );
         let synth = synth_actions(&mut s);
+        // One at a time: "Say yes or no." waits for the question's speech.
+        assert_eq!(synth.len(), 1);
         assert_eq!(synth[0].2, "Unlock the front door?");
-        assert_eq!(synth[1].2, "Say yes or no.");
         let now = speak(&mut s, 100, 400, 420);
         let (utt, _) = transcribe_action(&mut s);
         s.handle_transcript(t(now), utt, Ok("Yes.".into()));
@@ -1536,9 +1633,11 @@ mod tests {
             &json!({"type": "text_delta", "text": "One. Two."}),
         );
         s.handle_turn_event(t(2), &turn, &json!({"type": "done"}));
-        assert_eq!(synth_actions(&mut s).len(), 2);
+        assert_eq!(synth_actions(&mut s).len(), 1);
         drain(&mut s);
         s.handle_speech(t(3), &turn, 0, Err("TTS answered HTTP 500".into()));
+        // The failed sentence does not hold up the next one.
+        assert_eq!(synth_actions(&mut s)[0].2, "Two.");
         s.handle_speech(t(4), &turn, 1, Ok(vec![1; 3200]));
         let (ev, audio) = drain(&mut s);
         assert_eq!(audio, 6400);
@@ -1552,5 +1651,37 @@ mod tests {
         assert_eq!(timings["tts_first_audio_ms"], 3);
         assert!(s.is_speaking(t(5)));
         assert!(!s.is_speaking(t(4) + Duration::from_millis(200)));
+    }
+
+    /// A barge-in while sentences still wait for synthesis: they are never asked for, and the
+    /// turn still completes (its timings go out) when the one in flight comes back.
+    #[test]
+    fn a_barge_in_drops_the_sentences_not_yet_synthesised() {
+        let mut s = session();
+        s.handle_text(t(0), r#"{"type":"text","text":"hi"}"#);
+        let Some(VoiceAction::StartTurn { turn, .. }) = s.poll_action() else {
+            panic!()
+        };
+        s.handle_turn_event(
+            t(1),
+            &turn,
+            &json!({"type": "text_delta", "text": "One. Two. Three."}),
+        );
+        s.handle_turn_event(t(2), &turn, &json!({"type": "done"}));
+        assert_eq!(synth_actions(&mut s).len(), 1);
+        s.handle_speech(t(3), &turn, 0, Ok(vec![1; 16000 * 2]));
+        assert_eq!(synth_actions(&mut s)[0].1, 1);
+        drain(&mut s);
+        s.handle_text(t(500), r#"{"type":"cancel"}"#);
+        let (ev, _) = drain(&mut s);
+        assert!(types(&ev).contains(&"tts_terminate".to_string()), "{ev:?}");
+        s.handle_speech(t(600), &turn, 1, Ok(vec![1; 1600]));
+        assert!(
+            synth_actions(&mut s).is_empty(),
+            "\"Three.\" is not synthesised"
+        );
+        let (ev, audio) = drain(&mut s);
+        assert_eq!(audio, 0);
+        assert!(types(&ev).contains(&"timings".to_string()), "{ev:?}");
     }
 }
