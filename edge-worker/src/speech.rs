@@ -1,7 +1,7 @@
 //! Speech providers: ASR (`AXON_ASR`) and TTS (`AXON_TTS`) for voice sessions.
 //!
 //! Owns the HTTP (or binding) call: the local AI server and any OpenAI-compatible endpoint
-//! over `/audio/transcriptions` and `/audio/speech`, and Workers AI's Whisper and Aura. Request
+//! over `/audio/transcriptions` and `/audio/speech`, and Workers AI's Whisper, Aura and MeloTTS. Request
 //! bodies and reading the answers are axon-core's ([`axon_core::speech`]); this file only
 //! moves bytes and says clearly which URL failed and how.
 
@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use axon_core::speech::{
     decode_speech, parse_transcription, speech_request, transcription_request,
+    workers_ai_speech_input,
 };
 use futures_util::FutureExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wasm_bindgen::JsCast;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
 
@@ -78,11 +79,18 @@ pub async fn synthesize(
             decode_speech(&content_type, rate, &bytes).map_err(|e| format!("{url}: {e}"))
         }
         SpeechProvider::WorkersAi { model } => {
-            // Aura speaks 16-bit PCM in a WAV at the rate asked for (other models answer MP3,
-            // which is refused with a message by decode_speech).
-            let input = json!({"text": text, "encoding": "linear16", "container": "wav", "sample_rate": 16000});
+            // Aura answers a raw response with a 16 kHz WAV; MeloTTS answers JSON with base64
+            // MP3, which decode_speech unpacks and decodes (axon_core::speech).
+            let (input, raw) = workers_ai_speech_input(model, text);
             let input = js_sys::JSON::parse(&input.to_string()).map_err(|_| "bad input JSON")?;
-            let out = run_ai(env, model, &input, true).await?;
+            let out = run_ai(env, model, &input, raw).await?;
+            if !raw {
+                let text: String = js_sys::JSON::stringify(&out)
+                    .map(String::from)
+                    .map_err(|_| format!("the Workers AI {model} answer is not JSON"))?;
+                return decode_speech("application/json", None, text.as_bytes())
+                    .map_err(|e| format!("Workers AI {model}: {e}"));
+            }
             let resp: web_sys_response::Response = out
                 .dyn_into()
                 .map_err(|_| format!("Workers AI {model} did not answer with a response"))?;

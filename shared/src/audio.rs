@@ -21,6 +21,9 @@ pub enum AudioError {
     /// Not a WAV file we can read.
     #[error("not a 16-bit PCM WAV file: {0}")]
     Wav(String),
+    /// Not an MP3 we can read.
+    #[error("not an MP3 with audio in it: {0}")]
+    Mp3(String),
 }
 
 /// Reads one binary frame of s16le samples.
@@ -125,6 +128,45 @@ pub fn wav_decode(bytes: &[u8]) -> Result<Wav, AudioError> {
         i = body.saturating_add(len + (len & 1));
     }
     Err(bad("no data chunk"))
+}
+
+/// True when `bytes` start like an MP3: an ID3v2 tag, or an MPEG audio frame header (11 sync
+/// bits).
+pub fn looks_like_mp3(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"ID3") || (bytes.len() > 1 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0)
+}
+
+/// Decodes an MP3 into mono samples (channels averaged) and its sample rate.
+pub fn mp3_decode(bytes: &[u8]) -> Result<Wav, AudioError> {
+    let decoded = nanomp3::decode_all::<i16>(bytes);
+    let channels = match decoded.channels {
+        Some(nanomp3::Channels::Mono) => 1,
+        Some(nanomp3::Channels::Stereo) => 2,
+        None if decoded.samples.is_empty() => {
+            return Err(AudioError::Mp3(format!(
+                "no MPEG audio frames in {} bytes",
+                bytes.len()
+            )))
+        }
+        None => {
+            return Err(AudioError::Mp3(
+                "the stream switched between mono and stereo".into(),
+            ))
+        }
+    };
+    let samples = if channels == 1 {
+        decoded.samples
+    } else {
+        decoded
+            .samples
+            .chunks_exact(2)
+            .map(|lr| ((i32::from(lr[0]) + i32::from(lr[1])) / 2) as i16)
+            .collect()
+    };
+    Ok(Wav {
+        samples,
+        sample_rate: decoded.sample_rate,
+    })
 }
 
 /// Linear-interpolation resampling (enough for speech into ASR; not for music).

@@ -8,7 +8,9 @@
 
 use serde_json::{json, Value};
 
-use crate::audio::{resample, wav_decode, SAMPLE_RATE};
+use base64::Engine as _;
+
+use crate::audio::{looks_like_mp3, mp3_decode, resample, wav_decode, SAMPLE_RATE};
 use crate::mcp::client::{DeviceInfo, DeviceState};
 
 /// Whisper reads at most 224 prompt tokens; this many characters stays well under.
@@ -147,8 +149,24 @@ pub fn speech_request(model: &str, voice: &str, text: &str) -> Value {
     json!({"model": model, "voice": voice, "input": text, "response_format": "wav"})
 }
 
-/// Speech audio as 16 kHz mono samples, from a WAV (any rate, mono or stereo) or raw s16le
-/// PCM (`audio/pcm`, `audio/L16`; its rate from `sample_rate`, else OpenAI's 24 kHz).
+/// The input for a Workers AI text-to-speech model, and whether to ask the binding for the raw
+/// response. Deepgram's Aura is asked for 16 kHz linear PCM in a WAV (no decoding, and a raw
+/// response: its JSON form would be base64 MP3); MyShell's MeloTTS takes `prompt` and `lang`
+/// and answers `{"audio": base64 MP3}`.
+pub fn workers_ai_speech_input(model: &str, text: &str) -> (Value, bool) {
+    if model.contains("melotts") {
+        (json!({"prompt": text, "lang": "en"}), false)
+    } else {
+        (
+            json!({"text": text, "encoding": "linear16", "container": "wav", "sample_rate": 16000}),
+            true,
+        )
+    }
+}
+
+/// Speech audio as 16 kHz mono samples, from a WAV (any rate, mono or stereo), an MP3, raw
+/// s16le PCM (`audio/pcm`, `audio/L16`; its rate from `sample_rate`, else OpenAI's 24 kHz), or
+/// JSON carrying one of those in base64 under `audio` (Workers AI's MeloTTS).
 pub fn decode_speech(
     content_type: &str,
     sample_rate: Option<u32>,
@@ -159,8 +177,32 @@ pub fn decode_speech(
         return Ok(resample(&wav.samples, wav.sample_rate, SAMPLE_RATE));
     }
     let ct = content_type.to_ascii_lowercase();
-    if ct.contains("json") {
+    let pcm = ct.starts_with("audio/pcm") || ct.starts_with("audio/l16");
+    if ct.starts_with("audio/mpeg") || ct.starts_with("audio/mp3") {
+        let mp3 = mp3_decode(body).map_err(|e| format!("{content_type}: {e}"))?;
+        return Ok(resample(&mp3.samples, mp3.sample_rate, SAMPLE_RATE));
+    }
+    // Unlabelled bytes that look like MP3 are tried as MP3; raw PCM can start the same way
+    // (0xFF 0xE0 is a sample of -7937), so on failure they are still read as PCM below.
+    if !pcm && looks_like_mp3(body) {
+        if let Ok(mp3) = mp3_decode(body) {
+            return Ok(resample(&mp3.samples, mp3.sample_rate, SAMPLE_RATE));
+        }
+    }
+    if ct.contains("json") || body.first() == Some(&b'{') {
         let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        if let Some(audio) = v.get("audio").and_then(Value::as_str) {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(audio.trim())
+                .map_err(|e| format!("the speech's audio is not valid base64: {e}"))?;
+            if !bytes.starts_with(b"RIFF") && !looks_like_mp3(&bytes) {
+                return Err(format!(
+                    "the speech's audio ({} bytes) is neither WAV nor MP3",
+                    bytes.len()
+                ));
+            }
+            return decode_speech("", sample_rate, &bytes);
+        }
         return Err(error_message(&v).unwrap_or_else(|| {
             format!(
                 "speech came back as JSON: {}",
@@ -343,7 +385,10 @@ mod tests {
             16_000
         );
         let err = decode_speech("audio/mpeg", None, b"ID3...").unwrap_err();
-        assert!(err.contains("audio/mpeg"), "{err}");
+        assert!(
+            err.contains("audio/mpeg") && err.contains("no MPEG audio frames"),
+            "{err}"
+        );
         let err = decode_speech(
             "application/json",
             None,
@@ -352,5 +397,61 @@ mod tests {
         .unwrap_err();
         assert_eq!(err, "quota exceeded");
         assert!(decode_speech("audio/wav", None, b"RIFF\x00\x00").is_err());
+    }
+
+    /// Made by `lame -b 32` from a 0.5 s 440 Hz tone, 44.1 kHz stereo (what MP3-only TTS
+    /// models answer, e.g. Workers AI's MeloTTS).
+    const TONE_MP3: &[u8] = include_bytes!("../tests/fixtures/tone-440hz-0.5s-44k-stereo.mp3");
+
+    #[test]
+    fn mp3_speech_is_decoded_mixed_down_and_resampled() {
+        for ct in ["audio/mpeg", ""] {
+            let out = decode_speech(ct, None, TONE_MP3).unwrap();
+            // 0.5 s at 16 kHz, plus up to one 1152-sample frame of the encoder's delay and padding.
+            assert!(
+                (7_500..=9_500).contains(&out.len()),
+                "{ct:?}: {}",
+                out.len()
+            );
+            let level = crate::audio::level_dbfs(&out[2_000..6_000]);
+            assert!(
+                level > -15.0,
+                "the tone (-11.7 dBFS RMS) came through: {level} dBFS"
+            );
+            // 440 Hz at 16 kHz: one rising zero crossing every ~36 samples.
+            let rising = out[2_000..6_000]
+                .windows(2)
+                .filter(|w| w[0] < 0 && w[1] >= 0)
+                .count();
+            assert!(
+                (105..=115).contains(&rising),
+                "{rising} rising zero crossings in 0.25 s"
+            );
+        }
+    }
+
+    #[test]
+    fn melotts_json_carries_base64_mp3() {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(TONE_MP3);
+        let body = json!({ "audio": b64 }).to_string();
+        let out = decode_speech("application/json", None, body.as_bytes()).unwrap();
+        assert!((7_500..=9_500).contains(&out.len()), "{}", out.len());
+        let err = decode_speech("application/json", None, br#"{"audio":"%%%"}"#).unwrap_err();
+        assert!(err.contains("not valid base64"), "{err}");
+        let err = decode_speech("application/json", None, br#"{"audio":"aGVsbG8="}"#).unwrap_err();
+        assert!(err.contains("neither WAV nor MP3"), "{err}");
+        // The request shapes: MeloTTS takes prompt + lang; Aura is asked for 16 kHz WAV, raw.
+        let (melo, raw) = workers_ai_speech_input("@cf/myshell-ai/melotts", "Hi.");
+        assert_eq!((melo, raw), (json!({"prompt": "Hi.", "lang": "en"}), false));
+        let (aura, raw) = workers_ai_speech_input("@cf/deepgram/aura-1", "Hi.");
+        assert!(raw && aura["container"] == "wav" && aura["sample_rate"] == 16000);
+    }
+
+    #[test]
+    fn raw_pcm_that_starts_like_an_mp3_header_is_still_pcm() {
+        let pcm: Vec<u8> = std::iter::repeat_n([0xFF, 0xE0], 1600).flatten().collect();
+        let out = decode_speech("", Some(16_000), &pcm).unwrap();
+        assert_eq!(out.len(), 1600);
+        assert!(out.iter().all(|&s| s == i16::from_le_bytes([0xFF, 0xE0])));
     }
 }
