@@ -12,7 +12,9 @@ use std::rc::Rc;
 use axon_core::link::{Publish, QoS};
 use axon_core::mcp::server::{DeviceConfig, McpServer, ServerEvent};
 use axon_core::mcp::topics::{self, DeviceId};
-use axon_core::mcp::types::{CallToolResult, ContentBlock, Implementation, Tool};
+use axon_core::mcp::types::{
+    CallToolResult, ContentBlock, Implementation, Tool, ToolAnnotations, META_PERMISSION,
+};
 use axon_core::mqtt::{Session, SessionConfig, SessionEvent, SessionState};
 use axon_core::time::earliest;
 use futures_channel::mpsc;
@@ -63,33 +65,24 @@ impl Default for DeviceUi {
 }
 
 fn tool(name: &str, title: &str, description: &str, schema: Value, read_only: bool) -> Tool {
-    serde_json::from_value(json!({
-        "name": name,
-        "title": title,
-        "description": description,
-        "inputSchema": schema,
-        "annotations": {
-            "readOnlyHint": read_only,
-            "destructiveHint": false,
-            "idempotentHint": true,
-            "openWorldHint": false,
-        },
-        "_meta": {"axon/permission": "auto"},
-    }))
-    .unwrap_or_else(|_| unreachable_tool(name))
-}
-
-// A literal above that fails to parse is a programming error: `McpServer::new` then refuses
-// the tool table, the page says so, and the browser end-to-end test fails.
-fn unreachable_tool(name: &str) -> Tool {
+    // Built as a struct, not parsed from a JSON literal: the page then carries no Tool
+    // deserializer (the device only ever writes its tool table).
+    let mut meta = serde_json::Map::new();
+    meta.insert(META_PERMISSION.into(), "auto".into());
     Tool {
         name: name.into(),
-        title: None,
-        description: None,
-        input_schema: json!({"type": "object"}),
+        title: Some(title.into()),
+        description: Some(description.into()),
+        input_schema: schema,
         output_schema: None,
-        annotations: None,
-        meta: None,
+        annotations: Some(ToolAnnotations {
+            title: None,
+            read_only_hint: Some(read_only),
+            destructive_hint: Some(false),
+            idempotent_hint: Some(true),
+            open_world_hint: Some(false),
+        }),
+        meta: Some(meta),
     }
 }
 

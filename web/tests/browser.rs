@@ -145,3 +145,52 @@ fn the_voice_session_sets_the_face_only_while_it_has_something_to_show() {
     assert_eq!(face("thinking", false), Some("thinking"));
     assert_eq!(face("speaking", false), Some("speaking"));
 }
+
+#[wasm_bindgen_test]
+fn the_tool_table_is_what_tools_list_has_always_said() {
+    let tools = web::device::tools();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "show_text",
+            "set_expression",
+            "set_volume",
+            "play_tone",
+            "take_photo",
+            "get_state"
+        ]
+    );
+    // The wire shape the agent and the console read, from the struct the page builds directly.
+    assert_eq!(
+        serde_json::to_value(&tools[5]).unwrap(),
+        serde_json::json!({
+            "name": "get_state",
+            "title": "Read state",
+            "description": "The screen's text, expression and volume",
+            "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false},
+            "annotations": {
+                "readOnlyHint": true,
+                "destructiveHint": false,
+                "idempotentHint": true,
+                "openWorldHint": false,
+            },
+            "_meta": {"axon/permission": "auto"},
+        })
+    );
+    assert_eq!(tools[0].declared_permission(), Some("auto"));
+    assert_eq!(
+        tools[0].annotations.as_ref().unwrap().read_only_hint,
+        Some(false)
+    );
+    let config = axon_core::mcp::server::DeviceConfig::new(
+        axon_core::mcp::topics::DeviceId::new("tab-tools".to_string()).unwrap(),
+        "virtual",
+        "a test tab",
+        tools,
+    );
+    assert!(
+        axon_core::mcp::server::McpServer::new(config).is_ok(),
+        "the server takes the table"
+    );
+}
