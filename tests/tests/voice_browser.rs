@@ -74,6 +74,11 @@ fn a_tab_and_the_widget_speak_to_the_agent_and_the_kitchen_lamp_turns_on() {
         tab["peak_level"].as_u64().unwrap() > 30,
         "the meter never moved: {tab}"
     );
+    // The tab's telemetry reported the microphone while it was open.
+    assert!(
+        tab["mic_level_pct_max"].as_u64().unwrap() > 30,
+        "no mic level in the tab's telemetry: {tab}"
+    );
     // The face followed the session, in order.
     let faces: Vec<&str> = tab["faces"]
         .as_array()

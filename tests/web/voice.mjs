@@ -68,10 +68,19 @@ try {
     const state = await waitForTurn(page, 1, 45000 + Number(wavMs));
     const faces = await page.evaluate(() => window.faces);
     const peak = await page.evaluate(() => window.peak);
+    // The tab's telemetry (every 5 s) carries the microphone's peak while voice is on: wait,
+    // bounded, for a sample taken after the utterance was heard.
+    let micLevels = [];
+    for (let i = 0; i < 80; i++) {
+      const r = await fetch(`${base}/api/devices/tab-voice`).then((r) => r.json()).catch(() => ({}));
+      micLevels = (r.telemetry || []).map((s) => s.metrics.mic_level_pct).filter((v) => v !== undefined);
+      if (micLevels.some((v) => v > 30)) break;
+      await sleep(100);
+    }
     await page.screenshot({ path: `${outDir}/device-voice.png` });
     await page.getByTestId('voice-toggle').click();
     await page.getByTestId('voice').and(page.locator('[data-phase="off"]')).waitFor({ timeout: 5000 });
-    return { ...state, faces, peak_level: peak };
+    return { ...state, faces, peak_level: peak, mic_level_pct_max: Math.max(0, ...micLevels) };
   });
 
   await step('barge_in_on_the_device_page', async () => {

@@ -42,6 +42,9 @@ pub struct DeviceUi {
     pub volume: RwSignal<u32>,
     pub calls: RwSignal<u32>,
     pub last_call: RwSignal<String>,
+    /// The microphone's loudest level (0–100) since the last telemetry sample; `None` while
+    /// the microphone is off (no voice session), so a sample then carries no `mic_level_pct`.
+    pub mic_peak: RwSignal<Option<u32>>,
 }
 
 impl DeviceUi {
@@ -54,6 +57,7 @@ impl DeviceUi {
             volume: RwSignal::new(50),
             calls: RwSignal::new(0),
             last_call: RwSignal::new(String::new()),
+            mic_peak: RwSignal::new(None),
         }
     }
 }
@@ -408,6 +412,27 @@ fn battery_manager() -> Rc<RefCell<Option<wasm_bindgen::JsValue>>> {
     slot
 }
 
+/// One telemetry sample: tab visibility, volume, tool calls, expression, and where known the
+/// battery (`level` 0–1 from the Battery API) and the microphone's peak level.
+pub fn telemetry_sample(ts_ms: u64, visible: bool, battery: Option<f64>, ui: &DeviceUi) -> Value {
+    let mut sample = json!({
+        "ts": ts_ms,
+        "metrics": {
+            "tab_visible": visible,
+            "volume_pct": ui.volume.get_untracked(),
+            "tool_calls": ui.calls.get_untracked(),
+            "expression": ui.expression.get_untracked(),
+        }
+    });
+    if let Some(level) = battery {
+        sample["metrics"]["battery_pct"] = json!((level * 100.0).round());
+    }
+    if let Some(peak) = ui.mic_peak.get_untracked() {
+        sample["metrics"]["mic_level_pct"] = json!(peak);
+    }
+    sample
+}
+
 fn publish_telemetry(
     session: &mut Session,
     server: &mut McpServer,
@@ -419,23 +444,18 @@ fn publish_telemetry(
         .and_then(|w| w.document())
         .map(|d| d.visibility_state() == web_sys::VisibilityState::Visible)
         .unwrap_or(false);
-    let mut sample = json!({
-        "ts": t.as_millis(),
-        "metrics": {
-            "tab_visible": visible,
-            "volume_pct": ui.volume.get_untracked(),
-            "tool_calls": ui.calls.get_untracked(),
-            "expression": ui.expression.get_untracked(),
-        }
-    });
     let level = battery
         .borrow()
         .as_ref()
         .and_then(|m| js_sys::Reflect::get(m, &"level".into()).ok())
         .and_then(|l| l.as_f64());
-    if let Some(level) = level {
-        sample["metrics"]["battery_pct"] = json!((level * 100.0).round());
-    }
+    let sample = telemetry_sample(t.as_millis(), visible, level, ui);
+    // Each sample reports the loudest moment since the one before.
+    ui.mic_peak.update(|p| {
+        if let Some(p) = p {
+            *p = 0;
+        }
+    });
     let id = server.device_id().as_str().to_string();
     let bytes = sample.to_string().into_bytes();
     for (topic, qos, retain) in [
@@ -638,6 +658,15 @@ pub fn DevicePage() -> impl IntoView {
             .expression()
             .map(str::to_string)
             .unwrap_or_else(|| ui.expression.get())
+    });
+    // The microphone's level goes into telemetry while a voice session has it open.
+    Effect::new(move |_| {
+        let level = voice.level.get();
+        if voice.phase.get() == "off" {
+            ui.mic_peak.set(None);
+        } else {
+            ui.mic_peak.update(|p| *p = Some(p.unwrap_or(0).max(level)));
+        }
     });
     let user = query("user").unwrap_or_else(|| "default".into());
     let voice_device = id.clone();

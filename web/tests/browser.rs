@@ -194,3 +194,20 @@ fn the_tool_table_is_what_tools_list_has_always_said() {
         "the server takes the table"
     );
 }
+
+#[wasm_bindgen_test]
+fn telemetry_carries_the_mic_level_only_while_the_mic_is_open() {
+    let ui = DeviceUi::new();
+    let sample = web::device::telemetry_sample(1_000, true, None, &ui);
+    let metrics = &sample["metrics"];
+    assert_eq!(sample["ts"], 1_000);
+    assert_eq!(metrics["tab_visible"], true);
+    assert_eq!(metrics["volume_pct"], 50);
+    assert_eq!(metrics["expression"], "neutral");
+    assert!(metrics.get("mic_level_pct").is_none(), "{metrics}");
+    assert!(metrics.get("battery_pct").is_none(), "{metrics}");
+    ui.mic_peak.set(Some(42));
+    let sample = web::device::telemetry_sample(2_000, false, Some(0.87), &ui);
+    assert_eq!(sample["metrics"]["mic_level_pct"], 42);
+    assert_eq!(sample["metrics"]["battery_pct"], 87.0);
+}
