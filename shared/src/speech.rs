@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use base64::Engine as _;
 
-use crate::audio::{looks_like_mp3, mp3_decode, resample, wav_decode, SAMPLE_RATE};
+use crate::audio::{looks_like_mp3, mp3_decode, resample, wav_decode, Wav, SAMPLE_RATE};
 use crate::mcp::client::{DeviceInfo, DeviceState};
 
 /// Whisper reads at most 224 prompt tokens; this many characters stays well under.
@@ -172,21 +172,22 @@ pub fn decode_speech(
     sample_rate: Option<u32>,
     body: &[u8],
 ) -> Result<Vec<i16>, String> {
+    let to_16k = |w: Wav| resample(&w.samples, w.sample_rate, SAMPLE_RATE);
     if body.starts_with(b"RIFF") {
-        let wav = wav_decode(body).map_err(|e| e.to_string())?;
-        return Ok(resample(&wav.samples, wav.sample_rate, SAMPLE_RATE));
+        return wav_decode(body).map(to_16k).map_err(|e| e.to_string());
     }
     let ct = content_type.to_ascii_lowercase();
     let pcm = ct.starts_with("audio/pcm") || ct.starts_with("audio/l16");
     if ct.starts_with("audio/mpeg") || ct.starts_with("audio/mp3") {
-        let mp3 = mp3_decode(body).map_err(|e| format!("{content_type}: {e}"))?;
-        return Ok(resample(&mp3.samples, mp3.sample_rate, SAMPLE_RATE));
+        return mp3_decode(body)
+            .map(to_16k)
+            .map_err(|e| format!("{content_type}: {e}"));
     }
     // Unlabelled bytes that look like MP3 are tried as MP3; raw PCM can start the same way
     // (0xFF 0xE0 is a sample of -7937), so on failure they are still read as PCM below.
     if !pcm && looks_like_mp3(body) {
         if let Ok(mp3) = mp3_decode(body) {
-            return Ok(resample(&mp3.samples, mp3.sample_rate, SAMPLE_RATE));
+            return Ok(to_16k(mp3));
         }
     }
     if ct.contains("json") || body.first() == Some(&b'{') {
@@ -210,7 +211,7 @@ pub fn decode_speech(
             )
         }));
     }
-    if ct.starts_with("audio/pcm") || ct.starts_with("audio/l16") || ct.is_empty() {
+    if pcm || ct.is_empty() {
         let rate = sample_rate
             .or_else(|| rate_in_content_type(&ct))
             .unwrap_or(24_000);

@@ -16,7 +16,7 @@ pub struct Json(JsValue);
 impl Json {
     /// `text` parsed; null when it is not JSON.
     pub fn parse(text: &str) -> Json {
-        Json(js_sys::JSON::parse(text).unwrap_or(JsValue::NULL))
+        Json::try_parse(text).unwrap_or(Json(JsValue::NULL))
     }
 
     /// A JSON string holding `text`.
