@@ -1,20 +1,27 @@
 //! The session state machine. See the module docs of [`crate::mqtt`] for the drive loop.
+//!
+//! It sits on `mqtt-protocol-core`'s packet types (builders, parsers and the packet framer)
+//! and keeps the client's protocol state itself: packet ids, keep-alive, the PUBACKs it owes.
+//! The codec's own `Connection` also carries MQTT 3.1.1, the broker role, QoS 2, topic aliases
+//! and an offline store, none of which a v5 client that subscribes at QoS 1 at most needs; in
+//! the browser that was 83 KB of the virtual device's wasm.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use mqtt_protocol_core::mqtt::common::Cursor;
-use mqtt_protocol_core::mqtt::connection::{Event, TimerKind};
+use mqtt_protocol_core::mqtt::common::{Arc, Cursor};
+use mqtt_protocol_core::mqtt::connection::{
+    PacketBuildResult, PacketBuilder, PacketData, RawPacket,
+};
 use mqtt_protocol_core::mqtt::packet::v5_0;
-use mqtt_protocol_core::mqtt::packet::GenericPacketTrait;
 #[cfg(test)]
 use mqtt_protocol_core::mqtt::packet::ReceiveMaximum;
 use mqtt_protocol_core::mqtt::packet::{
-    MaximumPacketSize, Packet, Property, Qos, SessionExpiryInterval, SubEntry, SubOpts,
-    UserProperty,
+    MaximumPacketSize, Property, Qos, SessionExpiryInterval, SubEntry, SubOpts, UserProperty,
 };
-use mqtt_protocol_core::mqtt::result_code::{ConnectReasonCode, DisconnectReasonCode};
-use mqtt_protocol_core::mqtt::{role, Connection, Version};
+use mqtt_protocol_core::mqtt::result_code::{
+    ConnectReasonCode, DisconnectReasonCode, MqttError as CodecError,
+};
 
 use super::{Backoff, MqttError};
 use crate::link::{
@@ -144,12 +151,20 @@ pub enum SessionEvent {
 pub struct Session {
     config: SessionConfig,
     state: SessionState,
-    conn: Option<Connection<role::Client>>,
+    /// The packet framer of the current connection (none while there is no transport).
+    frames: Option<PacketBuilder>,
+    /// Packet ids held by SUBSCRIBE, UNSUBSCRIBE and QoS 1 PUBLISH until their acknowledgement.
+    packet_ids: HashSet<u16>,
+    next_packet_id: u16,
+    /// The keep-alive in force: ours from CONNECT, or the broker's Server Keep Alive.
+    keep_alive: Duration,
+    /// When a PINGREQ is due: a keep-alive after the last packet sent.
+    ping_at: Option<Timestamp>,
+    /// A PINGREQ went out; without a PINGRESP by then the link is dead.
+    pingresp_deadline: Option<Timestamp>,
     backoff: Backoff,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<SessionEvent>,
-    /// Keep-alive timers the codec asked for (three kinds at most, so a small list).
-    timers: Vec<(TimerKind, Timestamp)>,
     connect_deadline: Option<Timestamp>,
     reconnect_at: Option<Timestamp>,
     tokens: HashMap<u16, SubscribeToken>,
@@ -183,9 +198,7 @@ fn qos(q: QoS) -> Qos {
     }
 }
 
-fn invalid(
-    what: &'static str,
-) -> impl Fn(mqtt_protocol_core::mqtt::result_code::MqttError) -> MqttError {
+fn invalid(what: &'static str) -> impl Fn(CodecError) -> MqttError {
     move |e| MqttError::Invalid {
         what,
         reason: format!("{e:?}"),
@@ -218,6 +231,10 @@ fn build_publish(p: Publish, pid: Option<u16>) -> Result<v5_0::Publish, MqttErro
     b.build().map_err(invalid("PUBLISH"))
 }
 
+fn malformed(what: &'static str) -> impl Fn(CodecError) -> String {
+    move |e| format!("the broker sent a malformed {what} ({e:?})")
+}
+
 fn read_user_props(props: &[Property]) -> Vec<Prop> {
     props
         .iter()
@@ -235,11 +252,15 @@ impl Session {
         let mut s = Session {
             config,
             state: SessionState::Opening,
-            conn: None,
+            frames: None,
+            packet_ids: HashSet::new(),
+            next_packet_id: 0,
+            keep_alive: Duration::ZERO,
+            ping_at: None,
+            pingresp_deadline: None,
             backoff,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            timers: Vec::new(),
             connect_deadline: None,
             reconnect_at: None,
             tokens: HashMap::new(),
@@ -267,26 +288,19 @@ impl Session {
         if self.state == SessionState::Closed {
             return;
         }
-        let mut conn = Connection::<role::Client>::new(Version::V5_0);
-        conn.set_auto_pub_response(true);
-        conn.set_auto_ping_response(true);
-        let keep_alive_ms = self.config.connect.keep_alive.as_millis() as u64;
-        // Wait at most half a keep-alive (and 10 s) for a PINGRESP before calling the link dead.
-        conn.set_pingresp_recv_timeout((keep_alive_ms / 2).clamp(1_000, 10_000));
-        self.conn = Some(conn);
-        self.timers.clear();
+        self.frames = Some(PacketBuilder::with_maximum_packet_size(
+            self.config.max_packet_size,
+        ));
+        self.packet_ids.clear();
+        // As CONNECT says it (whole seconds, at most 65,535).
+        self.keep_alive = Duration::from_secs(self.config.connect.keep_alive.as_secs().min(65_535));
+        self.ping_at = None;
+        self.pingresp_deadline = None;
         self.tokens.clear();
         self.state = SessionState::Connecting;
         self.connect_deadline = Some(now + self.config.connect_timeout);
         match self.build_connect() {
-            Ok(connect) => {
-                let events = self
-                    .conn
-                    .as_mut()
-                    .map(|c| c.checked_send(connect))
-                    .unwrap_or_default();
-                self.process(now, events);
-            }
+            Ok(connect) => self.send(now, connect.to_continuous_buffer()),
             Err(e) => {
                 // A CONNECT we cannot encode will never work: stop rather than loop.
                 self.state = SessionState::Closed;
@@ -340,12 +354,37 @@ impl Session {
         let mut cursor = Cursor::new(bytes);
         while (cursor.position() as usize) < bytes.len() {
             let before = cursor.position();
-            let Some(conn) = self.conn.as_mut() else {
+            let Some(frames) = self.frames.as_mut() else {
                 return;
             };
-            let events = conn.recv(&mut cursor);
-            self.process(now, events);
-            if cursor.position() == before || self.conn.is_none() {
+            match frames.feed(&mut cursor) {
+                PacketBuildResult::Complete(raw) => {
+                    if let Err(reason) = self.received(now, raw) {
+                        self.protocol_error(now, reason);
+                    }
+                }
+                PacketBuildResult::Incomplete => {}
+                PacketBuildResult::Error(CodecError::PacketTooLarge) => {
+                    // The broker was told our limit in CONNECT, so DISCONNECT says why (0x95).
+                    if self.state == SessionState::Connected {
+                        if let Ok(d) = v5_0::Disconnect::builder()
+                            .reason_code(DisconnectReasonCode::PacketTooLarge)
+                            .build()
+                        {
+                            self.transmits.push_back(d.to_continuous_buffer());
+                        }
+                    }
+                    let limit = self.config.max_packet_size;
+                    self.protocol_error(
+                        now,
+                        format!("the broker sent a packet over our Maximum Packet Size of {limit} bytes"),
+                    );
+                }
+                PacketBuildResult::Error(e) => {
+                    self.protocol_error(now, format!("the broker sent a malformed packet ({e:?})"))
+                }
+            }
+            if cursor.position() == before || self.frames.is_none() {
                 break;
             }
         }
@@ -375,19 +414,49 @@ impl Session {
             self.lost(now, format!("no CONNACK within {secs} s"));
             return;
         }
-        let due: Vec<TimerKind> = self
-            .timers
-            .iter()
-            .filter(|(_, t)| *t <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        for kind in due {
-            self.timers.retain(|(k, _)| *k != kind);
-            let events = match self.conn.as_mut() {
-                Some(c) => c.notify_timer_fired(kind),
-                None => continue,
-            };
-            self.process(now, events);
+        if self.state != SessionState::Connected {
+            return;
+        }
+        if self.pingresp_deadline.is_some_and(|t| t <= now) {
+            self.pingresp_deadline = None;
+            let waited = self.pingresp_timeout().as_secs();
+            self.protocol_error(
+                now,
+                format!("the broker stopped answering (no PINGRESP within {waited} s)"),
+            );
+            return;
+        }
+        if self.ping_at.is_some_and(|t| t <= now) {
+            self.send(now, v5_0::Pingreq::new().to_continuous_buffer());
+            if self.pingresp_deadline.is_none() {
+                self.pingresp_deadline = Some(now + self.pingresp_timeout());
+            }
+        }
+    }
+
+    /// How long a PINGREQ waits for its PINGRESP: half a keep-alive, between 1 and 10 s.
+    fn pingresp_timeout(&self) -> Duration {
+        (self.keep_alive / 2).clamp(Duration::from_secs(1), Duration::from_secs(10))
+    }
+
+    /// Queues a packet's bytes; any packet sent counts as the keep-alive's sign of life.
+    fn send(&mut self, now: Timestamp, bytes: Vec<u8>) {
+        self.transmits.push_back(bytes);
+        self.ping_at = (!self.keep_alive.is_zero()).then(|| now + self.keep_alive);
+    }
+
+    /// A packet id no request holds (1..=65,535, round robin so a late acknowledgement of a
+    /// released id is unlikely to match a new request).
+    fn acquire_packet_id(&mut self) -> Result<u16, MqttError> {
+        self.ensure_connected()?;
+        if self.packet_ids.len() >= usize::from(u16::MAX) {
+            return Err(MqttError::PacketIdsExhausted);
+        }
+        loop {
+            self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
+            if self.packet_ids.insert(self.next_packet_id) {
+                return Ok(self.next_packet_id);
+            }
         }
     }
 
@@ -406,10 +475,7 @@ impl Session {
         subs: Vec<crate::link::Subscription>,
         token: Option<SubscribeToken>,
     ) -> Result<u16, MqttError> {
-        let conn = self.connected_conn()?;
-        let pid = conn
-            .acquire_packet_id()
-            .map_err(|_| MqttError::PacketIdsExhausted)?;
+        let pid = self.acquire_packet_id()?;
         let entries = subs
             .iter()
             .map(|s| {
@@ -419,36 +485,46 @@ impl Session {
                 )
                 .map_err(invalid("topic filter"))
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let packet = v5_0::Subscribe::builder()
-            .entries(entries)
-            .packet_id(pid)
-            .build()
-            .map_err(invalid("SUBSCRIBE"))?;
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|entries| {
+                v5_0::Subscribe::builder()
+                    .entries(entries)
+                    .packet_id(pid)
+                    .build()
+                    .map_err(invalid("SUBSCRIBE"))
+            });
+        let packet = match entries {
+            Ok(packet) => packet,
+            Err(e) => {
+                self.packet_ids.remove(&pid);
+                return Err(e);
+            }
+        };
         if let Some(t) = token {
             self.tokens.insert(pid, t);
         }
-        let events = self.connected_conn()?.checked_send(packet);
-        self.process(now, events);
+        self.send(now, packet.to_continuous_buffer());
         Ok(pid)
     }
 
     /// Unsubscribes.
     pub fn unsubscribe(&mut self, now: Timestamp, filters: Vec<String>) -> Result<u16, MqttError> {
-        let conn = self.connected_conn()?;
-        let pid = conn
-            .acquire_packet_id()
-            .map_err(|_| MqttError::PacketIdsExhausted)?;
+        let pid = self.acquire_packet_id()?;
         let entries: Vec<&str> = filters.iter().map(String::as_str).collect();
         let packet = v5_0::Unsubscribe::builder()
             .entries(entries)
-            .map_err(invalid("topic filter"))?
-            .packet_id(pid)
-            .build()
-            .map_err(invalid("UNSUBSCRIBE"))?;
-        let events = conn.checked_send(packet);
-        self.process(now, events);
-        Ok(pid)
+            .map_err(invalid("topic filter"))
+            .and_then(|b| b.packet_id(pid).build().map_err(invalid("UNSUBSCRIBE")));
+        match packet {
+            Ok(packet) => {
+                self.send(now, packet.to_continuous_buffer());
+                Ok(pid)
+            }
+            Err(e) => {
+                self.packet_ids.remove(&pid);
+                Err(e)
+            }
+        }
     }
 
     /// Publishes; `Some(packet id)` for QoS 1 once sent. Refuses, sending nothing, a packet
@@ -456,7 +532,7 @@ impl Session {
     /// Receive Maximum waits (in order, `Ok(None)`) until a PUBACK frees a slot; if the link
     /// drops first it is dropped with the in-flight ones, which fail.
     pub fn publish(&mut self, now: Timestamp, p: Publish) -> Result<Option<u16>, MqttError> {
-        self.connected_conn()?;
+        self.ensure_connected()?;
         if p.qos == QoS::AtLeastOnce
             && (self.inflight.len() >= usize::from(self.broker_receive_max)
                 || !self.waiting.is_empty())
@@ -488,13 +564,9 @@ impl Session {
 
     /// A packet id for a QoS 1 publish (none for QoS 0).
     fn acquire_pid(&mut self, q: QoS) -> Result<Option<u16>, MqttError> {
-        let conn = self.connected_conn()?;
         match q {
-            QoS::AtMostOnce => Ok(None),
-            QoS::AtLeastOnce => conn
-                .acquire_packet_id()
-                .map(Some)
-                .map_err(|_| MqttError::PacketIdsExhausted),
+            QoS::AtMostOnce => self.ensure_connected().map(|()| None),
+            QoS::AtLeastOnce => self.acquire_packet_id().map(Some),
         }
     }
 
@@ -515,18 +587,17 @@ impl Session {
         }) {
             Ok(packet) => packet,
             Err(e) => {
-                if let (Some(pid), Some(conn)) = (pid, self.conn.as_mut()) {
-                    let _ = conn.release_packet_id(pid);
+                if let Some(pid) = pid {
+                    self.packet_ids.remove(&pid);
                 }
                 return Err(e);
             }
         };
-        let conn = self.connected_conn()?;
-        let events = conn.checked_send(packet);
+        self.ensure_connected()?;
+        self.send(now, packet.to_continuous_buffer());
         if let Some(pid) = pid {
             self.inflight.insert(pid);
         }
-        self.process(now, events);
         Ok(pid)
     }
 
@@ -564,23 +635,19 @@ impl Session {
     /// Graceful DISCONNECT (0x00, the will is not published). No reconnect follows.
     pub fn disconnect(&mut self, now: Timestamp) {
         let was_connected = self.state == SessionState::Connected;
-        // Closed first, so the codec's own close request after DISCONNECT does not look like a lost link.
         self.state = SessionState::Closed;
         if was_connected {
             if let Ok(packet) = v5_0::Disconnect::builder()
                 .reason_code(DisconnectReasonCode::NormalDisconnection)
                 .build()
             {
-                let events = self
-                    .conn
-                    .as_mut()
-                    .map(|c| c.checked_send(packet))
-                    .unwrap_or_default();
-                self.process(now, events);
+                self.send(now, packet.to_continuous_buffer());
             }
         }
+        self.frames = None;
         self.reconnect_at = None;
-        self.timers.clear();
+        self.ping_at = None;
+        self.pingresp_deadline = None;
         self.events.push_back(SessionEvent::CloseTransport);
     }
 
@@ -596,17 +663,27 @@ impl Session {
 
     /// When [`Session::handle_timeout`] wants to run next.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let timers = self.timers.iter().map(|(_, t)| *t).min();
+        let timers = (self.state == SessionState::Connected)
+            .then(|| earliest(self.ping_at, self.pingresp_deadline))
+            .flatten();
         let connecting = matches!(self.state, SessionState::Opening | SessionState::Connecting)
             .then_some(self.connect_deadline)
             .flatten();
         earliest(earliest(timers, connecting), self.reconnect_at)
     }
 
-    fn connected_conn(&mut self) -> Result<&mut Connection<role::Client>, MqttError> {
-        match (self.state, self.conn.as_mut()) {
-            (SessionState::Connected, Some(c)) => Ok(c),
-            (state, _) => Err(MqttError::NotConnected(state.name())),
+    fn ensure_connected(&self) -> Result<(), MqttError> {
+        match self.state {
+            SessionState::Connected => Ok(()),
+            state => Err(MqttError::NotConnected(state.name())),
+        }
+    }
+
+    /// The broker broke the protocol (or went silent): close and reconnect.
+    fn protocol_error(&mut self, now: Timestamp, reason: String) {
+        if self.state != SessionState::Closed && self.frames.is_some() {
+            self.events.push_back(SessionEvent::CloseTransport);
+            self.lost(now, reason);
         }
     }
 
@@ -618,8 +695,9 @@ impl Session {
         ) {
             return;
         }
-        self.conn = None;
-        self.timers.clear();
+        self.frames = None;
+        self.ping_at = None;
+        self.pingresp_deadline = None;
         self.tokens.clear();
         self.connect_deadline = None;
         self.fail_inflight(&reason);
@@ -645,117 +723,55 @@ impl Session {
         }
     }
 
-    fn process(&mut self, now: Timestamp, events: Vec<Event>) {
-        for ev in events {
-            match ev {
-                Event::RequestSendPacket { packet, .. } => {
-                    self.transmits.push_back(packet.to_continuous_buffer())
-                }
-                Event::NotifyPacketReceived(packet) => self.received(now, packet),
-                Event::RequestTimerReset { kind, duration_ms } => {
-                    self.timers.retain(|(k, _)| *k != kind);
-                    self.timers
-                        .push((kind, now + Duration::from_millis(duration_ms)));
-                }
-                Event::RequestTimerCancel(kind) => self.timers.retain(|(k, _)| *k != kind),
-                Event::NotifyError(e) => {
-                    if self.state != SessionState::Closed && self.conn.is_some() {
-                        self.events.push_back(SessionEvent::CloseTransport);
-                        self.lost(now, format!("protocol error: {e:?}"));
-                    }
-                }
-                Event::RequestClose => {
-                    if self.state != SessionState::Closed && self.conn.is_some() {
-                        self.events.push_back(SessionEvent::CloseTransport);
-                        self.lost(
-                            now,
-                            "the broker stopped answering (no PINGRESP) or sent a bad packet"
-                                .into(),
-                        );
-                    }
-                }
-                Event::NotifyPacketIdReleased(_) => {}
+    /// One packet from the broker; `Err` is a protocol error that ends the connection.
+    fn received(&mut self, now: Timestamp, raw: RawPacket) -> Result<(), String> {
+        let connected = self.state == SessionState::Connected;
+        match (raw.packet_type(), connected) {
+            (2, false) => {
+                let ack = raw
+                    .parse_exact(v5_0::Connack::parse)
+                    .map_err(malformed("CONNACK"))?;
+                self.connacked(now, ack);
             }
-        }
-    }
-
-    fn received(&mut self, now: Timestamp, packet: Packet) {
-        match packet {
-            Packet::V5_0Connack(ack) => {
-                if ack.reason_code() != ConnectReasonCode::Success {
-                    let code = ack.reason_code() as u8;
-                    self.events.push_back(SessionEvent::ConnectRefused {
-                        reason_code: code,
-                        reason: format!("{:?}", ack.reason_code()),
-                    });
-                    self.events.push_back(SessionEvent::CloseTransport);
-                    self.lost(
-                        now,
-                        format!("CONNECT refused: {:?} (0x{code:02x})", ack.reason_code()),
-                    );
-                    return;
-                }
-                let props = ack.props();
-                let retain_available = props
-                    .iter()
-                    .find_map(|p| {
-                        if let Property::RetainAvailable(r) = p {
-                            Some(r.val() == 1)
-                        } else {
-                            None
-                        }
-                    })
-                    .unwrap_or(true);
-                let max_packet_size = props.iter().find_map(|p| {
-                    if let Property::MaximumPacketSize(m) = p {
-                        Some(m.val())
-                    } else {
-                        None
-                    }
-                });
-                self.broker_max_packet = max_packet_size;
-                self.broker_receive_max = props
-                    .iter()
-                    .find_map(|p| {
-                        if let Property::ReceiveMaximum(r) = p {
-                            Some(r.val().max(1))
-                        } else {
-                            None
-                        }
-                    })
-                    .unwrap_or(u16::MAX);
-                self.state = SessionState::Connected;
-                self.connect_deadline = None;
-                self.backoff.connected(now);
-                let connack = Connack {
-                    user_properties: read_user_props(props),
+            (3, true) => {
+                let PacketData::Publish(data) = &raw.data else {
+                    return Err("the broker sent a malformed PUBLISH".into());
                 };
-                self.events.push_back(SessionEvent::Connected {
-                    connack,
-                    retain_available,
-                    max_packet_size,
-                });
+                let (p, _) = v5_0::Publish::parse(raw.flags(), Arc::clone(data))
+                    .map_err(malformed("PUBLISH"))?;
+                if p.topic_name().is_empty() {
+                    // We send no Topic Alias Maximum, so the broker may not use aliases.
+                    return Err(
+                        "the broker sent a PUBLISH with a topic alias we never allowed".into(),
+                    );
+                }
+                match (p.qos(), p.packet_id()) {
+                    (Qos::AtMostOnce, _) => {}
+                    (Qos::AtLeastOnce, Some(pid)) => {
+                        let ack = v5_0::Puback::builder()
+                            .packet_id(pid)
+                            .build()
+                            .map_err(malformed("PUBLISH packet id"))?;
+                        self.send(now, ack.to_continuous_buffer());
+                    }
+                    // We subscribe at QoS 1 at most, so the broker never delivers QoS 2.
+                    _ => {
+                        return Err("the broker sent a QoS 2 PUBLISH to a QoS 1 subscription".into())
+                    }
+                }
+                self.events.push_back(SessionEvent::Message(Inbound {
+                    topic: p.topic_name().to_string(),
+                    payload: p.payload().as_slice().to_vec(),
+                    retain: p.retain(),
+                    user_properties: read_user_props(p.props()),
+                }));
             }
-            Packet::V5_0Publish(p) => self.events.push_back(SessionEvent::Message(Inbound {
-                topic: p.topic_name().to_string(),
-                payload: p.payload().as_slice().to_vec(),
-                retain: p.retain(),
-                user_properties: read_user_props(p.props()),
-            })),
-            Packet::V5_0Suback(s) => {
-                let packet_id = s.packet_id();
-                let reason_codes = s.reason_codes().into_iter().map(|c| c as u8).collect();
-                self.events.push_back(SessionEvent::Subscribed {
-                    token: self.tokens.remove(&packet_id),
-                    packet_id,
-                    reason_codes,
-                });
-            }
-            Packet::V5_0Unsuback(u) => self.events.push_back(SessionEvent::Unsubscribed {
-                packet_id: u.packet_id(),
-            }),
-            Packet::V5_0Puback(a) => {
+            (4, true) => {
+                let a = raw
+                    .parse_exact(v5_0::Puback::parse)
+                    .map_err(malformed("PUBACK"))?;
                 let packet_id = a.packet_id();
+                self.packet_ids.remove(&packet_id);
                 self.inflight.remove(&packet_id);
                 let reason_code = a.reason_code().map(|r| r as u8).unwrap_or(0);
                 self.events.push_back(SessionEvent::PublishAcked {
@@ -764,31 +780,133 @@ impl Session {
                 });
                 self.send_waiting(now);
             }
-            Packet::V5_0Disconnect(d) => {
+            (9, true) => {
+                let s = raw
+                    .parse_exact(v5_0::Suback::parse)
+                    .map_err(malformed("SUBACK"))?;
+                let packet_id = s.packet_id();
+                self.packet_ids.remove(&packet_id);
+                let reason_codes = s.reason_codes().into_iter().map(|c| c as u8).collect();
+                self.events.push_back(SessionEvent::Subscribed {
+                    token: self.tokens.remove(&packet_id),
+                    packet_id,
+                    reason_codes,
+                });
+            }
+            (11, true) => {
+                let u = raw
+                    .parse_exact(v5_0::Unsuback::parse)
+                    .map_err(malformed("UNSUBACK"))?;
+                let packet_id = u.packet_id();
+                self.packet_ids.remove(&packet_id);
+                self.events
+                    .push_back(SessionEvent::Unsubscribed { packet_id });
+            }
+            (13, true) => self.pingresp_deadline = None,
+            (14, _) => {
+                let d = raw
+                    .parse_exact(v5_0::Disconnect::parse)
+                    .map_err(malformed("DISCONNECT"))?;
                 let code = d.reason_code();
                 self.events.push_back(SessionEvent::CloseTransport);
                 if code == Some(DisconnectReasonCode::SessionTakenOver) {
                     self.fail_inflight("session taken over");
                     self.waiting.clear();
-                    self.conn = None;
-                    self.timers.clear();
+                    self.frames = None;
+                    self.ping_at = None;
+                    self.pingresp_deadline = None;
                     self.state = SessionState::Closed;
                     self.events.push_back(SessionEvent::TakenOver);
                 } else {
                     self.lost(now, format!("the broker sent DISCONNECT {code:?}"));
                 }
             }
-            _ => {}
+            (kind, _) => {
+                let name = PACKET_NAMES
+                    .get(usize::from(kind))
+                    .copied()
+                    .unwrap_or("reserved");
+                let when = if connected { "" } else { " before CONNACK" };
+                return Err(format!("the broker sent an unexpected {name} packet{when}"));
+            }
         }
+        Ok(())
+    }
+
+    fn connacked(&mut self, now: Timestamp, ack: v5_0::Connack) {
+        if ack.reason_code() != ConnectReasonCode::Success {
+            let code = ack.reason_code() as u8;
+            self.events.push_back(SessionEvent::ConnectRefused {
+                reason_code: code,
+                reason: format!("{:?}", ack.reason_code()),
+            });
+            self.events.push_back(SessionEvent::CloseTransport);
+            self.lost(
+                now,
+                format!("CONNECT refused: {:?} (0x{code:02x})", ack.reason_code()),
+            );
+            return;
+        }
+        let mut retain_available = true;
+        let mut max_packet_size = None;
+        self.broker_receive_max = u16::MAX;
+        for p in ack.props() {
+            match p {
+                Property::RetainAvailable(r) => retain_available = r.val() == 1,
+                Property::MaximumPacketSize(m) => max_packet_size = Some(m.val()),
+                Property::ReceiveMaximum(r) => self.broker_receive_max = r.val().max(1),
+                // The broker's keep-alive wins over ours (MQTT 5 §3.2.2.3.14).
+                Property::ServerKeepAlive(k) => {
+                    self.keep_alive = Duration::from_secs(u64::from(k.val()));
+                    self.ping_at = (!self.keep_alive.is_zero()).then(|| now + self.keep_alive);
+                }
+                _ => {}
+            }
+        }
+        self.broker_max_packet = max_packet_size;
+        self.state = SessionState::Connected;
+        self.connect_deadline = None;
+        self.backoff.connected(now);
+        let connack = Connack {
+            user_properties: read_user_props(ack.props()),
+        };
+        self.events.push_back(SessionEvent::Connected {
+            connack,
+            retain_available,
+            max_packet_size,
+        });
     }
 }
+
+/// MQTT control packet names by type, for errors.
+const PACKET_NAMES: [&str; 16] = [
+    "reserved",
+    "CONNECT",
+    "CONNACK",
+    "PUBLISH",
+    "PUBACK",
+    "PUBREC",
+    "PUBREL",
+    "PUBCOMP",
+    "SUBSCRIBE",
+    "SUBACK",
+    "UNSUBSCRIBE",
+    "UNSUBACK",
+    "PINGREQ",
+    "PINGRESP",
+    "DISCONNECT",
+    "AUTH",
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::link::Subscription;
-    use mqtt_protocol_core::mqtt::packet::RetainAvailable;
+    use mqtt_protocol_core::mqtt::connection::Event;
+    use mqtt_protocol_core::mqtt::packet::{GenericPacketTrait, Packet};
+    use mqtt_protocol_core::mqtt::packet::{RetainAvailable, ServerKeepAlive};
     use mqtt_protocol_core::mqtt::result_code::{PubackReasonCode, SubackReasonCode};
+    use mqtt_protocol_core::mqtt::{role, Connection, Version};
 
     /// The broker side, on the same codec in its server role.
     struct FakeBroker {
@@ -1144,6 +1262,198 @@ mod tests {
                 retain: true,
                 user_properties: vec![("k".into(), "v".into())]
             })]
+        );
+    }
+
+    fn qos0(topic: &str, payload: Vec<u8>) -> Publish {
+        Publish {
+            topic: topic.into(),
+            payload,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            user_properties: vec![],
+        }
+    }
+
+    /// The reason a `Disconnected` event gives, if one came out.
+    fn disconnect_reason(events: &[SessionEvent]) -> Option<&str> {
+        events.iter().find_map(|e| match e {
+            SessionEvent::Disconnected { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn incoming_qos1_publish_is_acknowledged_with_its_packet_id() {
+        let (mut s, mut b, _) = connected(vec![]);
+        let pid = b.conn.acquire_packet_id().unwrap();
+        let p = v5_0::Publish::builder()
+            .topic_name("$mcp-rpc/hub/k1/axon/lamp/k1")
+            .unwrap()
+            .qos(Qos::AtLeastOnce)
+            .packet_id(pid)
+            .payload(b"{}".to_vec())
+            .build()
+            .unwrap();
+        let ev = b.conn.checked_send(p);
+        let bytes = b.bytes_of(ev);
+        s.handle_input(t(2), &bytes);
+        assert!(
+            matches!(drain(&mut s).as_slice(), [SessionEvent::Message(m)] if m.payload == b"{}")
+        );
+        let acks = b.read(&mut s);
+        assert!(
+            matches!(acks.as_slice(), [Packet::V5_0Puback(a)] if a.packet_id() == pid),
+            "{acks:?}"
+        );
+    }
+
+    #[test]
+    fn a_pingresp_keeps_the_link_and_the_servers_keep_alive_wins() {
+        let (mut s, mut b, _) = connected(vec![ServerKeepAlive::new(10).unwrap().into()]);
+        let ping_at = s.poll_timeout().unwrap();
+        assert_eq!(
+            ping_at,
+            t(1) + Duration::from_secs(10),
+            "Server Keep Alive 10 s, not our 30"
+        );
+        s.handle_timeout(ping_at);
+        assert!(matches!(
+            b.read(&mut s).as_slice(),
+            [Packet::V5_0Pingreq(_)]
+        ));
+        let ev = b.conn.checked_send(v5_0::Pingresp::new());
+        let pong = b.bytes_of(ev);
+        s.handle_input(ping_at + Duration::from_millis(5), &pong);
+        assert_eq!(
+            s.poll_timeout(),
+            Some(ping_at + Duration::from_secs(10)),
+            "after the PINGRESP only the next ping is due"
+        );
+        s.handle_timeout(ping_at + Duration::from_secs(10));
+        assert!(drain(&mut s).is_empty(), "no disconnect");
+        assert!(matches!(
+            b.read(&mut s).as_slice(),
+            [Packet::V5_0Pingreq(_)]
+        ));
+        assert_eq!(s.state(), SessionState::Connected);
+    }
+
+    #[test]
+    fn traffic_postpones_the_ping() {
+        let (mut s, mut b, _) = connected(vec![]);
+        s.publish(t(20_000), qos0("axon/telemetry/k1", b"{}".to_vec()))
+            .unwrap();
+        b.read(&mut s);
+        assert_eq!(s.poll_timeout(), Some(t(20_000) + Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_packet_over_our_maximum_size_gets_disconnect_0x95_and_a_reconnect() {
+        let mut config = SessionConfig::new(options(), 1);
+        config.max_packet_size = 1024;
+        let mut s = Session::new(config);
+        s.handle_transport_open(t(0));
+        let mut b = FakeBroker::new();
+        b.read(&mut s);
+        let ack = b.connack(vec![]);
+        s.handle_input(t(1), &ack);
+        drain(&mut s);
+        let p = v5_0::Publish::builder()
+            .topic_name("axon/telemetry/k1")
+            .unwrap()
+            .qos(Qos::AtMostOnce)
+            .payload(vec![b'x'; 2048])
+            .build()
+            .unwrap();
+        // Encoded by hand: the broker's codec would itself refuse to send past our limit.
+        let bytes = p.to_continuous_buffer();
+        s.handle_input(t(2), &bytes);
+        let events = drain(&mut s);
+        assert!(events.contains(&SessionEvent::CloseTransport), "{events:?}");
+        let reason = disconnect_reason(&events).expect("a reconnect is scheduled");
+        assert!(reason.contains("Maximum Packet Size of 1024"), "{reason}");
+        let sent = b.read(&mut s);
+        assert!(
+            matches!(sent.as_slice(), [Packet::V5_0Disconnect(d)] if d.reason_code() == Some(DisconnectReasonCode::PacketTooLarge)),
+            "{sent:?}"
+        );
+        assert_eq!(s.state(), SessionState::WaitingToReconnect);
+    }
+
+    #[test]
+    fn packets_a_v5_client_never_gets_are_protocol_errors() {
+        // PUBLISH before CONNACK; then, connected: QoS 2 PUBLISH, PUBREL, PINGREQ, AUTH.
+        let publish_before_connack = {
+            let mut s = Session::new(SessionConfig::new(options(), 1));
+            s.handle_transport_open(t(0));
+            drain(&mut s);
+            s.handle_input(t(1), &[0x30, 4, 0, 1, b'a', 0]);
+            drain(&mut s)
+        };
+        let reason = disconnect_reason(&publish_before_connack)
+            .unwrap()
+            .to_string();
+        assert!(
+            reason.contains("unexpected PUBLISH packet before CONNACK"),
+            "{reason}"
+        );
+        let cases: [(&[u8], &str); 4] = [
+            (&[0x34, 6, 0, 1, b'a', 0, 1, 0], "QoS 2 PUBLISH"),
+            (&[0x62, 2, 0, 1], "unexpected PUBREL"),
+            (&[0xC0, 0], "unexpected PINGREQ"),
+            (&[0xF0, 0], "unexpected AUTH"),
+        ];
+        for (bytes, expected) in cases {
+            let (mut s, _, _) = connected(vec![]);
+            s.handle_input(t(2), bytes);
+            let events = drain(&mut s);
+            assert!(events.contains(&SessionEvent::CloseTransport), "{events:?}");
+            let reason = disconnect_reason(&events).unwrap();
+            assert!(reason.contains(expected), "{reason} should say {expected}");
+            assert_eq!(s.state(), SessionState::WaitingToReconnect);
+        }
+    }
+
+    #[test]
+    fn packet_ids_are_held_until_acknowledged_and_never_shared() {
+        let (mut s, mut b, _) = connected(vec![]);
+        let sub = s
+            .subscribe(
+                t(2),
+                vec![Subscription {
+                    filter: "a/#".into(),
+                    qos: QoS::AtLeastOnce,
+                    no_local: false,
+                }],
+            )
+            .unwrap();
+        let mut publish = qos0("a/b", vec![]);
+        publish.qos = QoS::AtLeastOnce;
+        let first = s.publish(t(3), publish.clone()).unwrap().unwrap();
+        assert_ne!(first, sub, "the SUBSCRIBE still holds its id");
+        b.read(&mut s);
+        let ack = v5_0::Puback::builder().packet_id(first).build().unwrap();
+        let ev = b.conn.checked_send(ack);
+        let bytes = b.bytes_of(ev);
+        s.handle_input(t(4), &bytes);
+        let second = s.publish(t(5), publish).unwrap().unwrap();
+        assert!(second != sub && second != first, "{sub} {first} {second}");
+        // An invalid filter gives its id back: the next request gets the one after.
+        assert!(s
+            .subscribe(
+                t(6),
+                vec![Subscription {
+                    filter: "a".repeat(70_000),
+                    qos: QoS::AtLeastOnce,
+                    no_local: false,
+                }]
+            )
+            .is_err());
+        assert_eq!(
+            s.packet_ids.len(),
+            2,
+            "the SUBSCRIBE and the second publish"
         );
     }
 
