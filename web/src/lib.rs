@@ -37,10 +37,16 @@ pub fn App() -> impl IntoView {
     unreachable!()
 }
 
-/// Mounts the app into `el`.
+/// Mounts the app into `el`. A build with one page mounts it directly: choosing at run time
+/// needs a type-erased view, whose build and rebuild code the page would otherwise carry.
 #[cfg(any(feature = "console", feature = "device"))]
 #[wasm_bindgen]
 pub fn mount(el: web_sys::HtmlElement) {
+    #[cfg(all(feature = "device", not(feature = "console")))]
+    leptos::mount::mount_to(el, device::DevicePage).forget();
+    #[cfg(all(feature = "console", not(feature = "device")))]
+    leptos::mount::mount_to(el, console::ConsolePage).forget();
+    #[cfg(all(feature = "console", feature = "device"))]
     leptos::mount::mount_to(el, App).forget();
 }
 
