@@ -75,6 +75,30 @@ pub struct ErrorObject {
 }
 
 impl ErrorObject {
+    /// Reads `{code, message, data?}`. By hand rather than with the derive, so that a peer that
+    /// only parses messages carries no serde deserializer for JSON values (see
+    /// `InitializeParams::from_value`).
+    pub fn from_value(v: Value) -> Result<Self, String> {
+        let Value::Object(mut obj) = v else {
+            return Err("an error must be an object".into());
+        };
+        let code = match obj.get("code") {
+            Some(c) => c.as_i64().ok_or("`code` must be an integer")?,
+            None => return Err("missing field `code`".into()),
+        };
+        let message = match obj.remove("message") {
+            Some(Value::String(m)) => m,
+            Some(_) => return Err("`message` must be a string".into()),
+            None => return Err("missing field `message`".into()),
+        };
+        let data = obj.remove("data").filter(|d| !d.is_null());
+        Ok(ErrorObject {
+            code,
+            message,
+            data,
+        })
+    }
+
     /// An error with no data.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
         ErrorObject {
@@ -251,7 +275,7 @@ pub fn from_value(value: Value) -> Result<Message, ParseFailure> {
     let error = obj.remove("error");
     let outcome = match (result, error) {
         (Some(r), None) => Ok(r),
-        (None, Some(e)) => match serde_json::from_value::<ErrorObject>(e) {
+        (None, Some(e)) => match ErrorObject::from_value(e) {
             Ok(e) => Err(e),
             Err(e) => return Err(invalid(id, format!("bad error object: {e}"), false)),
         },
@@ -352,6 +376,43 @@ fn id_value(id: Option<&RequestId>) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn error_objects_read_by_hand_agree_with_the_derive() {
+        for v in [
+            json!({"code":-32602,"message":"bad level"}),
+            json!({"code":-32010,"message":"offline","data":{"device":"k1"}}),
+            json!({"code":1,"message":"","data":null,"extra":true}),
+        ] {
+            let derived: ErrorObject = serde_json::from_value(v.clone()).unwrap();
+            assert_eq!(ErrorObject::from_value(v).unwrap(), derived);
+        }
+        for (v, expected) in [
+            (json!("oops"), "an error must be an object"),
+            (json!({"message":"x"}), "missing field `code`"),
+            (
+                json!({"code":1.5,"message":"x"}),
+                "`code` must be an integer",
+            ),
+            (json!({"code":1}), "missing field `message`"),
+            (json!({"code":1,"message":{}}), "`message` must be a string"),
+        ] {
+            assert!(
+                serde_json::from_value::<ErrorObject>(v.clone()).is_err(),
+                "the derive agrees on {v}"
+            );
+            assert_eq!(ErrorObject::from_value(v).unwrap_err(), expected);
+        }
+        let e =
+            parse(br#"{"jsonrpc":"2.0","id":3,"error":{"code":"x","message":"m"}}"#).unwrap_err();
+        assert!(
+            e.error
+                .message
+                .contains("bad error object: `code` must be an integer"),
+            "{}",
+            e.error.message
+        );
+    }
 
     #[test]
     fn parses_request_notification_and_response() {

@@ -575,7 +575,7 @@ impl McpServer {
     }
 
     fn initialize_result(&self, params: Option<Value>) -> Result<Value, ErrorObject> {
-        let params: InitializeParams = serde_json::from_value(params.unwrap_or(Value::Null))
+        let params = InitializeParams::from_value(params.as_ref().unwrap_or(&Value::Null))
             .map_err(|e| ErrorObject::invalid_params(format!("invalid initialize params: {e}")))?;
         let version = types::negotiate_version(&params.protocol_version);
         let meta = self.device_meta();

@@ -57,6 +57,55 @@ pub struct InitializeParams {
     pub client_info: Implementation,
 }
 
+impl InitializeParams {
+    /// Reads `initialize` params from their JSON, with the field that is wrong named in the
+    /// error. Read by hand rather than with the derive: a device (and the browser's device
+    /// page, where every KB counts) then carries no serde deserializer for JSON values.
+    pub fn from_value(v: &Value) -> Result<Self, String> {
+        let obj = v.as_object().ok_or("params must be an object")?;
+        let client_info = match obj.get("clientInfo") {
+            Some(info) => Implementation::from_value(info, "clientInfo")?,
+            None => return Err("missing field `clientInfo`".into()),
+        };
+        Ok(InitializeParams {
+            protocol_version: string_field(obj, "protocolVersion", "protocolVersion")?,
+            capabilities: obj.get("capabilities").cloned().unwrap_or(Value::Null),
+            client_info,
+        })
+    }
+}
+
+impl Implementation {
+    /// Reads `{name, title?, version}`; `path` names it in errors (`clientInfo`).
+    pub fn from_value(v: &Value, path: &str) -> Result<Self, String> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| format!("`{path}` must be an object"))?;
+        let title = match obj.get("title") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(string_field(obj, "title", &format!("{path}.title"))?),
+        };
+        Ok(Implementation {
+            name: string_field(obj, "name", &format!("{path}.name"))?,
+            title,
+            version: string_field(obj, "version", &format!("{path}.version"))?,
+        })
+    }
+}
+
+/// A required string member of a JSON object.
+pub(crate) fn string_field(
+    obj: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<String, String> {
+    match obj.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(format!("`{path}` must be a string")),
+        None => Err(format!("missing field `{path}`")),
+    }
+}
+
 /// `initialize` result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -310,6 +359,63 @@ mod tests {
         let tool: Tool = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(tool.declared_permission(), Some("auto"));
         assert_eq!(serde_json::to_value(&tool).unwrap(), v);
+    }
+
+    #[test]
+    fn initialize_params_read_by_hand_agree_with_the_derive() {
+        let v = json!({"protocolVersion":"2025-03-26","capabilities":{"roots":{}},
+            "clientInfo":{"name":"hub","title":"Axon Hub","version":"0.1.0"},"extra":1});
+        let derived: InitializeParams = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(InitializeParams::from_value(&v).unwrap(), derived);
+        let v = json!({"protocolVersion":"2024-11-05","clientInfo":{"name":"sdk","version":"1"}});
+        let derived: InitializeParams = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(InitializeParams::from_value(&v).unwrap(), derived);
+    }
+
+    #[test]
+    fn bad_initialize_params_name_the_field() {
+        let cases = [
+            (json!(null), "params must be an object"),
+            (
+                json!({"clientInfo":{"name":"a","version":"1"}}),
+                "missing field `protocolVersion`",
+            ),
+            (
+                json!({"protocolVersion":7,"clientInfo":{"name":"a","version":"1"}}),
+                "`protocolVersion` must be a string",
+            ),
+            (
+                json!({"protocolVersion":"2025-06-18"}),
+                "missing field `clientInfo`",
+            ),
+            (
+                json!({"protocolVersion":"2025-06-18","clientInfo":[]}),
+                "`clientInfo` must be an object",
+            ),
+            (
+                json!({"protocolVersion":"2025-06-18","clientInfo":{"version":"1"}}),
+                "missing field `clientInfo.name`",
+            ),
+            (
+                json!({"protocolVersion":"2025-06-18","clientInfo":{"name":"a","version":1}}),
+                "`clientInfo.version` must be a string",
+            ),
+            (
+                json!({"protocolVersion":"2025-06-18","clientInfo":{"name":"a","title":2,"version":"1"}}),
+                "`clientInfo.title` must be a string",
+            ),
+        ];
+        for (v, expected) in cases {
+            assert_eq!(
+                InitializeParams::from_value(&v).unwrap_err(),
+                expected,
+                "{v}"
+            );
+            assert!(
+                serde_json::from_value::<InitializeParams>(v).is_err(),
+                "the derive agrees"
+            );
+        }
     }
 
     #[test]
