@@ -90,6 +90,13 @@ fn tool(name: &str, title: &str, description: &str, schema: Value, read_only: bo
     }
 }
 
+/// A tool's input schema from its JSON text: parsed, not built with `json!`, which expands
+/// every node of a literal into code (the page carries the JSON parser anyway). The texts are
+/// constants, checked by the browser test that pins the tool table.
+fn schema(text: &[u8]) -> Value {
+    serde_json::from_slice(text).unwrap_or(Value::Null)
+}
+
 /// The virtual device's tools.
 pub fn tools() -> Vec<Tool> {
     vec![
@@ -97,42 +104,46 @@ pub fn tools() -> Vec<Tool> {
             "show_text",
             "Show text",
             "Show a line of text on the screen",
-            json!({"type":"object","properties":{"text":{"type":"string","maxLength":200}},"required":["text"],"additionalProperties":false}),
+            schema(br#"{"type":"object","properties":{"text":{"type":"string","maxLength":200}},"required":["text"],"additionalProperties":false}"#),
             false,
         ),
         tool(
             "set_expression",
             "Set expression",
             "Change the face on the screen",
-            json!({"type":"object","properties":{"expression":{"type":"string","enum":EXPRESSIONS}},"required":["expression"],"additionalProperties":false}),
+            {
+                let mut s = schema(br#"{"type":"object","properties":{"expression":{"type":"string"}},"required":["expression"],"additionalProperties":false}"#);
+                s["properties"]["expression"]["enum"] = EXPRESSIONS.to_vec().into();
+                s
+            },
             false,
         ),
         tool(
             "set_volume",
             "Set volume",
             "Set the speaker volume in percent",
-            json!({"type":"object","properties":{"level":{"type":"integer","minimum":0,"maximum":100}},"required":["level"],"additionalProperties":false}),
+            schema(br#"{"type":"object","properties":{"level":{"type":"integer","minimum":0,"maximum":100}},"required":["level"],"additionalProperties":false}"#),
             false,
         ),
         tool(
             "play_tone",
             "Play a tone",
             "Play a sine tone on the speaker",
-            json!({"type":"object","properties":{"frequency_hz":{"type":"integer","minimum":50,"maximum":4000},"duration_ms":{"type":"integer","minimum":10,"maximum":3000}},"required":["frequency_hz","duration_ms"],"additionalProperties":false}),
+            schema(br#"{"type":"object","properties":{"frequency_hz":{"type":"integer","minimum":50,"maximum":4000},"duration_ms":{"type":"integer","minimum":10,"maximum":3000}},"required":["frequency_hz","duration_ms"],"additionalProperties":false}"#),
             false,
         ),
         tool(
             "take_photo",
             "Take a photo",
             "Take a photo with the camera (JPEG, the user must allow the camera)",
-            json!({"type":"object","properties":{},"additionalProperties":false}),
+            schema(br#"{"type":"object","properties":{},"additionalProperties":false}"#),
             true,
         ),
         tool(
             "get_state",
             "Read state",
             "The screen's text, expression and volume",
-            json!({"type":"object","properties":{},"additionalProperties":false}),
+            schema(br#"{"type":"object","properties":{},"additionalProperties":false}"#),
             true,
         ),
     ]
