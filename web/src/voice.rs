@@ -718,9 +718,7 @@ pub fn VoicePanel(
             </div>
             <p class="voice-heard" data-testid="voice-transcript">{move || ui.transcript.get()}</p>
             <p class="voice-answer" data-testid="voice-answer" aria-live="polite">{move || ui.answer.get()}</p>
-            <Show when=move || !ui.error.get().is_empty()>
-                <p class="voice-error" role="alert" data-testid="voice-error">{move || ui.error.get()}</p>
-            </Show>
+            <p class="voice-error" role="alert" data-testid="voice-error" hidden=move || ui.error.get().is_empty()>{move || ui.error.get()}</p>
         </section>
     }
 }
