@@ -11,6 +11,14 @@
 
 use base64::Engine as _;
 
+/// Pixels as megapixels to one decimal ("25.0"), in integer arithmetic: `{:.1}` on an `f64`
+/// would put core's float formatting (~10 KB of wasm) into every page whose errors can show
+/// this one, the virtual device's included.
+fn megapixels(pixels: u64) -> String {
+    let tenths = (pixels + 50_000) / 100_000;
+    format!("{}.{}", tenths / 10, tenths % 10)
+}
+
 /// The largest image measured, in pixels (8 MP): above it the pixels are not decoded.
 pub const MAX_PIXELS: u64 = 8_000_000;
 /// The largest encoded image measured, in bytes.
@@ -113,8 +121,8 @@ pub enum VisionError {
     },
     /// Too many pixels to decode.
     #[error(
-        "the image is {width}×{height} ({:.1} MP), over the {} MP limit",
-        (*width as f64) * (*height as f64) / 1e6,
+        "the image is {width}×{height} ({} MP), over the {} MP limit",
+        megapixels(u64::from(*width) * u64::from(*height)),
         limit / 1_000_000
     )]
     TooManyPixels {
@@ -338,6 +346,14 @@ fn rec601(r: u8, g: u8, b: u8) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn megapixels_round_to_a_tenth() {
+        assert_eq!(megapixels(25_000_000), "25.0");
+        assert_eq!(megapixels(8_294_400), "8.3"); // 3840×2160
+        assert_eq!(megapixels(8_249_999), "8.2");
+        assert_eq!(megapixels(0), "0.0");
+    }
 
     /// A JPEG of `w`×`h` whose pixels are `f(x, y)` (RGB).
     fn jpeg(w: u16, h: u16, f: impl Fn(u16, u16) -> [u8; 3]) -> Vec<u8> {
