@@ -168,7 +168,10 @@ pub struct Session {
     connect_deadline: Option<Timestamp>,
     reconnect_at: Option<Timestamp>,
     tokens: HashMap<u16, SubscribeToken>,
-    inflight: HashSet<u16>,
+    /// QoS 1 publishes sent and not yet acknowledged, in the order they went out. A list, not a
+    /// set: at most the broker's Receive Maximum long, PUBACKs come mostly in order, and a
+    /// dropped link fails them in send order without a sort.
+    inflight: Vec<u16>,
     broker_max_packet: Option<u32>,
     /// The broker's Receive Maximum (CONNACK; 65,535 when absent): QoS 1 publishes in flight
     /// at once. Mosquitto says 20 by default, and a Hub that initializes a whole home at once
@@ -264,7 +267,7 @@ impl Session {
             connect_deadline: None,
             reconnect_at: None,
             tokens: HashMap::new(),
-            inflight: HashSet::new(),
+            inflight: Vec::new(),
             broker_max_packet: None,
             broker_receive_max: u16::MAX,
             waiting: VecDeque::new(),
@@ -596,7 +599,7 @@ impl Session {
         self.ensure_connected()?;
         self.send(now, packet.to_continuous_buffer());
         if let Some(pid) = pid {
-            self.inflight.insert(pid);
+            self.inflight.push(pid);
         }
         Ok(pid)
     }
@@ -711,11 +714,9 @@ impl Session {
         });
     }
 
-    /// Every QoS 1 publish still waiting for its PUBACK fails, in packet-id order.
+    /// Every QoS 1 publish still waiting for its PUBACK fails, in the order they were sent.
     fn fail_inflight(&mut self, reason: &str) {
-        let mut failed: Vec<u16> = self.inflight.drain().collect();
-        failed.sort_unstable();
-        for packet_id in failed {
+        for packet_id in std::mem::take(&mut self.inflight) {
             self.events.push_back(SessionEvent::PublishFailed {
                 packet_id,
                 reason: reason.to_string(),
@@ -772,7 +773,9 @@ impl Session {
                     .map_err(malformed("PUBACK"))?;
                 let packet_id = a.packet_id();
                 self.packet_ids.remove(&packet_id);
-                self.inflight.remove(&packet_id);
+                if let Some(i) = self.inflight.iter().position(|&p| p == packet_id) {
+                    self.inflight.remove(i);
+                }
                 let reason_code = a.reason_code().map(|r| r as u8).unwrap_or(0);
                 self.events.push_back(SessionEvent::PublishAcked {
                     packet_id,
