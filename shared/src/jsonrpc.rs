@@ -9,6 +9,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
 
+/// A JSON value as compact text, the same bytes [`Message::to_bytes`] writes. Use it instead of
+/// `Value`'s `Display` (`to_string()`, `{}`) in code a browser page carries: `Display` is a
+/// second and third copy of serde_json's serializer (compact and pretty) beside the one that
+/// writes messages.
+pub fn json_text(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
 /// Standard and Axon error codes (PROTOCOL.md §2.5 and §5.7).
 pub mod code {
     /// Invalid JSON was received.
@@ -264,7 +272,10 @@ pub fn from_value(value: Value) -> Result<Message, ParseFailure> {
                 Some(id) => Ok(Message::Request(Request { id, method, params })),
                 None => Err(invalid(
                     None,
-                    format!("\"id\" must be a string or an integer, got {raw}"),
+                    format!(
+                        "\"id\" must be a string or an integer, got {}",
+                        json_text(&raw)
+                    ),
                     true,
                 )),
             },

@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use serde_json::{Map, Value};
 
-use crate::jsonrpc::{code, ErrorObject};
+use crate::jsonrpc::{code, json_text, ErrorObject};
 use crate::mcp::topics;
 use crate::mcp::types::{Tool, META_PERMISSION};
 
@@ -62,7 +62,7 @@ fn fail(field: &str, reason: impl Into<String>) -> Result<(), ArgumentError> {
 /// A short rendering of a value for an error message.
 fn show(v: &Value) -> String {
     let kind = type_name(v);
-    let text = v.to_string();
+    let text = json_text(v);
     let text = if text.chars().count() > 40 {
         format!("{}…", text.chars().take(40).collect::<String>())
     } else {
@@ -133,12 +133,12 @@ fn validate(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), A
     }
     if let Some(c) = s.get("const") {
         if !json_eq(c, v) {
-            return fail(path, format!("must be {c}, got {}", show(v)));
+            return fail(path, format!("must be {}, got {}", json_text(c), show(v)));
         }
     }
     if let Some(Value::Array(options)) = s.get("enum") {
         if !options.iter().any(|o| json_eq(o, v)) {
-            let list: Vec<String> = options.iter().take(10).map(Value::to_string).collect();
+            let list: Vec<String> = options.iter().take(10).map(json_text).collect();
             return fail(
                 path,
                 format!("must be one of [{}], got {}", list.join(","), show(v)),
@@ -167,22 +167,34 @@ fn check_number(s: &Map<String, Value>, v: &Value, path: &str) -> Result<(), Arg
     let bound = |k: &str| s.get(k).and_then(Value::as_f64);
     if let Some(min) = bound("minimum") {
         if x < min {
-            return fail(path, format!("must be >= {}, got {v}", fmt_num(min)));
+            return fail(
+                path,
+                format!("must be >= {}, got {}", fmt_num(min), json_text(v)),
+            );
         }
     }
     if let Some(max) = bound("maximum") {
         if x > max {
-            return fail(path, format!("must be <= {}, got {v}", fmt_num(max)));
+            return fail(
+                path,
+                format!("must be <= {}, got {}", fmt_num(max), json_text(v)),
+            );
         }
     }
     if let Some(min) = bound("exclusiveMinimum") {
         if x <= min {
-            return fail(path, format!("must be > {}, got {v}", fmt_num(min)));
+            return fail(
+                path,
+                format!("must be > {}, got {}", fmt_num(min), json_text(v)),
+            );
         }
     }
     if let Some(max) = bound("exclusiveMaximum") {
         if x >= max {
-            return fail(path, format!("must be < {}, got {v}", fmt_num(max)));
+            return fail(
+                path,
+                format!("must be < {}, got {}", fmt_num(max), json_text(v)),
+            );
         }
     }
     Ok(())

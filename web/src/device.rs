@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use axon_core::jsonrpc::json_text;
 use axon_core::link::{Publish, QoS};
 use axon_core::mcp::server::{DeviceConfig, McpServer, ServerEvent};
 use axon_core::mcp::topics::{self, DeviceId};
@@ -324,7 +325,8 @@ pub async fn run(ui: DeviceUi, id: String, url: String) {
                         arguments,
                     } => {
                         ui.calls.update(|n| *n += 1);
-                        ui.last_call.set(format!("{name} {arguments}"));
+                        ui.last_call
+                            .set(format!("{name} {}", json_text(&arguments)));
                         if name == "take_photo" {
                             let tx = tx.clone();
                             wasm_bindgen_futures::spawn_local(async move {
@@ -468,7 +470,7 @@ fn publish_telemetry(
         }
     });
     let id = server.device_id().as_str().to_string();
-    let bytes = sample.to_string().into_bytes();
+    let bytes = json_text(&sample).into_bytes();
     for (topic, qos, retain) in [
         (topics::telemetry(&id), QoS::AtMostOnce, false),
         (topics::telemetry_latest(&id), QoS::AtLeastOnce, true),

@@ -268,7 +268,7 @@ impl McpServer {
                     topics::PROP_COMPONENT_TYPE.into(),
                     topics::COMPONENT_SERVER.into(),
                 ),
-                (topics::PROP_META.into(), meta.to_string()),
+                (topics::PROP_META.into(), jsonrpc::json_text(&meta)),
             ],
             will: Some(self.publish(self.presence_topic(), Vec::new(), true)),
             credentials: None,
@@ -851,7 +851,7 @@ impl McpServer {
         let text = self
             .telemetry
             .as_ref()
-            .map(Value::to_string)
+            .map(jsonrpc::json_text)
             .unwrap_or_else(|| "{}".into());
         let contents = ResourceContents {
             uri: uri.to_string(),
@@ -1013,7 +1013,7 @@ impl McpServer {
 /// equally whatever their key order on the wire.
 pub(crate) fn hash_json(v: &Value) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in v.to_string().bytes() {
+    for b in jsonrpc::json_text(v).bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }

@@ -243,7 +243,7 @@ impl CallToolResult {
     /// A success with structured content, serialised as a text block too (MCP SHOULD).
     pub fn structured(value: Value) -> Self {
         CallToolResult {
-            content: vec![ContentBlock::text(value.to_string())],
+            content: vec![ContentBlock::text(crate::jsonrpc::json_text(&value))],
             structured_content: Some(value),
             is_error: false,
             meta: None,
