@@ -21,7 +21,12 @@ build() { # features, out dir, out name, target dir
   local wasm="$4/wasm32-unknown-unknown/wasm-release/web.wasm"
   wasm-bindgen --target web --no-typescript --remove-name-section \
     --out-dir "$out.tmp/$2" --out-name "$3" "$wasm"
-  node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+  # --low-memory-unused: rustc puts the stack first, below 1 MiB, so the low 1 KB is touched only
+  # by a stack about to overflow anyway; knowing that lets wasm-opt fold address arithmetic into
+  # loads and stores (-0.8 KB gzip for the device page). The producers and target-features
+  # sections are for toolchains, not browsers.
+  node_modules/.bin/wasm-opt -Oz --converge --low-memory-unused --strip-producers --strip-target-features \
+    --enable-bulk-memory --enable-nontrapping-float-to-int \
     "$out.tmp/$2/$3_bg.wasm" -o "$out.tmp/$2/$3_bg.opt.wasm"
   mv "$out.tmp/$2/$3_bg.opt.wasm" "$out.tmp/$2/$3_bg.wasm"
   node_modules/.bin/esbuild --minify --log-level=warning "$out.tmp/$2/$3.js" --outfile="$out.tmp/$2/$3.min.js"
@@ -36,6 +41,10 @@ build "--no-default-features --features device" pkg-device device target
 # hence the console's own target dir.
 RUSTFLAGS="--cfg erase_components" build "--no-default-features --features console" pkg-console console target/web-erased
 cp web/static/* "$out.tmp/"
+# Stylesheets and the widget's loader minified too (style.css 1.4 -> 1.3 KB gzip, widget.js 0.7 -> 0.4).
+for f in style.css widget.css widget.js; do
+  node_modules/.bin/esbuild --minify --log-level=warning "web/static/$f" --outfile="$out.tmp/$f" --allow-overwrite
+done
 touch "$out.tmp/.stamp"
 rm -rf "$out" && mv "$out.tmp" "$out"
 gz() { gzip -9 -c "$1" | wc -c; }

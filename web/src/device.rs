@@ -45,6 +45,7 @@ pub struct DeviceUi {
     pub last_call: RwSignal<String>,
     /// The microphone's loudest level (0–100) since the last telemetry sample; `None` while
     /// the microphone is off (no voice session), so a sample then carries no `mic_level_pct`.
+    /// The page's voice panel shares it ([`VoiceUi::peak`]) and raises it with every frame.
     pub mic_peak: RwSignal<Option<u32>>,
 }
 
@@ -464,7 +465,7 @@ fn publish_telemetry(
         .and_then(|l| l.as_f64());
     let sample = telemetry_sample(t.as_millis(), visible, level, ui);
     // Each sample reports the loudest moment since the one before.
-    ui.mic_peak.update(|p| {
+    ui.mic_peak.update_untracked(|p| {
         if let Some(p) = p {
             *p = 0;
         }
@@ -665,21 +666,14 @@ pub fn DevicePage() -> impl IntoView {
     leptos::task::spawn_local(run(ui, id.clone(), url));
     // While a voice session listens, thinks or speaks, the face shows it; otherwise it is the
     // device's own (set_expression).
-    let voice = VoiceUi::new();
+    let mut voice = VoiceUi::new();
+    // The microphone's loudest moment goes into telemetry while a voice session has it open.
+    voice.peak = ui.mic_peak;
     let face = Signal::derive(move || {
         voice
             .expression()
             .map(str::to_string)
             .unwrap_or_else(|| ui.expression.get())
-    });
-    // The microphone's level goes into telemetry while a voice session has it open.
-    Effect::new(move |_| {
-        let level = voice.level.get();
-        if voice.phase.get() == "off" {
-            ui.mic_peak.set(None);
-        } else {
-            ui.mic_peak.update(|p| *p = Some(p.unwrap_or(0).max(level)));
-        }
     });
     let user = query("user").unwrap_or_else(|| "default".into());
     let voice_device = id.clone();

@@ -70,6 +70,10 @@ pub struct VoiceUi {
     pub hearing: RwSignal<bool>,
     /// The microphone's level, 0–100.
     pub level: RwSignal<u32>,
+    /// The loudest level since whoever reads it last reset it to `Some(0)`; `None` while the
+    /// microphone is off. The virtual device's telemetry reads it (`mic_level_pct`); it is
+    /// updated without notifying anyone, so 50 frames a second wake no effect.
+    pub peak: RwSignal<Option<u32>>,
     /// What ASR heard last.
     pub transcript: RwSignal<String>,
     /// The agent's answer to it, as it streams.
@@ -91,6 +95,7 @@ impl VoiceUi {
             phase: RwSignal::new("off".into()),
             hearing: RwSignal::new(false),
             level: RwSignal::new(0),
+            peak: RwSignal::new(None),
             transcript: RwSignal::new(String::new()),
             answer: RwSignal::new(String::new()),
             error: RwSignal::new(String::new()),
@@ -379,10 +384,12 @@ impl Voice {
             .unwrap_or(0.0);
         // -60 dBFS .. 0 dBFS onto 0..100, as a meter reads.
         let db = 20.0 * rms.max(1e-6).log10();
+        let level = ((db + 60.0) / 60.0 * 100.0).clamp(0.0, 100.0) as u32;
+        inner.ui.level.set(level);
         inner
             .ui
-            .level
-            .set(((db + 60.0) / 60.0 * 100.0).clamp(0.0, 100.0) as u32);
+            .peak
+            .update_untracked(|p| *p = Some(p.unwrap_or(0).max(level)));
         let send = inner.mode == Mode::HandsFree || inner.talking;
         let Some(frame) = js_sys::Reflect::get(data, &"pcm".into())
             .ok()
@@ -550,6 +557,7 @@ impl Voice {
         inner.ui.phase.set("off".into());
         inner.ui.hearing.set(false);
         inner.ui.level.set(0);
+        inner.ui.peak.set(None);
         inner.ws.set_onopen(None);
         inner.ws.set_onmessage(None);
         inner.ws.set_onclose(None);
