@@ -2,7 +2,8 @@
 # Builds the web app into target/web-dist, which the worker serves as static assets
 # (edge-worker/wrangler.toml [assets]): one build per page, so each downloads only its own
 # code: the console (pkg-console/), the virtual device (pkg-device/) and the chat widget
-# (pkg-widget/, for widget.js); index.html loads the right one for the path. No trunk: cargo, wasm-bindgen (the
+# (pkg-widget/, for widget.js), each with its page: index.html (the console; the worker's fallback
+# for any path), device.html (served at /device) and widget.js. No trunk: cargo, wasm-bindgen (the
 # version in Cargo.lock, installed by setup.sh), npm's wasm-opt (TOOLCHAIN.md §3) and npm's esbuild,
 # which minifies wasm-bindgen's JS glue (8.5 -> 6.4 KB gzip for the widget).
 # Prints the gzip sizes against their goals. Called by wrangler's [build] and scripts/test.sh.
@@ -41,14 +42,22 @@ build "--no-default-features --features device" pkg-device device target
 # hence the console's own target dir.
 RUSTFLAGS="--cfg erase_components" build "--no-default-features --features console" pkg-console console target/web-erased
 cp web/static/* "$out.tmp/"
-# Stylesheets and the widget's loader minified too (style.css 1.4 -> 1.3 KB gzip, widget.js 0.7 -> 0.4).
-for f in style.css widget.css widget.js; do
+# Each page's stylesheet from the parts it shows (web/style/), minified: the device page does not
+# download the console's rules, nor the console the face's. The widget's loader is minified too.
+css() { # out name, parts...
+  local name=$1; shift
+  (cd web/style && cat "$@") | node_modules/.bin/esbuild --minify --loader=css --log-level=warning > "$out.tmp/$name"
+}
+css style.css base.css console.css
+css device.css base.css device.css voice.css
+for f in widget.css widget.js; do
   node_modules/.bin/esbuild --minify --log-level=warning "web/static/$f" --outfile="$out.tmp/$f" --allow-overwrite
 done
 touch "$out.tmp/.stamp"
 rm -rf "$out" && mv "$out.tmp" "$out"
 gz() { gzip -9 -c "$1" | wc -c; }
 page() { echo $(( $(gz "$out/pkg-$1/$1_bg.wasm") + $(gz "$out/pkg-$1/$1.js") + $(gz "$out/$2") + $(gz "$out/$3") )); }
-printf '[build-web] gzip: console %d KB, virtual device %d KB (goal 150 each), widget %d KB (goal 100), in %s\n' \
-  $(( $(page console index.html style.css) / 1024 )) $(( $(page device index.html style.css) / 1024 )) \
-  $(( $(page widget widget.js widget.css) / 1024 )) "$out" >&2
+kb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1024 }'; }
+printf '[build-web] gzip: console %s KB, virtual device %s KB (goal 150 each), widget %s KB (goal 100), in %s\n' \
+  "$(kb "$(page console index.html style.css)")" "$(kb "$(page device device.html device.css)")" \
+  "$(kb "$(page widget widget.js widget.css)")" "$out" >&2

@@ -85,13 +85,14 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
             + gz_size(&dist.join(css))
     };
     let console = page("console", "index.html", "style.css");
-    let device = page("device", "index.html", "style.css");
+    let device = page("device", "device.html", "device.css");
     let widget = page("widget", "widget.js", "widget.css");
+    let kb = |bytes: usize| format!("{:.1}", bytes as f64 / 1024.0);
     println!(
         "web sizes (gzip): console {} KB, virtual device {} KB (goal 150 each), widget {} KB (goal 100)",
-        console / 1024,
-        device / 1024,
-        widget / 1024
+        kb(console),
+        kb(device),
+        kb(widget)
     );
 
     let lines = browser_steps(

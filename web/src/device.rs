@@ -19,7 +19,8 @@ use axon_core::mcp::types::{
 use axon_core::mqtt::{Session, SessionConfig, SessionEvent, SessionState};
 use axon_core::time::earliest;
 use futures_channel::mpsc;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::future::{self, Either};
+use futures_util::StreamExt;
 use leptos::prelude::*;
 use serde_json::{json, Value};
 use wasm_bindgen::closure::Closure;
@@ -279,6 +280,15 @@ pub async fn run(ui: DeviceUi, id: String, url: String) {
     let battery = battery_manager();
     ui.status.set(format!("connecting to {url}"));
     loop {
+        // Deadlines first, on every turn, so that a steady stream of input cannot starve the
+        // keep-alive; what they set off is drained right below.
+        let t = now();
+        if session.poll_timeout().is_some_and(|d| d <= t) {
+            session.handle_timeout(t);
+        }
+        if server.poll_timeout().is_some_and(|d| d <= t) {
+            server.handle_timeout(t);
+        }
         // Drain everything between session, server and socket.
         loop {
             let mut busy = false;
@@ -376,29 +386,20 @@ pub async fn run(ui: DeviceUi, id: String, url: String) {
             .map(|d| d.saturating_since(t).as_millis() as u32)
             .unwrap_or(30_000)
             .max(1);
-        let timer = sleep(wait).fuse();
-        let next = rx.next().fuse();
-        futures_util::pin_mut!(timer, next);
-        futures_util::select! {
-            input = next => match input {
+        let timer = std::pin::pin!(sleep(wait));
+        // The timer only wakes the loop; the deadlines are met at its top.
+        if let Either::Right((input, _)) = future::select(timer, rx.next()).await {
+            match input {
                 Some(Input::Open) => session.handle_transport_open(now()),
                 Some(Input::Bytes(b)) => session.handle_input(now(), &b),
                 Some(Input::Closed(why)) => {
                     socket = None;
-                    ui.status.set(format!("broker connection {why}; reconnecting"));
+                    ui.status
+                        .set(format!("broker connection {why}; reconnecting"));
                     session.handle_transport_closed(now());
                 }
                 Some(Input::Photo(call, result)) => server.handle_tool_result(now(), call, result),
                 None => return,
-            },
-            _ = timer => {
-                let t = now();
-                if session.poll_timeout().is_some_and(|d| d <= t) {
-                    session.handle_timeout(t);
-                }
-                if server.poll_timeout().is_some_and(|d| d <= t) {
-                    server.handle_timeout(t);
-                }
             }
         }
     }
@@ -622,24 +623,11 @@ async fn take_photo() -> Result<CallToolResult, String> {
     Ok(r)
 }
 
-/// The face: eyes and a mouth drawn for each expression.
+/// The face: eyes and a mouth for each expression. Every mouth is drawn once and the page's
+/// stylesheet (`.face[data-expression=...]` in web/style/device.css) shows the one for the expression and
+/// shapes the eyes, so an expression change is one attribute, not a redraw.
 #[component]
 pub fn Face(#[prop(into)] expression: Signal<String>) -> impl IntoView {
-    let mouth = move || match expression.get().as_str() {
-        "happy" => "M 60 125 Q 100 165 140 125",
-        "sad" => "M 60 145 Q 100 110 140 145",
-        "surprised" => "M 85 135 A 15 18 0 1 0 115 135 A 15 18 0 1 0 85 135",
-        "thinking" => "M 70 140 L 130 130",
-        "speaking" => "M 70 130 Q 100 160 130 130 Q 100 145 70 130",
-        "listening" => "M 75 135 Q 100 145 125 135",
-        _ => "M 70 135 L 130 135",
-    };
-    let eye_ry = move || match expression.get().as_str() {
-        "surprised" => "16",
-        "happy" => "8",
-        "sad" => "9",
-        _ => "12",
-    };
     view! {
         <svg
             class="face"
@@ -650,9 +638,15 @@ pub fn Face(#[prop(into)] expression: Signal<String>) -> impl IntoView {
             aria-label=move || format!("face: {}", expression.get())
         >
             <circle cx="100" cy="100" r="95" class="face-bg"></circle>
-            <ellipse cx="70" cy="80" rx="10" ry=eye_ry class="eye"></ellipse>
-            <ellipse cx="130" cy="80" rx="10" ry=eye_ry class="eye"></ellipse>
-            <path d=mouth class="mouth"></path>
+            <ellipse cx="70" cy="80" rx="10" ry="12" class="eye"></ellipse>
+            <ellipse cx="130" cy="80" rx="10" ry="12" class="eye"></ellipse>
+            <path d="M 70 135 L 130 135" class="mouth m-neutral"></path>
+            <path d="M 60 125 Q 100 165 140 125" class="mouth m-happy"></path>
+            <path d="M 60 145 Q 100 110 140 145" class="mouth m-sad"></path>
+            <path d="M 85 135 A 15 18 0 1 0 115 135 A 15 18 0 1 0 85 135" class="mouth m-surprised"></path>
+            <path d="M 70 140 L 130 130" class="mouth m-thinking"></path>
+            <path d="M 70 130 Q 100 160 130 130 Q 100 145 70 130" class="mouth m-speaking"></path>
+            <path d="M 75 135 Q 100 145 125 135" class="mouth m-listening"></path>
         </svg>
     }
 }

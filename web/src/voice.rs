@@ -700,8 +700,10 @@ pub fn VoicePanel(
                         "Mode "
                         <select data-testid="voice-mode" disabled=running
                             on:change=move |ev| mode.set(if event_target_value(&ev) == "push_to_talk" { Mode::PushToTalk } else { Mode::HandsFree })>
-                            <option value="hands_free" selected=move || mode.get() == Mode::HandsFree>"Hands-free"</option>
-                            <option value="push_to_talk" selected=move || mode.get() == Mode::PushToTalk>"Push to talk"</option>
+                            // The mode starts hands-free, the first option; after that the
+                            // select holds the choice and on:change copies it into `mode`.
+                            <option value="hands_free">"Hands-free"</option>
+                            <option value="push_to_talk">"Push to talk"</option>
                         </select>
                     </label>
                     <button type="button" data-testid="voice-toggle" aria-pressed=move || running().to_string() on:click=toggle.clone()>
