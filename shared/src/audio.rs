@@ -204,6 +204,18 @@ pub fn level_dbfs(samples: &[i16]) -> f32 {
     (10.0 * (mean_square / (32768.0 * 32768.0)).log10()).max(-100.0) as f32
 }
 
+/// Whether a stretch chosen by hand (a push-to-talk press) holds speech by the VAD's absolute
+/// floor: at least `min_speech_ms` of 10 ms steps louder than `min_speech_dbfs`. The adaptive
+/// floor has no say here: nobody waited for the room to be learnt.
+pub fn has_speech(samples: &[i16], config: &VadConfig) -> bool {
+    let needed = (config.min_speech_ms / 10).max(1) as usize;
+    samples
+        .chunks_exact(SAMPLES_PER_10MS)
+        .filter(|step| level_dbfs(step) > config.min_speech_dbfs)
+        .count()
+        >= needed
+}
+
 /// How the VAD decides.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VadConfig {
@@ -362,6 +374,31 @@ impl Vad {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn speech_is_a_tenth_of_a_second_over_the_floor() {
+        let config = VadConfig::default();
+        let tone = |ms: usize, amp: f32| -> Vec<i16> {
+            (0..ms * 16)
+                .map(|i| ((i as f32 * 0.3).sin() * amp) as i16)
+                .collect()
+        };
+        assert!(!has_speech(&vec![0; 16_000], &config), "silence");
+        assert!(
+            !has_speech(&tone(1000, 100.0), &config),
+            "faint noise, about -53 dBFS"
+        );
+        assert!(
+            !has_speech(&tone(90, 8000.0), &config),
+            "a click is shorter than 100 ms"
+        );
+        let mut press = vec![0; 8000];
+        press.extend(tone(100, 8000.0));
+        assert!(
+            has_speech(&press, &config),
+            "100 ms of a word in a quiet press"
+        );
+    }
 
     fn tone(ms: u32, dbfs: f32, hz: f32) -> Vec<i16> {
         let amp = 32767.0 * 10f32.powf(dbfs / 20.0) * std::f32::consts::SQRT_2;

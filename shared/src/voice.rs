@@ -18,7 +18,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde_json::{json, Value};
 
-use crate::audio::{pcm_from_bytes, pcm_to_bytes, wav_encode, Vad, VadConfig, VadEvent};
+use crate::audio::{
+    has_speech, pcm_from_bytes, pcm_to_bytes, wav_encode, Vad, VadConfig, VadEvent,
+};
 use crate::audio::{SAMPLES_PER_10MS, SAMPLE_RATE};
 use crate::time::Timestamp;
 
@@ -652,6 +654,22 @@ impl VoiceSession {
                                 format!("the press held {ms} ms of audio: hold the button while you speak"),
                             );
                             self.set_state("listening");
+                        } else if !has_speech(&u, &self.config.vad) {
+                            // Never sent to ASR: Whisper, given the home's prompt, writes one
+                            // of its example commands for silence (tiny.en: "Set the bedroom
+                            // thermostat to 21."), and the agent would carry it out.
+                            let floor = self.config.vad.min_speech_dbfs as i32;
+                            let timings = Timings {
+                                endpoint_ms: Some(0),
+                                t_endpoint: Some(now),
+                                t_transcript: Some(now),
+                                ..Default::default()
+                            };
+                            self.nothing_understood(
+                                now,
+                                timings,
+                                &format!("the press held {ms} ms without speech (nothing louder than {floor} dBFS): speak while you hold the button"),
+                            );
                         } else {
                             self.transcribe(now, u, Some(0));
                         }
@@ -723,17 +741,11 @@ impl VoiceSession {
             Ok(raw) => {
                 let text = transcript_text(&raw);
                 if text.is_empty() {
-                    self.error("asr_empty", "nothing was understood in that utterance");
-                    let turn = self.turn_id();
-                    self.current = Some(turn.clone());
-                    let speech = Speech {
+                    self.nothing_understood(
+                        now,
                         timings,
-                        heard_text: true,
-                        ..Default::default()
-                    };
-                    self.speeches.insert(turn.clone(), speech);
-                    self.speak_text(now, &turn, REPROMPT);
-                    self.finish_text(now, &turn);
+                        "nothing was understood in that utterance",
+                    );
                     return;
                 }
                 if let Some((id, _)) = self.pending_confirmation.clone() {
@@ -746,6 +758,21 @@ impl VoiceSession {
                 self.understood(now, text, timings);
             }
         }
+    }
+
+    /// `asr_empty`, and the re-prompt spoken as the turn's answer.
+    fn nothing_understood(&mut self, now: Timestamp, timings: Timings, why: &str) {
+        self.error("asr_empty", why);
+        let turn = self.turn_id();
+        self.current = Some(turn.clone());
+        let speech = Speech {
+            timings,
+            heard_text: true,
+            ..Default::default()
+        };
+        self.speeches.insert(turn.clone(), speech);
+        self.speak_text(now, &turn, REPROMPT);
+        self.finish_text(now, &turn);
     }
 
     fn turn_id(&mut self) -> String {
@@ -1570,6 +1597,47 @@ mod tests {
         let ev = texts(&mut s);
         assert!(ev.iter().any(|e| e["code"] == "asr_empty"), "{ev:?}");
         assert!(s.poll_action().is_none());
+    }
+
+    #[test]
+    fn a_silent_press_is_never_sent_to_asr() {
+        // Whisper with the home's prompt writes an example command for silence; the press is
+        // answered asr_empty and the re-prompt instead, whatever the ASR provider.
+        let mut cfg = VoiceConfig::new("p");
+        cfg.mode = Mode::PushToTalk;
+        let mut s = VoiceSession::new(cfg);
+        texts(&mut s);
+        s.handle_text(t(0), r#"{"type":"ptt","down":true}"#);
+        speak(&mut s, 0, 0, 1000);
+        s.handle_text(t(1000), r#"{"type":"ptt","down":false}"#);
+        let ev = texts(&mut s);
+        let empty = ev
+            .iter()
+            .find(|e| e["code"] == "asr_empty")
+            .unwrap_or_else(|| panic!("asr_empty expected: {ev:?}"));
+        assert!(
+            empty["message"]
+                .as_str()
+                .unwrap()
+                .contains("without speech (nothing louder than -45 dBFS)"),
+            "{empty}"
+        );
+        let actions: Vec<VoiceAction> = std::iter::from_fn(|| s.poll_action()).collect();
+        assert!(
+            matches!(actions.as_slice(), [VoiceAction::Synthesize { text, .. }] if REPROMPT.starts_with(text.as_str())),
+            "the re-prompt's first sentence and no transcription: {actions:?}"
+        );
+        // A press with words in it still goes to ASR, quiet lead-in and all.
+        s.handle_text(t(5000), r#"{"type":"ptt","down":true}"#);
+        speak(&mut s, 5000, 0, 300);
+        speak(&mut s, 5300, 400, 0);
+        s.handle_text(t(5700), r#"{"type":"ptt","down":false}"#);
+        texts(&mut s);
+        let (_, wav) = transcribe_action(&mut s);
+        assert_eq!(
+            crate::audio::wav_decode(&wav).unwrap().samples.len(),
+            700 * 16
+        );
     }
 
     #[test]
