@@ -17,6 +17,19 @@ pub fn json_text(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
+/// A required string member of a JSON object.
+pub(crate) fn string_field(
+    obj: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<String, String> {
+    match obj.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(format!("`{path}` must be a string")),
+        None => Err(format!("missing field `{path}`")),
+    }
+}
+
 /// Standard and Axon error codes (PROTOCOL.md §2.5 and §5.7).
 pub mod code {
     /// Invalid JSON was received.
@@ -94,11 +107,7 @@ impl ErrorObject {
             Some(c) => c.as_i64().ok_or("`code` must be an integer")?,
             None => return Err("missing field `code`".into()),
         };
-        let message = match obj.remove("message") {
-            Some(Value::String(m)) => m,
-            Some(_) => return Err("`message` must be a string".into()),
-            None => return Err("missing field `message`".into()),
-        };
+        let message = string_field(&obj, "message", "message")?;
         let data = obj.remove("data").filter(|d| !d.is_null());
         Ok(ErrorObject {
             code,

@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::jsonrpc::string_field;
+
 /// The protocol version Axon offers and answers by default.
 pub const LATEST_PROTOCOL_VERSION: &str = "2025-06-18";
 /// Versions a device echoes when offered, and the Hub accepts (PROTOCOL.md quirk 6).
@@ -90,19 +92,6 @@ impl Implementation {
             title,
             version: string_field(obj, "version", &format!("{path}.version"))?,
         })
-    }
-}
-
-/// A required string member of a JSON object.
-pub(crate) fn string_field(
-    obj: &Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<String, String> {
-    match obj.get(key) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(format!("`{path}` must be a string")),
-        None => Err(format!("missing field `{path}`")),
     }
 }
 

@@ -647,10 +647,8 @@ impl Session {
                 self.send(now, packet.to_continuous_buffer());
             }
         }
-        self.frames = None;
+        self.end_link();
         self.reconnect_at = None;
-        self.ping_at = None;
-        self.pingresp_deadline = None;
         self.events.push_back(SessionEvent::CloseTransport);
     }
 
@@ -682,6 +680,13 @@ impl Session {
         }
     }
 
+    /// Forgets the connection's framer and keep-alive: nothing more is read or pinged on it.
+    fn end_link(&mut self) {
+        self.frames = None;
+        self.ping_at = None;
+        self.pingresp_deadline = None;
+    }
+
     /// The broker broke the protocol (or went silent): close and reconnect.
     fn protocol_error(&mut self, now: Timestamp, reason: String) {
         if self.state != SessionState::Closed && self.frames.is_some() {
@@ -698,9 +703,7 @@ impl Session {
         ) {
             return;
         }
-        self.frames = None;
-        self.ping_at = None;
-        self.pingresp_deadline = None;
+        self.end_link();
         self.tokens.clear();
         self.connect_deadline = None;
         self.fail_inflight(&reason);
@@ -815,9 +818,7 @@ impl Session {
                 if code == Some(DisconnectReasonCode::SessionTakenOver) {
                     self.fail_inflight("session taken over");
                     self.waiting.clear();
-                    self.frames = None;
-                    self.ping_at = None;
-                    self.pingresp_deadline = None;
+                    self.end_link();
                     self.state = SessionState::Closed;
                     self.events.push_back(SessionEvent::TakenOver);
                 } else {
