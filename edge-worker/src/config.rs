@@ -24,6 +24,7 @@
 //! | `AXON_VLM_BASE_URL` | `AXON_LLM_BASE_URL` | for `openai`: any OpenAI-compatible endpoint with image input |
 //! | `AXON_VLM_MODEL` | `AXON_LLM_MODEL`, else `gpt-4o-mini` | the vision model |
 //! | `AXON_VLM_API_KEY` (secret) | `AXON_LLM_API_KEY` | bearer key for `openai` |
+//! | `AXON_ALLOWED_ORIGINS` | none | other sites' origins a browser may call the worker from (comma-separated; `*` is refused) |
 
 use axon_core::agent::turn::DEFAULT_PERSONA;
 use axon_core::tool::SitePolicy;
@@ -107,8 +108,49 @@ pub struct Config {
     pub asr_prompt: AsrPrompt,
     /// Who looks at photos.
     pub vlm: VlmProvider,
+    /// Other sites' origins a browser may call the worker from (`AXON_ALLOWED_ORIGINS`).
+    pub allowed_origins: AllowedOrigins,
     /// A problem with the configuration, shown on `/healthz`.
     pub problem: Option<String>,
+}
+
+/// `AXON_ALLOWED_ORIGINS`: the other sites whose pages may call the worker from a visitor's
+/// browser (CORS, `/mcp`, writes and WebSockets). Read here, once, for the Hub and for the
+/// worker's front door alike.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AllowedOrigins {
+    origins: Vec<String>,
+}
+
+impl AllowedOrigins {
+    /// Parses a comma-separated list. `*` is refused (it would let any site drive the home
+    /// through a visitor's browser) and reported as the returned problem.
+    pub fn parse(text: &str) -> (AllowedOrigins, Option<String>) {
+        let mut origins = Vec::new();
+        let mut problem = None;
+        for o in text.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            if o == "*" {
+                problem = Some(
+                    "AXON_ALLOWED_ORIGINS may not be *: list each site's origin (https://shop.example)"
+                        .to_string(),
+                );
+            } else {
+                origins.push(o.trim_end_matches('/').to_string());
+            }
+        }
+        (AllowedOrigins { origins }, problem)
+    }
+
+    /// Reads `AXON_ALLOWED_ORIGINS`.
+    pub fn from_env(env: &Env) -> (AllowedOrigins, Option<String>) {
+        Self::parse(&var(env, "AXON_ALLOWED_ORIGINS").unwrap_or_default())
+    }
+
+    /// Whether a page on `origin` may call the worker.
+    pub fn allows(&self, origin: &str) -> bool {
+        let origin = origin.trim_end_matches('/');
+        self.origins.iter().any(|o| o == origin)
+    }
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -230,7 +272,8 @@ impl Config {
             Some(text) => AsrPrompt::Fixed(text.chars().take(600).collect()),
         };
         let (vlm, vlm_problem) = vlm_from_env(env);
-        let problem = problem.or(vlm_problem);
+        let (allowed_origins, origins_problem) = AllowedOrigins::from_env(env);
+        let problem = problem.or(vlm_problem).or(origins_problem);
         Config {
             asr,
             tts,
@@ -248,6 +291,7 @@ impl Config {
             problem: problem.or(policy_error),
             policy,
             mcp_token: var(env, "AXON_MCP_TOKEN"),
+            allowed_origins,
         }
     }
 

@@ -1,36 +1,38 @@
-//! The Hub Durable Object: one per site. It owns the site's broker connection (MQTT 5 over an
-//! outbound WebSocket), drives `axon-core`'s MQTT session and MCP client, keeps the registry
-//! and the telemetry windows, runs agent turns ([`crate::chat`]) and the `/mcp` endpoint
-//! ([`crate::mcp_http`]), and streams live updates ([`crate::events`]).
+//! The Hub: one per site. It owns the site's broker connection (MQTT 5 over an outbound
+//! WebSocket) driven through `axon-core`'s [`Endpoint`] with the MCP client, the registry, the
+//! telemetry windows, the live event streams, the `/mcp` sessions and the tool calls waiting
+//! for a person.
 //!
-//! Protocol decisions stay in `axon-core`; this file only moves bytes, time and requests
-//! between the WebSocket, timers and HTTP. A call that finds no broker fails at once with
-//! `-32013`; one that finds no device fails with `-32010`; none waits longer than the
-//! client's deadline.
+//! Its state is private: routes ([`crate::routes`]) and the agent runner ([`crate::agent`])
+//! use its methods and never reach into it. It never imports a route. Protocol decisions stay
+//! in `axon-core`; this file only moves bytes, time and requests between the WebSocket, timers
+//! and callers. A call that finds no broker fails at once with `-32013`; one that finds no
+//! device fails with `-32010`; none waits longer than the client's deadline.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
+use axon_core::endpoint::{Endpoint, EndpointEvent};
 use axon_core::jsonrpc::{code, ErrorObject};
 use axon_core::link::{QoS, Subscription};
-use axon_core::mcp::client::{ClientConfig, ClientEvent, DeviceState, McpClient, RequestHandle};
+use axon_core::mcp::client::{
+    ClientConfig, ClientEvent, DeviceInfo, DeviceState, McpClient, RequestHandle,
+};
 use axon_core::mcp::types::Implementation;
-use axon_core::mqtt::{Session, SessionConfig, SessionEvent, SessionState};
+use axon_core::mqtt::SessionState;
 use axon_core::telemetry::{Severity, TelemetryStore, TelemetryUpdate};
-use axon_core::time::{earliest, Rng, Timestamp};
-use axon_core::tool::effective_permission;
+use axon_core::time::{Rng, Timestamp};
+use axon_core::tool::{effective_permission, Permission};
 use futures_channel::{mpsc, oneshot};
 use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Value};
-use worker::{
-    durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State, WebSocket,
-    WebsocketEvent,
-};
+use worker::{Env, SqlStorage, WebSocket, WebsocketEvent};
 
-use crate::config::Config;
-use crate::events::{frame, sse_response, Broadcast};
+use crate::clock::now;
+use crate::config::{Config, SpeechProvider};
+use crate::events::{frame, Broadcast};
 
 type Reply = oneshot::Sender<std::result::Result<Value, ErrorObject>>;
 
@@ -38,43 +40,70 @@ type Reply = oneshot::Sender<std::result::Result<Value, ErrorObject>>;
 const WINDOW_SAMPLES: usize = 120;
 const WINDOW_AGE_MS: u64 = 10 * 60 * 1000;
 const MAX_DEVICES: usize = 10_000;
+/// How long a request to a Hub that has just started waits for discovery, and in which part
+/// of its life it waits at all.
+const SETTLE_WAIT: Duration = Duration::from_secs(3);
+const SETTLE_WINDOW: Duration = Duration::from_secs(10);
 
-/// The Hub's live state, shared by the link loop and the request handlers (one thread).
-pub struct Link {
-    session: Session,
-    pub client: McpClient,
-    ws: Option<WebSocket>,
-    waiting: HashMap<RequestHandle, Reply>,
-    pub rng: Rng,
-    site: String,
-    last_error: Option<String>,
-    pub telemetry: TelemetryStore,
-    /// `/api/events` subscribers.
-    pub events: Broadcast,
-    /// `/mcp` GET streams.
-    pub mcp_streams: Broadcast,
-    /// `/mcp` sessions (Mcp-Session-Id).
-    pub mcp_sessions: HashSet<String>,
-    /// Tool calls waiting for a person, by call id.
-    pub confirmations: HashMap<String, oneshot::Sender<bool>>,
+/// A shared handle on the site's Hub (one thread: requests and the link loop take turns).
+pub type Ctx = Rc<Hub>;
+
+/// The site's Hub.
+pub struct Hub {
+    link: RefCell<Link>,
+    kick: RefCell<Option<mpsc::UnboundedSender<()>>>,
+    config: Config,
+    env: Env,
+    sql: SqlStorage,
+    turns: Cell<u64>,
+    /// When this Hub instance started (its registry is empty until discovery has run).
+    started: Timestamp,
 }
 
-pub fn now() -> Timestamp {
-    Timestamp::from_millis(js_sys::Date::now() as u64)
+/// The broker link and everything that changes with it.
+struct Link {
+    endpoint: Endpoint<McpClient>,
+    ws: Option<WebSocket>,
+    waiting: HashMap<RequestHandle, Reply>,
+    rng: Rng,
+    site: String,
+    last_error: Option<String>,
+    telemetry: TelemetryStore,
+    /// `/api/events` subscribers.
+    events: Broadcast,
+    /// `/mcp` GET streams.
+    mcp_streams: Broadcast,
+    /// `/mcp` sessions (Mcp-Session-Id).
+    mcp_sessions: HashSet<String>,
+    /// Tool calls waiting for a person, by call id.
+    confirmations: HashMap<String, oneshot::Sender<bool>>,
+    /// Requests waiting for discovery to settle.
+    settle_waiters: Vec<oneshot::Sender<()>>,
 }
 
 fn random_seed() -> u64 {
     (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64 ^ (js_sys::Date::now() as u64)
 }
 
+/// The Hub's client id is fresh for every connection (docs/protocol.md).
+fn client_config(site: &str, rng: &mut Rng) -> ClientConfig {
+    let mut c = ClientConfig::new(format!("axon-hub.{site}.{}", rng.hex(4)), rng.next_u64());
+    c.site = site.to_string();
+    c.client_info = Implementation {
+        name: "axon-hub".into(),
+        title: Some("Axon Hub".into()),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    c
+}
+
 impl Link {
     fn new(site: String) -> Link {
         let mut rng = Rng::new(random_seed());
-        let client = McpClient::new(Self::client_config(&site, &mut rng));
-        let session = Session::new(SessionConfig::new(client.connect_options(), rng.next_u64()));
+        let client = McpClient::new(client_config(&site, &mut rng));
+        let endpoint = Endpoint::new(client, rng.next_u64());
         Link {
-            session,
-            client,
+            endpoint,
             ws: None,
             waiting: HashMap::new(),
             rng,
@@ -85,102 +114,103 @@ impl Link {
             mcp_streams: Broadcast::default(),
             mcp_sessions: HashSet::new(),
             confirmations: HashMap::new(),
+            settle_waiters: Vec::new(),
         }
     }
 
-    /// The Hub's client id is fresh for every connection (PROTOCOL.md §5.1).
-    fn client_config(site: &str, rng: &mut Rng) -> ClientConfig {
-        let mut c = ClientConfig::new(format!("axon-hub.{site}.{}", rng.hex(4)), rng.next_u64());
-        c.site = site.to_string();
-        c.client_info = Implementation {
-            name: "axon-hub".into(),
-            title: Some("Axon Hub".into()),
-            version: env!("CARGO_PKG_VERSION").into(),
-        };
-        c
+    fn client(&self) -> &McpClient {
+        self.endpoint.role()
     }
 
-    /// Moves everything between the session, the client and the socket until all is quiet.
+    /// Moves everything between the endpoint and the socket until all is quiet.
     /// Returns true if the session asked for a new transport.
     fn pump(&mut self) -> bool {
         let mut open = false;
         loop {
             let mut busy = false;
-            while let Some(ev) = self.session.poll_event() {
+            while let Some(ev) = self.endpoint.poll_event(now()) {
                 busy = true;
-                let t = now();
-                match ev {
-                    SessionEvent::OpenTransport => open = true,
-                    SessionEvent::CloseTransport => {
-                        if let Some(ws) = self.ws.take() {
-                            let _ = ws.close(Some(1000), Some("closing"));
-                        }
-                    }
-                    SessionEvent::Connected { connack, .. } => {
-                        self.last_error = None;
-                        self.client.handle_connected(t, &connack);
-                        let subs = TelemetryStore::filters()
-                            .iter()
-                            .map(|f| Subscription {
-                                filter: f.to_string(),
-                                qos: QoS::AtLeastOnce,
-                                no_local: false,
-                            })
-                            .collect();
-                        if let Err(e) = self.session.subscribe(t, subs) {
-                            self.last_error = Some(format!("cannot subscribe to telemetry: {e}"));
-                        }
-                    }
-                    SessionEvent::Message(m) if m.topic.starts_with("axon/") => {
-                        self.handle_telemetry(&m.topic, &m.payload)
-                    }
-                    SessionEvent::Message(m) => self.client.handle_message(t, &m),
-                    SessionEvent::Subscribed {
-                        token: Some(token), ..
-                    } => self.client.handle_subscribed(t, token),
-                    SessionEvent::Disconnected { reason, .. } => {
-                        self.last_error = Some(reason);
-                        self.client.handle_disconnected(t);
-                        // A fresh client id for the next connection.
-                        let cid = Self::client_config(&self.site, &mut self.rng).client_id;
-                        self.client.set_client_id(cid);
-                        self.session
-                            .set_connect_options(self.client.connect_options());
-                    }
-                    SessionEvent::ConnectRefused { reason, .. } => {
-                        self.last_error = Some(format!("broker refused the connection: {reason}"))
-                    }
-                    SessionEvent::PublishAcked { reason_code, .. } if reason_code >= 0x80 => {
-                        self.last_error = Some(format!(
-                            "broker refused a publish (reason 0x{reason_code:02x}): check the ACL"
-                        ));
-                    }
-                    _ => {}
-                }
+                open |= self.handle_endpoint_event(ev);
             }
-            while let Some(t) = self.client.poll_transmit() {
-                busy = true;
-                if let Err(e) = self.session.transmit(now(), t) {
-                    self.last_error = Some(e.to_string());
-                }
-            }
-            while let Some(ev) = self.client.poll_event() {
-                busy = true;
-                self.handle_client_event(ev);
-            }
-            while let Some(bytes) = self.session.poll_transmit() {
+            while let Some(bytes) = self.endpoint.poll_transmit(now()) {
                 busy = true;
                 if let Some(ws) = &self.ws {
                     if ws.send_with_bytes(&bytes).is_err() {
                         self.ws = None;
-                        self.session.handle_transport_closed(now());
+                        self.endpoint.handle_transport_closed(now());
                     }
                 }
             }
             if !busy {
-                return open;
+                break;
             }
         }
+        if !self.settle_waiters.is_empty() && self.is_settled() {
+            for w in self.settle_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+        open
+    }
+
+    /// Whether the broker link is up and every device heard of is initialized.
+    fn is_settled(&self) -> bool {
+        self.endpoint.is_connected()
+            && self.client().devices().count() > 0
+            && !self
+                .client()
+                .devices()
+                .any(|d| matches!(d.state, DeviceState::Initializing | DeviceState::Unknown))
+    }
+
+    /// Returns true when the endpoint asks for a transport.
+    fn handle_endpoint_event(&mut self, ev: EndpointEvent<ClientEvent>) -> bool {
+        match ev {
+            EndpointEvent::OpenTransport => return true,
+            EndpointEvent::CloseTransport => {
+                if let Some(ws) = self.ws.take() {
+                    let _ = ws.close(Some(1000), Some("closing"));
+                }
+            }
+            EndpointEvent::Connected => {
+                self.last_error = None;
+                let subs = TelemetryStore::filters()
+                    .iter()
+                    .map(|f| Subscription {
+                        filter: f.to_string(),
+                        qos: QoS::AtLeastOnce,
+                        no_local: false,
+                    })
+                    .collect();
+                if let Err(e) = self.endpoint.subscribe(now(), subs) {
+                    self.last_error = Some(format!("cannot subscribe to telemetry: {e}"));
+                }
+            }
+            EndpointEvent::Message(m) if m.topic.starts_with("axon/") => {
+                self.handle_telemetry(&m.topic, &m.payload)
+            }
+            EndpointEvent::Message(_) => {}
+            EndpointEvent::Disconnected { reason } => {
+                self.last_error = Some(reason);
+                // A fresh client id for the next connection.
+                let cid = client_config(&self.site, &mut self.rng).client_id;
+                self.endpoint.role_mut().set_client_id(cid);
+            }
+            EndpointEvent::ConnectRefused { reason } => {
+                self.last_error = Some(format!("broker refused the connection: {reason}"))
+            }
+            EndpointEvent::PublishRefused { reason_code } => {
+                self.last_error = Some(format!(
+                    "broker refused a publish (reason 0x{reason_code:02x}): check the ACL"
+                ));
+            }
+            EndpointEvent::SendFailed(e) => self.last_error = Some(e.to_string()),
+            EndpointEvent::TakenOver => {
+                self.last_error = Some("another client connected with the Hub's client id".into())
+            }
+            EndpointEvent::Mcp(ev) => self.handle_client_event(ev),
+        }
+        false
     }
 
     fn handle_client_event(&mut self, ev: ClientEvent) {
@@ -199,7 +229,7 @@ impl Link {
             ClientEvent::ResourceUpdated { .. } => return,
         };
         let title = self
-            .client
+            .client()
             .device(&device)
             .and_then(|d| d.meta.title.clone());
         self.events.send(frame(
@@ -226,7 +256,7 @@ impl Link {
                 // Proactive: the agent tells whoever is watching about warnings and worse.
                 if event.severity != Severity::Info {
                     let title = self
-                        .client
+                        .client()
                         .device(&device)
                         .and_then(|d| d.meta.title.clone())
                         .unwrap_or_else(|| device.clone());
@@ -246,260 +276,96 @@ impl Link {
         }
     }
 
-    fn next_deadline(&self) -> Option<Timestamp> {
-        earliest(self.session.poll_timeout(), self.client.poll_timeout())
-    }
-
-    fn fire_timeouts(&mut self) {
-        let t = now();
-        if self.session.poll_timeout().is_some_and(|d| d <= t) {
-            self.session.handle_timeout(t);
-        }
-        if self.client.poll_timeout().is_some_and(|d| d <= t) {
-            self.client.handle_timeout(t);
+    /// How long the link loop may sleep.
+    fn wait_time(&self) -> Duration {
+        match self.endpoint.poll_timeout() {
+            Some(d) => d.saturating_since(now()).max(Duration::from_millis(1)),
+            None => Duration::from_secs(30),
         }
     }
 }
 
-/// What every request handler and spawned task of a Hub shares.
-pub struct Shared {
-    pub link: Rc<RefCell<Link>>,
-    kick: RefCell<Option<mpsc::UnboundedSender<()>>>,
-    pub config: Config,
-    pub env: Env,
-    pub sql: SqlStorage,
-    turns: Cell<u64>,
-    /// When this Hub instance started (its registry is empty until discovery has run).
-    pub started: Timestamp,
-}
-
-pub type Ctx = Rc<Shared>;
-
-/// The site's Hub.
-#[durable_object]
-pub struct Hub {
-    ctx: Ctx,
-}
-
-impl DurableObject for Hub {
-    fn new(state: State, env: Env) -> Self {
-        let config = Config::from_env(&env);
-        let sql = state.storage().sql();
-        if let Err(e) = crate::memory::Memory::create_tables(&sql) {
-            worker::console_error!("memory tables: {e}");
-        }
-        Hub {
-            ctx: Rc::new(Shared {
-                link: Rc::new(RefCell::new(Link::new(config.site.clone()))),
-                kick: RefCell::new(None),
-                config,
-                env,
-                sql,
-                turns: Cell::new(0),
-                started: now(),
-            }),
-        }
-    }
-
-    async fn fetch(&self, req: Request) -> Result<Response> {
-        let ctx = &self.ctx;
-        ctx.ensure_running();
-        let path = req.path();
-        if path == "/mcp" {
-            return crate::mcp_http::handle(ctx, req).await;
-        }
-        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-        match (req.method(), parts.as_slice()) {
-            (worker::Method::Get, ["healthz"]) => ctx.healthz(),
-            (worker::Method::Get, ["api", "devices"]) => {
-                let link = ctx.link.borrow();
-                let devices: Vec<&axon_core::mcp::client::DeviceInfo> =
-                    link.client.devices().collect();
-                Response::from_json(&json!({ "devices": devices }))
-            }
-            (worker::Method::Get, ["api", "devices", id]) => ctx.device_detail(id),
-            (worker::Method::Post, ["api", "devices", id, "tools", tool]) => {
-                ctx.tool_route(req, id, tool).await
-            }
-            (worker::Method::Post, ["api", "chat"]) => crate::chat::start(ctx, req).await,
-            (worker::Method::Get, ["api", "voice"]) => crate::voice::handle(ctx, req).await,
-            (worker::Method::Post, ["api", "confirm"]) => crate::chat::confirm(ctx, req).await,
-            (worker::Method::Get, ["api", "memory"]) => crate::chat::memory(ctx, &req, false),
-            (worker::Method::Delete, ["api", "memory"]) => crate::chat::memory(ctx, &req, true),
-            (worker::Method::Get, ["api", "events"]) => {
-                let hello = {
-                    let link = ctx.link.borrow();
-                    let devices: Vec<Value> = link
-                        .client
-                        .devices()
-                        .map(|d| json!({"device": d.server_id, "state": d.state, "title": d.meta.title, "room": d.meta.room, "kind": d.meta.kind}))
-                        .collect();
-                    frame("hello", &json!({"site": ctx.config.site, "devices": devices}))
-                };
-                let rx = ctx.link.borrow_mut().events.subscribe(vec![hello]);
-                sse_response(rx)
-            }
-            _ => error_response(
-                404,
-                &ErrorObject::new(
-                    code::METHOD_NOT_FOUND,
-                    format!(
-                        "no route {} {path}: see /healthz, /api/devices, /api/chat, /api/confirm, /api/events, /api/memory, /api/voice, /mcp",
-                        req.method()
-                    ),
-                ),
-            ),
-        }
-    }
-}
-
-pub fn error_response(status: u16, e: &ErrorObject) -> Result<Response> {
-    Ok(Response::from_json(&json!({ "error": e }))?.with_status(status))
-}
-
-/// A 400 with a message a person can act on.
-pub fn bad_request(message: impl Into<String>) -> Result<Response> {
-    error_response(400, &ErrorObject::new(code::INVALID_REQUEST, message))
-}
-
-/// Reads a JSON object body, or says what is wrong with it.
-pub async fn json_body(req: &mut Request, limit: usize) -> std::result::Result<Value, String> {
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|e| format!("cannot read the body: {e}"))?;
-    if bytes.len() > limit {
-        return Err(format!(
-            "the body is {} bytes; the limit is {limit}",
-            bytes.len()
-        ));
-    }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err("the body is empty; send a JSON object".into());
-    }
-    let v: Value =
-        serde_json::from_slice(&bytes).map_err(|e| format!("the body is not JSON: {e}"))?;
-    if !v.is_object() {
-        return Err("the body must be a JSON object".into());
-    }
-    Ok(v)
-}
-
-/// The HTTP status of a Hub error.
-pub fn status_of(e: &ErrorObject) -> u16 {
-    match e.code {
-        code::DEVICE_OFFLINE => 404,
-        code::INVALID_PARAMS | code::INVALID_REQUEST | code::PARSE_ERROR => 400,
-        code::DENIED => 403,
-        code::REQUEST_TIMEOUT => 504,
-        code::BROKER_UNAVAILABLE => 503,
-        _ => 502,
-    }
-}
-
-fn speech_json(p: &crate::config::SpeechProvider) -> Value {
+fn speech_json(p: &SpeechProvider) -> Value {
     match p {
-        crate::config::SpeechProvider::Http {
+        SpeechProvider::Http {
             name,
             base_url,
             model,
             ..
         } => json!({"provider": name, "url": base_url, "model": model}),
-        crate::config::SpeechProvider::WorkersAi { model } => {
+        SpeechProvider::WorkersAi { model } => {
             json!({"provider": "workers-ai", "model": model})
         }
     }
 }
 
-impl Shared {
-    /// Starts the link loop once per Durable Object instance.
-    fn ensure_running(&self) {
+impl Hub {
+    /// The site's Hub, with its configuration read once from `env`.
+    pub fn new(env: Env, sql: SqlStorage) -> Hub {
+        let config = Config::from_env(&env);
+        if let Err(e) = crate::memory::Memory::create_tables(&sql) {
+            worker::console_error!("memory tables: {e}");
+        }
+        Hub {
+            link: RefCell::new(Link::new(config.site.clone())),
+            kick: RefCell::new(None),
+            config,
+            env,
+            sql,
+            turns: Cell::new(0),
+            started: now(),
+        }
+    }
+
+    /// The configuration, read when the Hub started.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The worker's bindings (the `AI` binding for Workers AI).
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// The Hub's SQLite storage (conversation memory).
+    pub fn sql(&self) -> SqlStorage {
+        self.sql.clone()
+    }
+
+    /// Starts the link loop once per Hub instance.
+    pub fn ensure_running(self: &Rc<Self>) {
         if self.kick.borrow().is_some() {
             return;
         }
         let (tx, rx) = mpsc::unbounded();
         *self.kick.borrow_mut() = Some(tx);
-        let link = self.link.clone();
-        let url = self.config.broker_url.clone();
-        wasm_bindgen_futures::spawn_local(run_link(link, url, rx));
+        wasm_bindgen_futures::spawn_local(run_link(self.clone(), rx));
     }
 
-    /// A Hub that has just started has not discovered the site yet: wait (3 s at most, and
-    /// only in its first 10 s) until the broker link is up and every device it has heard of
-    /// is initialized, so the first request does not find an empty home.
-    pub async fn settle_discovery(&self) {
-        use axon_core::mcp::client::DeviceState as S;
-        if now().saturating_since(self.started) > Duration::from_secs(10) {
-            return;
-        }
-        for _ in 0..30 {
-            let settled = {
-                let link = self.link.borrow();
-                link.session.state() == SessionState::Connected
-                    && link.client.devices().count() > 0
-                    && !link
-                        .client
-                        .devices()
-                        .any(|d| matches!(d.state, S::Initializing | S::Unknown))
-            };
-            if settled {
-                return;
-            }
-            worker::Delay::from(Duration::from_millis(100)).await;
-        }
+    /// Reads the registry (the MCP client's view of the site's devices).
+    pub fn registry<T>(&self, read: impl FnOnce(&McpClient) -> T) -> T {
+        read(self.link.borrow().client())
     }
 
-    /// A fresh id for a turn (unique within this Hub instance).
-    pub fn next_turn_id(&self) -> String {
-        let n = self.turns.get() + 1;
-        self.turns.set(n);
-        let salt = self.link.borrow_mut().rng.hex(3);
-        format!("t{n}{salt}")
+    /// The devices as they are now (a copy, for work that awaits).
+    pub fn devices(&self) -> Vec<DeviceInfo> {
+        self.registry(|c| c.devices().cloned().collect())
     }
 
-    fn healthz(&self) -> Result<Response> {
+    /// The effective permission of a known device's tool; `None` when either is unknown.
+    pub fn permission(&self, device: &str, tool: &str) -> Option<Permission> {
+        self.registry(|c| {
+            c.device(device)
+                .and_then(|d| d.tool(tool))
+                .map(|t| effective_permission(t, self.config.policy.get(device, tool)))
+        })
+    }
+
+    /// One device with its tools, effective permissions, telemetry window and recent events.
+    pub fn device_detail(&self, id: &str) -> Option<Value> {
         let link = self.link.borrow();
-        let devices = link.client.devices().count();
-        let ready = link
-            .client
-            .devices()
-            .filter(|d| d.state == DeviceState::Ready)
-            .count();
-        Response::from_json(&json!({
-            "ok": true,
-            "site": self.config.site,
-            "broker": match link.session.state() {
-                SessionState::Connected => "connected",
-                SessionState::Connecting | SessionState::Opening => "connecting",
-                SessionState::WaitingToReconnect => "reconnecting",
-                SessionState::Closed => "closed",
-            },
-            "broker_url": self.config.broker_url,
-            "last_error": link.last_error,
-            "config_problem": self.config.problem,
-            "devices": devices,
-            "ready": ready,
-            "llm": self.config.llm_name(),
-            "model": self.config.model,
-            "asr": speech_json(&self.config.asr),
-            "tts": speech_json(&self.config.tts),
-            "mcp": if self.config.mcp_token.is_some() { "enabled" } else { "disabled: set the AXON_MCP_TOKEN secret" },
-            "event_streams": link.events.len(),
-        }))
-    }
-
-    fn device_detail(&self, id: &str) -> Result<Response> {
-        let link = self.link.borrow();
-        let Some(d) = link.client.device(id) else {
-            return error_response(
-                404,
-                &ErrorObject::new(
-                    code::DEVICE_OFFLINE,
-                    format!("unknown device {id}: GET /api/devices lists them"),
-                ),
-            );
-        };
-        let mut v = serde_json::to_value(d)?;
+        let d = link.client().device(id)?;
+        let mut v = serde_json::to_value(d).ok()?;
         let permissions: serde_json::Map<String, Value> = d
             .tools
             .iter()
@@ -520,66 +386,144 @@ impl Shared {
             obj.insert("telemetry".into(), json!(samples));
             obj.insert("events".into(), json!(events));
         }
-        Response::from_json(&v)
+        Some(v)
     }
 
-    async fn tool_route(&self, mut req: Request, id: &str, tool: &str) -> Result<Response> {
-        let text = req.text().await.unwrap_or_default();
-        let args: Value = if text.trim().is_empty() {
-            json!({})
-        } else {
-            match serde_json::from_str(&text) {
-                Ok(v) => v,
-                Err(e) => {
-                    return error_response(
-                        400,
-                        &ErrorObject::new(code::PARSE_ERROR, format!("the body is not JSON: {e}")),
-                    )
-                }
+    /// What `/healthz` shows: the broker link, device counts, providers, problems.
+    pub fn health(&self) -> Value {
+        let link = self.link.borrow();
+        let client = link.client();
+        let devices = client.devices().count();
+        let ready = client
+            .devices()
+            .filter(|d| d.state == DeviceState::Ready)
+            .count();
+        json!({
+            "ok": true,
+            "site": self.config.site,
+            "broker": match link.endpoint.state() {
+                SessionState::Connected => "connected",
+                SessionState::Connecting | SessionState::Opening => "connecting",
+                SessionState::WaitingToReconnect => "reconnecting",
+                SessionState::Closed => "closed",
+            },
+            "broker_url": self.config.broker_url,
+            "last_error": link.last_error,
+            "config_problem": self.config.problem,
+            "devices": devices,
+            "ready": ready,
+            "llm": self.config.llm_name(),
+            "model": self.config.model,
+            "asr": speech_json(&self.config.asr),
+            "tts": speech_json(&self.config.tts),
+            "mcp": if self.config.mcp_token.is_some() { "enabled" } else { "disabled: set the AXON_MCP_TOKEN secret" },
+            "event_streams": link.events.len(),
+        })
+    }
+
+    /// A new `/api/events` stream, starting with a `hello` that lists the devices.
+    pub fn subscribe_events(&self) -> mpsc::UnboundedReceiver<Vec<u8>> {
+        let mut link = self.link.borrow_mut();
+        let devices: Vec<Value> = link
+            .client()
+            .devices()
+            .map(|d| json!({"device": d.server_id, "state": d.state, "title": d.meta.title, "room": d.meta.room, "kind": d.meta.kind}))
+            .collect();
+        let hello = frame(
+            "hello",
+            &json!({"site": self.config.site, "devices": devices}),
+        );
+        link.events.subscribe(vec![hello])
+    }
+
+    /// Sends one event to every `/api/events` stream.
+    pub fn publish_event(&self, event: &str, data: &Value) {
+        self.link.borrow_mut().events.send(frame(event, data));
+    }
+
+    /// A new `/mcp` GET stream (list-changed notifications).
+    pub fn subscribe_mcp_stream(&self) -> mpsc::UnboundedReceiver<Vec<u8>> {
+        self.link.borrow_mut().mcp_streams.subscribe(Vec::new())
+    }
+
+    /// Opens an `/mcp` session and returns its Mcp-Session-Id.
+    pub fn open_mcp_session(&self) -> String {
+        let mut link = self.link.borrow_mut();
+        let id = link.rng.uuid_v4();
+        link.mcp_sessions.insert(id.clone());
+        id
+    }
+
+    /// Whether `id` is an open `/mcp` session.
+    pub fn has_mcp_session(&self, id: &str) -> bool {
+        self.link.borrow().mcp_sessions.contains(id)
+    }
+
+    /// Ends an `/mcp` session; false when there was none under `id`.
+    pub fn end_mcp_session(&self, id: &str) -> bool {
+        self.link.borrow_mut().mcp_sessions.remove(id)
+    }
+
+    /// Registers a tool call that waits for a person; the answer arrives on the receiver.
+    pub fn await_confirmation(&self, id: &str) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        self.link
+            .borrow_mut()
+            .confirmations
+            .insert(id.to_string(), tx);
+        rx
+    }
+
+    /// A person's answer to a waiting call; false when nothing waits under `id`.
+    pub fn answer_confirmation(&self, id: &str, approve: bool) -> bool {
+        let waiting = self.link.borrow_mut().confirmations.remove(id);
+        match waiting {
+            Some(tx) => {
+                let _ = tx.send(approve);
+                true
             }
-        };
-        // The console is a caller like any other: `deny` never runs, `confirm` belongs in chat.
-        if let Some(t) = self
-            .link
-            .borrow()
-            .client
-            .device(id)
-            .and_then(|d| d.tool(tool))
-        {
-            match effective_permission(t, self.config.policy.get(id, tool)) {
-                axon_core::tool::Permission::Deny => {
-                    return error_response(
-                        403,
-                        &ErrorObject::new(
-                            code::DENIED,
-                            format!("{id}.{tool} is denied by the site's policy"),
-                        ),
-                    )
-                }
-                axon_core::tool::Permission::Confirm
-                    if req.headers().get("x-axon-confirmed").ok().flatten().as_deref()
-                        != Some("yes") =>
-                {
-                    return error_response(
-                        403,
-                        &ErrorObject::new(
-                            code::DENIED,
-                            format!(
-                                "{id}.{tool} needs a person's confirmation: send the header x-axon-confirmed: yes after asking"
-                            ),
-                        ),
-                    )
-                }
-                _ => {}
-            }
+            None => false,
         }
-        match self.call_tool(id, tool, args).await {
-            Ok(result) => Response::from_json(&result),
-            Err(e) => error_response(status_of(&e), &e),
+    }
+
+    /// Forgets a waiting call (it was answered or timed out).
+    pub fn drop_confirmation(&self, id: &str) {
+        self.link.borrow_mut().confirmations.remove(id);
+    }
+
+    /// A fresh id for a turn (unique within this Hub instance).
+    pub fn next_turn_id(&self) -> String {
+        let n = self.turns.get() + 1;
+        self.turns.set(n);
+        let salt = self.link.borrow_mut().rng.hex(3);
+        format!("t{n}{salt}")
+    }
+
+    /// A Hub that has just started has not discovered the site yet: wait (3 s at most, and
+    /// only in its first 10 s) until the broker link is up and every device it has heard of
+    /// is initialized, so the first request does not find an empty home. The link loop wakes
+    /// the waiter when discovery settles.
+    pub async fn settle_discovery(&self) {
+        if now().saturating_since(self.started) > SETTLE_WINDOW {
+            return;
+        }
+        let settled = {
+            let mut link = self.link.borrow_mut();
+            if link.is_settled() {
+                return;
+            }
+            let (tx, rx) = oneshot::channel();
+            link.settle_waiters.push(tx);
+            rx
+        };
+        futures_util::select! {
+            _ = settled.fuse() => {}
+            _ = worker::Delay::from(SETTLE_WAIT).fuse() => {}
         }
     }
 
     /// Calls a device tool through the MCP client: validated, with a deadline and a call-id.
+    /// Permission is the caller's to decide first ([`axon_core::tool::authorize`]).
     pub async fn call_tool(
         &self,
         device: &str,
@@ -588,9 +532,13 @@ impl Shared {
     ) -> std::result::Result<Value, ErrorObject> {
         let rx = {
             let mut link = self.link.borrow_mut();
-            let handle = link
-                .client
-                .call_tool(now(), device, tool, args, Default::default())?;
+            let handle = link.endpoint.role_mut().call_tool(
+                now(),
+                device,
+                tool,
+                args,
+                Default::default(),
+            )?;
             let (tx, rx) = oneshot::channel();
             link.waiting.insert(handle, tx);
             link.pump();
@@ -609,18 +557,20 @@ impl Shared {
     }
 }
 
-/// The link loop: connect, feed bytes and time to the session, reconnect on loss.
-async fn run_link(link: Rc<RefCell<Link>>, url: String, mut kick: mpsc::UnboundedReceiver<()>) {
+/// The link loop: connect, feed bytes and time to the endpoint, reconnect on loss.
+async fn run_link(hub: Ctx, mut kick: mpsc::UnboundedReceiver<()>) {
+    let url = hub.config.broker_url.clone();
+    let link = &hub.link;
     loop {
         let open = link.borrow_mut().pump();
         if !open {
             // Not connected: wait for the session's next deadline (the backoff) or a kick.
-            let wait = wait_time(&link);
+            let wait = link.borrow().wait_time();
             futures_util::select! {
                 _ = worker::Delay::from(wait).fuse() => {}
                 _ = kick.next() => {}
             }
-            link.borrow_mut().fire_timeouts();
+            link.borrow_mut().endpoint.handle_timeout(now());
             continue;
         }
         let parsed = match url.parse() {
@@ -636,57 +586,49 @@ async fn run_link(link: Rc<RefCell<Link>>, url: String, mut kick: mpsc::Unbounde
             Err(e) => {
                 let mut l = link.borrow_mut();
                 l.last_error = Some(format!("cannot reach the broker at {url}: {e}"));
-                l.session.handle_transport_closed(now());
+                l.endpoint.handle_transport_closed(now());
                 continue;
             }
         };
         if ws.accept().is_err() {
-            link.borrow_mut().session.handle_transport_closed(now());
+            link.borrow_mut().endpoint.handle_transport_closed(now());
             continue;
         }
         let mut events = match ws.events() {
             Ok(e) => e,
             Err(_) => {
-                link.borrow_mut().session.handle_transport_closed(now());
+                link.borrow_mut().endpoint.handle_transport_closed(now());
                 continue;
             }
         };
         {
             let mut l = link.borrow_mut();
             l.ws = Some(ws.clone());
-            l.session.handle_transport_open(now());
+            l.endpoint.handle_transport_open(now());
         }
         loop {
             link.borrow_mut().pump();
             if link.borrow().ws.is_none() {
                 break; // the session closed it
             }
-            let wait = wait_time(&link);
+            let wait = link.borrow().wait_time();
             futures_util::select! {
                 ev = events.next().fuse() => match ev {
                     Some(Ok(WebsocketEvent::Message(m))) => {
                         if let Some(bytes) = m.bytes() {
-                            link.borrow_mut().session.handle_input(now(), &bytes);
+                            link.borrow_mut().endpoint.handle_input(now(), &bytes);
                         }
                     }
                     Some(Ok(WebsocketEvent::Close(_))) | Some(Err(_)) | None => {
                         let mut l = link.borrow_mut();
                         l.ws = None;
-                        l.session.handle_transport_closed(now());
+                        l.endpoint.handle_transport_closed(now());
                         break;
                     }
                 },
-                _ = worker::Delay::from(wait).fuse() => link.borrow_mut().fire_timeouts(),
+                _ = worker::Delay::from(wait).fuse() => link.borrow_mut().endpoint.handle_timeout(now()),
                 _ = kick.next() => {}
             }
         }
-    }
-}
-
-fn wait_time(link: &Rc<RefCell<Link>>) -> Duration {
-    let t = now();
-    match link.borrow().next_deadline() {
-        Some(d) => d.saturating_since(t).max(Duration::from_millis(1)),
-        None => Duration::from_secs(30),
     }
 }

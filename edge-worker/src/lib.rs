@@ -1,25 +1,56 @@
 //! Axon's edge worker (Cloudflare Worker in Rust).
 //!
-//! Owns the HTTP surface and hands everything about devices to the [`hub::Hub`] Durable Object
-//! (one per site), which holds the broker connection and drives `axon-core`. It holds no
-//! protocol logic of its own and no secrets in code.
+//! Owns the worker's two entry points: the front door (`#[event(fetch)]`: browser origin
+//! checks and CORS, then the site's Durable Object) and the [`Hub`] Durable Object itself,
+//! which keeps the site's [`hub::Hub`] and answers through the route table in [`routes`]. It
+//! holds no protocol logic of its own and no secrets in code.
+//!
+//! Dependencies point one way: `routes` and `agent` use the `hub`; the `hub` uses neither.
 //!
 //! Routes: `GET /healthz`, `GET /api/devices`, `GET /api/devices/{id}`,
 //! `POST /api/devices/{id}/tools/{tool}`, `POST /api/chat` (SSE), `POST /api/confirm`,
 //! `GET|DELETE /api/memory`, `GET /api/events` (SSE), `GET /api/voice` (WebSocket), `/mcp`
 //! (MCP Streamable HTTP).
 
-mod chat;
+mod agent;
+mod clock;
 mod config;
 mod events;
+mod http;
 mod hub;
-mod mcp_http;
 mod memory;
 mod providers;
+mod routes;
 mod speech;
-mod voice;
 
-use worker::{event, Context, Env, Headers, Method, Request, Response, Result};
+use std::rc::Rc;
+
+use worker::{
+    durable_object, event, Context, DurableObject, Env, Headers, Method, Request, Response, Result,
+    State,
+};
+
+use crate::config::AllowedOrigins;
+
+/// The site's Hub as a Durable Object (one per `AXON_SITE`).
+#[durable_object]
+pub struct Hub {
+    hub: hub::Ctx,
+}
+
+impl DurableObject for Hub {
+    fn new(state: State, env: Env) -> Self {
+        let sql = state.storage().sql();
+        Hub {
+            hub: Rc::new(hub::Hub::new(env, sql)),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        self.hub.ensure_running();
+        routes::dispatch(&self.hub, req).await
+    }
+}
 
 /// Every request goes to the site's Hub; the Hub answers `/healthz` too, so health reflects
 /// the broker link and not just that the worker runs.
@@ -94,18 +125,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
 }
 
-/// The request's `Origin` if `AXON_ALLOWED_ORIGINS` lists it (or is `*`).
+/// The request's `Origin` if `AXON_ALLOWED_ORIGINS` lists it.
 fn cors_origin(req: &Request, env: &Env) -> Option<String> {
     let origin = req.headers().get("origin").ok().flatten()?;
-    let allowed = env
-        .var("AXON_ALLOWED_ORIGINS")
-        .map(|v| v.to_string())
-        .unwrap_or_default();
-    allowed
-        .split(',')
-        .map(str::trim)
-        .any(|a| a == "*" || a == origin)
-        .then_some(origin)
+    let (allowed, _) = AllowedOrigins::from_env(env);
+    allowed.allows(&origin).then_some(origin)
 }
 
 /// Whether `origin` is the worker's own (the console, the device page).

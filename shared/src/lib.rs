@@ -43,6 +43,7 @@
 
 pub mod agent;
 pub mod audio;
+pub mod endpoint;
 pub mod error;
 pub mod jsonrpc;
 pub mod link;

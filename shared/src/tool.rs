@@ -343,6 +343,54 @@ pub fn effective_permission(tool: &Tool, site_override: Option<Permission>) -> P
     Permission::Auto
 }
 
+/// Who asks for a tool call. A `confirm` tool needs a person's yes, and how that yes arrives
+/// depends on the caller: an agent turn asks the person in the conversation and waits; a
+/// console request carries the person's yes itself; an outside MCP client cannot give one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// An agent turn, which can ask the person and wait for the answer.
+    Agent,
+    /// A person at the console (`/api`), who has (`confirmed`) or has not approved the call.
+    Console {
+        /// The person approved this call.
+        confirmed: bool,
+    },
+    /// An outside MCP client (`/mcp`): it has no way to ask a person.
+    OutsideClient,
+}
+
+/// What happens to a tool call, decided by [`authorize`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Send it to the device.
+    Run,
+    /// Ask the person first (only an agent turn gets this).
+    AskPerson,
+    /// Refuse it with this error; nothing reaches the device.
+    Refuse(ErrorObject),
+}
+
+/// The one permission decision for every caller (the agent, `/mcp`, `/api` tool calls):
+/// `deny` never runs, `auto` runs, `confirm` runs only with a person's yes.
+pub fn authorize(permission: Permission, device: &str, tool: &str, caller: Caller) -> Verdict {
+    let refuse = |why: String| Verdict::Refuse(ErrorObject::new(code::DENIED, why));
+    match (permission, caller) {
+        (Permission::Auto, _) | (Permission::Confirm, Caller::Console { confirmed: true }) => {
+            Verdict::Run
+        }
+        (Permission::Deny, _) => refuse(format!(
+            "{device}.{tool} is denied by the site's policy; nothing was sent"
+        )),
+        (Permission::Confirm, Caller::Agent) => Verdict::AskPerson,
+        (Permission::Confirm, Caller::Console { confirmed: false }) => refuse(format!(
+            "{device}.{tool} needs a person's confirmation: send the header x-axon-confirmed: yes after asking"
+        )),
+        (Permission::Confirm, Caller::OutsideClient) => refuse(format!(
+            "{device}.{tool} needs a person's confirmation: ask for it in the Axon console or chat; nothing was sent"
+        )),
+    }
+}
+
 /// The site's per-tool permission overrides (authoritative over device hints), from
 /// configuration such as `AXON_PERMISSIONS="front-door.unlock=confirm, *.factory_reset=deny"`.
 /// A `*` stands for any device or any tool; the most specific entry wins.
@@ -668,5 +716,44 @@ mod tests {
             .unwrap_err()
             .contains("device.tool"));
         assert_eq!(SitePolicy::parse("").unwrap(), SitePolicy::new());
+    }
+    #[test]
+    fn every_caller_gets_the_same_decision_from_authorize() {
+        use super::{authorize, Caller, Verdict};
+        let run = |p, c| authorize(p, "front-door", "unlock", c);
+        for c in [
+            Caller::Agent,
+            Caller::Console { confirmed: false },
+            Caller::OutsideClient,
+        ] {
+            assert_eq!(run(Permission::Auto, c), Verdict::Run);
+            match run(Permission::Deny, c) {
+                Verdict::Refuse(e) => {
+                    assert_eq!(e.code, code::DENIED);
+                    assert!(
+                        e.message.contains("front-door.unlock is denied"),
+                        "{}",
+                        e.message
+                    );
+                }
+                other => panic!("deny must refuse, got {other:?}"),
+            }
+        }
+        // Even a confirmed console call never runs a denied tool.
+        assert!(matches!(
+            run(Permission::Deny, Caller::Console { confirmed: true }),
+            Verdict::Refuse(_)
+        ));
+        assert_eq!(run(Permission::Confirm, Caller::Agent), Verdict::AskPerson);
+        assert_eq!(
+            run(Permission::Confirm, Caller::Console { confirmed: true }),
+            Verdict::Run
+        );
+        for c in [Caller::Console { confirmed: false }, Caller::OutsideClient] {
+            match run(Permission::Confirm, c) {
+                Verdict::Refuse(e) => assert!(e.message.contains("confirmation"), "{}", e.message),
+                other => panic!("an unconfirmed confirm tool must be refused, got {other:?}"),
+            }
+        }
     }
 }

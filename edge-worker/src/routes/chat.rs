@@ -1,59 +1,25 @@
-//! `/api/chat`, `/api/confirm` and `/api/memory`: agent turns over HTTP.
+//! `POST /api/chat`, `POST /api/confirm` and `GET`/`DELETE /api/memory`: agent turns over
+//! HTTP.
 //!
-//! Owns driving one [`Turn`] of axon-core: it performs the I/O the turn asks for (model
-//! requests through [`crate::providers`], tool calls through the Hub, waiting for a person's
-//! confirmation for at most 60 s), streams the turn's events as SSE, mirrors them on
-//! `/api/events`, and stores the conversation. What happens in a turn is axon-core's.
-
-use std::time::Duration;
+//! Owns reading and checking these requests and streaming a turn's events as SSE; the turn
+//! itself runs in [`crate::agent`], the waiting calls live in the Hub.
 
 use axon_core::agent::llm::Message;
-use axon_core::agent::turn::{agent_tools, Action, Turn, TurnConfig, TurnEvent};
 use axon_core::jsonrpc::ErrorObject;
-use axon_core::mcp::client::DeviceInfo;
-use futures_channel::{mpsc, oneshot};
-use futures_util::future::LocalBoxFuture;
-use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, StreamExt};
+use futures_channel::mpsc;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use worker::{Request, Response, Result};
 
 use crate::events::{frame, sse_response};
-use crate::hub::{bad_request, json_body, now, Ctx};
+use crate::http::{bad_request, device_of, error_response, json_body, query, user_of};
+use crate::hub::Ctx;
 use crate::memory::Memory;
 
-/// How long a `confirm` tool waits for the person.
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest `/api/chat` body (an image as a data URL fits).
 const CHAT_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// Longest request text.
 const TEXT_LIMIT: usize = 4000;
-
-pub fn user_of(v: &Value) -> std::result::Result<String, String> {
-    match v.get("user") {
-        None | Some(Value::Null) => Ok("default".into()),
-        Some(Value::String(u))
-            if !u.is_empty()
-                && u.len() <= 64
-                && u.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b)) =>
-        {
-            Ok(u.clone())
-        }
-        Some(_) => Err("\"user\" must be 1 to 64 letters, digits or - _ . @".into()),
-    }
-}
-
-/// The device the person is using (`"device"`), if the body names one.
-pub fn device_of(v: &Value) -> std::result::Result<Option<String>, String> {
-    match v.get("device") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(d)) => axon_core::mcp::topics::DeviceId::new(d.clone())
-            .map(|_| Some(d.clone()))
-            .map_err(|e| format!("\"device\": {e}")),
-        Some(_) => Err("\"device\" must be a device id string".into()),
-    }
-}
 
 /// `POST /api/chat` `{"text": "...", "user": "ada", "image": "data:image/jpeg;base64,...",
 /// "device": "kitchen-tab"}` (`device`: the one the person uses, preferred for "take a photo").
@@ -92,176 +58,14 @@ pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
         }
         Some(_) => return bad_request("\"image\" must be a data:image/... or https:// URL"),
     };
-    let (turn_id, turn) = begin_turn(ctx, &user, device, message).await?;
+    let (turn_id, turn) = crate::agent::begin_turn(ctx, None, &user, device, message).await?;
     let (tx, rx) = mpsc::unbounded();
     let _ = tx.unbounded_send((
         "turn".to_string(),
-        json!({"turn": turn_id, "user": user, "llm": ctx.config.llm_name(), "vlm": ctx.config.vlm_name()}),
+        json!({"turn": turn_id, "user": user, "llm": ctx.config().llm_name(), "vlm": ctx.config().vlm_name()}),
     ));
-    wasm_bindgen_futures::spawn_local(drive(ctx.clone(), turn_id, user, turn, tx));
+    wasm_bindgen_futures::spawn_local(crate::agent::drive(ctx.clone(), turn_id, user, turn, tx));
     sse_response(rx.map(|(kind, data)| frame(&kind, &data)))
-}
-
-/// Where a turn's events go, as (SSE event name, data) pairs, ending with `done`.
-pub type TurnSink = mpsc::UnboundedSender<(String, Value)>;
-
-/// A turn on `message` for `user`, with their memory and the devices online now. `id` names
-/// it (and prefixes its call ids); a fresh one is made when it is `None`.
-pub async fn begin_turn_as(
-    ctx: &Ctx,
-    id: Option<String>,
-    user: &str,
-    device: Option<String>,
-    message: Message,
-) -> Result<(String, Turn)> {
-    ctx.settle_discovery().await;
-    let memory = Memory::open(ctx.sql.clone())?;
-    let (summary, history) = memory.recall(user)?;
-    let turn_id = id.unwrap_or_else(|| ctx.next_turn_id());
-    let tools = agent_tools(ctx.link.borrow().client.devices(), &ctx.config.policy);
-    let config = TurnConfig {
-        max_steps: ctx.config.max_steps,
-        model: ctx.config.model.clone(),
-        persona: ctx.config.persona.clone(),
-        call_prefix: format!("{turn_id}."),
-        device,
-        vision: ctx.config.vision(),
-    };
-    let turn = Turn::new(config, tools, Some(&summary), history, message);
-    Ok((turn_id, turn))
-}
-
-async fn begin_turn(
-    ctx: &Ctx,
-    user: &str,
-    device: Option<String>,
-    message: Message,
-) -> Result<(String, Turn)> {
-    begin_turn_as(ctx, None, user, device, message).await
-}
-
-enum Completion {
-    Tool(String, std::result::Result<Value, ErrorObject>),
-    Confirm(String, bool),
-}
-
-/// Runs a turn to its end: performs what it asks, sends its events to `tx` and `/api/events`,
-/// and remembers the conversation.
-pub async fn drive(ctx: Ctx, turn_id: String, user: String, mut turn: Turn, tx: TurnSink) {
-    let publish = |ctx: &Ctx, ev: &TurnEvent| {
-        let v = serde_json::to_value(ev).unwrap_or(Value::Null);
-        let kind = v
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("event")
-            .to_string();
-        // The client may have gone; the turn still finishes and is remembered.
-        let _ = tx.unbounded_send((kind.clone(), v.clone()));
-        if kind != "text_delta" {
-            ctx.link.borrow_mut().events.send(frame(
-                "agent",
-                &json!({"turn": turn_id, "user": user, "event": v}),
-            ));
-        }
-    };
-    let mut pending: FuturesUnordered<LocalBoxFuture<'static, Completion>> =
-        FuturesUnordered::new();
-    loop {
-        while let Some(ev) = turn.poll_event() {
-            publish(&ctx, &ev);
-        }
-        if turn.is_done() {
-            break;
-        }
-        match turn.poll_action() {
-            Some(Action::Llm(req)) => {
-                let devices: Vec<DeviceInfo> =
-                    ctx.link.borrow().client.devices().cloned().collect();
-                let mut on_delta = |t: &str| {
-                    let _ = tx.unbounded_send((
-                        "text_delta".to_string(),
-                        json!({"type": "text_delta", "text": t}),
-                    ));
-                };
-                let outcome = crate::providers::complete(
-                    &ctx.config.llm,
-                    &ctx.env,
-                    &req,
-                    &devices,
-                    turn.tools(),
-                    &mut on_delta,
-                )
-                .await;
-                match outcome {
-                    Ok(reply) => turn.handle_reply(now(), reply),
-                    Err(e) => turn.handle_llm_error(&e),
-                }
-            }
-            Some(Action::Vision(req)) => {
-                let mut on_delta = |t: &str| {
-                    let _ = tx.unbounded_send((
-                        "text_delta".to_string(),
-                        json!({"type": "text_delta", "text": t}),
-                    ));
-                };
-                match crate::providers::look(&ctx.config.vlm, &req, &mut on_delta).await {
-                    Ok(reply) => turn.handle_reply(now(), reply),
-                    Err(e) => turn.handle_llm_error(&e),
-                }
-            }
-            Some(Action::CallTool {
-                id,
-                device,
-                tool,
-                arguments,
-            }) => {
-                let ctx = ctx.clone();
-                pending.push(
-                    async move {
-                        let r = ctx.call_tool(&device, &tool, arguments).await;
-                        Completion::Tool(id, r)
-                    }
-                    .boxed_local(),
-                );
-            }
-            Some(Action::AwaitConfirmation { id }) => {
-                let (otx, orx) = oneshot::channel();
-                ctx.link.borrow_mut().confirmations.insert(id.clone(), otx);
-                pending.push(
-                    async move {
-                        let timeout = worker::Delay::from(CONFIRM_TIMEOUT).fuse();
-                        let answer = orx.fuse();
-                        futures_util::pin_mut!(timeout, answer);
-                        let ok = futures_util::select! {
-                            a = answer => a.unwrap_or(false),
-                            _ = timeout => false,
-                        };
-                        Completion::Confirm(id, ok)
-                    }
-                    .boxed_local(),
-                );
-            }
-            None => match pending.next().await {
-                Some(Completion::Tool(id, r)) => turn.handle_tool_result(now(), &id, r),
-                Some(Completion::Confirm(id, ok)) => {
-                    ctx.link.borrow_mut().confirmations.remove(&id);
-                    turn.handle_confirmation(now(), &id, ok);
-                }
-                None => {
-                    turn.handle_llm_error("the turn stalled with nothing left to wait for");
-                }
-            },
-        }
-    }
-    let remembered = Memory::open(ctx.sql.clone())
-        .and_then(|m| m.remember(&user, &turn.to_remember(), now().as_millis()));
-    if let Err(e) = remembered {
-        let _ = tx.unbounded_send((
-            "error".to_string(),
-            json!({"type": "error", "message": format!("the answer was not saved to memory: {e}")}),
-        ));
-    }
-    let _ = tx.unbounded_send(("done".to_string(), json!({"turn": turn_id})));
 }
 
 /// `POST /api/confirm` `{"id": "<call id from confirmation_required>", "approve": true}`.
@@ -276,34 +80,25 @@ pub async fn confirm(ctx: &Ctx, mut req: Request) -> Result<Response> {
     let Some(approve) = body.get("approve").and_then(Value::as_bool) else {
         return bad_request("the body needs \"approve\": true or false");
     };
-    let waiting = ctx.link.borrow_mut().confirmations.remove(id);
-    match waiting {
-        Some(tx) => {
-            let _ = tx.send(approve);
-            Response::from_json(&json!({"id": id, "approved": approve}))
-        }
-        None => crate::hub::error_response(
-            404,
-            &ErrorObject::new(
-                axon_core::jsonrpc::code::INVALID_PARAMS,
-                format!("no confirmation is waiting under {id:?}: it was answered, timed out (60 s), or never asked"),
-            ),
-        ),
+    if ctx.answer_confirmation(id, approve) {
+        return Response::from_json(&json!({"id": id, "approved": approve}));
     }
+    error_response(
+        404,
+        &ErrorObject::new(
+            axon_core::jsonrpc::code::INVALID_PARAMS,
+            format!("no confirmation is waiting under {id:?}: it was answered, timed out (60 s), or never asked"),
+        ),
+    )
 }
 
 /// `GET /api/memory?user=ada` shows what is remembered; `DELETE` forgets it.
 pub fn memory(ctx: &Ctx, req: &Request, forget: bool) -> Result<Response> {
-    let url = req.url()?;
-    let user = url
-        .query_pairs()
-        .find(|(k, _)| k == "user")
-        .map(|(_, v)| v.to_string());
-    let user = match user_of(&json!({ "user": user })) {
+    let user = match user_of(&json!({ "user": query(req, "user")? })) {
         Ok(u) => u,
         Err(e) => return bad_request(e),
     };
-    let memory = Memory::open(ctx.sql.clone())?;
+    let memory = Memory::open(ctx.sql())?;
     if forget {
         memory.forget(&user)?;
         return Response::from_json(&json!({"user": user, "forgotten": true}));

@@ -7,53 +7,32 @@
 
 use axon_core::mcp::gateway::{self, GatewayOutcome, HTTP_PROTOCOL_VERSIONS};
 use serde_json::json;
-use worker::{Headers, Method, Request, Response, Result};
+use worker::{Method, Request, Response, Result};
 
 use crate::events::sse_response;
+use crate::http::{plain, same_secret, unauthorized};
 use crate::hub::Ctx;
 
 /// Largest POST body.
 const BODY_LIMIT: usize = axon_core::mcp::MAX_RPC_PAYLOAD;
 
-fn plain(status: u16, message: &str) -> Result<Response> {
-    Ok(Response::from_json(&json!({"error": message}))?.with_status(status))
-}
-
-fn unauthorized(message: &str) -> Result<Response> {
-    let r = plain(401, message)?;
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    headers.set("www-authenticate", "Bearer realm=\"axon-mcp\"")?;
-    Ok(r.with_headers(headers))
-}
-
-/// Compares without stopping at the first difference.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+fn refuse(message: &str) -> Result<Response> {
+    unauthorized("axon-mcp", message)
 }
 
 pub async fn handle(ctx: &Ctx, mut req: Request) -> Result<Response> {
-    let Some(token) = ctx.config.mcp_token.as_deref() else {
-        return unauthorized("/mcp is disabled: set the AXON_MCP_TOKEN secret (.dev.vars locally)");
+    let Some(token) = ctx.config().mcp_token.as_deref() else {
+        return refuse("/mcp is disabled: set the AXON_MCP_TOKEN secret (.dev.vars locally)");
     };
     let given = req.headers().get("authorization")?.unwrap_or_default();
     match given.strip_prefix("Bearer ") {
-        Some(t) if same(t.trim(), token) => {}
-        Some(_) => return unauthorized("wrong bearer token for /mcp"),
-        None => return unauthorized("/mcp needs Authorization: Bearer <AXON_MCP_TOKEN>"),
+        Some(t) if same_secret(t.trim(), token) => {}
+        Some(_) => return refuse("wrong bearer token for /mcp"),
+        None => return refuse("/mcp needs Authorization: Bearer <AXON_MCP_TOKEN>"),
     }
     // DNS rebinding: a browser page may only come from an allowed origin.
     if let Some(origin) = req.headers().get("origin")? {
-        let allowed = ctx
-            .env
-            .var("AXON_ALLOWED_ORIGINS")
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        if !allowed.split(',').any(|o| o.trim() == origin) {
+        if !ctx.config().allowed_origins.allows(&origin) {
             return plain(
                 403,
                 &format!("origin {origin} is not in AXON_ALLOWED_ORIGINS"),
@@ -71,24 +50,19 @@ pub async fn handle(ctx: &Ctx, mut req: Request) -> Result<Response> {
         }
     }
     let session = req.headers().get("mcp-session-id")?;
-    let known = |ctx: &Ctx, s: &Option<String>| {
-        s.as_ref()
-            .is_some_and(|s| ctx.link.borrow().mcp_sessions.contains(s))
-    };
+    let known = |ctx: &Ctx, s: &Option<String>| s.as_ref().is_some_and(|s| ctx.has_mcp_session(s));
     match req.method() {
         Method::Post => {}
         Method::Get => {
             if !known(ctx, &session) {
                 return plain(404, "unknown or missing Mcp-Session-Id: initialize first");
             }
-            let rx = ctx.link.borrow_mut().mcp_streams.subscribe(Vec::new());
+            let rx = ctx.subscribe_mcp_stream();
             return sse_response(rx);
         }
         Method::Delete => {
             return match session {
-                Some(s) if ctx.link.borrow_mut().mcp_sessions.remove(&s) => {
-                    plain(200, "session ended")
-                }
+                Some(s) if ctx.end_mcp_session(&s) => plain(200, "session ended"),
                 _ => plain(404, "unknown session"),
             };
         }
@@ -124,11 +98,10 @@ pub async fn handle(ctx: &Ctx, mut req: Request) -> Result<Response> {
     }
     // A Hub that has just started lists its devices once it has discovered them.
     ctx.settle_discovery().await;
-    let outcome = {
-        let link = ctx.link.borrow();
-        let devices: Vec<&axon_core::mcp::client::DeviceInfo> = link.client.devices().collect();
-        gateway::handle(&body, devices.iter().copied(), &ctx.config.policy)
-    };
+    let outcome = ctx.registry(|c| {
+        let devices: Vec<&axon_core::mcp::client::DeviceInfo> = c.devices().collect();
+        gateway::handle(&body, devices.iter().copied(), &ctx.config().policy)
+    });
     match outcome {
         GatewayOutcome::Accepted => Ok(Response::empty()?.with_status(202)),
         GatewayOutcome::Reply {
@@ -138,12 +111,7 @@ pub async fn handle(ctx: &Ctx, mut req: Request) -> Result<Response> {
         } => {
             let mut r = Response::from_json(&body)?.with_status(status);
             if initialized {
-                let id = {
-                    let mut link = ctx.link.borrow_mut();
-                    let id = link.rng.uuid_v4();
-                    link.mcp_sessions.insert(id.clone());
-                    id
-                };
+                let id = ctx.open_mcp_session();
                 r.headers_mut().set("mcp-session-id", &id)?;
             }
             Ok(r)

@@ -19,9 +19,10 @@ use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 use worker::{Request, Response, Result, WebSocket, WebSocketPair, WebsocketEvent};
 
+use crate::clock::now;
 use crate::config::AsrPrompt;
-use crate::events::frame;
-use crate::hub::{bad_request, now, Ctx};
+use crate::http::{bad_request, device_of, user_of};
+use crate::hub::Ctx;
 
 enum Done {
     Transcript(u64, std::result::Result<String, String>),
@@ -48,11 +49,11 @@ pub async fn handle(ctx: &Ctx, req: Request) -> Result<Response> {
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.to_string())
     };
-    let user = match crate::chat::user_of(&json!({ "user": query("user") })) {
+    let user = match user_of(&json!({ "user": query("user") })) {
         Ok(u) => u,
         Err(e) => return bad_request(e),
     };
-    let device = match crate::chat::device_of(&json!({ "device": query("device") })) {
+    let device = match device_of(&json!({ "device": query("device") })) {
         Ok(d) => d,
         Err(e) => return bad_request(e),
     };
@@ -67,13 +68,13 @@ pub async fn handle(ctx: &Ctx, req: Request) -> Result<Response> {
     let mut config = VoiceConfig::new(session);
     config.mode = mode;
     config.vad = VadConfig {
-        silence_ms: ctx.config.vad_silence_ms,
-        pause_ms: ctx.config.vad_pause_ms,
+        silence_ms: ctx.config().vad_silence_ms,
+        pause_ms: ctx.config().vad_pause_ms,
         ..VadConfig::default()
     };
-    config.asr = ctx.config.asr.name().into();
-    config.tts = ctx.config.tts.name().into();
-    config.llm = ctx.config.llm_name().into();
+    config.asr = ctx.config().asr.name().into();
+    config.tts = ctx.config().tts.name().into();
+    config.llm = ctx.config().llm_name().into();
     let pair = WebSocketPair::new()?;
     pair.server.accept()?;
     wasm_bindgen_futures::spawn_local(run(ctx.clone(), pair.server, config, user, device));
@@ -94,16 +95,20 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String, device:
             match action {
                 VoiceAction::Transcribe { utterance, wav } => {
                     let ctx = ctx.clone();
-                    let prompt = match &ctx.config.asr_prompt {
-                        AsrPrompt::Auto => asr_prompt(ctx.link.borrow().client.devices()),
+                    let prompt = match &ctx.config().asr_prompt {
+                        AsrPrompt::Auto => ctx.registry(|c| asr_prompt(c.devices())),
                         AsrPrompt::Off => String::new(),
                         AsrPrompt::Fixed(text) => text.clone(),
                     };
                     work.push(
                         async move {
-                            let r =
-                                crate::speech::transcribe(&ctx.config.asr, &ctx.env, wav, &prompt)
-                                    .await;
+                            let r = crate::speech::transcribe(
+                                &ctx.config().asr,
+                                ctx.env(),
+                                wav,
+                                &prompt,
+                            )
+                            .await;
                             Some(Done::Transcript(utterance, r))
                         }
                         .boxed_local(),
@@ -113,8 +118,8 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String, device:
                     let ctx = ctx.clone();
                     work.push(
                         async move {
-                            let r =
-                                crate::speech::synthesize(&ctx.config.tts, &ctx.env, &text).await;
+                            let r = crate::speech::synthesize(&ctx.config().tts, ctx.env(), &text)
+                                .await;
                             Some(Done::Speech(turn, index, r))
                         }
                         .boxed_local(),
@@ -124,12 +129,9 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String, device:
                     start_turn(&ctx, &user, device.clone(), turn, text, &turn_tx).await;
                 }
                 VoiceAction::Confirm { id, approve } => {
-                    let waiting = ctx.link.borrow_mut().confirmations.remove(&id);
-                    match waiting {
-                        Some(tx) => {
-                            let _ = tx.send(approve);
-                        }
-                        None => {
+                    match ctx.answer_confirmation(&id, approve) {
+                        true => {}
+                        false => {
                             let _ = ws.send_with_str(
                                 json!({"type": "error", "code": "bad_message", "message": format!("no confirmation is waiting under {id:?}: it was answered, timed out (60 s), or never asked")}).to_string(),
                             );
@@ -145,10 +147,10 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String, device:
                     if text.contains("\"timings\"") {
                         if let Ok(v) = serde_json::from_str::<Value>(&text) {
                             if v["type"] == "timings" {
-                                ctx.link.borrow_mut().events.send(frame(
+                                ctx.publish_event(
                                     "voice_timings",
                                     &json!({"user": user, "timings": v}),
-                                ));
+                                );
                             }
                         }
                     }
@@ -199,15 +201,14 @@ async fn start_turn(
     to_session: &mpsc::UnboundedSender<(String, Value)>,
 ) {
     let (tx, mut rx) = mpsc::unbounded::<(String, Value)>();
-    match crate::chat::begin_turn_as(ctx, Some(turn.clone()), user, device, Message::user(text))
-        .await
+    match crate::agent::begin_turn(ctx, Some(turn.clone()), user, device, Message::user(text)).await
     {
         Ok((id, t)) => {
             let _ = tx.unbounded_send((
                 "turn".into(),
-                json!({"turn": id, "user": user, "llm": ctx.config.llm_name(), "vlm": ctx.config.vlm_name()}),
+                json!({"turn": id, "user": user, "llm": ctx.config().llm_name(), "vlm": ctx.config().vlm_name()}),
             ));
-            wasm_bindgen_futures::spawn_local(crate::chat::drive(
+            wasm_bindgen_futures::spawn_local(crate::agent::drive(
                 ctx.clone(),
                 id,
                 user.to_string(),

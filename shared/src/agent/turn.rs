@@ -20,7 +20,9 @@ use crate::agent::llm::{ChatRequest, FunctionSpec, Message, Reply, ToolSpec};
 use crate::jsonrpc::{code, ErrorObject};
 use crate::mcp::client::{DeviceInfo, DeviceState};
 use crate::time::Timestamp;
-use crate::tool::{effective_permission, validate_arguments, Permission, SitePolicy};
+use crate::tool::{
+    authorize, effective_permission, validate_arguments, Caller, Permission, SitePolicy, Verdict,
+};
 use crate::vision;
 
 /// What the agent is told about itself when the configuration says nothing.
@@ -544,18 +546,9 @@ impl Turn {
                 }
             };
             self.calls[n].arguments = args.clone();
-            match t.permission {
-                Permission::Deny => self.refuse(
-                    n,
-                    ErrorObject::new(
-                        code::DENIED,
-                        format!(
-                            "{}.{} is denied by the site's policy; it was not sent",
-                            t.device, t.tool
-                        ),
-                    ),
-                ),
-                Permission::Confirm => {
+            match authorize(t.permission, &t.device, &t.tool, Caller::Agent) {
+                Verdict::Refuse(e) => self.refuse(n, e),
+                Verdict::AskPerson => {
                     self.calls[n].awaiting_confirmation = true;
                     self.events.push_back(TurnEvent::ConfirmationRequired {
                         id: id.clone(),
@@ -571,7 +564,7 @@ impl Turn {
                     });
                     self.actions.push_back(Action::AwaitConfirmation { id });
                 }
-                Permission::Auto => self.start(now, n),
+                Verdict::Run => self.start(now, n),
             }
         }
         self.maybe_continue();

@@ -13,7 +13,9 @@ use serde_json::{json, Map, Value};
 use crate::jsonrpc::{self, code, ErrorObject, Message, RequestId};
 use crate::mcp::client::{DeviceInfo, DeviceState};
 use crate::mcp::types::{CallToolResult, LATEST_PROTOCOL_VERSION, META_DEVICE_ID, META_ERROR_CODE};
-use crate::tool::{effective_permission, validate_arguments, Permission, SitePolicy};
+use crate::tool::{
+    authorize, effective_permission, validate_arguments, Caller, SitePolicy, Verdict,
+};
 
 /// Versions `/mcp` speaks (Streamable HTTP exists from 2025-03-26 on).
 pub const HTTP_PROTOCOL_VERSIONS: [&str; 2] = ["2025-06-18", "2025-03-26"];
@@ -202,27 +204,21 @@ pub fn handle<'a>(
             if let Err(e) = validate_arguments(&tool.input_schema, &arguments) {
                 return error(Some(req.id), e.to_error_object(), 200);
             }
-            match effective_permission(tool, policy.get(device_id, tool_name)) {
-                Permission::Auto => GatewayOutcome::Call {
+            let permission = effective_permission(tool, policy.get(device_id, tool_name));
+            match authorize(permission, device_id, tool_name, Caller::OutsideClient) {
+                Verdict::Run => GatewayOutcome::Call {
                     id: req.id,
                     device: device_id.to_string(),
                     tool: tool_name.to_string(),
                     arguments,
                 },
-                Permission::Deny => reply(
+                Verdict::Refuse(e) => reply(req.id, error_result(&e)),
+                // An outside client cannot ask a person: authorize refuses it instead.
+                Verdict::AskPerson => reply(
                     req.id,
                     error_result(&ErrorObject::new(
                         code::DENIED,
-                        format!("{name} is denied by the site's policy; nothing was sent"),
-                    )),
-                ),
-                Permission::Confirm => reply(
-                    req.id,
-                    error_result(&ErrorObject::new(
-                        code::DENIED,
-                        format!(
-                            "{name} needs a person's confirmation: ask for it in the Axon console or chat; nothing was sent"
-                        ),
+                        "needs a person's confirmation",
                     )),
                 ),
             }

@@ -1,0 +1,174 @@
+//! Runs agent turns for the routes that start them (`/api/chat`, `/api/voice`).
+//!
+//! Owns driving one [`Turn`] of axon-core: it performs the I/O the turn asks for (model
+//! requests through [`crate::providers`], tool calls through the Hub, waiting for a person's
+//! confirmation for at most 60 s), sends the turn's events to the caller and mirrors them on
+//! `/api/events`, and stores the conversation. What happens in a turn is axon-core's; which
+//! request started it is the route's.
+
+use std::time::Duration;
+
+use axon_core::agent::llm::Message;
+use axon_core::agent::turn::{agent_tools, Action, Turn, TurnConfig, TurnEvent};
+use axon_core::jsonrpc::ErrorObject;
+use futures_channel::mpsc;
+use futures_util::future::LocalBoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use serde_json::{json, Value};
+use worker::Result;
+
+use crate::clock::now;
+use crate::hub::Ctx;
+use crate::memory::Memory;
+
+/// How long a `confirm` tool waits for the person.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where a turn's events go, as (SSE event name, data) pairs, ending with `done`.
+pub type TurnSink = mpsc::UnboundedSender<(String, Value)>;
+
+/// A turn on `message` for `user`, with their memory and the devices online now. `id` names
+/// it (and prefixes its call ids); a fresh one is made when it is `None`.
+pub async fn begin_turn(
+    ctx: &Ctx,
+    id: Option<String>,
+    user: &str,
+    device: Option<String>,
+    message: Message,
+) -> Result<(String, Turn)> {
+    ctx.settle_discovery().await;
+    let memory = Memory::open(ctx.sql())?;
+    let (summary, history) = memory.recall(user)?;
+    let turn_id = id.unwrap_or_else(|| ctx.next_turn_id());
+    let tools = ctx.registry(|c| agent_tools(c.devices(), &ctx.config().policy));
+    let config = TurnConfig {
+        max_steps: ctx.config().max_steps,
+        model: ctx.config().model.clone(),
+        persona: ctx.config().persona.clone(),
+        call_prefix: format!("{turn_id}."),
+        device,
+        vision: ctx.config().vision(),
+    };
+    let turn = Turn::new(config, tools, Some(&summary), history, message);
+    Ok((turn_id, turn))
+}
+
+enum Completion {
+    Tool(String, std::result::Result<Value, ErrorObject>),
+    Confirm(String, bool),
+}
+
+/// Runs a turn to its end: performs what it asks, sends its events to `tx` and `/api/events`,
+/// and remembers the conversation.
+pub async fn drive(ctx: Ctx, turn_id: String, user: String, mut turn: Turn, tx: TurnSink) {
+    let publish = |ctx: &Ctx, ev: &TurnEvent| {
+        let v = serde_json::to_value(ev).unwrap_or(Value::Null);
+        let kind = v
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("event")
+            .to_string();
+        // The client may have gone; the turn still finishes and is remembered.
+        let _ = tx.unbounded_send((kind.clone(), v.clone()));
+        if kind != "text_delta" {
+            ctx.publish_event("agent", &json!({"turn": turn_id, "user": user, "event": v}));
+        }
+    };
+    let mut pending: FuturesUnordered<LocalBoxFuture<'static, Completion>> =
+        FuturesUnordered::new();
+    loop {
+        while let Some(ev) = turn.poll_event() {
+            publish(&ctx, &ev);
+        }
+        if turn.is_done() {
+            break;
+        }
+        match turn.poll_action() {
+            Some(Action::Llm(req)) => {
+                let devices = ctx.devices();
+                let mut on_delta = |t: &str| {
+                    let _ = tx.unbounded_send((
+                        "text_delta".to_string(),
+                        json!({"type": "text_delta", "text": t}),
+                    ));
+                };
+                let outcome = crate::providers::complete(
+                    &ctx.config().llm,
+                    ctx.env(),
+                    &req,
+                    &devices,
+                    turn.tools(),
+                    &mut on_delta,
+                )
+                .await;
+                match outcome {
+                    Ok(reply) => turn.handle_reply(now(), reply),
+                    Err(e) => turn.handle_llm_error(&e),
+                }
+            }
+            Some(Action::Vision(req)) => {
+                let mut on_delta = |t: &str| {
+                    let _ = tx.unbounded_send((
+                        "text_delta".to_string(),
+                        json!({"type": "text_delta", "text": t}),
+                    ));
+                };
+                match crate::providers::look(&ctx.config().vlm, &req, &mut on_delta).await {
+                    Ok(reply) => turn.handle_reply(now(), reply),
+                    Err(e) => turn.handle_llm_error(&e),
+                }
+            }
+            Some(Action::CallTool {
+                id,
+                device,
+                tool,
+                arguments,
+            }) => {
+                let ctx = ctx.clone();
+                pending.push(
+                    async move {
+                        let r = ctx.call_tool(&device, &tool, arguments).await;
+                        Completion::Tool(id, r)
+                    }
+                    .boxed_local(),
+                );
+            }
+            Some(Action::AwaitConfirmation { id }) => {
+                let orx = ctx.await_confirmation(&id);
+                pending.push(
+                    async move {
+                        let timeout = worker::Delay::from(CONFIRM_TIMEOUT).fuse();
+                        let answer = orx.fuse();
+                        futures_util::pin_mut!(timeout, answer);
+                        let ok = futures_util::select! {
+                            a = answer => a.unwrap_or(false),
+                            _ = timeout => false,
+                        };
+                        Completion::Confirm(id, ok)
+                    }
+                    .boxed_local(),
+                );
+            }
+            None => match pending.next().await {
+                Some(Completion::Tool(id, r)) => turn.handle_tool_result(now(), &id, r),
+                Some(Completion::Confirm(id, ok)) => {
+                    ctx.drop_confirmation(&id);
+                    turn.handle_confirmation(now(), &id, ok);
+                }
+                None => {
+                    turn.handle_llm_error("the turn stalled with nothing left to wait for");
+                }
+            },
+        }
+    }
+    let remembered = Memory::open(ctx.sql())
+        .and_then(|m| m.remember(&user, &turn.to_remember(), now().as_millis()));
+    if let Err(e) = remembered {
+        let _ = tx.unbounded_send((
+            "error".to_string(),
+            json!({"type": "error", "message": format!("the answer was not saved to memory: {e}")}),
+        ));
+    }
+    let _ = tx.unbounded_send(("done".to_string(), json!({"turn": turn_id})));
+}

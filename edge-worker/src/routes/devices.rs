@@ -1,0 +1,79 @@
+//! `GET /api/devices`, `GET /api/devices/{id}` and `POST /api/devices/{id}/tools/{tool}`: the
+//! registry, and calling a tool by hand.
+//!
+//! Owns reading these requests. Whether a call may run is `axon-core`'s
+//! [`authorize`]: the console is a caller like any other, so `deny` never runs and `confirm`
+//! needs the person's yes.
+
+use axon_core::jsonrpc::{code, ErrorObject};
+use axon_core::tool::{authorize, Caller, Verdict};
+use serde_json::{json, Value};
+use worker::{Request, Response, Result};
+
+use crate::http::{error_response, status_of};
+use crate::hub::Ctx;
+
+/// `GET /api/devices`.
+pub fn list(ctx: &Ctx) -> Result<Response> {
+    ctx.registry(|c| {
+        let devices: Vec<&axon_core::mcp::client::DeviceInfo> = c.devices().collect();
+        Response::from_json(&json!({ "devices": devices }))
+    })
+}
+
+/// `GET /api/devices/{id}`.
+pub fn detail(ctx: &Ctx, id: &str) -> Result<Response> {
+    match ctx.device_detail(id) {
+        Some(v) => Response::from_json(&v),
+        None => error_response(
+            404,
+            &ErrorObject::new(
+                code::DEVICE_OFFLINE,
+                format!("unknown device {id}: GET /api/devices lists them"),
+            ),
+        ),
+    }
+}
+
+/// `POST /api/devices/{id}/tools/{tool}` with the arguments as the body (`{}` when empty).
+pub async fn call_tool(ctx: &Ctx, mut req: Request, id: &str, tool: &str) -> Result<Response> {
+    let text = req.text().await.unwrap_or_default();
+    let args: Value = if text.trim().is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                return error_response(
+                    400,
+                    &ErrorObject::new(code::PARSE_ERROR, format!("the body is not JSON: {e}")),
+                )
+            }
+        }
+    };
+    // An unknown device or tool gets its error from the MCP client below.
+    if let Some(permission) = ctx.permission(id, tool) {
+        let confirmed = req
+            .headers()
+            .get("x-axon-confirmed")
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("yes");
+        match authorize(permission, id, tool, Caller::Console { confirmed }) {
+            Verdict::Run => {}
+            Verdict::Refuse(e) => return error_response(403, &e),
+            // Only an agent turn is asked to wait for a person; the console brings the yes.
+            Verdict::AskPerson => {
+                return error_response(
+                    403,
+                    &ErrorObject::new(code::DENIED, "needs a person's confirmation"),
+                )
+            }
+        }
+    }
+    match ctx.call_tool(id, tool, args).await {
+        Ok(result) => Response::from_json(&result),
+        Err(e) => error_response(status_of(&e), &e),
+    }
+}
