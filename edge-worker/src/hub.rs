@@ -88,7 +88,7 @@ impl Link {
         }
     }
 
-    /// The Hub's client id is fresh for every connection (PROTOCOL.md §5.1).
+    /// The Hub's client id is fresh for every connection (docs/protocol.md §2.3).
     fn client_config(site: &str, rng: &mut Rng) -> ClientConfig {
         let mut c = ClientConfig::new(format!("axon-hub.{site}.{}", rng.hex(4)), rng.next_u64());
         c.site = site.to_string();
