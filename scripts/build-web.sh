@@ -4,8 +4,8 @@
 # code: the console (pkg-console/), the virtual device (pkg-device/) and the chat widget
 # (pkg-widget/, for widget.js), each with its page: index.html (the console; the worker's fallback
 # for any path), device.html (served at /device) and widget.js. No trunk: cargo, wasm-bindgen (the
-# version in Cargo.lock, installed by setup.sh), npm's wasm-opt (TOOLCHAIN.md §3) and npm's esbuild,
-# which minifies wasm-bindgen's JS glue (8.5 -> 6.4 KB gzip for the widget).
+# version in Cargo.lock, installed by setup.sh), npm's wasm-opt (docs/toolchain.md §2) and npm's
+# esbuild, which minifies wasm-bindgen's JS glue (8.5 -> 6.4 KB gzip for the widget).
 # Prints the gzip sizes against their goals. Called by wrangler's [build] and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -2,7 +2,7 @@
 """Fails if a wasm module imports from the "env" module.
 
 An "env" import means native-only code (a C symbol, a libc call) crept into a crate that must
-run in a browser or a Worker; the module would fail to instantiate there. (STYLE.md rule 13.)
+run in a browser or a Worker; the module would fail to instantiate there (docs/toolchain.md §2).
 """
 import sys
 

@@ -135,7 +135,7 @@ pub async fn run(
                     Some(LinkEvent::Connected(connack)) => {
                         connected = true;
                         server.handle_connected(mqtt::now(), &connack);
-                        // PROTOCOL.md §5.2: /latest is republished on every connect (a broker
+                        // docs/protocol.md §6.6: /latest is republished on every connect (a broker
                         // restarted without persistence has lost it). Sampling now also keeps
                         // the sample fresh. The next tick lands at a random point of the
                         // interval, so boards that connected together do not publish in lockstep.

@@ -85,7 +85,7 @@ fn random_seed() -> u64 {
     (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64 ^ (js_sys::Date::now() as u64)
 }
 
-/// The Hub's client id is fresh for every connection (docs/protocol.md).
+/// The Hub's client id is fresh for every connection (docs/protocol.md §2.3).
 fn client_config(site: &str, rng: &mut Rng) -> ClientConfig {
     let mut c = ClientConfig::new(format!("axon-hub.{site}.{}", rng.hex(4)), rng.next_u64());
     c.site = site.to_string();

@@ -1,5 +1,5 @@
 //! Audio helpers for the voice loop: PCM frames, WAV files, resampling, and an energy voice
-//! activity detector with endpointing (PROTOCOL.md §5.8: s16le, mono, 16 kHz, frames in
+//! activity detector with endpointing (docs/protocol.md §8: s16le, mono, 16 kHz, frames in
 //! multiples of 10 ms).
 //!
 //! Owns sample arithmetic only. It never captures, plays, or reads a clock: time is the

@@ -30,7 +30,7 @@ pub(crate) fn string_field(
     }
 }
 
-/// Standard and Axon error codes (PROTOCOL.md §2.5 and §5.7).
+/// Standard and Axon error codes (docs/protocol.md §7).
 pub mod code {
     /// Invalid JSON was received.
     pub const PARSE_ERROR: i64 = -32700;
@@ -148,7 +148,7 @@ impl ErrorObject {
         Self::new(code::INVALID_PARAMS, message)
     }
 
-    /// `-32600` "payload too large" with the limit and the size (PROTOCOL.md §5.7).
+    /// `-32600` "payload too large" with the limit and the size (docs/protocol.md §6.5).
     pub fn payload_too_large(size: usize, limit: usize) -> Self {
         Self::with_data(
             code::INVALID_REQUEST,

@@ -92,7 +92,7 @@ impl Inbound {
     }
 }
 
-/// What goes into CONNECT for an MCP component (PROTOCOL.md §2.3, §5.2).
+/// What goes into CONNECT for an MCP component (docs/protocol.md §4.1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectOptions {
     /// MQTT client id (= server-id for devices, mcp-client-id for the Hub).

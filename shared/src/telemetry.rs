@@ -1,4 +1,4 @@
-//! Telemetry and device events (PROTOCOL.md §5.4): plain MQTT beside MCP.
+//! Telemetry and device events (docs/protocol.md §6.6): plain MQTT beside MCP.
 //!
 //! Owns the payload types of `axon/telemetry/{id}` and `axon/events/{id}`, their checks, the
 //! duplicate filter for QoS 1 events, and a rolling window of samples per device for the
@@ -325,7 +325,7 @@ impl TelemetryStore {
         }
     }
 
-    /// The filters the Hub subscribes to (PROTOCOL.md §5.4).
+    /// The filters the Hub subscribes to (docs/protocol.md §3.2).
     pub fn filters() -> [&'static str; 3] {
         [
             "axon/telemetry/+",

@@ -4,7 +4,7 @@
 //! `properties`, `required`, `additionalProperties`, `enum`, `const`, `minimum`, `maximum`,
 //! `exclusiveMinimum`, `exclusiveMaximum`, `minLength`, `maxLength`, `items`, `minItems`,
 //! `maxItems`; other keywords are ignored), with an error that names the bad field, and the
-//! effective `auto` / `confirm` / `deny` of a tool (PROTOCOL.md §5.6).
+//! effective `auto` / `confirm` / `deny` of a tool (docs/protocol.md §6.4).
 //!
 //! Callers pass `{}` for a `tools/call` without `arguments`. Never panics on hostile schemas
 //! or arguments; nesting deeper than [`MAX_DEPTH`] is an error, not a stack overflow.
@@ -287,7 +287,7 @@ fn check_object(
     Ok(())
 }
 
-/// What the Hub does with a call to a tool (PROTOCOL.md §5.6).
+/// What the Hub does with a call to a tool (docs/protocol.md §6.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Permission {

@@ -1,7 +1,8 @@
 """Shared bits of the independent MCP-over-MQTT peers: topics, properties, JSON lines.
 
-Written from the protocol summary (EMQX MCP over MQTT on MCP 2025-06-18), not from Axon's
-Rust code, so that interop tests compare two implementations of the spec.
+Written from the spec as docs/protocol.md §3–§5 states it (EMQX MCP over MQTT on MCP
+2025-06-18), not from Axon's Rust code, so that interop tests compare two implementations of
+the spec.
 """
 from __future__ import annotations
 

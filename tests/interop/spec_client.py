@@ -6,7 +6,7 @@ subscribed, No Local, before `initialize`), lists its tools (following nextCurso
 the calls given on the command line, then leaves (notifications/disconnected on its own
 presence topic, then DISCONNECT).
 
-Switches reproduce habits of other SDKs (quirk numbers from the protocol summary):
+Switches reproduce habits of other SDKs (quirk numbers from docs/protocol.md §11):
   --qos0                 publish at QoS 0 (quirk 5)
   --offer-version V      offer e.g. 2024-11-05 (TS client, quirk 6)
   --string-ids           nanoid-like string request ids (TS, quirk 8)

@@ -6,7 +6,7 @@ the spec's server flow: will = empty retained presence; subscribe to the control
 only then publish the retained online message; on initialize, subscribe to the client's
 presence, capability and RPC (No Local) topics and answer after the SUBACK.
 
-Switches reproduce habits of other SDKs (quirk numbers from the protocol summary):
+Switches reproduce habits of other SDKs (quirk numbers from docs/protocol.md §11):
   --qos0                   publish everything at QoS 0 (Python/C/ESP-IDF SDKs, quirks 5, 13)
   --omit-server-name       online params without server_name (Python server, quirk 9)
   --pong                   answer ping with {"pong": true} (TS server, quirk 7)

@@ -1,6 +1,6 @@
 //! The edge worker under `wrangler dev` (the real workerd runtime), on free loopback ports,
 //! in its own process group so that stopping it stops wrangler, node and workerd together
-//! (TOOLCHAIN.md T7). Plus a tiny HTTP/1.1 client for the tests.
+//! (docs/toolchain.md §4). Plus a tiny HTTP/1.1 client for the tests.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -137,9 +137,10 @@ fn their_client_sees_our_board_leave_and_crash() {
 
 #[test]
 fn known_sdk_failure_strict_connack_refuses_mosquitto() {
-    // PROTOCOL.md quirk 1: EMQX's Python SDK asserts Retain Available and Wildcard Subscription
-    // Available in CONNACK; Mosquitto 2.0 omits both (absent = available in MQTT 5). Recorded
-    // here as a known failure of that SDK, not of ours: our session treats absent as available.
+    // docs/protocol.md §11 quirk 1: EMQX's Python SDK asserts Retain Available and Wildcard
+    // Subscription Available in CONNACK; Mosquitto 2.0 omits both (absent = available in MQTT 5).
+    // Recorded here as a known failure of that SDK, not of ours: our session treats absent as
+    // available.
     let broker = Broker::start();
     let _sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
     let mut c = client(&broker, &["--strict-connack"]);

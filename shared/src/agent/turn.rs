@@ -33,7 +33,7 @@ If a tool fails, say why in plain words. Never invent devices or results.";
 /// A device tool as the model sees it, with the way back to the device.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentTool {
-    /// The LLM-side name, `^[a-zA-Z0-9_-]{1,64}$` (PROTOCOL.md §5.3).
+    /// The LLM-side name, `^[a-zA-Z0-9_-]{1,64}$` (docs/protocol.md §2.4).
     pub name: String,
     /// Device id.
     pub device: String,

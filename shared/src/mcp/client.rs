@@ -1,4 +1,4 @@
-//! The Hub side of MCP over MQTT: discovery, initialize, tools and calls (PROTOCOL.md §2.4 B–K, §5).
+//! The Hub side of MCP over MQTT: discovery, initialize, tools and calls (docs/protocol.md §5, §6).
 //!
 //! Owns the client protocol and the device registry: it watches presence, initializes every
 //! device that comes online, lists its tools (following `nextCursor`), re-lists on
@@ -40,7 +40,7 @@ pub struct ClientConfig {
     pub client_info: Implementation,
     /// Server-name filters for presence, used unless the broker sends `MCP-SERVER-NAME-FILTERS`.
     pub server_name_filters: Vec<String>,
-    /// Default timeout of every request (PROTOCOL.md §5.7: 10 s).
+    /// Default timeout of every request (docs/protocol.md §6.5: 10 s).
     pub request_timeout: Duration,
     /// Hard cap a request may reach through progress notifications (60 s).
     pub max_request_timeout: Duration,
@@ -75,7 +75,7 @@ pub enum DeviceState {
     Initializing,
     /// Initialized and tools listed: calls may go.
     Ready,
-    /// Online by presence but initialize failed or timed out (PROTOCOL.md quirk 13).
+    /// Online by presence but initialize failed or timed out (docs/protocol.md §5.2, §11 quirk 13).
     Unreachable,
     /// Presence cleared or the device said goodbye.
     Offline,
@@ -529,7 +529,7 @@ impl McpClient {
         server_name: String,
         payload: &[u8],
     ) {
-        // Empty payload = offline, whatever its RETAIN flag (PROTOCOL.md §3).
+        // Empty payload = offline, whatever its RETAIN flag (docs/protocol.md §5.2).
         if payload.is_empty() {
             if self.devices.contains_key(&server_id) {
                 self.forget_device_topics(&server_id);
@@ -550,7 +550,7 @@ impl McpClient {
             .and_then(|m| m.get("axon"))
             .and_then(|a| serde_json::from_value::<DeviceMeta>(a.clone()).ok())
             .unwrap_or_default();
-        // The name comes from the topic, not the payload (PROTOCOL.md quirk 9).
+        // The name comes from the topic, not the payload (docs/protocol.md §11 quirk 9).
         let device = self
             .devices
             .entry(server_id.clone())

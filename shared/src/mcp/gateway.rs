@@ -1,5 +1,5 @@
 //! The Hub's aggregated MCP server (`/mcp`, Streamable HTTP 2025-06-18): every online device
-//! tool as one MCP tool named `{device_id}.{tool}` (PROTOCOL.md §5.3).
+//! tool as one MCP tool named `{device_id}.{tool}` (docs/protocol.md §6.7).
 //!
 //! Owns the JSON-RPC side of `/mcp`: initialize and version negotiation, the aggregated tool
 //! list, name splitting, argument validation, the permission policy for outside callers
@@ -238,7 +238,7 @@ pub fn error_result(e: &ErrorObject) -> Value {
 
 /// The answer to a [`GatewayOutcome::Call`] once the device (or the Hub) has answered.
 /// Invalid arguments stay JSON-RPC errors; offline, timeout, broker and denial become
-/// `isError` results (PROTOCOL.md §5.7).
+/// `isError` results (docs/protocol.md §6.7, §7).
 pub fn call_result(id: RequestId, outcome: Result<Value, ErrorObject>) -> Value {
     match outcome {
         Ok(v) => Message::result(id, v).to_value(),

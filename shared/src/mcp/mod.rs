@@ -1,6 +1,6 @@
 //! MCP over MQTT: the device (server) and Hub (client) state machines.
 //!
-//! Owns the protocol of PROTOCOL.md §2 and the Axon conventions of §5 that concern MCP.
+//! Owns the protocol of docs/protocol.md §3–§5 and the Axon conventions of §6 that concern MCP.
 //! It consumes and produces plain [`crate::link`] messages and knows nothing about MQTT
 //! packets or sessions, so a device can sit on rumqttc while the Hub and the browser use
 //! [`crate::mqtt::Session`].
@@ -15,5 +15,5 @@ pub mod server;
 pub mod topics;
 pub mod types;
 
-/// The largest RPC payload either side sends or accepts (PROTOCOL.md §5.7).
+/// The largest RPC payload either side sends or accepts (docs/protocol.md §6.5).
 pub const MAX_RPC_PAYLOAD: usize = 256 * 1024;

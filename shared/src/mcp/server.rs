@@ -1,4 +1,4 @@
-//! The device side of MCP over MQTT: one MCP server per device (PROTOCOL.md §2.4 A, C–J, §5).
+//! The device side of MCP over MQTT: one MCP server per device (docs/protocol.md §5, §6).
 //!
 //! Owns the server protocol: presence (retained online message, tombstone, will), the control
 //! topic, one session per MCP client with its three subscriptions, `initialize` with version
@@ -56,9 +56,9 @@ pub struct DeviceConfig {
     pub tools: Vec<Tool>,
     /// Tools per `tools/list` page.
     pub page_size: usize,
-    /// Size of the `axon/call-id` cache (PROTOCOL.md §5.5: 256).
+    /// Size of the `axon/call-id` cache (docs/protocol.md §6.3: 256).
     pub call_cache_size: usize,
-    /// Lifetime of a cached call (PROTOCOL.md §5.5: 300 s).
+    /// Lifetime of a cached call (docs/protocol.md §6.3: 300 s).
     pub call_cache_ttl: Duration,
 }
 
@@ -191,7 +191,7 @@ pub struct McpServer {
     events: VecDeque<ServerEvent>,
 }
 
-/// The least time between two `notifications/resources/updated` (PROTOCOL.md §5.4).
+/// The least time between two `notifications/resources/updated` (docs/protocol.md §5.6).
 const RESOURCE_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl McpServer {
@@ -366,7 +366,7 @@ impl McpServer {
     }
 
     /// The result of a [`ServerEvent::ToolCall`]. A result too large to send becomes a
-    /// `-32600` error (PROTOCOL.md §5.7: the device must downscale or say so).
+    /// `-32600` error (docs/protocol.md §6.5: the device must downscale or say so).
     pub fn handle_tool_result(&mut self, now: Timestamp, call: CallHandle, result: CallToolResult) {
         let Some(running) = self.running.remove(&call) else {
             return;
@@ -465,7 +465,7 @@ impl McpServer {
     // --- control topic: initialize -------------------------------------------------------
 
     fn handle_control(&mut self, _now: Timestamp, msg: &Inbound) {
-        // Without MCP-MQTT-CLIENT-ID there is no RPC topic to answer on (PROTOCOL.md §2.3).
+        // Without MCP-MQTT-CLIENT-ID there is no RPC topic to answer on (docs/protocol.md §4.3).
         let Some(client_id) = msg
             .user_property(topics::PROP_CLIENT_ID)
             .map(str::to_string)
@@ -534,7 +534,8 @@ impl McpServer {
                 error: e.clone(),
             });
         }
-        // A second initialize from a known client replaces its session (PROTOCOL.md quirk 14).
+        // A second initialize from a known client replaces its session
+        // (docs/protocol.md §11 quirk 14).
         let rpc_topic = topics::rpc(
             &client_id,
             self.config.device_id.as_str(),
@@ -1021,7 +1022,7 @@ pub(crate) fn hash_json(v: &Value) -> u64 {
 }
 
 /// The id of an oversize request, found without parsing all of it: only a top-level `"id"`
-/// in the first 4 KiB counts (PROTOCOL.md §5.7: "if it can be found cheaply").
+/// in the first 4 KiB counts (docs/protocol.md §6.5).
 fn cheap_request_id(payload: &[u8]) -> Option<RequestId> {
     let head = &payload[..payload.len().min(4096)];
     let text = String::from_utf8_lossy(head);

@@ -1,5 +1,5 @@
 //! The MCP-over-MQTT topic scheme and the user properties every publish carries
-//! (PROTOCOL.md §2.2, §2.3, §5.1, §5.4).
+//! (docs/protocol.md §2, §3, §4.3).
 //!
 //! Owns building topic names from ids and reading ids back out of topics. Never decides what
 //! to send; [`super::server`] and [`super::client`] do.
@@ -21,7 +21,7 @@ pub const COMPONENT_SERVER: &str = "mcp-server";
 /// `MCP-COMPONENT-TYPE` of the Hub and other clients.
 pub const COMPONENT_CLIENT: &str = "mcp-client";
 
-/// Axon's presence filter: every Axon device (PROTOCOL.md §5.1).
+/// Axon's presence filter: every Axon device (docs/protocol.md §5.2).
 pub const AXON_PRESENCE_FILTER: &str = "$mcp-server/presence/+/axon/#";
 
 /// Why a name cannot be used.
@@ -44,7 +44,7 @@ pub enum NameError {
     ClientId(String),
 }
 
-/// A device's id; also its MQTT client id and MCP server-id (PROTOCOL.md §5.1).
+/// A device's id; also its MQTT client id and MCP server-id (docs/protocol.md §2.1).
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]

@@ -11,7 +11,7 @@ use crate::jsonrpc::string_field;
 
 /// The protocol version Axon offers and answers by default.
 pub const LATEST_PROTOCOL_VERSION: &str = "2025-06-18";
-/// Versions a device echoes when offered, and the Hub accepts (PROTOCOL.md quirk 6).
+/// Versions a device echoes when offered, and the Hub accepts (docs/protocol.md §5.3, §11 quirk 6).
 pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 3] = ["2025-06-18", "2025-03-26", "2024-11-05"];
 
 /// The version a server answers to an offer: the offer if supported, else the latest.

@@ -1,4 +1,4 @@
-//! Reconnect backoff: exponential with full jitter (PROTOCOL.md §5.2).
+//! Reconnect backoff: exponential with full jitter (docs/protocol.md §4.5).
 //!
 //! `delay = uniform(0, min(30 s, 100 ms × 2^n))`, where `n` counts consecutive failures from 0
 //! and resets once a connection has stayed up for 10 s. Time and randomness come in.

@@ -92,7 +92,8 @@ pub enum SessionEvent {
     Connected {
         /// CONNACK user properties (`MCP-SERVER-NAME`, `MCP-SERVER-NAME-FILTERS`, ...).
         connack: Connack,
-        /// Retain Available; an absent property means available (MQTT 5, PROTOCOL.md quirk 1).
+        /// Retain Available; an absent property means available
+        /// (MQTT 5, docs/protocol.md §11 quirk 1).
         retain_available: bool,
         /// The broker's Maximum Packet Size, if it sent one.
         max_packet_size: Option<u32>,
@@ -107,7 +108,7 @@ pub enum SessionEvent {
     /// A PUBLISH arrived.
     Message(Inbound),
     /// A SUBACK arrived. Reason codes below 0x80 are granted QoS; a grant does not prove the
-    /// ACL allows delivery (Mosquitto grants denied filters, PROTOCOL.md quirk 2).
+    /// ACL allows delivery (Mosquitto grants denied filters, docs/protocol.md §11 quirk 2).
     Subscribed {
         /// The token given to [`Session::transmit`], if any.
         token: Option<SubscribeToken>,
