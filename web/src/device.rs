@@ -2,13 +2,14 @@
 //!
 //! Owns the tab's side of the product: a face on the screen, a text line, a speaker (Web
 //! Audio), a camera (`getUserMedia`, with the user's permission), and the device's MCP server
-//! over MQTT 5 over WebSocket, driven through `axon-core`'s `Session` and `McpServer` like a
-//! physical board. It reconnects with the session's backoff and shows where it stands. The
+//! over MQTT 5 over WebSocket, driven through `axon-core`'s `Endpoint` (its `Session` and `McpServer`)
+//! like a physical board. It reconnects with the session's backoff and shows where it stands. The
 //! protocol is axon-core's; this file only moves bytes, time and UI state.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use axon_core::endpoint::{Endpoint, EndpointEvent};
 use axon_core::jsonrpc::json_text;
 use axon_core::link::{Publish, QoS};
 use axon_core::mcp::server::{DeviceConfig, McpServer, ServerEvent};
@@ -16,7 +17,6 @@ use axon_core::mcp::topics::{self, DeviceId};
 use axon_core::mcp::types::{
     CallToolResult, ContentBlock, Implementation, Tool, ToolAnnotations, META_PERMISSION,
 };
-use axon_core::mqtt::{Session, SessionConfig, SessionEvent, SessionState};
 use axon_core::time::earliest;
 use futures_channel::mpsc;
 use futures_util::future::{self, Either};
@@ -265,14 +265,14 @@ pub async fn run(ui: DeviceUi, id: String, url: String) {
         title: Some("Axon virtual device".into()),
         version: env!("CARGO_PKG_VERSION").into(),
     };
-    let mut server = match McpServer::new(config) {
+    let server = match McpServer::new(config) {
         Ok(s) => s,
         Err(e) => {
             ui.status.set(format!("cannot start the device: {e}"));
             return;
         }
     };
-    let mut session = Session::new(SessionConfig::new(server.connect_options(), seed()));
+    let mut device = Endpoint::new(server, seed());
     let (tx, mut rx) = mpsc::unbounded::<Input>();
     let mut socket: Option<Socket> = None;
     let mut next_telemetry = now();
@@ -282,59 +282,40 @@ pub async fn run(ui: DeviceUi, id: String, url: String) {
     loop {
         // Deadlines first, on every turn, so that a steady stream of input cannot starve the
         // keep-alive; what they set off is drained right below.
-        let t = now();
-        if session.poll_timeout().is_some_and(|d| d <= t) {
-            session.handle_timeout(t);
-        }
-        if server.poll_timeout().is_some_and(|d| d <= t) {
-            server.handle_timeout(t);
-        }
-        // Drain everything between session, server and socket.
+        device.handle_timeout(now());
+        // Drain everything between the endpoint and the socket.
         loop {
             let mut busy = false;
-            while let Some(ev) = session.poll_event() {
+            while let Some(ev) = device.poll_event(now()) {
                 busy = true;
-                let t = now();
                 match ev {
-                    SessionEvent::OpenTransport => match Socket::open(&url, tx.clone()) {
+                    EndpointEvent::OpenTransport => match Socket::open(&url, tx.clone()) {
                         Ok(s) => socket = Some(s),
                         Err(e) => {
                             ui.status.set(format!("cannot open {url}: {e}"));
-                            session.handle_transport_closed(t);
+                            device.handle_transport_closed(now());
                         }
                     },
-                    SessionEvent::CloseTransport => {
+                    EndpointEvent::CloseTransport => {
                         if let Some(s) = socket.take() {
                             s.close();
                         }
                     }
-                    SessionEvent::Connected { connack, .. } => {
-                        server.handle_connected(t, &connack);
-                        next_telemetry = t;
-                    }
-                    SessionEvent::Message(m) => server.handle_message(t, &m),
-                    SessionEvent::Subscribed {
-                        token: Some(token), ..
-                    } => server.handle_subscribed(t, token),
-                    SessionEvent::Disconnected { reason, .. } => {
-                        server.handle_disconnected(t);
+                    EndpointEvent::Connected => next_telemetry = now(),
+                    EndpointEvent::Disconnected { reason } => {
                         ui.status.set(format!("offline: {reason}; reconnecting"));
                     }
-                    SessionEvent::ConnectRefused { reason, .. } => ui
+                    EndpointEvent::ConnectRefused { reason } => ui
                         .status
                         .set(format!("the broker refused the connection: {reason}")),
-                    _ => {}
-                }
-            }
-            while let Some(ev) = server.poll_event() {
-                busy = true;
-                match ev {
-                    ServerEvent::Online { .. } => ui.status.set("online".into()),
-                    ServerEvent::ToolCall {
+                    EndpointEvent::Mcp(ServerEvent::Online { .. }) => {
+                        ui.status.set("online".into())
+                    }
+                    EndpointEvent::Mcp(ServerEvent::ToolCall {
                         call,
                         name,
                         arguments,
-                    } => {
+                    }) => {
                         ui.calls.update(|n| *n += 1);
                         ui.last_call
                             .set(format!("{name} {}", json_text(&arguments)));
@@ -348,22 +329,18 @@ pub async fn run(ui: DeviceUi, id: String, url: String) {
                             });
                         } else {
                             let result = run_tool(&ui, &audio, &name, &arguments);
-                            server.handle_tool_result(now(), call, result);
+                            device.role_mut().handle_tool_result(now(), call, result);
                         }
                     }
                     _ => {}
                 }
             }
-            while let Some(t) = server.poll_transmit() {
-                busy = true;
-                let _ = session.transmit(now(), t);
-            }
-            while let Some(bytes) = session.poll_transmit() {
+            while let Some(bytes) = device.poll_transmit(now()) {
                 busy = true;
                 if let Some(s) = &socket {
                     if s.ws.send_with_u8_array(&bytes).is_err() {
                         socket = None;
-                        session.handle_transport_closed(now());
+                        device.handle_transport_closed(now());
                     }
                 }
             }
@@ -373,14 +350,14 @@ pub async fn run(ui: DeviceUi, id: String, url: String) {
         }
         // Telemetry while connected.
         let t = now();
-        if session.state() == SessionState::Connected && t >= next_telemetry {
-            publish_telemetry(&mut session, &mut server, &ui, &battery);
+        if device.is_connected() && t >= next_telemetry {
+            publish_telemetry(&mut device, &ui, &battery);
             next_telemetry = t + std::time::Duration::from_millis(TELEMETRY_MS);
             continue;
         }
         let deadline = earliest(
-            earliest(session.poll_timeout(), server.poll_timeout()),
-            (session.state() == SessionState::Connected).then_some(next_telemetry),
+            device.poll_timeout(),
+            device.is_connected().then_some(next_telemetry),
         );
         let wait = deadline
             .map(|d| d.saturating_since(t).as_millis() as u32)
@@ -390,15 +367,17 @@ pub async fn run(ui: DeviceUi, id: String, url: String) {
         // The timer only wakes the loop; the deadlines are met at its top.
         if let Either::Right((input, _)) = future::select(timer, rx.next()).await {
             match input {
-                Some(Input::Open) => session.handle_transport_open(now()),
-                Some(Input::Bytes(b)) => session.handle_input(now(), &b),
+                Some(Input::Open) => device.handle_transport_open(now()),
+                Some(Input::Bytes(b)) => device.handle_input(now(), &b),
                 Some(Input::Closed(why)) => {
                     socket = None;
                     ui.status
                         .set(format!("broker connection {why}; reconnecting"));
-                    session.handle_transport_closed(now());
+                    device.handle_transport_closed(now());
                 }
-                Some(Input::Photo(call, result)) => server.handle_tool_result(now(), call, result),
+                Some(Input::Photo(call, result)) => {
+                    device.role_mut().handle_tool_result(now(), call, result)
+                }
                 None => return,
             }
         }
@@ -449,8 +428,7 @@ pub fn telemetry_sample(ts_ms: u64, visible: bool, battery: Option<f64>, ui: &De
 }
 
 fn publish_telemetry(
-    session: &mut Session,
-    server: &mut McpServer,
+    device: &mut Endpoint<McpServer>,
     ui: &DeviceUi,
     battery: &Rc<RefCell<Option<wasm_bindgen::JsValue>>>,
 ) {
@@ -471,13 +449,13 @@ fn publish_telemetry(
             *p = 0;
         }
     });
-    let id = server.device_id().as_str().to_string();
+    let id = device.role().device_id().as_str().to_string();
     let bytes = json_text(&sample).into_bytes();
     for (topic, qos, retain) in [
         (topics::telemetry(&id), QoS::AtMostOnce, false),
         (topics::telemetry_latest(&id), QoS::AtLeastOnce, true),
     ] {
-        let _ = session.publish(
+        let _ = device.publish(
             t,
             Publish {
                 topic,
@@ -488,7 +466,7 @@ fn publish_telemetry(
             },
         );
     }
-    server.set_telemetry(t, sample);
+    device.role_mut().set_telemetry(t, sample);
 }
 
 fn run_tool(
