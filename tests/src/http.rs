@@ -1,0 +1,240 @@
+//! The system tests' one HTTP client, on `ureq` (plain HTTP on 127.0.0.1, no TLS): whole
+//! answers for the worker and the local AI server, and Server-Sent Events read as they arrive
+//! (`/api/chat`, `/api/events`).
+//!
+//! Owns: sending a request and handing back the status, the response head and the de-chunked
+//! body. Must never turn an HTTP status into an error (the tests assert on statuses, 4xx
+//! included) nor reuse a connection: every request gets a fresh one, as a board or `curl`
+//! would, so that a restarted worker on the same port is never reached through a dead socket
+//! and the benches time the same thing from run to run.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use serde_json::Value;
+use ureq::http::Request;
+use ureq::{Agent, Body, BodyReader};
+
+/// How long one read may wait for the next bytes, for the worker (`wrangler dev`).
+pub const WORKER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An answer read to its end.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The status line and the headers, one `name: value` a line, as the server sent them.
+    pub head: String,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One request to `http://127.0.0.1:{port}{path}`, read to the end. `headers` go out as
+/// given; `read_timeout` bounds each wait for bytes. An error is a failure to connect, send or
+/// read, never a status.
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    read_timeout: Duration,
+) -> std::io::Result<Reply> {
+    let (status, head, body) = send(port, method, path, headers, body, read_timeout)?;
+    let body = body
+        .into_with_config()
+        .read_to_vec()
+        .map_err(|e| std::io::Error::other(format!("{method} {path}: reading the body: {e}")))?;
+    Ok(Reply { status, head, body })
+}
+
+/// A minimal request to the worker: status and body as text.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    http_with(port, method, path, &[], body).map(|(status, _, body)| (status, body))
+}
+
+/// As [`http`], with extra request headers (a `Content-Type` among them replaces the default
+/// `application/json`); also returns the response head.
+pub fn http_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<(u16, String, String)> {
+    let r = request(
+        port,
+        method,
+        path,
+        &json_by_default(headers),
+        body.unwrap_or("").as_bytes(),
+        WORKER_READ_TIMEOUT,
+    )?;
+    let text = r.text();
+    Ok((r.status, r.head, text))
+}
+
+/// Sends the request and reads the response head; the body is left to the caller.
+fn send(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    read_timeout: Duration,
+) -> std::io::Result<(u16, String, Body)> {
+    let fail = |e: &dyn std::fmt::Display| {
+        std::io::Error::other(format!("{method} http://127.0.0.1:{port}{path}: {e}"))
+    };
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(body).map_err(|e| fail(&e))?;
+    let agent = agent();
+    let req = agent
+        .configure_request(req)
+        .timeout_per_read(Some(read_timeout))
+        .build();
+    let res = agent.run(req).map_err(|e| match e {
+        ureq::Error::Io(io) => std::io::Error::new(io.kind(), fail(&io).to_string()),
+        e => fail(&e),
+    })?;
+    let (parts, body) = res.into_parts();
+    let mut head = format!(
+        "{:?} {} {}\r\n",
+        parts.version,
+        parts.status.as_u16(),
+        parts.status.canonical_reason().unwrap_or("")
+    );
+    for (k, v) in &parts.headers {
+        head.push_str(&format!(
+            "{k}: {}\r\n",
+            String::from_utf8_lossy(v.as_bytes())
+        ));
+    }
+    Ok((parts.status.as_u16(), head, body))
+}
+
+/// `headers`, with `Content-Type: application/json` first unless they name one: what the
+/// worker's routes read.
+fn json_by_default<'a>(headers: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let named = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    let default = (!named).then_some(("Content-Type", "application/json"));
+    default.into_iter().chain(headers.iter().copied()).collect()
+}
+
+/// The agent every request goes through: statuses are answers, no proxy (loopback only), no
+/// idle connections kept.
+fn agent() -> &'static Agent {
+    static AGENT: std::sync::OnceLock<Agent> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| {
+        Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .build()
+            .new_agent()
+    })
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    /// The `event:` name.
+    pub event: String,
+    /// The `data:` JSON.
+    pub data: Value,
+}
+
+/// A Server-Sent Events response read as it arrives.
+pub struct SseStream {
+    reader: BufReader<BodyReader<'static>>,
+    pending: String,
+    ready: VecDeque<SseEvent>,
+    /// The HTTP status.
+    pub status: u16,
+}
+
+impl SseStream {
+    /// Sends the request to the worker and reads the response head.
+    pub fn open(port: u16, method: &str, path: &str, body: Option<&str>) -> std::io::Result<Self> {
+        let (status, _, body) = send(
+            port,
+            method,
+            path,
+            &json_by_default(&[("Accept", "text/event-stream")]),
+            body.unwrap_or("").as_bytes(),
+            WORKER_READ_TIMEOUT,
+        )?;
+        Ok(SseStream {
+            reader: BufReader::new(body.into_reader()),
+            pending: String::new(),
+            ready: VecDeque::new(),
+            status,
+        })
+    }
+
+    /// Reads the next line the server sent; `false` at the end, on a read timeout or a broken
+    /// connection. Whole lines, so that a character is never cut between two reads.
+    fn more(&mut self) -> bool {
+        let mut line = Vec::new();
+        match self.reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => false,
+            Ok(_) => {
+                self.pending.push_str(&String::from_utf8_lossy(&line));
+                true
+            }
+        }
+    }
+
+    /// The next event, or `None` when the stream ends.
+    pub fn next_event(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Some(e);
+            }
+            for e in axon_core::sse::drain_events(&mut self.pending) {
+                self.ready.push_back(SseEvent {
+                    data: serde_json::from_str(&e.data).unwrap_or(Value::String(e.data)),
+                    event: e.event,
+                });
+            }
+            if self.ready.is_empty() && !self.more() {
+                return None;
+            }
+        }
+    }
+
+    /// Events until one named `name` (included), or the end.
+    pub fn until(&mut self, name: &str) -> Vec<SseEvent> {
+        let mut out = Vec::new();
+        while let Some(e) = self.next_event() {
+            let stop = e.event == name;
+            out.push(e);
+            if stop {
+                break;
+            }
+        }
+        out
+    }
+}
