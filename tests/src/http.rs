@@ -238,3 +238,138 @@ impl SseStream {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a test fails loudly by design
+
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// `data` as one chunk of a chunked body.
+    fn chunk(data: &str) -> String {
+        format!("{:x}\r\n{data}\r\n", data.len())
+    }
+
+    /// A one-connection server: hands the whole request to the test, then writes `parts` with
+    /// a pause before each after the first, so that a reader that waits for the end shows.
+    fn serve(parts: Vec<String>) -> (u16, mpsc::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            let complete = |got: &[u8]| {
+                let text = String::from_utf8_lossy(got).to_ascii_lowercase();
+                let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                    return false;
+                };
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |n| n.trim().parse().unwrap());
+                body.len() >= len
+            };
+            while !complete(&got) {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "the client closed before the request was whole");
+                got.extend_from_slice(&buf[..n]);
+            }
+            tx.send(String::from_utf8_lossy(&got).into_owned()).unwrap();
+            for (i, p) in parts.into_iter().enumerate() {
+                if i > 0 {
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                s.write_all(p.as_bytes()).unwrap();
+            }
+        });
+        (port, rx)
+    }
+
+    #[test]
+    fn an_error_status_is_an_answer_with_its_headers_and_de_chunked_body() {
+        let (port, request) = serve(vec![
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+                .to_string()
+                + &chunk("no to"),
+            chunk("ken.") + "0\r\n\r\n",
+        ]);
+        let (status, head, body) = http_with(
+            port,
+            "POST",
+            "/mcp",
+            &[("Authorization", "Bearer x")],
+            Some("{}"),
+        )
+        .unwrap();
+        assert_eq!((status, body.as_str()), (401, "no token."));
+        assert!(head.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{head}");
+        assert!(head.contains("www-authenticate: Bearer\r\n"), "{head}");
+        let sent = request.recv().unwrap().to_ascii_lowercase();
+        assert!(sent.starts_with("post /mcp http/1.1\r\n"), "{sent}");
+        assert!(
+            sent.contains("content-type: application/json\r\n"),
+            "{sent}"
+        );
+        assert!(sent.contains("authorization: bearer x\r\n"), "{sent}");
+        assert!(sent.ends_with("\r\n\r\n{}"), "{sent}");
+    }
+
+    #[test]
+    fn a_refused_connection_is_an_error_naming_the_request() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = http(port, "GET", "/healthz", None).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("GET http://127.0.0.1:{port}/healthz")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sse_events_arrive_before_the_stream_ends() {
+        let (port, request) = serve(vec![
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+                .to_string()
+                + &chunk("event: turn\ndata: {\"n\":1}\n\n"),
+            // One event cut across two chunks, a two-byte character in the second.
+            chunk("event: done\nda"),
+            chunk("ta: {\"t\":\"21 \u{b0}C\"}\n\n"),
+        ]);
+        let mut s = SseStream::open(port, "POST", "/api/chat", Some("{}")).unwrap();
+        assert_eq!(s.status, 200);
+        assert!(request
+            .recv()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("accept: text/event-stream\r\n"));
+        let t0 = std::time::Instant::now();
+        let first = s.next_event().unwrap();
+        assert_eq!(
+            (first.event.as_str(), first.data["n"].as_u64()),
+            ("turn", Some(1))
+        );
+        assert!(
+            t0.elapsed() < Duration::from_millis(250),
+            "the first event waited for the rest: {:?}",
+            t0.elapsed()
+        );
+        let rest = s.until("done");
+        assert_eq!(rest.len(), 1, "{rest:?}");
+        assert_eq!(rest[0].data["t"], "21 °C");
+        // The server left without the last chunk: the stream ends, no hang.
+        assert!(s.next_event().is_none());
+    }
+}
