@@ -166,6 +166,20 @@ pub struct SseEvent {
     pub data: Value,
 }
 
+/// The names of `events`, in order.
+pub fn names(events: &[SseEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.event.as_str()).collect()
+}
+
+/// The data of the first event named `name`; panics with the names seen when there is none.
+pub fn find<'a>(events: &'a [SseEvent], name: &str) -> &'a Value {
+    &events
+        .iter()
+        .find(|e| e.event == name)
+        .unwrap_or_else(|| panic!("no {name} event in {:?}", names(events)))
+        .data
+}
+
 /// A Server-Sent Events response read as it arrives.
 pub struct SseStream {
     reader: BufReader<BodyReader<'static>>,
@@ -223,6 +237,15 @@ impl SseStream {
                 return None;
             }
         }
+    }
+
+    /// The rest of the body as text (for the message when a stream was refused).
+    pub fn rest(&mut self) -> String {
+        let mut out = std::mem::take(&mut self.pending);
+        while self.more() {
+            out.push_str(&std::mem::take(&mut self.pending));
+        }
+        out
     }
 
     /// Events until one named `name` (included), or the end.
@@ -335,6 +358,17 @@ mod tests {
                 .contains(&format!("GET http://127.0.0.1:{port}/healthz")),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_refused_stream_gives_its_status_and_body() {
+        let (port, _request) = serve(vec![
+            "HTTP/1.1 400 Bad Request\r\nContent-Length: 27\r\n\r\n{\"error\":\"text is missing\"}"
+                .to_string(),
+        ]);
+        let mut s = SseStream::open(port, "POST", "/api/chat", Some("{}")).unwrap();
+        assert_eq!(s.status, 400);
+        assert_eq!(s.rest(), r#"{"error":"text is missing"}"#);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::http::http;
+use crate::http::{http, SseStream};
 use crate::{free_port, repo_root};
 
 /// A running `wrangler dev`.
@@ -179,6 +179,18 @@ impl WranglerDev {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// POST `body` to `/api/chat`: the turn as a stream of events. Panics with the status and
+    /// the answer when the worker refuses it.
+    pub fn chat(&self, body: &Value) -> SseStream {
+        let mut s = SseStream::open(self.port, "POST", "/api/chat", Some(&body.to_string()))
+            .unwrap_or_else(|e| panic!("POST /api/chat {body}: {e}"));
+        if s.status != 200 {
+            let status = s.status;
+            panic!("POST /api/chat {body}: {status} {}", s.rest());
+        }
+        s
     }
 
     /// Polls `path` until `pred` holds for its JSON (bounded).
