@@ -24,7 +24,8 @@ pub const WORKER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Reply {
     /// The HTTP status.
     pub status: u16,
-    /// The status line and the headers, one `name: value` a line, as the server sent them.
+    /// The status line (with the status's standard reason) and the headers, one `name: value`
+    /// a line, names in lower case.
     pub head: String,
     /// The body, de-chunked.
     pub body: Vec<u8>,
