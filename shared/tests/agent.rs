@@ -3,94 +3,53 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly by design
 
+mod common;
+
 use std::time::Duration;
 
 use axon_core::agent::llm::{FunctionCall, Message, Reply, ToolCall};
 use axon_core::agent::offline;
 use axon_core::agent::turn::{agent_tools, llm_tool_name, Action, Turn, TurnConfig, TurnEvent};
 use axon_core::jsonrpc::{code, ErrorObject};
-use axon_core::mcp::client::{DeviceInfo, DeviceState};
-use axon_core::mcp::types::{CallToolResult, DeviceMeta, Tool, ToolAnnotations};
+use axon_core::mcp::client::DeviceInfo;
+use axon_core::mcp::types::CallToolResult;
 use axon_core::time::Timestamp;
 use axon_core::tool::SitePolicy;
+use common::home::{device, tool, ToolExt};
 use serde_json::{json, Value};
 
-fn tool(name: &str, schema: Value, permission: Option<&str>) -> Tool {
-    Tool {
-        name: name.into(),
-        title: Some(name.replace('_', " ")),
-        description: None,
-        input_schema: schema,
-        output_schema: None,
-        annotations: Some(ToolAnnotations {
-            read_only_hint: Some(name == "get_state"),
-            ..Default::default()
-        }),
-        meta: permission.map(|p| {
-            let mut m = serde_json::Map::new();
-            m.insert("axon/permission".into(), json!(p));
-            m
-        }),
-    }
-}
-
-fn device(id: &str, kind: &str, room: &str, title: &str, tools: Vec<Tool>) -> DeviceInfo {
-    DeviceInfo {
-        server_id: id.into(),
-        server_name: format!("axon/{kind}/{id}"),
-        description: String::new(),
-        meta: DeviceMeta {
-            device_id: id.into(),
-            kind: kind.into(),
-            room: Some(room.into()),
-            title: Some(title.into()),
-            fw: None,
-        },
-        state: DeviceState::Ready,
-        tools,
-        protocol_version: None,
-        call_id_cache: true,
-        last_seen: Default::default(),
-    }
-}
-
 fn home() -> Vec<DeviceInfo> {
-    let empty = || json!({"type":"object","properties":{},"additionalProperties":false});
     let power = json!({"type":"object","properties":{"on":{"type":"boolean"}},"required":["on"],"additionalProperties":false});
+    // Every tool states its read-only hint, as device-sim's boards do.
+    let t = |name: &str| tool(name).read_only(name == "get_state");
     vec![
         device(
             "kitchen-lamp",
             "lamp",
             "kitchen",
             "Kitchen lamp",
-            vec![
-                tool("set_power", power.clone(), None),
-                tool("get_state", empty(), None),
-            ],
+            vec![t("set_power").args(power.clone()), t("get_state")],
         ),
         device(
             "living-sensor",
             "sensor",
             "living room",
             "Living room sensor",
-            vec![tool("get_state", empty(), None)],
+            vec![t("get_state")],
         ),
         device(
             "front-door",
             "lock",
             "hall",
             "Front door lock",
-            vec![
-                tool("lock", empty(), None),
-                tool("unlock", empty(), Some("confirm")),
-            ],
+            vec![t("lock"), t("unlock").permission("confirm")],
         ),
         device(
             "kitchen-plug",
             "plug",
             "kitchen",
             "Coffee machine plug",
-            vec![tool("set_power", power, None)],
+            vec![t("set_power").args(power)],
         ),
     ]
 }

@@ -5,50 +5,21 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly by design
 
+mod common;
+
 use std::time::Duration;
 
 use axon_core::agent::llm::Message;
 use axon_core::agent::llm::{ChatRequest, Reply, Role};
 use axon_core::agent::offline;
 use axon_core::agent::turn::{agent_tools, Action, Turn, TurnConfig, TurnEvent, Vision};
-use axon_core::mcp::client::{DeviceInfo, DeviceState};
-use axon_core::mcp::types::{CallToolResult, ContentBlock, DeviceMeta, Tool};
+use axon_core::mcp::client::DeviceInfo;
+use axon_core::mcp::types::{CallToolResult, ContentBlock};
 use axon_core::time::Timestamp;
 use axon_core::tool::SitePolicy;
 use base64::Engine as _;
+use common::home::{device, tools};
 use serde_json::{json, Value};
-
-fn tool(name: &str) -> Tool {
-    Tool {
-        name: name.into(),
-        title: Some(name.replace('_', " ")),
-        description: None,
-        input_schema: json!({"type":"object","properties":{},"additionalProperties":false}),
-        output_schema: None,
-        annotations: None,
-        meta: None,
-    }
-}
-
-fn device(id: &str, kind: &str, room: &str, title: &str, tools: &[&str]) -> DeviceInfo {
-    DeviceInfo {
-        server_id: id.into(),
-        server_name: format!("axon/{kind}/{id}"),
-        description: String::new(),
-        meta: DeviceMeta {
-            device_id: id.into(),
-            kind: kind.into(),
-            room: Some(room.into()),
-            title: Some(title.into()),
-            fw: None,
-        },
-        state: DeviceState::Ready,
-        tools: tools.iter().map(|t| tool(t)).collect(),
-        protocol_version: None,
-        call_id_cache: true,
-        last_seen: Default::default(),
-    }
-}
 
 fn home() -> Vec<DeviceInfo> {
     vec![
@@ -57,14 +28,14 @@ fn home() -> Vec<DeviceInfo> {
             "lamp",
             "kitchen",
             "Kitchen lamp",
-            &["set_power", "get_state"],
+            tools(&["set_power", "get_state"]),
         ),
         device(
             "hall-camera",
             "camera",
             "hall",
             "Hall camera",
-            &["take_photo", "get_state"],
+            tools(&["take_photo", "get_state"]),
         ),
     ]
 }
@@ -282,7 +253,7 @@ fn the_persons_own_device_takes_the_photo_when_the_request_names_none() {
         "virtual",
         "office",
         "Kitchen tab",
-        &["take_photo", "set_expression"],
+        tools(&["take_photo", "set_expression"]),
     ));
     let config = |device: Option<&str>| TurnConfig {
         device: device.map(str::to_string),

@@ -6,6 +6,7 @@
 
 pub mod broker;
 pub mod device_sim;
+pub mod http;
 pub mod local_ai;
 pub mod peer;
 pub mod probe;
@@ -15,11 +16,12 @@ pub mod wrangler;
 
 pub use broker::Broker;
 pub use device_sim::{DeviceSim, DEMO_HOME_DEVICES};
+pub use http::{http_with, SseEvent, SseStream};
 pub use local_ai::LocalAi;
 pub use peer::Peer;
 pub use probe::Probe;
 pub use voice::{VoiceClient, VoiceMsg};
-pub use wrangler::{http_with, SseEvent, SseStream, WranglerDev};
+pub use wrangler::WranglerDev;
 
 /// The repository root (the parent of `tests/`).
 pub fn repo_root() -> std::path::PathBuf {

@@ -1,12 +1,11 @@
 //! The local AI server (`local-ai/`, docs/voice.md §3) for a test: `python -m axon_local_ai`
 //! from `.venv-ai` on a free loopback port, ready once `/healthz` answers, killed on drop.
-//! Plus speech rendered by espeak-ng as the 16 kHz mono WAV the voice loop expects, and a small
-//! binary HTTP client (multipart uploads, WAV answers).
+//! Plus speech rendered by espeak-ng as the 16 kHz mono WAV the voice loop expects. Requests go
+//! through [`crate::http`] (multipart uploads, WAV answers).
 //!
 //! Needs `scripts/setup-local-ai.sh` to have run (it installs `.venv-ai` and espeak-ng).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +14,27 @@ use std::time::{Duration, Instant};
 use axon_core::audio::{resample, wav_decode, wav_encode, SAMPLE_RATE};
 use serde_json::Value;
 
+use crate::http::{self, Reply};
 use crate::{free_port, repo_root};
+
+/// How long one read may wait: a transcription on a busy 2-core machine takes seconds.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One request to the server on `port`: status, head, body. `content_type` empty sends none.
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<Reply> {
+    let headers: &[(&str, &str)] = if content_type.is_empty() {
+        &[]
+    } else {
+        &[("Content-Type", content_type)]
+    };
+    http::request(port, method, path, headers, body, READ_TIMEOUT)
+}
 
 /// A running local AI server.
 pub struct LocalAi {
@@ -72,7 +91,7 @@ impl LocalAi {
                     ai.log()
                 );
             }
-            if let Ok((200, _, _)) = request(port, "GET", "/healthz", "", &[]) {
+            if let Ok(Reply { status: 200, .. }) = request(port, "GET", "/healthz", "", &[]) {
                 return ai;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -99,7 +118,7 @@ impl LocalAi {
 
     /// `GET /healthz` as JSON.
     pub fn health(&self) -> Value {
-        let (status, _, body) = request(self.port, "GET", "/healthz", "", &[])
+        let Reply { status, body, .. } = request(self.port, "GET", "/healthz", "", &[])
             .unwrap_or_else(|e| panic!("GET /healthz: {e}"));
         assert_eq!(
             status,
@@ -124,9 +143,12 @@ impl LocalAi {
         body.extend_from_slice(wav);
         write!(body, "\r\n--{boundary}--\r\n").expect("write to a Vec");
         let ctype = format!("multipart/form-data; boundary={boundary}");
-        let (status, _, answer) =
-            request(self.port, "POST", "/v1/audio/transcriptions", &ctype, &body)
-                .unwrap_or_else(|e| panic!("POST /v1/audio/transcriptions: {e}"));
+        let Reply {
+            status,
+            body: answer,
+            ..
+        } = request(self.port, "POST", "/v1/audio/transcriptions", &ctype, &body)
+            .unwrap_or_else(|e| panic!("POST /v1/audio/transcriptions: {e}"));
         (
             status,
             serde_json::from_slice(&answer).unwrap_or(Value::Null),
@@ -136,7 +158,11 @@ impl LocalAi {
     /// `POST /v1/audio/speech` with `{"input": text}`: status and the WAV (or error JSON) bytes.
     pub fn speech(&self, text: &str) -> (u16, Vec<u8>) {
         let body = serde_json::json!({ "model": "tts-1", "input": text }).to_string();
-        let (status, _, answer) = request(
+        let Reply {
+            status,
+            body: answer,
+            ..
+        } = request(
             self.port,
             "POST",
             "/v1/audio/speech",
@@ -196,67 +222,4 @@ pub fn espeak_wav(text: &str, path: &Path) -> Vec<u8> {
     );
     std::fs::write(path, &bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     bytes
-}
-
-/// One HTTP/1.1 request with a binary body (`Connection: close`): status, response head, body
-/// (de-chunked when the server streamed it).
-pub fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    content_type: &str,
-    body: &[u8],
-) -> std::io::Result<(u16, String, Vec<u8>)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let ctype = if content_type.is_empty() {
-        String::new()
-    } else {
-        format!("Content-Type: {content_type}\r\n")
-    };
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{ctype}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    s.write_all(body)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of the response head"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let rest = &raw[split + 4..];
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_vec()
-    };
-    Ok((status, head, body))
-}
-
-fn dechunk(mut rest: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
-        let size = std::str::from_utf8(&rest[..eol])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
-            .unwrap_or(0);
-        let start = eol + 2;
-        if size == 0 || start + size > rest.len() {
-            break;
-        }
-        out.extend_from_slice(&rest[start..start + size]);
-        rest = &rest[(start + size + 2).min(rest.len())..];
-    }
-    out
 }

@@ -33,6 +33,17 @@ impl Peer {
         )
     }
 
+    /// Runs a wire-format server from `tests/interop/` (`openai_server.py`, `vlm_server.py`,
+    /// `speech_server.py`) and waits for the port it prints: the peer and its
+    /// `http://127.0.0.1:PORT/v1`, what the worker's `*_BASE_URL` settings take.
+    pub fn spawn_server(script: &str, args: &[&str]) -> (Peer, String) {
+        let mut server = Self::spawn(script, args);
+        let port = server.wait_for(Duration::from_secs(10), |v| v["port"].is_u64())["port"]
+            .as_u64()
+            .unwrap_or_else(|| unreachable!("wait_for returned a line with a port"));
+        (server, format!("http://127.0.0.1:{port}/v1"))
+    }
+
     /// Runs `tests/web/{script}` with Node (the system's; playwright-core needs no newer).
     pub fn spawn_node(script: &str, args: &[&str]) -> Peer {
         Self::spawn_program(

@@ -1,9 +1,7 @@
 //! The edge worker under `wrangler dev` (the real workerd runtime), on free loopback ports,
 //! in its own process group so that stopping it stops wrangler, node and workerd together
-//! (docs/toolchain.md §4). Plus a tiny HTTP/1.1 client for the tests.
+//! (docs/toolchain.md §4). Its requests go through [`crate::http`].
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::http::{http, SseStream};
 use crate::{free_port, repo_root};
 
 /// A running `wrangler dev`.
@@ -182,6 +181,18 @@ impl WranglerDev {
         )
     }
 
+    /// POST `body` to `/api/chat`: the turn as a stream of events. Panics with the status and
+    /// the answer when the worker refuses it.
+    pub fn chat(&self, body: &Value) -> SseStream {
+        let mut s = SseStream::open(self.port, "POST", "/api/chat", Some(&body.to_string()))
+            .unwrap_or_else(|e| panic!("POST /api/chat {body}: {e}"));
+        if s.status != 200 {
+            let status = s.status;
+            panic!("POST /api/chat {body}: {status} {}", s.rest());
+        }
+        s
+    }
+
     /// Polls `path` until `pred` holds for its JSON (bounded).
     pub fn wait_for(&self, path: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + timeout;
@@ -230,184 +241,4 @@ impl WranglerDev {
             let _ = c.wait();
         }
     }
-}
-
-/// A minimal HTTP/1.1 request on 127.0.0.1 (`Connection: close`): status and body.
-pub fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> std::io::Result<(u16, String)> {
-    http_with(port, method, path, &[], body).map(|(status, _, body)| (status, body))
-}
-
-/// As [`http`], with extra request headers; also returns the response head.
-pub fn http_with(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> std::io::Result<(u16, String, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let body = body.unwrap_or("");
-    let extra: String = headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    Ok((status, head.to_string(), body))
-}
-
-/// One Server-Sent Event.
-#[derive(Debug, Clone)]
-pub struct SseEvent {
-    /// The `event:` name.
-    pub event: String,
-    /// The `data:` JSON.
-    pub data: Value,
-}
-
-/// A Server-Sent Events response read as it arrives.
-pub struct SseStream {
-    reader: std::io::BufReader<TcpStream>,
-    chunked: bool,
-    pending: String,
-    ready: std::collections::VecDeque<SseEvent>,
-    /// The HTTP status.
-    pub status: u16,
-}
-
-impl SseStream {
-    /// Sends the request and reads the response head.
-    pub fn open(port: u16, method: &str, path: &str, body: Option<&str>) -> std::io::Result<Self> {
-        use std::io::BufRead;
-        let mut s = TcpStream::connect(("127.0.0.1", port))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let body = body.unwrap_or("");
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )?;
-        let mut reader = std::io::BufReader::new(s);
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 || line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        Ok(SseStream {
-            reader,
-            chunked: head
-                .to_ascii_lowercase()
-                .contains("transfer-encoding: chunked"),
-            pending: String::new(),
-            ready: Default::default(),
-            status,
-        })
-    }
-
-    fn more(&mut self) -> std::io::Result<bool> {
-        use std::io::BufRead;
-        if self.chunked {
-            let mut size = String::new();
-            if self.reader.read_line(&mut size)? == 0 {
-                return Ok(false);
-            }
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                return Ok(false);
-            }
-            let mut buf = vec![0; n + 2];
-            self.reader.read_exact(&mut buf)?;
-            buf.truncate(n);
-            self.pending.push_str(&String::from_utf8_lossy(&buf));
-        } else {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line)? == 0 {
-                return Ok(false);
-            }
-            self.pending.push_str(&line);
-        }
-        Ok(true)
-    }
-
-    /// The next event, or `None` when the stream ends.
-    pub fn next_event(&mut self) -> Option<SseEvent> {
-        loop {
-            if let Some(e) = self.ready.pop_front() {
-                return Some(e);
-            }
-            for e in axon_core::sse::drain_events(&mut self.pending) {
-                self.ready.push_back(SseEvent {
-                    data: serde_json::from_str(&e.data).unwrap_or(Value::String(e.data)),
-                    event: e.event,
-                });
-            }
-            if !self.ready.is_empty() {
-                continue;
-            }
-            match self.more() {
-                Ok(true) => {}
-                _ => return None,
-            }
-        }
-    }
-
-    /// Events until one named `name` (included), or the end.
-    pub fn until(&mut self, name: &str) -> Vec<SseEvent> {
-        let mut out = Vec::new();
-        while let Some(e) = self.next_event() {
-            let stop = e.event == name;
-            out.push(e);
-            if stop {
-                break;
-            }
-        }
-        out
-    }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }

@@ -11,6 +11,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use axon_tests::http::{find, names};
 use axon_tests::{
     http_with, Broker, DeviceSim, SseEvent, SseStream, WranglerDev, DEMO_HOME_DEVICES,
 };
@@ -19,21 +20,7 @@ use serde_json::{json, Value};
 const TOKEN: &str = "test-token-5f1c";
 
 fn chat(worker: &WranglerDev, body: Value) -> SseStream {
-    let s = SseStream::open(worker.port(), "POST", "/api/chat", Some(&body.to_string())).unwrap();
-    assert_eq!(s.status, 200);
-    s
-}
-
-fn names(events: &[SseEvent]) -> Vec<&str> {
-    events.iter().map(|e| e.event.as_str()).collect()
-}
-
-fn find<'a>(events: &'a [SseEvent], name: &str) -> &'a Value {
-    &events
-        .iter()
-        .find(|e| e.event == name)
-        .unwrap_or_else(|| panic!("no {name} event in {:?}", names(events)))
-        .data
+    worker.chat(&body)
 }
 
 #[test]

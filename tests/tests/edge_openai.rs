@@ -6,14 +6,13 @@
 
 use std::time::Duration;
 
-use axon_tests::{Broker, DeviceSim, Peer, SseEvent, SseStream, WranglerDev, DEMO_HOME_DEVICES};
+use axon_tests::{Broker, DeviceSim, Peer, SseEvent, WranglerDev, DEMO_HOME_DEVICES};
 use serde_json::{json, Value};
 
 fn chat(worker: &WranglerDev, text: &str) -> Vec<SseEvent> {
-    let body = json!({"text": text, "user": "grace"}).to_string();
-    let mut s = SseStream::open(worker.port(), "POST", "/api/chat", Some(&body)).unwrap();
-    assert_eq!(s.status, 200);
-    s.until("done")
+    worker
+        .chat(&json!({"text": text, "user": "grace"}))
+        .until("done")
 }
 
 fn answer(events: &[SseEvent]) -> String {
@@ -36,11 +35,7 @@ fn deltas(events: &[SseEvent]) -> Vec<String> {
 fn the_openai_provider_streams_tool_calls_and_answers_through_a_wire_format_server() {
     let broker = Broker::start();
     let mut sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
-    let mut model = Peer::spawn("openai_server.py", &[]);
-    let port = model.wait_for(Duration::from_secs(10), |v| v["port"].is_u64())["port"]
-        .as_u64()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}/v1");
+    let (mut model, base) = Peer::spawn_server("openai_server.py", &[]);
     let worker = WranglerDev::start_with(
         broker.ws_port(),
         &[

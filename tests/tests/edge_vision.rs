@@ -9,23 +9,12 @@
 
 use std::time::Duration;
 
-use axon_tests::{Broker, DeviceSim, Peer, SseEvent, SseStream, WranglerDev, DEMO_HOME_DEVICES};
+use axon_tests::http::find;
+use axon_tests::{Broker, DeviceSim, Peer, SseEvent, WranglerDev, DEMO_HOME_DEVICES};
 use serde_json::{json, Value};
 
 fn chat(worker: &WranglerDev, body: Value) -> Vec<SseEvent> {
-    let mut s =
-        SseStream::open(worker.port(), "POST", "/api/chat", Some(&body.to_string())).unwrap();
-    assert_eq!(s.status, 200);
-    s.until("done")
-}
-
-fn find<'a>(events: &'a [SseEvent], name: &str) -> &'a Value {
-    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
-    &events
-        .iter()
-        .find(|e| e.event == name)
-        .unwrap_or_else(|| panic!("no {name} event in {names:?}"))
-        .data
+    worker.chat(&body).until("done")
 }
 
 /// The camera's `take_photo` ran, on hall-camera: its structured result.
@@ -93,11 +82,7 @@ fn what_do_you_see_offline_reports_the_measured_photo_and_a_vision_model_describ
     drop(worker);
 
     // A vision model: the request that carries the photo goes to it; its words are the answer.
-    let mut vlm = Peer::spawn("vlm_server.py", &[]);
-    let port = vlm.wait_for(Duration::from_secs(10), |v| v["port"].is_u64())["port"]
-        .as_u64()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}/v1");
+    let (mut vlm, base) = Peer::spawn_server("vlm_server.py", &[]);
     let worker = WranglerDev::start_with(
         broker.ws_port(),
         &[

@@ -19,14 +19,10 @@ const WAIT: Duration = Duration::from_secs(20);
 fn speech_turns_on_the_lamp_and_the_answer_comes_back_as_audio() {
     let broker = Broker::start();
     let mut sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
-    let mut speech = Peer::spawn(
+    let (mut speech, base) = Peer::spawn_server(
         "speech_server.py",
         &["--heard", "Turn on the kitchen lamp.", "[BLANK_AUDIO]"],
     );
-    let port = speech.wait_for(Duration::from_secs(10), |v| v["port"].is_u64())["port"]
-        .as_u64()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}/v1");
     let worker = WranglerDev::start_with(
         broker.ws_port(),
         &[

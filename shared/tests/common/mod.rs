@@ -2,8 +2,11 @@
 //! broker (retained messages, No Local, wills, `$`-topic rule), on a simulated clock.
 //!
 //! Everything is synchronous and deterministic: `settle()` moves messages until nothing is
-//! left, `advance(ms)` moves the clock and fires timeouts.
+//! left, `advance(ms)` moves the clock and fires timeouts. [`home`] builds the tool
+//! descriptors and discovered devices that agent turns run on.
 #![allow(dead_code)]
+
+pub mod home;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;

@@ -168,7 +168,7 @@ fn main() {
             "{status} {text}"
         );
         let t0 = Instant::now();
-        let (status, _) = axon_tests::wrangler::http(port, "GET", "/healthz", None).unwrap();
+        let (status, _) = axon_tests::http::http(port, "GET", "/healthz", None).unwrap();
         assert_eq!(status, 200);
         let t_health = t0.elapsed();
         let t0 = Instant::now();
