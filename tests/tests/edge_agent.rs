@@ -32,6 +32,8 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
         &[
             ("AXON_PERMISSIONS", "kitchen-plug.set_power=deny"),
             ("AXON_MCP_TOKEN", TOKEN),
+            // `*` is refused (one rule, read once in config.rs); the listed origin counts.
+            ("AXON_ALLOWED_ORIGINS", "*, http://shop.example"),
         ],
     );
     worker.wait_for("/healthz", Duration::from_secs(30), |v| {
@@ -309,6 +311,34 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
     .unwrap();
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("AXON_ALLOWED_ORIGINS"), "{body}");
+    //    `*` in AXON_ALLOWED_ORIGINS opens nothing and is reported; a listed origin gets CORS.
+    let (_, health) = axon_tests::http::http(worker.port(), "GET", "/healthz", None).unwrap();
+    assert!(
+        health.contains("AXON_ALLOWED_ORIGINS may not be *"),
+        "{health}"
+    );
+    let preflight = |origin: &str| {
+        http_with(
+            worker.port(),
+            "OPTIONS",
+            "/api/chat",
+            &[
+                ("Origin", origin),
+                ("Access-Control-Request-Method", "POST"),
+            ],
+            None,
+        )
+        .unwrap()
+    };
+    let (status, _, body) = preflight("http://evil.example");
+    assert_eq!(status, 403, "{body}");
+    let (status, head, body) = preflight("http://shop.example");
+    assert_eq!(status, 204, "{body}");
+    assert!(
+        head.to_lowercase()
+            .contains("access-control-allow-origin: http://shop.example"),
+        "{head}"
+    );
     let upgrade = |origin: &str| -> String {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", worker.port())).unwrap();
