@@ -161,11 +161,15 @@ impl Unit {
     /// `v` as a person reads it: rounded for the unit, with its symbol (`"21.5 °C"`, `"44%"`,
     /// `"300 lux"`, `"3"`).
     pub fn value_text(self, v: f64) -> String {
-        let n = decimal_text(v, self.step_tenths(v));
+        self.with_symbol(decimal_text(v, self.step_tenths(v)))
+    }
+
+    /// A number already written (`"21.5"`) with the unit's symbol: `"21.5 °C"`, `"44%"`.
+    pub fn with_symbol(self, number: String) -> String {
         match self {
-            Unit::None => n,
-            Unit::Percent => format!("{n}%"),
-            u => format!("{n} {}", u.symbol()),
+            Unit::None => number,
+            Unit::Percent => number + "%",
+            u => format!("{number} {}", u.symbol()),
         }
     }
 }
@@ -221,6 +225,20 @@ impl<'a> MetricKey<'a> {
             quantity: name,
             unit,
         }
+    }
+
+    /// The words for a true and a false value of a known switch-like metric (`on`/`off`,
+    /// `locked`/`unlocked`); `None` for any other name.
+    pub fn state_words(&self) -> Option<(&'static str, &'static str)> {
+        Some(match self.quantity {
+            "on" => ("on", "off"),
+            "locked" => ("locked", "unlocked"),
+            "open" => ("open", "closed"),
+            "motion" => ("detected", "none"),
+            "heating" => ("heating", "not heating"),
+            "cooling" => ("cooling", "not cooling"),
+            _ => return None,
+        })
     }
 
     /// The quantity in words (`driver temperature` for `driver_temp`).
@@ -638,6 +656,12 @@ mod tests {
         assert_eq!(Unit::None.value_text(3.0), "3");
         assert_eq!(Unit::None.value_text(0.25), "0.3");
         assert_eq!(decimal_text(f64::NAN, 10), "0");
+        assert_eq!(Unit::Lux.with_symbol("3.5".into()), "3.5 lux");
+        assert_eq!(
+            MetricKey::parse("locked").state_words(),
+            Some(("locked", "unlocked"))
+        );
+        assert_eq!(MetricKey::parse("power_w").state_words(), None);
         assert_eq!(decimal_text(-0.04, 1), "0");
     }
 

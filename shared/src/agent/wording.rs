@@ -127,15 +127,16 @@ fn facts(state: &Value) -> Vec<Fact<'_>> {
     out
 }
 
-fn switch_word(quantity: &str, on: bool) -> String {
-    let (yes, no) = match quantity {
-        "on" => ("on", "off"),
-        "locked" => ("locked", "unlocked"),
-        "open" => ("open", "closed"),
-        "motion" => ("motion detected", "no motion"),
-        q => return if on { q.into() } else { format!("not {q}") },
-    };
-    (if on { yes } else { no }).into()
+fn switch_word(key: &MetricKey<'_>, on: bool) -> String {
+    match key.state_words() {
+        // A sentence names it: "motion detected", "no motion" (a plot's axis says "detected").
+        Some(_) if key.quantity == "motion" => {
+            (if on { "motion detected" } else { "no motion" }).into()
+        }
+        Some((yes, no)) => (if on { yes } else { no }).into(),
+        None if on => key.words(),
+        None => format!("not {}", key.words()),
+    }
 }
 
 /// A value after the first: "44% humidity", "set to 21 °C", "using 60 W", "mode auto".
@@ -144,9 +145,9 @@ fn clause(f: &Fact<'_>) -> String {
     match (&f.value, f.kind) {
         // "TV plug is using 61 W, switched on": a bare "on" after a comma reads as a typo.
         (Reading::Bool(b), _) if f.key.quantity == "on" => {
-            format!("switched {}", switch_word("on", *b))
+            format!("switched {}", switch_word(&f.key, *b))
         }
-        (Reading::Bool(b), _) => switch_word(f.key.quantity, *b),
+        (Reading::Bool(b), _) => switch_word(&f.key, *b),
         (Reading::Text(s), _) => format!("{words} {s}"),
         (Reading::Number(n), Kind::Target) => format!("set to {}", target_text(*n)),
         (Reading::Number(n), Kind::Power) => format!("using {}", f.key.unit.value_text(*n)),
@@ -185,7 +186,7 @@ fn lead(f: &Fact<'_>, title: &str, place: &str) -> String {
                 if *b { "motion" } else { "no motion" }
             )
         }
-        (Reading::Bool(b), _) => format!("{title} is {}", switch_word(f.key.quantity, *b)),
+        (Reading::Bool(b), _) => format!("{title} is {}", switch_word(&f.key, *b)),
         (Reading::Text(s), _) => format!("{title}'s {words} is {s}"),
         (Reading::Number(n), Kind::Humidity | Kind::Light) => {
             format!("The {words} {place} is {}", f.key.unit.value_text(*n))
@@ -400,6 +401,10 @@ mod tests {
         assert_eq!(
             describe_state("Hall camera", Some("hall"), &camera, "status"),
             "The light in the hall is 61%, photos taken 3, resolution 640x480."
+        );
+        assert_eq!(
+            describe_state("Phone", None, &json!({"fast_charging": false}), "status"),
+            "Phone is not fast charging."
         );
         assert_eq!(
             describe_state("Hall camera", None, &json!("ready"), "status"),
