@@ -3,7 +3,9 @@
 //! Owns the payload types of `axon/telemetry/{id}` and `axon/events/{id}`, their checks, the
 //! duplicate filter for QoS 1 events, and a rolling window of samples per device for the
 //! console. Timestamps here are the payload's wall-clock Unix milliseconds; nothing reads a
-//! clock.
+//! clock. It also owns what a metric's name says about it ([`MetricKey`]: the quantity and the
+//! [`Unit`] its suffix carries), so the agent's answers and the console's plots read units
+//! from one table and never show a key such as `current_c` to a person.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -63,6 +65,189 @@ impl MetricValue {
             MetricValue::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
             MetricValue::Text(_) => None,
         }
+    }
+}
+
+/// The unit of a metric, read from its name's suffix: metric names are snake_case with a unit
+/// suffix (`_c`, `_pct`, `_w`, `_wh`, `_lux`, `_dbm`, ...). Devices declare units nowhere else
+/// (their tools have no output schemas), so the suffix is the one source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unit {
+    /// `_c`, `_celsius`: degrees Celsius.
+    Celsius,
+    /// `_pct`, `_percent`: per cent.
+    Percent,
+    /// `_w`: watts.
+    Watts,
+    /// `_wh`: watt-hours.
+    WattHours,
+    /// `_kwh`: kilowatt-hours.
+    KilowattHours,
+    /// `_lux`: illuminance.
+    Lux,
+    /// `_ppm`: parts per million (CO2, VOC).
+    Ppm,
+    /// `_dbm`: radio signal strength.
+    Dbm,
+    /// `_v`: volts.
+    Volts,
+    /// `_hz`: hertz.
+    Hertz,
+    /// `_ms`: milliseconds.
+    Millis,
+    /// `_s`: seconds.
+    Seconds,
+    /// No unit the name says (a count, a state, a mode).
+    None,
+}
+
+/// Suffix to unit. A suffix must follow an underscore: `c` alone is a name, not a unit.
+const SUFFIXES: [(&str, Unit); 14] = [
+    ("c", Unit::Celsius),
+    ("celsius", Unit::Celsius),
+    ("pct", Unit::Percent),
+    ("percent", Unit::Percent),
+    ("w", Unit::Watts),
+    ("wh", Unit::WattHours),
+    ("kwh", Unit::KilowattHours),
+    ("lux", Unit::Lux),
+    ("ppm", Unit::Ppm),
+    ("dbm", Unit::Dbm),
+    ("v", Unit::Volts),
+    ("hz", Unit::Hertz),
+    ("ms", Unit::Millis),
+    ("s", Unit::Seconds),
+];
+
+/// Names without a suffix that are levels from 0 to 100: the lamp's and the speaker's
+/// `get_state` say `brightness` and `volume` where their telemetry says `brightness_pct` and
+/// `volume_pct`.
+const PERCENT_NAMES: [&str; 3] = ["brightness", "volume", "level"];
+
+impl Unit {
+    /// The symbol a person reads after the number (`"°C"`, `"%"`, `"W"`; empty for none).
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Unit::Celsius => "°C",
+            Unit::Percent => "%",
+            Unit::Watts => "W",
+            Unit::WattHours => "Wh",
+            Unit::KilowattHours => "kWh",
+            Unit::Lux => "lux",
+            Unit::Ppm => "ppm",
+            Unit::Dbm => "dBm",
+            Unit::Volts => "V",
+            Unit::Hertz => "Hz",
+            Unit::Millis => "ms",
+            Unit::Seconds => "s",
+            Unit::None => "",
+        }
+    }
+
+    /// How finely a person is told a value, in tenths: temperatures to the half degree (a
+    /// room is not 21.3 °C to anyone), percentages, light and counts whole, small powers and
+    /// energies to a tenth.
+    fn step_tenths(self, v: f64) -> i64 {
+        match self {
+            Unit::Celsius => 5,
+            Unit::Watts | Unit::WattHours if v.abs() < 10.0 => 1,
+            Unit::KilowattHours | Unit::Volts => 1,
+            Unit::None if v.fract() != 0.0 => 1,
+            _ => 10,
+        }
+    }
+
+    /// `v` as a person reads it: rounded for the unit, with its symbol (`"21.5 °C"`, `"44%"`,
+    /// `"300 lux"`, `"3"`).
+    pub fn value_text(self, v: f64) -> String {
+        self.with_symbol(decimal_text(v, self.step_tenths(v)))
+    }
+
+    /// A number already written (`"21.5"`) with the unit's symbol: `"21.5 °C"`, `"44%"`.
+    pub fn with_symbol(self, number: String) -> String {
+        match self {
+            Unit::None => number,
+            Unit::Percent => number + "%",
+            u => format!("{number} {}", u.symbol()),
+        }
+    }
+}
+
+/// `v` rounded to a multiple of `step_tenths` tenths (5: halves, 10: wholes, 1: tenths), with
+/// no trailing `.0` (`"21"`, `"21.5"`, `"-0.3"`). Integer arithmetic: float formatting would
+/// weigh ~8 KB gzip on the web pages that share this (docs/web-size.md).
+pub fn decimal_text(v: f64, step_tenths: i64) -> String {
+    if !v.is_finite() {
+        return "0".into();
+    }
+    let step = step_tenths.max(1);
+    let t = (v * 10.0 / step as f64).round() as i64 * step;
+    let sign = if t < 0 { "-" } else { "" };
+    let t = t.unsigned_abs();
+    if t % 10 == 0 {
+        format!("{sign}{}", t / 10)
+    } else {
+        format!("{sign}{}.{}", t / 10, t % 10)
+    }
+}
+
+/// What a metric's name says: the quantity (the name without its unit suffix, e.g.
+/// `humidity` from `humidity_pct`) and the unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricKey<'a> {
+    /// The name without the unit suffix (`current` from `current_c`, `driver_temp` from
+    /// `driver_temp_c`; the whole name when there is no known suffix).
+    pub quantity: &'a str,
+    /// The unit the suffix names.
+    pub unit: Unit,
+}
+
+impl<'a> MetricKey<'a> {
+    /// Reads a metric name (`temperature_c`, `power_w`, `on`, `photos_taken`).
+    pub fn parse(name: &'a str) -> MetricKey<'a> {
+        if let Some((quantity, suffix)) = name.rsplit_once('_') {
+            if let Some((_, unit)) = SUFFIXES.iter().find(|(s, _)| *s == suffix) {
+                if !quantity.is_empty() {
+                    return MetricKey {
+                        quantity,
+                        unit: *unit,
+                    };
+                }
+            }
+        }
+        let unit = if PERCENT_NAMES.contains(&name) {
+            Unit::Percent
+        } else {
+            Unit::None
+        };
+        MetricKey {
+            quantity: name,
+            unit,
+        }
+    }
+
+    /// The words for a true and a false value of a known switch-like metric (`on`/`off`,
+    /// `locked`/`unlocked`); `None` for any other name.
+    pub fn state_words(&self) -> Option<(&'static str, &'static str)> {
+        Some(match self.quantity {
+            "on" => ("on", "off"),
+            "locked" => ("locked", "unlocked"),
+            "open" => ("open", "closed"),
+            "motion" => ("detected", "none"),
+            "heating" => ("heating", "not heating"),
+            "cooling" => ("cooling", "not cooling"),
+            _ => return None,
+        })
+    }
+
+    /// The quantity in words (`driver temperature` for `driver_temp`).
+    pub fn words(&self) -> String {
+        self.quantity
+            .split('_')
+            .map(|w| if w == "temp" { "temperature" } else { w })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -429,6 +614,55 @@ mod tests {
             Telemetry::parse(format!(r#"{{"ts":{TS},"metrics":{{"s":"{long}"}}}}"#).as_bytes()),
             Err(TelemetryError::StringTooLong { .. })
         ));
+    }
+
+    #[test]
+    fn metric_names_carry_their_unit_and_values_round_for_people() {
+        let key = |n| {
+            let k = MetricKey::parse(n);
+            (k.quantity, k.unit)
+        };
+        // The names the device-sim profiles publish.
+        assert_eq!(key("current_c"), ("current", Unit::Celsius));
+        assert_eq!(key("temperature_c"), ("temperature", Unit::Celsius));
+        assert_eq!(key("humidity_pct"), ("humidity", Unit::Percent));
+        assert_eq!(key("light_lux"), ("light", Unit::Lux));
+        assert_eq!(key("power_w"), ("power", Unit::Watts));
+        assert_eq!(key("energy_wh"), ("energy", Unit::WattHours));
+        assert_eq!(key("co2_ppm"), ("co2", Unit::Ppm));
+        assert_eq!(key("room_celsius"), ("room", Unit::Celsius));
+        assert_eq!(key("brightness"), ("brightness", Unit::Percent));
+        assert_eq!(key("on"), ("on", Unit::None));
+        assert_eq!(key("photos_taken"), ("photos_taken", Unit::None));
+        assert_eq!(key("c"), ("c", Unit::None), "a bare suffix is a name");
+        assert_eq!(key("_c"), ("_c", Unit::None));
+        assert_eq!(
+            MetricKey::parse("driver_temp_c").words(),
+            "driver temperature"
+        );
+
+        assert_eq!(Unit::Celsius.value_text(21.0), "21 °C");
+        assert_eq!(
+            Unit::Celsius.value_text(21.3),
+            "21.5 °C",
+            "to the half degree"
+        );
+        assert_eq!(Unit::Celsius.value_text(21.2), "21 °C");
+        assert_eq!(Unit::Celsius.value_text(-3.4), "-3.5 °C");
+        assert_eq!(Unit::Percent.value_text(44.3), "44%");
+        assert_eq!(Unit::Lux.value_text(312.4), "312 lux");
+        assert_eq!(Unit::Watts.value_text(3.46), "3.5 W");
+        assert_eq!(Unit::Watts.value_text(61.4), "61 W");
+        assert_eq!(Unit::None.value_text(3.0), "3");
+        assert_eq!(Unit::None.value_text(0.25), "0.3");
+        assert_eq!(decimal_text(f64::NAN, 10), "0");
+        assert_eq!(Unit::Lux.with_symbol("3.5".into()), "3.5 lux");
+        assert_eq!(
+            MetricKey::parse("locked").state_words(),
+            Some(("locked", "unlocked"))
+        );
+        assert_eq!(MetricKey::parse("power_w").state_words(), None);
+        assert_eq!(decimal_text(-0.04, 1), "0");
     }
 
     #[test]

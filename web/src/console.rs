@@ -13,7 +13,8 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
 use crate::chat::Chat;
-use crate::util::{fetch_text, tenths};
+use crate::plot;
+use crate::util::fetch_text;
 
 /// Fetches JSON as serde_json values, which the console's device views and generated forms read
 /// (the widget reads JSON through the browser instead: `crate::json`).
@@ -60,7 +61,14 @@ fn rows(list: &Value) -> Vec<DeviceRow> {
     out
 }
 
-type Series = BTreeMap<String, Vec<(u64, f64)>>;
+/// One metric's points, and whether its samples were booleans (drawn as steps).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct MetricPoints {
+    boolean: bool,
+    points: Vec<(u64, f64)>,
+}
+
+type Series = BTreeMap<String, MetricPoints>;
 
 fn add_sample(plots: &mut BTreeMap<String, Series>, device: &str, ts: u64, metrics: &Value) {
     let series = plots.entry(device.to_string()).or_default();
@@ -71,51 +79,29 @@ fn add_sample(plots: &mut BTreeMap<String, Series>, device: &str, ts: u64, metri
             _ => None,
         };
         if let Some(y) = y {
-            let points = series.entry(name.clone()).or_default();
-            if points.last().is_none_or(|(t, _)| *t < ts) {
-                points.push((ts, y));
+            let m = series.entry(name.clone()).or_default();
+            m.boolean = v.is_boolean();
+            if m.points.last().is_none_or(|(t, _)| *t < ts) {
+                m.points.push((ts, y));
             }
-            if points.len() > PLOT_POINTS {
-                points.remove(0);
+            if m.points.len() > PLOT_POINTS {
+                m.points.remove(0);
             }
         }
     }
 }
 
-/// An SVG line chart of one metric.
+/// An SVG chart of one metric: a time axis back from the newest sample, the lowest and
+/// highest values with the unit, and steps for an on/off metric (geometry in [`crate::plot`]).
 #[component]
-fn Plot(name: String, points: Vec<(u64, f64)>) -> impl IntoView {
-    const W: u32 = 280;
-    const H: u32 = 70;
-    let (w, h) = (f64::from(W), f64::from(H));
-    let (t0, t1) = (
-        points.first().map_or(0, |p| p.0),
-        points.last().map_or(1, |p| p.0),
-    );
-    let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
-        (lo.min(p.1), hi.max(p.1))
-    });
-    let span_t = (t1.saturating_sub(t0)).max(1) as f64;
-    let span_y = if hi > lo { hi - lo } else { 1.0 };
-    let path: String = points
-        .iter()
-        .map(|(t, y)| {
-            format!(
-                "{},{}",
-                tenths((t - t0) as f64 / span_t * w),
-                tenths(h - 4.0 - (y - lo) / span_y * (h - 8.0))
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    let last = points.last().map(|p| p.1).unwrap_or_default();
-    let n = points.len();
+fn Plot(name: String, metric: MetricPoints) -> impl IntoView {
+    let g = plot::geometry(&name, &metric.points, metric.boolean);
+    let n = metric.points.len();
+    let words = axon_core::telemetry::MetricKey::parse(&name).words();
     view! {
         <figure class="plot" data-testid="plot" data-metric=name.clone() data-points=n.to_string()>
-            <figcaption>{name.clone()} ": " {tenths(last)} <small>{format!(" ({n} points)")}</small></figcaption>
-            <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label=format!("{name} over time")>
-                <polyline points=path class="line"></polyline>
-            </svg>
+            <figcaption>{words.clone()} ": " <b>{g.last.clone()}</b> <small>{format!(" ({n} points)")}</small></figcaption>
+            <svg viewBox=plot::Geometry::view_box() role="img" aria-label=format!("{words} over time") inner_html=g.svg()></svg>
         </figure>
     }
 }
@@ -386,7 +372,7 @@ pub fn ConsolePage() -> impl IntoView {
                             <h3 data-testid="detail-title">{d.title.clone()}</h3>
                             <div class="plots" data-testid="plots">
                                 {move || plots.get().get(&id_plots).cloned().unwrap_or_default().into_iter()
-                                    .map(|(name, points)| view! { <Plot name=name points=points /> }).collect_view()}
+                                    .map(|(name, metric)| view! { <Plot name=name metric=metric /> }).collect_view()}
                             </div>
                             <div class="tools">
                                 {d.tools.into_iter().map(|t| view! { <ToolForm device=id.clone() tool=t /> }).collect_view()}

@@ -11,6 +11,8 @@ pub mod console;
 #[cfg(feature = "device")]
 pub mod device;
 pub mod json;
+#[cfg(feature = "console")]
+pub mod plot;
 pub mod util;
 pub mod voice;
 

@@ -2,11 +2,13 @@
 //!
 //! Owns a turn's state machine ([`turn`]), the OpenAI-compatible wire types every LLM
 //! provider speaks ([`llm`]), the offline model that needs no network ([`offline`], on top of
-//! the [`planner`]), and the memory policy ([`memory`]). It performs no I/O: the worker sends
-//! the requests a turn asks for and hands back what came of them.
+//! the [`planner`]), how a device's state reads to a person ([`wording`]), and the memory
+//! policy ([`memory`]). It performs no I/O: the worker sends the requests a turn asks for
+//! and hands back what came of them.
 
 pub mod llm;
 pub mod memory;
 pub mod offline;
 pub mod planner;
 pub mod turn;
+pub mod wording;

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::agent::llm::{FunctionCall, Message, Reply, Role, ToolCall};
 use crate::agent::planner::{self, Intent, Plan};
 use crate::agent::turn::AgentTool;
+use crate::agent::wording;
 use crate::mcp::client::DeviceInfo;
 
 /// The offline answer to `messages`, given the registry and the tools the turn offers.
@@ -86,7 +87,7 @@ pub fn respond_for<'a>(
             .find(|c| Some(&c.id) == m.tool_call_id.as_ref());
         let tool = call.and_then(|c| tools.iter().find(|t| t.name == c.function.name));
         let outcome: Value = serde_json::from_str(&m.text_content()).unwrap_or(Value::Null);
-        sentences.push(phrase(intent, tool, &outcome));
+        sentences.push(phrase(intent, tool, &outcome, &text));
     }
     text_reply(&sentences.join(" "))
 }
@@ -108,7 +109,13 @@ fn number(v: &Value) -> String {
 }
 
 /// One sentence about one call's outcome.
-fn phrase(intent: Option<Intent>, tool: Option<&AgentTool>, outcome: &Value) -> String {
+/// `question` is the person's request, so that a reading tells what was asked first.
+fn phrase(
+    intent: Option<Intent>,
+    tool: Option<&AgentTool>,
+    outcome: &Value,
+    question: &str,
+) -> String {
     let title = tool.map_or_else(|| "That device".to_string(), |t| t.device_title.clone());
     if outcome.get("ok").and_then(Value::as_bool) != Some(true) {
         let error = outcome
@@ -172,37 +179,113 @@ fn phrase(intent: Option<Intent>, tool: Option<&AgentTool>, outcome: &Value) -> 
                 .unwrap_or(intent == Some(Intent::Lock));
             format!("{title} is {}.", if locked { "locked" } else { "unlocked" })
         }
-        _ => describe_state(&title, tool.and_then(|t| t.room.as_deref()), &state),
+        _ => wording::describe_state(
+            &title,
+            tool.and_then(|t| t.room.as_deref()),
+            &state,
+            question,
+        ),
     }
 }
 
-fn describe_state(title: &str, room: Option<&str>, state: &Value) -> String {
-    if let Some(t) = state.get("temperature_c").filter(|v| v.is_number()) {
-        let place = room.map_or_else(
-            || format!("at the {}", title.to_lowercase()),
-            |r| format!("in the {}", r.replace('-', " ")),
-        );
-        let mut s = format!("It's {} °C {place}", number(t));
-        if let Some(h) = state.get("humidity_pct").filter(|v| v.is_number()) {
-            s.push_str(&format!(", {}% humidity", number(h)));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::turn::{agent_tools, tool_message_for_result};
+    use crate::mcp::client::DeviceState;
+    use crate::mcp::types::{CallToolResult, DeviceMeta, Tool};
+    use crate::tool::SitePolicy;
+    use serde_json::json;
+
+    fn device(id: &str, kind: &str, room: &str, title: &str) -> DeviceInfo {
+        DeviceInfo {
+            server_id: id.into(),
+            server_name: format!("axon/{kind}/{id}"),
+            description: String::new(),
+            meta: DeviceMeta {
+                device_id: id.into(),
+                kind: kind.into(),
+                room: Some(room.into()),
+                title: Some(title.into()),
+                fw: None,
+            },
+            state: DeviceState::Ready,
+            tools: vec![Tool {
+                name: "get_state".into(),
+                title: None,
+                description: None,
+                input_schema: json!({"type":"object"}),
+                output_schema: None,
+                annotations: None,
+                meta: None,
+            }],
+            protocol_version: None,
+            call_id_cache: true,
+            last_seen: Default::default(),
         }
-        if let Some(target) = state.get("target_c").filter(|v| v.is_number()) {
-            s.push_str(&format!(" (set to {} °C)", number(target)));
-        }
-        s.push('.');
-        return s;
     }
-    let Some(map) = state.as_object() else {
-        return format!("{title}: {}", state.as_str().unwrap_or("done"));
-    };
-    let parts: Vec<String> = map
-        .iter()
-        .filter(|(_, v)| !v.is_object() && !v.is_array() && !v.is_null())
-        .map(|(k, v)| match v {
-            Value::Bool(b) => format!("{} {}", k.replace('_', " "), if *b { "yes" } else { "no" }),
-            Value::String(s) => format!("{} {s}", k.replace('_', " ")),
-            v => format!("{} {}", k.replace('_', " "), number(v)),
-        })
-        .collect();
-    format!("{title}: {}.", parts.join(", "))
+
+    /// The offline model's answer to `question` when each device it calls answers `state`.
+    fn answer(devices: &[DeviceInfo], question: &str, state: Value) -> String {
+        let tools = agent_tools(devices, &SitePolicy::new());
+        let mut messages = vec![Message::user(question)];
+        let calls = respond(&messages, devices, &tools);
+        assert!(!calls.tool_calls.is_empty(), "{calls:?}");
+        messages.push(calls.to_message());
+        for c in &calls.tool_calls {
+            let result = serde_json::to_value(CallToolResult::structured(state.clone())).unwrap();
+            messages.push(Message::tool(&c.id, tool_message_for_result(&result)));
+        }
+        respond(&messages, devices, &tools).content
+    }
+
+    #[test]
+    fn the_thermostat_answers_in_words_not_keys() {
+        // Issue 14: this read "Living room thermostat: current c 21, humidity pct 44.3, mode
+        // auto, target c 21."
+        let home = [device(
+            "living-thermostat",
+            "thermostat",
+            "living room",
+            "Living room thermostat",
+        )];
+        let thermostat =
+            json!({"current_c": 21.0, "target_c": 21.0, "mode": "auto", "humidity_pct": 44.3});
+        assert_eq!(
+            answer(
+                &home,
+                "what is the temperature in the living room?",
+                thermostat.clone()
+            ),
+            "It's 21 °C in the living room, 44% humidity."
+        );
+        assert_eq!(
+            answer(&home, "how is the living room thermostat?", thermostat),
+            "It's 21 °C in the living room, 44% humidity, set to 21 °C, mode auto."
+        );
+    }
+
+    #[test]
+    fn a_plug_and_a_lock_answer_what_was_asked_first() {
+        let home = [
+            device("tv-plug", "plug", "living room", "TV plug"),
+            device("front-door", "lock", "hall", "Front door lock"),
+        ];
+        assert_eq!(
+            answer(
+                &home,
+                "what's the tv plug using?",
+                json!({"on": true, "power_w": 61.4, "energy_wh": 12.3})
+            ),
+            "TV plug is using 61 W, switched on."
+        );
+        assert_eq!(
+            answer(
+                &home,
+                "is the front door locked?",
+                json!({"locked": false, "battery_pct": 79.6})
+            ),
+            "Front door lock is unlocked, 80% battery."
+        );
+    }
 }
