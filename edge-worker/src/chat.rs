@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axon_core::agent::llm::Message;
-use axon_core::agent::turn::{agent_tools, Action, Turn, TurnConfig, TurnEvent};
+use axon_core::agent::turn::{agent_tools, Action, Turn, TurnConfig, TurnEvent, TurnUpdate};
 use axon_core::jsonrpc::ErrorObject;
 use axon_core::mcp::client::DeviceInfo;
 use futures_channel::{mpsc, oneshot};
@@ -94,16 +94,36 @@ pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
     };
     let (turn_id, turn) = begin_turn(ctx, &user, device, message).await?;
     let (tx, rx) = mpsc::unbounded();
-    let _ = tx.unbounded_send((
-        "turn".to_string(),
-        json!({"turn": turn_id, "user": user, "llm": ctx.config.llm_name(), "vlm": ctx.config.vlm_name()}),
-    ));
+    let _ = tx.unbounded_send(TurnUpdate::Started {
+        turn: turn_id.clone(),
+        user: user.clone(),
+        llm: ctx.config.llm_name().into(),
+        vlm: ctx.config.vlm_name().into(),
+    });
     wasm_bindgen_futures::spawn_local(drive(ctx.clone(), turn_id, user, turn, tx));
-    sse_response(rx.map(|(kind, data)| frame(&kind, &data)))
+    sse_response(rx.map(|u| sse_frame(&u)))
 }
 
-/// Where a turn's events go, as (SSE event name, data) pairs, ending with `done`.
-pub type TurnSink = mpsc::UnboundedSender<(String, Value)>;
+/// Where a turn's updates go: `Started` (sent by whoever began it), its events, `Done`.
+pub type TurnSink = mpsc::UnboundedSender<TurnUpdate>;
+
+/// One update as `/api/chat`'s SSE: the event's name, and as data the event itself (with its
+/// `"type"`), or `{turn, user, llm, vlm}` for `turn` and `{turn}` for `done`.
+fn sse_frame(u: &TurnUpdate) -> Vec<u8> {
+    match u {
+        TurnUpdate::Started {
+            turn,
+            user,
+            llm,
+            vlm,
+        } => frame(
+            "turn",
+            &json!({"turn": turn, "user": user, "llm": llm, "vlm": vlm}),
+        ),
+        TurnUpdate::Event(ev) => frame(ev.name(), &serde_json::to_value(ev).unwrap_or(Value::Null)),
+        TurnUpdate::Done { turn } => frame("done", &json!({ "turn": turn })),
+    }
+}
 
 /// A turn on `message` for `user`, with their memory and the devices online now. `id` names
 /// it (and prefixes its call ids); a fresh one is made when it is `None`.
@@ -149,15 +169,10 @@ enum Completion {
 /// and remembers the conversation.
 pub async fn drive(ctx: Ctx, turn_id: String, user: String, mut turn: Turn, tx: TurnSink) {
     let publish = |ctx: &Ctx, ev: &TurnEvent| {
-        let v = serde_json::to_value(ev).unwrap_or(Value::Null);
-        let kind = v
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("event")
-            .to_string();
         // The client may have gone; the turn still finishes and is remembered.
-        let _ = tx.unbounded_send((kind.clone(), v.clone()));
-        if kind != "text_delta" {
+        let _ = tx.unbounded_send(TurnUpdate::Event(ev.clone()));
+        if !matches!(ev, TurnEvent::TextDelta { .. }) {
+            let v = serde_json::to_value(ev).unwrap_or(Value::Null);
             ctx.link.borrow_mut().events.send(frame(
                 "agent",
                 &json!({"turn": turn_id, "user": user, "event": v}),
@@ -178,10 +193,9 @@ pub async fn drive(ctx: Ctx, turn_id: String, user: String, mut turn: Turn, tx: 
                 let devices: Vec<DeviceInfo> =
                     ctx.link.borrow().client.devices().cloned().collect();
                 let mut on_delta = |t: &str| {
-                    let _ = tx.unbounded_send((
-                        "text_delta".to_string(),
-                        json!({"type": "text_delta", "text": t}),
-                    ));
+                    let _ = tx.unbounded_send(TurnUpdate::Event(TurnEvent::TextDelta {
+                        text: t.to_string(),
+                    }));
                 };
                 let outcome = crate::providers::complete(
                     &ctx.config.llm,
@@ -199,10 +213,9 @@ pub async fn drive(ctx: Ctx, turn_id: String, user: String, mut turn: Turn, tx: 
             }
             Some(Action::Vision(req)) => {
                 let mut on_delta = |t: &str| {
-                    let _ = tx.unbounded_send((
-                        "text_delta".to_string(),
-                        json!({"type": "text_delta", "text": t}),
-                    ));
+                    let _ = tx.unbounded_send(TurnUpdate::Event(TurnEvent::TextDelta {
+                        text: t.to_string(),
+                    }));
                 };
                 match crate::providers::look(&ctx.config.vlm, &req, &mut on_delta).await {
                     Ok(reply) => turn.handle_reply(now(), reply),
@@ -256,12 +269,11 @@ pub async fn drive(ctx: Ctx, turn_id: String, user: String, mut turn: Turn, tx: 
     let remembered = Memory::open(ctx.sql.clone())
         .and_then(|m| m.remember(&user, &turn.to_remember(), now().as_millis()));
     if let Err(e) = remembered {
-        let _ = tx.unbounded_send((
-            "error".to_string(),
-            json!({"type": "error", "message": format!("the answer was not saved to memory: {e}")}),
-        ));
+        let _ = tx.unbounded_send(TurnUpdate::Event(TurnEvent::Error {
+            message: format!("the answer was not saved to memory: {e}"),
+        }));
     }
-    let _ = tx.unbounded_send(("done".to_string(), json!({"turn": turn_id})));
+    let _ = tx.unbounded_send(TurnUpdate::Done { turn: turn_id });
 }
 
 /// `POST /api/confirm` `{"id": "<call id from confirmation_required>", "approve": true}`.
