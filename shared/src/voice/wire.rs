@@ -198,6 +198,21 @@ pub enum ErrorCode {
     TurnFailed,
 }
 
+impl ErrorCode {
+    /// The wire name (`bad_frame`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadFrame => "bad_frame",
+            ErrorCode::BadFormat => "bad_format",
+            ErrorCode::BadMessage => "bad_message",
+            ErrorCode::AsrFailed => "asr_failed",
+            ErrorCode::AsrEmpty => "asr_empty",
+            ErrorCode::TtsFailed => "tts_failed",
+            ErrorCode::TurnFailed => "turn_failed",
+        }
+    }
+}
+
 /// A turn's stage timings (`timings`, docs/voice.md §1.4); a stage that did not happen is left
 /// out.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -719,13 +734,10 @@ mod tests {
             "turn_failed",
         ] {
             let v = json!({"type":"error","code":code,"message":"m"});
-            assert!(
-                matches!(
-                    ServerMessage::from_json(&v),
-                    Ok(ServerMessage::Error { .. })
-                ),
-                "{code}"
-            );
+            match ServerMessage::from_json(&v) {
+                Ok(ServerMessage::Error { code: c, .. }) => assert_eq!(c.as_str(), code),
+                other => panic!("{code}: {other:?}"),
+            }
         }
     }
 
