@@ -14,10 +14,9 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::json::Json;
+use crate::json::{object, Json};
 use crate::util::{js_error, sleep};
 
-use axon_core::voice::ClientMessage;
 /// Samples per second on the wire, both ways, and in one 20 ms frame sent up: the contract's.
 pub use axon_core::voice::{FRAME_SAMPLES, SAMPLE_RATE};
 /// At most this many frames (3 s) wait for the socket to open.
@@ -303,7 +302,12 @@ impl Voice {
             let me = self.clone();
             Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
                 let mut inner = me.inner.borrow_mut();
-                let start = ClientMessage::start(SAMPLE_RATE).to_text();
+                let start = object(&[
+                    ("type", JsValue::from_str("start")),
+                    ("format", JsValue::from_str("s16le")),
+                    ("sample_rate", JsValue::from_f64(SAMPLE_RATE.into())),
+                    ("channels", JsValue::from_f64(1.0)),
+                ]);
                 let _ = inner.ws.send_with_str(&start);
                 if inner.mode == Mode::PushToTalk && inner.talking {
                     inner.ui.hearing.set(true);
@@ -514,7 +518,7 @@ impl Voice {
             {
                 let _ = inner
                     .ws
-                    .send_with_str(&ClientMessage::PlaybackDone.to_text());
+                    .send_with_str(&object(&[("type", JsValue::from_str("playback_done"))]));
             }
         });
     }
@@ -728,5 +732,8 @@ pub fn VoicePanel(
 }
 /// The push-to-talk message: the button (or Space) went down or up.
 fn ptt_message(down: bool) -> String {
-    ClientMessage::Ptt { down }.to_text()
+    object(&[
+        ("type", JsValue::from_str("ptt")),
+        ("down", JsValue::from_bool(down)),
+    ])
 }
