@@ -315,6 +315,7 @@ async fn say(
         let turn = session
             .turn(speech.clone(), timeout, &mut |inc| match &inc.msg {
                 voice::Inbound::Json(v) => emit(v.clone()),
+                voice::Inbound::Unparsed(text) => emit(json!({"event": "unparsed", "text": text})),
                 voice::Inbound::Audio(_) if !audio_started => {
                     audio_started = true;
                     emit(json!({"event": "audio_started"}));

@@ -25,9 +25,12 @@ use std::collections::{HashSet, VecDeque};
 use std::path::Path;
 use std::time::Duration;
 
+use axon_core::agent::turn::TurnEvent;
 use axon_core::audio::{self, SAMPLES_PER_10MS, SAMPLE_RATE};
+use axon_core::voice::wire::message_type;
+use axon_core::voice::{ClientMessage, ErrorCode, ServerMessage, VoiceState};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -35,45 +38,15 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::SimError;
 
 /// Milliseconds of audio in one frame the microphone sends (the contract's recommendation).
-pub const FRAME_MS: u64 = 20;
+pub const FRAME_MS: u64 = axon_core::voice::FRAME_MS as u64;
 /// Samples in one frame.
-pub const FRAME_SAMPLES: usize = SAMPLES_PER_10MS * 2;
+pub use axon_core::voice::FRAME_SAMPLES;
 /// Anything quieter is not speech when we look for where a recording's speech begins and ends:
 /// the Hub's VAD never takes less as speech either (`VadConfig::min_speech_dbfs`).
 pub const SPEECH_DBFS: f32 = -45.0;
 
-/// How utterances are marked (the `mode` query parameter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// The Hub's VAD finds utterances in the stream.
-    #[default]
-    HandsFree,
-    /// The client sends `ptt` down before the speech and up after its last voiced sample.
-    PushToTalk,
-}
-
-impl Mode {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::HandsFree => "hands_free",
-            Mode::PushToTalk => "push_to_talk",
-        }
-    }
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "hands_free" | "hands-free" => Ok(Mode::HandsFree),
-            "push_to_talk" | "push-to-talk" | "ptt" => Ok(Mode::PushToTalk),
-            other => Err(format!(
-                "unknown mode {other:?}: use hands_free or push_to_talk"
-            )),
-        }
-    }
-}
+/// How utterances are marked (the `mode` query parameter): the contract's own.
+pub use axon_core::voice::Mode;
 
 /// How a session connects.
 #[derive(Debug, Clone)]
@@ -207,8 +180,10 @@ pub struct Incoming {
 /// A message from the Hub.
 #[derive(Debug, Clone)]
 pub enum Inbound {
-    /// A text message (`{"type": ...}`); text that is not JSON comes as `{"type":"unparsed"}`.
+    /// A text message, as JSON (read it as a type with [`Incoming::message`]).
     Json(Value),
+    /// A text message that is not JSON.
+    Unparsed(String),
     /// Audio: s16le mono 16 kHz samples (an odd trailing byte is dropped).
     Audio(Vec<i16>),
     /// The socket closed, with the reason if there was one.
@@ -219,7 +194,16 @@ impl Incoming {
     /// The JSON message's `type`, if it is one.
     pub fn kind(&self) -> Option<&str> {
         match &self.msg {
-            Inbound::Json(v) => v["type"].as_str(),
+            Inbound::Json(v) => message_type(v),
+            _ => None,
+        }
+    }
+
+    /// The text message as the contract's type; `None` for audio, a close, or a message
+    /// docs/voice.md does not describe.
+    pub fn message(&self) -> Option<ServerMessage> {
+        match &self.msg {
+            Inbound::Json(v) => ServerMessage::from_json(v).ok(),
             _ => None,
         }
     }
@@ -264,15 +248,20 @@ impl Turn {
         self.events
             .iter()
             .map(|(_, v)| v)
-            .find(|v| v["type"] == kind)
+            .find(|v| message_type(v) == Some(kind))
     }
 
-    /// Every `error` message.
+    /// Every `error` message: the session's (with a `code`) and the agent turn's.
     pub fn errors(&self) -> Vec<&Value> {
         self.events
             .iter()
             .map(|(_, v)| v)
-            .filter(|v| v["type"] == "error")
+            .filter(|v| {
+                matches!(
+                    ServerMessage::from_json(v),
+                    Ok(ServerMessage::Error { .. } | ServerMessage::Agent(TurnEvent::Error { .. }))
+                )
+            })
             .collect()
     }
 
@@ -365,16 +354,20 @@ impl VoiceSession {
             closed: None,
         };
         if o.send_start {
-            s.send_json(&start_message(SAMPLE_RATE));
+            s.send(&ClientMessage::start(SAMPLE_RATE));
         }
         let deadline = Instant::now() + o.connect_timeout;
         loop {
             match s.next(deadline).await {
-                Some(Incoming {
-                    msg: Inbound::Json(v),
-                    ..
-                }) if v["type"] == "ready" => {
-                    s.ready = v;
+                Some(
+                    inc @ Incoming {
+                        msg: Inbound::Json(_),
+                        ..
+                    },
+                ) if matches!(inc.message(), Some(ServerMessage::Ready { .. })) => {
+                    if let Inbound::Json(v) = inc.msg {
+                        s.ready = v;
+                    }
                     return Ok(s);
                 }
                 Some(Incoming {
@@ -402,7 +395,12 @@ impl VoiceSession {
         &self.ready
     }
 
-    /// Sends a text message now (between microphone frames).
+    /// Sends a control message now (between microphone frames).
+    pub fn send(&self, m: &ClientMessage) {
+        let _ = self.commands.send(Command::Text(m.to_text()));
+    }
+
+    /// Sends any JSON as a text message now (hostile-input tests).
     pub fn send_json(&self, v: &Value) {
         let _ = self.commands.send(Command::Text(v.to_string()));
     }
@@ -449,12 +447,14 @@ impl VoiceSession {
                 let from = self.playback_end.map_or(inc.at, |e| e.max(inc.at));
                 self.playback_end = Some(from + d);
             }
-            Inbound::Json(v) if v["type"] == "tts_terminate" => {
+            Inbound::Json(_)
+                if matches!(inc.message(), Some(ServerMessage::TtsTerminate { .. })) =>
+            {
                 // Stop now and drop what is queued.
                 self.playback_end = Some(inc.at);
             }
             Inbound::Closed(reason) => self.closed = Some(reason.clone()),
-            Inbound::Json(_) => {}
+            Inbound::Json(_) | Inbound::Unparsed(_) => {}
         }
         Some(inc)
     }
@@ -540,6 +540,7 @@ impl VoiceSession {
                     }
                 }
                 Inbound::Closed(reason) => break TurnEnd::Closed(reason.clone()),
+                Inbound::Unparsed(_) => {}
                 Inbound::Json(v) => {
                     let turn_id = v["turn"].as_str().map(str::to_string);
                     if turn_id
@@ -551,27 +552,32 @@ impl VoiceSession {
                     }
                     ids.extend(turn_id);
                     t.events.push((inc.at, v.clone()));
-                    match v["type"].as_str().unwrap_or("") {
-                        "timings" => break TurnEnd::Timings,
-                        "done" => done = true,
-                        "tts_complete" => spoken = true,
-                        "tts_begin" => begun = true,
+                    let Some(msg) = inc.message() else {
+                        continue; // not in the contract: shown, not counted
+                    };
+                    match msg {
+                        ServerMessage::Timings(_) => break TurnEnd::Timings,
+                        ServerMessage::Done { .. } => done = true,
+                        ServerMessage::TtsComplete { .. } => spoken = true,
+                        ServerMessage::TtsBegin { .. } => begun = true,
                         // Nothing understood and nothing to say (a press too short to hold
                         // words): the Hub is listening again, no re-prompt is coming.
-                        "state" if empty && !begun && v["state"] == "listening" => {
-                            break TurnEnd::Failed("asr_empty".into())
+                        ServerMessage::State {
+                            state: VoiceState::Listening,
+                        } if empty && !begun => {
+                            break TurnEnd::Failed(ErrorCode::AsrEmpty.as_str().into())
                         }
-                        "tts_terminate" => {
+                        ServerMessage::TtsTerminate { .. } => {
                             terminated = true;
                             spoken = true;
                         }
-                        "error" => match v["code"].as_str().unwrap_or("") {
-                            c @ ("asr_failed" | "turn_failed") => {
-                                break TurnEnd::Failed(c.to_string())
+                        ServerMessage::Error { code, .. } => match code {
+                            ErrorCode::AsrFailed | ErrorCode::TurnFailed => {
+                                break TurnEnd::Failed(code.as_str().into())
                             }
-                            "tts_failed" => spoken = true,
+                            ErrorCode::TtsFailed => spoken = true,
                             // The re-prompt is spoken, but no agent turn runs.
-                            "asr_empty" => {
+                            ErrorCode::AsrEmpty => {
                                 done = true;
                                 empty = true;
                             }
@@ -609,7 +615,7 @@ impl VoiceSession {
             }
         }
         if self.playback_end.is_some() && self.closed.is_none() {
-            self.send_json(&json!({"type": "playback_done"}));
+            self.send(&ClientMessage::PlaybackDone);
         }
     }
 
@@ -622,9 +628,9 @@ impl VoiceSession {
     }
 }
 
-/// The `start` message for s16le mono at `sample_rate`.
+/// The `start` message for s16le mono at `sample_rate`, as JSON (for [`VoiceSession::send_json`]).
 pub fn start_message(sample_rate: u32) -> Value {
-    json!({"type": "start", "format": "s16le", "sample_rate": sample_rate, "channels": 1})
+    serde_json::to_value(ClientMessage::start(sample_rate)).unwrap_or_default()
 }
 
 struct Utterance {
@@ -774,10 +780,10 @@ async fn drive(
             // Reading first: an arrival time is only as good as how soon we look.
             biased;
             m = ws.next() => match m {
-                Some(Ok(Message::Text(t))) => report(Inbound::Json(
+                Some(Ok(Message::Text(t))) => report(
                     serde_json::from_str(t.as_str())
-                        .unwrap_or_else(|_| json!({"type": "unparsed", "text": t.as_str()})),
-                )),
+                        .map_or_else(|_| Inbound::Unparsed(t.to_string()), Inbound::Json),
+                ),
                 Some(Ok(Message::Binary(b))) => report(Inbound::Audio(
                     b.chunks_exact(2).map(|s| i16::from_le_bytes([s[0], s[1]])).collect(),
                 )),
@@ -826,14 +832,14 @@ async fn drive(
                 let (frame, down, up) = mic.take();
                 let mut r = Ok(());
                 if down {
-                    r = ws.send(Message::text(json!({"type": "ptt", "down": true}).to_string())).await;
+                    r = ws.send(Message::text(ClientMessage::Ptt { down: true }.to_text())).await;
                 }
                 if r.is_ok() {
                     r = ws.send(Message::binary(audio::pcm_to_bytes(&frame))).await;
                 }
                 mic.sent_at(Instant::now());
                 if up && r.is_ok() {
-                    r = ws.send(Message::text(json!({"type": "ptt", "down": false}).to_string())).await;
+                    r = ws.send(Message::text(ClientMessage::Ptt { down: false }.to_text())).await;
                 }
                 if let Err(e) = r {
                     report(Inbound::Closed(Some(e.to_string())));
@@ -914,16 +920,26 @@ mod tests {
         speech_frames: usize,
     ) -> (
         String,
-        tokio::task::JoinHandle<(Vec<(Instant, usize)>, Vec<(Instant, Value)>)>,
+        tokio::task::JoinHandle<(Vec<(Instant, usize)>, Vec<(Instant, ClientMessage)>)>,
     ) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
         let h = tokio::spawn(async move {
             let (tcp, _) = l.accept().await.unwrap();
             let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-            ws.send(Message::text(r#"{"type":"ready","session":"v1"}"#))
-                .await
-                .unwrap();
+            let ready = ServerMessage::Ready {
+                session: "v1".into(),
+                mode: Mode::HandsFree,
+                format: "s16le".into(),
+                sample_rate: 16_000,
+                frame_ms: 20,
+                asr: "local".into(),
+                tts: "local".into(),
+                llm: "offline".into(),
+                silence_ms: 400,
+            };
+            ws.send(Message::text(ready.to_text())).await.unwrap();
+            let t1 = || "t1".to_string();
             let (mut frames, mut texts) = (Vec::new(), Vec::new());
             let mut answered = false;
             while let Some(Ok(m)) = ws.next().await {
@@ -932,28 +948,39 @@ mod tests {
                         frames.push((Instant::now(), b.len()));
                         if frames.len() == speech_frames && !answered {
                             answered = true;
-                            for t in [
-                                r#"{"type":"transcript","turn":"t1","text":"hi"}"#,
-                                r#"{"type":"done","turn":"t1"}"#,
+                            for m in [
+                                ServerMessage::Transcript {
+                                    turn: Some(t1()),
+                                    text: "hi".into(),
+                                    confirms: None,
+                                },
+                                ServerMessage::Done { turn: t1() },
                             ] {
-                                ws.send(Message::text(t)).await.unwrap();
+                                ws.send(Message::text(m.to_text())).await.unwrap();
                             }
                             // 300 ms of answer, all at once (faster than real time).
                             for _ in 0..15 {
                                 ws.send(Message::binary(vec![1u8; 640])).await.unwrap();
                             }
-                            for t in [
-                                r#"{"type":"tts_complete","turn":"t1","audio_ms":300}"#,
-                                r#"{"type":"timings","turn":"t1","asr_ms":1}"#,
+                            for m in [
+                                ServerMessage::TtsComplete {
+                                    turn: t1(),
+                                    audio_ms: 300,
+                                },
+                                ServerMessage::Timings(axon_core::voice::TurnTimings {
+                                    turn: t1(),
+                                    asr_ms: Some(1),
+                                    ..Default::default()
+                                }),
                             ] {
-                                ws.send(Message::text(t)).await.unwrap();
+                                ws.send(Message::text(m.to_text())).await.unwrap();
                             }
                         }
                     }
                     Message::Text(t) => {
-                        let v: Value = serde_json::from_str(t.as_str()).unwrap();
-                        let stop = v["type"] == "playback_done";
-                        texts.push((Instant::now(), v));
+                        let m = ClientMessage::parse(t.as_str()).unwrap();
+                        let stop = m == ClientMessage::PlaybackDone;
+                        texts.push((Instant::now(), m));
                         if stop {
                             break;
                         }
@@ -1006,9 +1033,12 @@ mod tests {
                 "frame {k} early"
             );
         }
-        assert_eq!(texts[0].1, start_message(16_000));
+        assert_eq!(
+            serde_json::to_value(&texts[0].1).unwrap(),
+            start_message(16_000)
+        );
         let (done_at, done) = texts.last().unwrap();
-        assert_eq!(done["type"], "playback_done");
+        assert_eq!(*done, ClientMessage::PlaybackDone);
         assert!(
             *done_at >= first_audio + Duration::from_millis(295),
             "playback_done only after the 300 ms answer played"
@@ -1027,20 +1057,19 @@ mod tests {
         speech.extend(vec![0; 3200]);
         let sent = s.speak(speech).await.unwrap();
         assert!(sent.speech_start > sent.first_frame && sent.speech_end < sent.last_frame);
-        s.send_json(&json!({"type": "playback_done"}));
+        s.send(&ClientMessage::PlaybackDone);
         let (frames, texts) = hub.await.unwrap();
         // 200 + 100 + 200 ms = 25 frames, and no idle silence after.
         assert_eq!(frames.len(), 25);
-        let kinds: Vec<String> = texts
-            .iter()
-            .map(|(_, v)| {
-                let down = v["down"].as_bool().map_or(String::new(), |d| d.to_string());
-                format!("{}{down}", v["type"].as_str().unwrap())
-            })
-            .collect();
+        let sent: Vec<&ClientMessage> = texts.iter().map(|(_, m)| m).collect();
         assert_eq!(
-            kinds,
-            ["start", "ptttrue", "pttfalse", "playback_done"].map(String::from)
+            sent,
+            [
+                &ClientMessage::start(16_000),
+                &ClientMessage::Ptt { down: true },
+                &ClientMessage::Ptt { down: false },
+                &ClientMessage::PlaybackDone
+            ]
         );
         // Down before the first frame, up after the speech and before the trailing silence ends.
         assert!(texts[1].0 <= frames[0].0);

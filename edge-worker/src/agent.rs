@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use axon_core::agent::llm::Message;
-use axon_core::agent::turn::{agent_tools, Action, Turn, TurnConfig, TurnEvent};
+use axon_core::agent::turn::{agent_tools, Action, Turn, TurnConfig, TurnEvent, TurnUpdate};
 use axon_core::jsonrpc::ErrorObject;
 use futures_channel::mpsc;
 use futures_util::future::LocalBoxFuture;
@@ -25,8 +25,8 @@ use crate::memory::Memory;
 /// How long a `confirm` tool waits for the person.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Where a turn's events go, as (SSE event name, data) pairs, ending with `done`.
-pub type TurnSink = mpsc::UnboundedSender<(String, Value)>;
+/// Where a turn's updates go: `Started` (sent by whoever began it), its events, `Done`.
+pub type TurnSink = mpsc::UnboundedSender<TurnUpdate>;
 
 /// A turn on `message` for `user`, with their memory and the devices online now. `id` names
 /// it (and prefixes its call ids); a fresh one is made when it is `None`.
@@ -63,15 +63,10 @@ enum Completion {
 /// and remembers the conversation.
 pub async fn drive(ctx: Ctx, turn_id: String, user: String, mut turn: Turn, tx: TurnSink) {
     let publish = |ctx: &Ctx, ev: &TurnEvent| {
-        let v = serde_json::to_value(ev).unwrap_or(Value::Null);
-        let kind = v
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("event")
-            .to_string();
         // The client may have gone; the turn still finishes and is remembered.
-        let _ = tx.unbounded_send((kind.clone(), v.clone()));
-        if kind != "text_delta" {
+        let _ = tx.unbounded_send(TurnUpdate::Event(ev.clone()));
+        if !matches!(ev, TurnEvent::TextDelta { .. }) {
+            let v = serde_json::to_value(ev).unwrap_or(Value::Null);
             ctx.publish_event("agent", &json!({"turn": turn_id, "user": user, "event": v}));
         }
     };
@@ -88,10 +83,9 @@ pub async fn drive(ctx: Ctx, turn_id: String, user: String, mut turn: Turn, tx: 
             Some(Action::Llm(req)) => {
                 let devices = ctx.devices();
                 let mut on_delta = |t: &str| {
-                    let _ = tx.unbounded_send((
-                        "text_delta".to_string(),
-                        json!({"type": "text_delta", "text": t}),
-                    ));
+                    let _ = tx.unbounded_send(TurnUpdate::Event(TurnEvent::TextDelta {
+                        text: t.to_string(),
+                    }));
                 };
                 let outcome = crate::providers::complete(
                     &ctx.config().llm,
@@ -109,10 +103,9 @@ pub async fn drive(ctx: Ctx, turn_id: String, user: String, mut turn: Turn, tx: 
             }
             Some(Action::Vision(req)) => {
                 let mut on_delta = |t: &str| {
-                    let _ = tx.unbounded_send((
-                        "text_delta".to_string(),
-                        json!({"type": "text_delta", "text": t}),
-                    ));
+                    let _ = tx.unbounded_send(TurnUpdate::Event(TurnEvent::TextDelta {
+                        text: t.to_string(),
+                    }));
                 };
                 match crate::providers::look(&ctx.config().vlm, &req, &mut on_delta).await {
                     Ok(reply) => turn.handle_reply(now(), reply),
@@ -165,10 +158,9 @@ pub async fn drive(ctx: Ctx, turn_id: String, user: String, mut turn: Turn, tx: 
     let remembered = Memory::open(ctx.sql())
         .and_then(|m| m.remember(&user, &turn.to_remember(), now().as_millis()));
     if let Err(e) = remembered {
-        let _ = tx.unbounded_send((
-            "error".to_string(),
-            json!({"type": "error", "message": format!("the answer was not saved to memory: {e}")}),
-        ));
+        let _ = tx.unbounded_send(TurnUpdate::Event(TurnEvent::Error {
+            message: format!("the answer was not saved to memory: {e}"),
+        }));
     }
-    let _ = tx.unbounded_send(("done".to_string(), json!({"turn": turn_id})));
+    let _ = tx.unbounded_send(TurnUpdate::Done { turn: turn_id });
 }

@@ -4,11 +4,13 @@
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use axon_core::voice::wire::message_type;
+use axon_core::voice::{ClientMessage, ServerMessage};
 use serde_json::Value;
 use tungstenite::{Message, WebSocket};
 
 /// 20 ms of 16 kHz mono.
-pub const FRAME_SAMPLES: usize = 320;
+pub use axon_core::voice::FRAME_SAMPLES;
 
 /// Something the Hub sent.
 #[derive(Debug, Clone)]
@@ -23,8 +25,17 @@ impl VoiceMsg {
     /// The `type` of a text message ("audio" for audio).
     pub fn kind(&self) -> &str {
         match self {
-            VoiceMsg::Text(v) => v["type"].as_str().unwrap_or(""),
+            VoiceMsg::Text(v) => message_type(v).unwrap_or(""),
             VoiceMsg::Audio(_) => "audio",
+        }
+    }
+
+    /// A text message as the contract's type (`None` for audio, or a message docs/voice.md
+    /// does not describe).
+    pub fn message(&self) -> Option<ServerMessage> {
+        match self {
+            VoiceMsg::Text(v) => ServerMessage::from_json(v).ok(),
+            VoiceMsg::Audio(_) => None,
         }
     }
 }
@@ -54,6 +65,11 @@ impl VoiceClient {
     }
 
     /// Sends a control message.
+    pub fn send(&mut self, m: &ClientMessage) {
+        self.ws.send(Message::text(m.to_text())).expect("send text");
+    }
+
+    /// Sends any JSON as a text message (hostile-input tests).
     pub fn send_json(&mut self, v: &Value) {
         self.ws
             .send(Message::text(v.to_string()))
@@ -157,7 +173,7 @@ impl VoiceClient {
         self.seen
             .iter()
             .filter_map(|m| match m {
-                VoiceMsg::Text(v) if v["type"] == kind => Some(v.clone()),
+                VoiceMsg::Text(v) if message_type(v) == Some(kind) => Some(v.clone()),
                 _ => None,
             })
             .collect()

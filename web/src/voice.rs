@@ -17,10 +17,8 @@ use wasm_bindgen_futures::JsFuture;
 use crate::json::{object, Json};
 use crate::util::{js_error, sleep};
 
-/// Samples per second on the wire, both ways.
-pub const SAMPLE_RATE: u32 = 16_000;
-/// Samples in one frame sent up (20 ms).
-pub const FRAME_SAMPLES: usize = 320;
+/// Samples per second on the wire, both ways, and in one 20 ms frame sent up: the contract's.
+pub use axon_core::voice::{FRAME_SAMPLES, SAMPLE_RATE};
 /// At most this many frames (3 s) wait for the socket to open.
 const PENDING_FRAMES: usize = 150;
 

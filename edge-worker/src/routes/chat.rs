@@ -5,6 +5,7 @@
 //! itself runs in [`crate::agent`], the waiting calls live in the Hub.
 
 use axon_core::agent::llm::Message;
+use axon_core::agent::turn::TurnUpdate;
 use axon_core::jsonrpc::ErrorObject;
 use futures_channel::mpsc;
 use futures_util::StreamExt;
@@ -60,12 +61,32 @@ pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
     };
     let (turn_id, turn) = crate::agent::begin_turn(ctx, None, &user, device, message).await?;
     let (tx, rx) = mpsc::unbounded();
-    let _ = tx.unbounded_send((
-        "turn".to_string(),
-        json!({"turn": turn_id, "user": user, "llm": ctx.config().llm_name(), "vlm": ctx.config().vlm_name()}),
-    ));
+    let _ = tx.unbounded_send(TurnUpdate::Started {
+        turn: turn_id.clone(),
+        user: user.clone(),
+        llm: ctx.config().llm_name().into(),
+        vlm: ctx.config().vlm_name().into(),
+    });
     wasm_bindgen_futures::spawn_local(crate::agent::drive(ctx.clone(), turn_id, user, turn, tx));
-    sse_response(rx.map(|(kind, data)| frame(&kind, &data)))
+    sse_response(rx.map(|u| sse_frame(&u)))
+}
+
+/// One update as `/api/chat`'s SSE: the event's name, and as data the event itself (with its
+/// `"type"`), or `{turn, user, llm, vlm}` for `turn` and `{turn}` for `done`.
+fn sse_frame(u: &TurnUpdate) -> Vec<u8> {
+    match u {
+        TurnUpdate::Started {
+            turn,
+            user,
+            llm,
+            vlm,
+        } => frame(
+            "turn",
+            &json!({"turn": turn, "user": user, "llm": llm, "vlm": vlm}),
+        ),
+        TurnUpdate::Event(ev) => frame(ev.name(), &serde_json::to_value(ev).unwrap_or(Value::Null)),
+        TurnUpdate::Done { turn } => frame("done", &json!({ "turn": turn })),
+    }
 }
 
 /// `POST /api/confirm` `{"id": "<call id from confirmation_required>", "approve": true}`.

@@ -2,21 +2,24 @@
 //!
 //! Owns the session's I/O: frames and control messages from the socket into axon-core's
 //! [`VoiceSession`], its requests out to ASR and TTS ([`crate::speech`]) and to agent turns
-//! ([`crate::chat`]), and what it answers back onto the socket and `/api/events`. What
+//! ([`crate::agent`]), and what it answers back onto the socket and `/api/events`. What
 //! happens when is axon-core's; this loop only waits on the socket, the providers and the
 //! playback timer.
 
 use std::time::Duration;
 
 use axon_core::agent::llm::Message;
+use axon_core::agent::turn::{TurnEvent, TurnUpdate};
 use axon_core::audio::VadConfig;
 use axon_core::speech::asr_prompt;
-use axon_core::voice::{Mode, Outbound, VoiceAction, VoiceConfig, VoiceSession};
+use axon_core::voice::{
+    ErrorCode, Mode, Outbound, ServerMessage, VoiceAction, VoiceConfig, VoiceSession,
+};
 use futures_channel::mpsc;
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::json;
 use worker::{Request, Response, Result, WebSocket, WebSocketPair, WebsocketEvent};
 
 use crate::clock::now;
@@ -86,7 +89,7 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String, device:
     let Ok(mut socket) = ws.events() else {
         return;
     };
-    let (turn_tx, mut turn_rx) = mpsc::unbounded::<(String, Value)>();
+    let (turn_tx, mut turn_rx) = mpsc::unbounded::<(String, TurnUpdate)>();
     let mut work: FuturesUnordered<LocalBoxFuture<'static, Option<Done>>> = FuturesUnordered::new();
     // Never empty, so waiting on it never ends at once.
     work.push(futures_util::future::pending().boxed_local());
@@ -132,9 +135,10 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String, device:
                     match ctx.answer_confirmation(&id, approve) {
                         true => {}
                         false => {
-                            let _ = ws.send_with_str(
-                                json!({"type": "error", "code": "bad_message", "message": format!("no confirmation is waiting under {id:?}: it was answered, timed out (60 s), or never asked")}).to_string(),
-                            );
+                            let _ = ws.send_with_str(ServerMessage::error(
+                                ErrorCode::BadMessage,
+                                format!("no confirmation is waiting under {id:?}: it was answered, timed out (60 s), or never asked"),
+                            ).to_text());
                         }
                     }
                 }
@@ -143,18 +147,16 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String, device:
         while let Some(out) = session.poll_outbound() {
             let sent = match out {
                 Outbound::Audio(bytes) => ws.send_with_bytes(&bytes),
-                Outbound::Text(text) => {
-                    if text.contains("\"timings\"") {
-                        if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                            if v["type"] == "timings" {
-                                ctx.publish_event(
-                                    "voice_timings",
-                                    &json!({"user": user, "timings": v}),
-                                );
-                            }
-                        }
+                Outbound::Message(msg) => {
+                    if let ServerMessage::Timings(_) = &msg {
+                        // The message itself, `"type"` and all, as docs/voice.md §1.4 says.
+                        let timings = serde_json::to_value(&msg).unwrap_or_default();
+                        ctx.publish_event(
+                            "voice_timings",
+                            &json!({"user": user, "timings": timings}),
+                        );
                     }
-                    ws.send_with_str(&text)
+                    ws.send_with_str(msg.to_text())
                 }
             };
             if sent.is_err() {
@@ -182,8 +184,8 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String, device:
                 None => {}
             },
             ev = turn_rx.next() => {
-                if let Some((turn, event)) = ev {
-                    session.handle_turn_event(now(), &turn, &event);
+                if let Some((turn, update)) = ev {
+                    session.handle_turn(now(), &turn, &update);
                 }
             },
             _ = worker::Delay::from(wait).fuse() => session.handle_timeout(now()),
@@ -198,16 +200,18 @@ async fn start_turn(
     device: Option<String>,
     turn: String,
     text: String,
-    to_session: &mpsc::UnboundedSender<(String, Value)>,
+    to_session: &mpsc::UnboundedSender<(String, TurnUpdate)>,
 ) {
-    let (tx, mut rx) = mpsc::unbounded::<(String, Value)>();
+    let (tx, mut rx) = mpsc::unbounded::<TurnUpdate>();
     match crate::agent::begin_turn(ctx, Some(turn.clone()), user, device, Message::user(text)).await
     {
         Ok((id, t)) => {
-            let _ = tx.unbounded_send((
-                "turn".into(),
-                json!({"turn": id, "user": user, "llm": ctx.config().llm_name(), "vlm": ctx.config().vlm_name()}),
-            ));
+            let _ = tx.unbounded_send(TurnUpdate::Started {
+                turn: id.clone(),
+                user: user.to_string(),
+                llm: ctx.config().llm_name().into(),
+                vlm: ctx.config().vlm_name().into(),
+            });
             wasm_bindgen_futures::spawn_local(crate::agent::drive(
                 ctx.clone(),
                 id,
@@ -217,20 +221,16 @@ async fn start_turn(
             ));
         }
         Err(e) => {
-            let _ = tx.unbounded_send((
-                "error".into(),
-                json!({"type": "error", "message": format!("the turn could not start: {e}")}),
-            ));
-            let _ = tx.unbounded_send(("done".into(), json!({"turn": turn})));
+            let _ = tx.unbounded_send(TurnUpdate::Event(TurnEvent::Error {
+                message: format!("the turn could not start: {e}"),
+            }));
+            let _ = tx.unbounded_send(TurnUpdate::Done { turn: turn.clone() });
         }
     }
     let to_session = to_session.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        while let Some((kind, mut data)) = rx.next().await {
-            if let Some(obj) = data.as_object_mut() {
-                obj.entry("type").or_insert_with(|| Value::String(kind));
-            }
-            if to_session.unbounded_send((turn.clone(), data)).is_err() {
+        while let Some(update) = rx.next().await {
+            if to_session.unbounded_send((turn.clone(), update)).is_err() {
                 return;
             }
         }

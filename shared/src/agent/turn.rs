@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::agent::llm::{ChatRequest, FunctionSpec, Message, Reply, ToolSpec};
@@ -147,7 +147,7 @@ impl Default for TurnConfig {
 }
 
 /// What the person sees of a turn, in order (the `/api/chat` SSE events).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TurnEvent {
     /// More answer text, as the model writes it.
@@ -209,6 +209,45 @@ pub enum TurnEvent {
     Error {
         /// Why, for the person.
         message: String,
+    },
+}
+
+impl TurnEvent {
+    /// Its `type`: the `/api/chat` SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TurnEvent::TextDelta { .. } => "text_delta",
+            TurnEvent::ToolStarted { .. } => "tool_started",
+            TurnEvent::ToolFinished { .. } => "tool_finished",
+            TurnEvent::ConfirmationRequired { .. } => "confirmation_required",
+            TurnEvent::Answer { .. } => "answer",
+            TurnEvent::Error { .. } => "error",
+        }
+    }
+}
+
+/// What a shell relays of a turn it drives, in order: `Started`, the turn's events, `Done`.
+/// `/api/chat` sends them as SSE (`turn`, each event by its name, `done`); a voice session
+/// hears the same ([`crate::voice::VoiceSession::handle_turn`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnUpdate {
+    /// The turn began.
+    Started {
+        /// Its id.
+        turn: String,
+        /// Whose memory it uses.
+        user: String,
+        /// LLM provider name.
+        llm: String,
+        /// VLM provider name.
+        vlm: String,
+    },
+    /// One of its events.
+    Event(TurnEvent),
+    /// It is over (nothing follows).
+    Done {
+        /// Its id.
+        turn: String,
     },
 }
 

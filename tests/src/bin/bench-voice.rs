@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use axon_tests::voice_home::{runtime, speech, VoiceHome};
 use device_sim::voice::{signed_ms, turn_of, Inbound, TurnEnd, VoiceSession};
-use serde_json::json;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -194,7 +193,7 @@ fn main() {
             if let Some(end) = s.playback_end() {
                 tokio::time::sleep_until(end).await;
             }
-            s.send_json(&json!({"type": "playback_done"}));
+            s.send(&axon_core::voice::ClientMessage::PlaybackDone);
         }
         s.close().await;
     });

@@ -1,31 +1,27 @@
-//! One voice session (`/api/voice`, docs/voice.md): PCM frames and control messages in; what
-//! to transcribe, which turn to run, what to synthesise, and the frames and JSON messages for
-//! the device out.
+//! The voice session: the order of one spoken exchange (docs/voice.md §1), behind
+//! [`VoiceSession`]'s `handle_*` / `poll_*` drive loop.
 //!
-//! Owns the order of a spoken exchange: format checks, endpointing (the energy [`Vad`] in
-//! hands-free mode, `ptt` messages in push-to-talk), keeping the utterance with a little audio
-//! from before the VAD was sure, the answer split into sentences and each sent for speech as
-//! soon as it is whole, sentences played in order whatever order their audio comes back in,
-//! barge-in (speech during playback stops it), a spoken re-prompt when nothing was understood,
-//! a spoken yes/no answering a pending confirmation, and each turn's stage timings.
-//!
-//! It never transcribes, synthesises, runs a turn or touches a socket: it asks for that with
-//! [`VoiceAction`]s and hears back through `handle_*`. Time comes in as an argument; audio
-//! time is the count of samples received. Drain [`VoiceSession::poll_action`] and
-//! [`VoiceSession::poll_outbound`] after every input.
+//! Owns format checks, endpointing, early ASR, turn ids, what is passed on to the device, and
+//! which turn's speech plays; the per-turn speech is [`super::playout`]'s, sentence cutting
+//! [`super::sentences`]', stage times [`super::timings`]'. It never touches a socket or a clock
+//! and never reads or writes JSON itself: messages go through [`super::wire`].
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
-use serde_json::{json, Value};
-
+use super::playout::{AnswerText, Speech};
+use super::sentences::{transcript_text, yes_or_no};
+use super::timings::Timings;
+use super::wire::{
+    ClientMessage, ErrorCode, Mode, ServerMessage, StopReason, VoiceState, FORMAT, FRAME_MS,
+    MAX_FRAME_BYTES, SAMPLE_RATE,
+};
+use crate::agent::turn::{TurnEvent, TurnUpdate};
+use crate::audio::SAMPLES_PER_10MS;
 use crate::audio::{
     has_speech, pcm_from_bytes, pcm_to_bytes, wav_encode, Vad, VadConfig, VadEvent,
 };
-use crate::audio::{SAMPLES_PER_10MS, SAMPLE_RATE};
 use crate::time::Timestamp;
 
-/// The largest audio message accepted: one second.
-pub const MAX_FRAME_BYTES: usize = 32_000;
 /// What the agent says when it understood nothing.
 pub const REPROMPT: &str = "Sorry, I didn't catch that. Could you say it again?";
 /// Audio kept from before the VAD was sure speech had started (it needs 100 ms to be sure,
@@ -36,34 +32,6 @@ const OUT_CHUNK_SAMPLES: usize = SAMPLE_RATE as usize / 10;
 /// A push-to-talk press shorter than this held no words.
 const MIN_UTTERANCE_MS: u64 = 200;
 const SAMPLES_PER_MS: u64 = (SAMPLE_RATE / 1000) as u64;
-
-/// How utterances are found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// The VAD finds the start and the end of each utterance.
-    HandsFree,
-    /// The device marks them with `ptt` messages.
-    PushToTalk,
-}
-
-impl Mode {
-    /// `hands_free` or `push_to_talk`.
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s {
-            "hands_free" => Some(Mode::HandsFree),
-            "push_to_talk" => Some(Mode::PushToTalk),
-            _ => None,
-        }
-    }
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::HandsFree => "hands_free",
-            Mode::PushToTalk => "push_to_talk",
-        }
-    }
-}
 
 /// A session's settings.
 #[derive(Debug, Clone)]
@@ -107,8 +75,8 @@ pub enum VoiceAction {
         /// The audio.
         wav: Vec<u8>,
     },
-    /// Run an agent turn on this text under this id; feed its events to
-    /// [`VoiceSession::handle_turn_event`].
+    /// Run an agent turn on this text under this id; feed what it reports to
+    /// [`VoiceSession::handle_turn`].
     StartTurn {
         /// The turn id (also its call-id prefix).
         turn: String,
@@ -136,170 +104,10 @@ pub enum VoiceAction {
 /// A message for the device.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outbound {
-    /// A JSON control message.
-    Text(String),
+    /// A control message (send it as text: [`ServerMessage::to_text`]).
+    Message(ServerMessage),
     /// PCM s16le 16 kHz mono.
     Audio(Vec<u8>),
-}
-
-/// The first piece of an answer may end at a comma once it is this long: the first audio waits
-/// for the first piece's whole synthesis, and a long first sentence ("It's 21.3 °C in the hall,
-/// 45% humidity, set to 21 °C.") was the voice loop's p90 (bench-voice).
-pub const FIRST_CLAUSE_MIN_CHARS: usize = 20;
-
-/// Splits streamed answer text into sentences to speak, one as soon as it is whole. The first
-/// piece may be a clause (see [`FIRST_CLAUSE_MIN_CHARS`]), so that speech starts sooner.
-#[derive(Debug, Default, Clone)]
-pub struct SentenceSplitter {
-    buf: String,
-    emitted: usize,
-}
-
-impl SentenceSplitter {
-    /// A splitter with nothing in it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds text; returns the sentences it completed. A sentence ends at `.`, `!`, `?`, `;`
-    /// or `:` followed by white space, at a new line, or at a CJK full stop; "21.5" and
-    /// "e.g." inside a word do not end one. Before anything was returned, a `,` or `，`
-    /// followed by white space also ends a piece of [`FIRST_CLAUSE_MIN_CHARS`] or more.
-    pub fn push(&mut self, text: &str) -> Vec<String> {
-        self.buf.push_str(text);
-        let mut out = Vec::new();
-        loop {
-            let mut cut = None;
-            let mut chars = self.buf.char_indices().peekable();
-            while let Some((i, c)) = chars.next() {
-                let next = chars.peek().map(|&(_, n)| n);
-                let first = self.emitted == 0;
-                let end = match c {
-                    '。' | '！' | '？' | '\n' => Some(i + c.len_utf8()),
-                    '.' | '!' | '?' | ';' | ':' if next.is_some_and(char::is_whitespace) => {
-                        Some(i + 1)
-                    }
-                    ',' | '，'
-                        if first
-                            && next.is_some_and(char::is_whitespace)
-                            && self.buf[..i].trim().chars().count() >= FIRST_CLAUSE_MIN_CHARS =>
-                    {
-                        Some(i + c.len_utf8())
-                    }
-                    _ => None,
-                };
-                if end.is_some() {
-                    cut = end;
-                    break;
-                }
-            }
-            let Some(cut) = cut else { break };
-            let sentence: String = self.buf.drain(..cut).collect();
-            if let Some(s) = clean(&sentence) {
-                self.emitted += 1;
-                out.push(s);
-            }
-        }
-        out
-    }
-
-    /// What is left when the text is complete.
-    pub fn finish(&mut self) -> Option<String> {
-        let rest = std::mem::take(&mut self.buf);
-        clean(&rest)
-    }
-}
-
-/// Markdown and list marks are not read aloud.
-fn clean(s: &str) -> Option<String> {
-    let t: String = s
-        .chars()
-        .filter(|c| !matches!(c, '*' | '`' | '#' | '_'))
-        .collect();
-    let t = t.trim().trim_start_matches("- ").trim();
-    t.chars().any(char::is_alphanumeric).then(|| t.to_string())
-}
-
-/// What an ASR said, minus the non-speech marks Whisper writes for silence and noise.
-pub fn transcript_text(raw: &str) -> String {
-    let mut out = String::new();
-    let mut depth = 0u32;
-    for c in raw.chars() {
-        match c {
-            '[' | '(' => depth += 1,
-            ']' | ')' => depth = depth.saturating_sub(1),
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    let t = out.split_whitespace().collect::<Vec<_>>().join(" ");
-    if t.chars().any(char::is_alphanumeric) {
-        t
-    } else {
-        String::new()
-    }
-}
-
-/// A spoken answer to a confirmation: `Some(true)` for yes, `Some(false)` for no.
-pub fn yes_or_no(text: &str) -> Option<bool> {
-    let words: Vec<String> = text
-        .to_lowercase()
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect();
-    let has = |set: &[&str]| words.iter().any(|w| set.contains(&w.as_str()));
-    let no = has(&["no", "nope", "don't", "dont", "cancel", "stop", "not"]);
-    let yes = has(&[
-        "yes", "yeah", "yep", "sure", "ok", "okay", "confirm", "go", "do",
-    ]);
-    match (yes, no) {
-        (_, true) if words.len() <= 6 => Some(false),
-        (true, false) if words.len() <= 6 => Some(true),
-        _ => None,
-    }
-}
-
-#[derive(Debug, Default, Clone)]
-struct Timings {
-    /// ASR began at the VAD's pause, before the endpoint.
-    early: bool,
-    endpoint_ms: Option<u64>,
-    t_endpoint: Option<Timestamp>,
-    t_transcript: Option<Timestamp>,
-    t_first_token: Option<Timestamp>,
-    t_first_tool_result: Option<Timestamp>,
-    t_first_sentence: Option<Timestamp>,
-    t_first_audio: Option<Timestamp>,
-}
-
-impl Timings {
-    fn to_json(&self, turn: &str) -> Value {
-        let since = |a: Option<Timestamp>, b: Option<Timestamp>| match (a, b) {
-            (Some(a), Some(b)) => Some(b.saturating_since(a).as_millis() as u64),
-            _ => None,
-        };
-        let first_audio = since(self.t_endpoint, self.t_first_audio);
-        let mut v = json!({
-            "type": "timings",
-            "turn": turn,
-            "endpoint_ms": self.endpoint_ms,
-            "asr_ms": since(self.t_endpoint, self.t_transcript),
-            "llm_first_token_ms": since(self.t_transcript, self.t_first_token),
-            "first_tool_result_ms": since(self.t_transcript, self.t_first_tool_result),
-            "tts_first_audio_ms": since(self.t_first_sentence, self.t_first_audio),
-            "first_audio_ms": first_audio,
-            "asr_early": self.early,
-            "end_of_speech_to_first_audio_ms": match (self.endpoint_ms, first_audio) {
-                (Some(e), Some(f)) => Some(e + f),
-                _ => None,
-            },
-        });
-        if let Some(obj) = v.as_object_mut() {
-            obj.retain(|_, x| !x.is_null());
-        }
-        v
-    }
 }
 
 /// ASR started when the speaker paused: if the pause becomes the endpoint, its transcript is
@@ -312,29 +120,6 @@ struct EarlyAsr {
     paused_at_ms: u64,
     /// The transcript, if it came before the endpoint.
     outcome: Option<Result<String, String>>,
-}
-
-/// One turn's speech.
-#[derive(Debug, Default)]
-struct Speech {
-    splitter: SentenceSplitter,
-    texts: BTreeMap<u32, String>,
-    /// Sentences waiting for their `Synthesize`: one is synthesised at a time (see
-    /// `next_synthesis`).
-    unsynthesized: VecDeque<u32>,
-    synthesizing: bool,
-    ready: BTreeMap<u32, Option<Vec<i16>>>,
-    next_index: u32,
-    next_to_send: u32,
-    heard_text: bool,
-    turn_done: bool,
-    begun: bool,
-    completed: bool,
-    terminated: bool,
-    audio_ms: u64,
-    playback_end: Option<Timestamp>,
-    timings: Timings,
-    timings_sent: bool,
 }
 
 /// One voice session.
@@ -359,7 +144,7 @@ pub struct VoiceSession {
     /// A confirmation waiting for the person: (call id, turn).
     pending_confirmation: Option<(String, String)>,
     playback_done: bool,
-    state: &'static str,
+    state: VoiceState,
     actions: VecDeque<VoiceAction>,
     out: VecDeque<Outbound>,
 }
@@ -384,24 +169,25 @@ impl VoiceSession {
             current: None,
             pending_confirmation: None,
             playback_done: false,
-            state: "listening",
+            state: VoiceState::Listening,
             actions: VecDeque::new(),
             out: VecDeque::new(),
             config,
         };
-        s.send(json!({
-            "type": "ready",
-            "session": s.config.session,
-            "mode": s.config.mode.as_str(),
-            "format": "s16le",
-            "sample_rate": SAMPLE_RATE,
-            "frame_ms": 20,
-            "asr": s.config.asr,
-            "tts": s.config.tts,
-            "llm": s.config.llm,
-            "silence_ms": s.config.vad.silence_ms,
-        }));
-        s.send(json!({"type": "state", "state": "listening"}));
+        s.send(ServerMessage::Ready {
+            session: s.config.session.clone(),
+            mode: s.config.mode,
+            format: FORMAT.into(),
+            sample_rate: SAMPLE_RATE,
+            frame_ms: FRAME_MS,
+            asr: s.config.asr.clone(),
+            tts: s.config.tts.clone(),
+            llm: s.config.llm.clone(),
+            silence_ms: s.config.vad.silence_ms,
+        });
+        s.send(ServerMessage::State {
+            state: VoiceState::Listening,
+        });
         s
     }
 
@@ -417,13 +203,13 @@ impl VoiceSession {
 
     /// When [`VoiceSession::handle_timeout`] wants to be called (playback ends).
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        if self.state != "speaking" {
+        if self.state != VoiceState::Speaking {
             return None;
         }
         self.current
             .as_ref()
             .and_then(|t| self.speeches.get(t))
-            .filter(|s| s.completed)
+            .filter(|s| s.playout.complete())
             .and_then(|s| s.playback_end)
     }
 
@@ -431,7 +217,7 @@ impl VoiceSession {
     pub fn handle_timeout(&mut self, now: Timestamp) {
         if let Some(end) = self.poll_timeout() {
             if now >= end {
-                self.set_state("listening");
+                self.set_state(VoiceState::Listening);
             }
         }
     }
@@ -441,9 +227,9 @@ impl VoiceSession {
         let Some(s) = self.current.as_ref().and_then(|t| self.speeches.get(t)) else {
             return false;
         };
-        s.begun
-            && !s.terminated
-            && !(s.completed && (self.playback_done || s.playback_end.is_some_and(|e| now >= e)))
+        s.playout.audible()
+            && !(s.playout.complete()
+                && (self.playback_done || s.playback_end.is_some_and(|e| now >= e)))
     }
 
     /// A binary message: audio.
@@ -451,7 +237,7 @@ impl VoiceSession {
         let step = SAMPLES_PER_10MS * 2;
         if bytes.is_empty() || bytes.len() % step != 0 || bytes.len() > MAX_FRAME_BYTES {
             self.error(
-                "bad_frame",
+                ErrorCode::BadFrame,
                 format!(
                     "an audio message of {} bytes was dropped: send s16le mono 16 kHz in whole 10 ms steps ({step} bytes each), at most {MAX_FRAME_BYTES} bytes (1 s) per message",
                     bytes.len()
@@ -463,7 +249,7 @@ impl VoiceSession {
             if !self.refused_reported {
                 self.refused_reported = true;
                 self.error(
-                    "bad_format",
+                    ErrorCode::BadFormat,
                     "audio refused: send {\"type\":\"start\",\"format\":\"s16le\",\"sample_rate\":16000,\"channels\":1} first",
                 );
             }
@@ -512,9 +298,9 @@ impl VoiceSession {
         self.recent.clear();
         self.utterance = Some(u);
         self.speech_start_ms = at_ms;
-        self.send(json!({"type": "speech_started", "at_ms": at_ms}));
-        self.barge_in(now, "barge_in");
-        self.set_state("listening");
+        self.send(ServerMessage::SpeechStarted { at_ms });
+        self.barge_in(now, StopReason::BargeIn);
+        self.set_state(VoiceState::Listening);
     }
 
     /// The speaker paused: transcribe what was said so far, in case that was all.
@@ -553,7 +339,7 @@ impl VoiceSession {
         let Some(u) = self.utterance.take() else {
             return;
         };
-        self.send(json!({"type": "speech_ended", "at_ms": at_ms, "speech_ms": speech_ms}));
+        self.send(ServerMessage::SpeechEnded { at_ms, speech_ms });
         // From the end of the words to the endpoint: the silence the VAD waited for.
         let endpoint_ms = at_ms.saturating_sub(self.speech_start_ms + speech_ms);
         // The pause is this endpoint's own silence run only if it came exactly that much
@@ -570,7 +356,7 @@ impl VoiceSession {
                     t.endpoint_ms = Some(endpoint_ms);
                     t.t_endpoint = Some(now);
                 }
-                self.set_state("thinking");
+                self.set_state(VoiceState::Thinking);
                 if let Some(outcome) = e.outcome {
                     self.handle_transcript(now, e.utterance, outcome);
                 }
@@ -594,31 +380,31 @@ impl VoiceSession {
                 ..Default::default()
             },
         );
-        self.set_state("thinking");
+        self.set_state(VoiceState::Thinking);
         self.actions.push_back(VoiceAction::Transcribe {
             utterance: id,
             wav: wav_encode(&samples, SAMPLE_RATE),
         });
     }
 
-    /// A text message: a control message (docs/voice.md §1.2).
+    /// A text message: a control message (docs/voice.md §1.2). One that breaks the contract
+    /// is answered `bad_message` and changes nothing.
     pub fn handle_text(&mut self, now: Timestamp, text: &str) {
-        let v: Value = match serde_json::from_str(text) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => {
-                self.error(
-                    "bad_message",
-                    "a text message must be a JSON object with \"type\": start, ptt, text, confirm, cancel or playback_done",
-                );
-                return;
-            }
-        };
-        match v.get("type").and_then(Value::as_str) {
-            Some("start") => {
-                let format = v.get("format").and_then(Value::as_str).unwrap_or("s16le");
-                let rate = v.get("sample_rate").and_then(Value::as_u64).unwrap_or(16_000);
-                let channels = v.get("channels").and_then(Value::as_u64).unwrap_or(1);
-                if format == "s16le" && rate == u64::from(SAMPLE_RATE) && channels == 1 {
+        match ClientMessage::parse(text) {
+            Ok(m) => self.handle_message(now, m),
+            Err(e) => self.error(ErrorCode::BadMessage, e.to_string()),
+        }
+    }
+
+    /// A control message already parsed.
+    pub fn handle_message(&mut self, now: Timestamp, msg: ClientMessage) {
+        match msg {
+            ClientMessage::Start {
+                format,
+                sample_rate: rate,
+                channels,
+            } => {
+                if format == FORMAT && rate == u64::from(SAMPLE_RATE) && channels == 1 {
                     self.format_ok = true;
                     self.refused_reported = false;
                 } else {
@@ -627,93 +413,72 @@ impl VoiceSession {
                     // start's error learns why its audio goes nowhere.
                     self.refused_reported = false;
                     self.error(
-                        "bad_format",
+                        ErrorCode::BadFormat,
                         format!(
                             "{format} at {rate} Hz with {channels} channel(s) is not accepted: send s16le, 16000 Hz, 1 channel (audio is refused until a start with that format)"
                         ),
                     );
                 }
             }
-            Some("ptt") => match v.get("down").and_then(Value::as_bool) {
-                Some(true) => {
-                    self.drop_early();
-                    self.ptt_down = true;
-                    self.utterance = Some(Vec::new());
-                    self.send(json!({"type": "speech_started", "at_ms": self.audio_ms}));
-                    self.barge_in(now, "barge_in");
-                    self.set_state("listening");
-                }
-                Some(false) => {
-                    self.ptt_down = false;
-                    if let Some(u) = self.utterance.take() {
-                        let ms = u.len() as u64 / SAMPLES_PER_MS;
-                        self.send(json!({"type": "speech_ended", "at_ms": self.audio_ms, "speech_ms": ms}));
-                        if ms < MIN_UTTERANCE_MS {
-                            self.error(
-                                "asr_empty",
-                                format!("the press held {ms} ms of audio: hold the button while you speak"),
-                            );
-                            self.set_state("listening");
-                        } else if !has_speech(&u, &self.config.vad) {
-                            // Never sent to ASR: Whisper, given the home's prompt, writes one
-                            // of its example commands for silence (tiny.en: "Set the bedroom
-                            // thermostat to 21."), and the agent would carry it out.
-                            let floor = self.config.vad.min_speech_dbfs as i32;
-                            let timings = Timings {
-                                endpoint_ms: Some(0),
-                                t_endpoint: Some(now),
-                                t_transcript: Some(now),
-                                ..Default::default()
-                            };
-                            self.nothing_understood(
-                                now,
-                                timings,
-                                &format!("the press held {ms} ms without speech (nothing louder than {floor} dBFS): speak while you hold the button"),
-                            );
-                        } else {
-                            self.transcribe(now, u, Some(0));
-                        }
+            ClientMessage::Ptt { down: true } => {
+                self.drop_early();
+                self.ptt_down = true;
+                self.utterance = Some(Vec::new());
+                self.send(ServerMessage::SpeechStarted {
+                    at_ms: self.audio_ms,
+                });
+                self.barge_in(now, StopReason::BargeIn);
+                self.set_state(VoiceState::Listening);
+            }
+            ClientMessage::Ptt { down: false } => {
+                self.ptt_down = false;
+                if let Some(u) = self.utterance.take() {
+                    let ms = u.len() as u64 / SAMPLES_PER_MS;
+                    self.send(ServerMessage::SpeechEnded {
+                        at_ms: self.audio_ms,
+                        speech_ms: ms,
+                    });
+                    if ms < MIN_UTTERANCE_MS {
+                        self.error(
+                            ErrorCode::AsrEmpty,
+                            format!(
+                                "the press held {ms} ms of audio: hold the button while you speak"
+                            ),
+                        );
+                        self.set_state(VoiceState::Listening);
+                    } else if !has_speech(&u, &self.config.vad) {
+                        // Never sent to ASR: Whisper, given the home's prompt, writes one
+                        // of its example commands for silence (tiny.en: "Set the bedroom
+                        // thermostat to 21."), and the agent would carry it out.
+                        let floor = self.config.vad.min_speech_dbfs as i32;
+                        let timings = Timings {
+                            endpoint_ms: Some(0),
+                            t_endpoint: Some(now),
+                            t_transcript: Some(now),
+                            ..Default::default()
+                        };
+                        self.nothing_understood(
+                            now,
+                            timings,
+                            &format!("the press held {ms} ms without speech (nothing louder than {floor} dBFS): speak while you hold the button"),
+                        );
+                    } else {
+                        self.transcribe(now, u, Some(0));
                     }
-                }
-                None => self.error("bad_message", "ptt needs \"down\": true or false"),
-            },
-            Some("text") => match v.get("text").and_then(Value::as_str).map(str::trim) {
-                Some(t) if !t.is_empty() => {
-                    let t = t.to_string();
-                    self.barge_in(now, "barge_in");
-                    self.understood(now, t, Timings::default());
-                }
-                _ => self.error("bad_message", "text needs a non-empty \"text\""),
-            },
-            Some("confirm") => {
-                match (
-                    v.get("id").and_then(Value::as_str),
-                    v.get("approve").and_then(Value::as_bool),
-                ) {
-                    (Some(id), Some(approve)) => {
-                        let id = id.to_string();
-                        self.confirm(id, approve);
-                    }
-                    _ => self.error(
-                        "bad_message",
-                        "confirm needs \"id\" (from confirmation_required) and \"approve\": true or false",
-                    ),
                 }
             }
-            Some("cancel") => self.barge_in(now, "cancel"),
-            Some("playback_done") => {
+            ClientMessage::Text { text } => {
+                self.barge_in(now, StopReason::BargeIn);
+                self.understood(now, text, Timings::default());
+            }
+            ClientMessage::Confirm { id, approve } => self.confirm(id, approve),
+            ClientMessage::Cancel => self.barge_in(now, StopReason::Cancel),
+            ClientMessage::PlaybackDone => {
                 self.playback_done = true;
-                if self.state == "speaking" && !self.is_speaking(now) {
-                    self.set_state("listening");
+                if self.state == VoiceState::Speaking && !self.is_speaking(now) {
+                    self.set_state(VoiceState::Listening);
                 }
             }
-            other => self.error(
-                "bad_message",
-                format!(
-                    "unknown message type {:?}: use start, ptt, text, confirm, cancel or playback_done",
-                    other.unwrap_or("(none)")
-                ),
-            ),
         }
     }
 
@@ -735,8 +500,8 @@ impl VoiceSession {
         timings.t_transcript = Some(now);
         match outcome {
             Err(e) => {
-                self.error("asr_failed", e);
-                self.set_state("listening");
+                self.error(ErrorCode::AsrFailed, e);
+                self.set_state(VoiceState::Listening);
             }
             Ok(raw) => {
                 let text = transcript_text(&raw);
@@ -750,7 +515,11 @@ impl VoiceSession {
                 }
                 if let Some((id, _)) = self.pending_confirmation.clone() {
                     if let Some(approve) = yes_or_no(&text) {
-                        self.send(json!({"type": "transcript", "text": text, "confirms": id}));
+                        self.send(ServerMessage::Transcript {
+                            turn: None,
+                            text,
+                            confirms: Some(id.clone()),
+                        });
                         self.confirm(id, approve);
                         return;
                     }
@@ -762,13 +531,12 @@ impl VoiceSession {
 
     /// `asr_empty`, and the re-prompt spoken as the turn's answer.
     fn nothing_understood(&mut self, now: Timestamp, timings: Timings, why: &str) {
-        self.error("asr_empty", why);
+        self.error(ErrorCode::AsrEmpty, why);
         let turn = self.turn_id();
         self.current = Some(turn.clone());
         let speech = Speech {
-            timings,
-            heard_text: true,
-            ..Default::default()
+            answer: AnswerText::Streaming,
+            ..Speech::new(timings)
         };
         self.speeches.insert(turn.clone(), speech);
         self.speak_text(now, &turn, REPROMPT);
@@ -786,72 +554,90 @@ impl VoiceSession {
         if timings.t_transcript.is_none() {
             timings.t_transcript = Some(now);
         }
-        self.send(json!({"type": "transcript", "turn": turn, "text": text}));
-        self.speeches.insert(
-            turn.clone(),
-            Speech {
-                timings,
-                ..Default::default()
-            },
-        );
+        self.send(ServerMessage::Transcript {
+            turn: Some(turn.clone()),
+            text: text.clone(),
+            confirms: None,
+        });
+        self.speeches.insert(turn.clone(), Speech::new(timings));
         self.current = Some(turn.clone());
         self.playback_done = false;
-        self.set_state("thinking");
+        self.set_state(VoiceState::Thinking);
         self.actions
             .push_back(VoiceAction::StartTurn { turn, text });
     }
 
-    /// One event of a turn this session started (the `/api/chat` event objects, each with
-    /// `"type"`; `done` when the turn is over). Every event is passed on to the device.
-    pub fn handle_turn_event(&mut self, now: Timestamp, turn: &str, event: &Value) {
-        let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
-        self.send(event.clone());
+    /// What a turn this session started reports (its start, each event, its end), in order.
+    /// Every update is passed on to the device.
+    pub fn handle_turn(&mut self, now: Timestamp, turn: &str, update: &TurnUpdate) {
+        self.send(match update {
+            TurnUpdate::Started {
+                turn,
+                user,
+                llm,
+                vlm,
+            } => ServerMessage::Turn {
+                turn: turn.clone(),
+                user: user.clone(),
+                llm: llm.clone(),
+                vlm: vlm.clone(),
+            },
+            TurnUpdate::Event(ev) => ServerMessage::Agent(ev.clone()),
+            TurnUpdate::Done { turn } => ServerMessage::Done { turn: turn.clone() },
+        });
         let Some(speech) = self.speeches.get_mut(turn) else {
             return;
         };
+        let event = match update {
+            TurnUpdate::Started { .. } => return,
+            TurnUpdate::Done { .. } => return self.finish_text(now, turn),
+            TurnUpdate::Event(ev) => ev,
+        };
         let first_token = matches!(
-            kind,
-            "text_delta" | "tool_started" | "confirmation_required"
+            event,
+            TurnEvent::TextDelta { .. }
+                | TurnEvent::ToolStarted { .. }
+                | TurnEvent::ConfirmationRequired { .. }
         );
         if first_token && speech.timings.t_first_token.is_none() {
             speech.timings.t_first_token = Some(now);
         }
-        if kind == "tool_finished" && speech.timings.t_first_tool_result.is_none() {
+        if matches!(event, TurnEvent::ToolFinished { .. })
+            && speech.timings.t_first_tool_result.is_none()
+        {
             speech.timings.t_first_tool_result = Some(now);
         }
-        let str_of = |key: &str| {
-            event
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        match kind {
-            "text_delta" => {
-                speech.heard_text = true;
-                self.speak_text(now, turn, &str_of("text"));
+        let heard = speech.heard_text();
+        let mut hear = || {
+            if !heard {
+                speech.answer = AnswerText::Streaming;
             }
-            "confirmation_required" => {
-                self.pending_confirmation = Some((str_of("id"), turn.to_string()));
-                let ask = format!(" {} Say yes or no.\n", str_of("prompt"));
+        };
+        match event {
+            TurnEvent::TextDelta { text } => {
+                hear();
+                self.speak_text(now, turn, text);
+            }
+            TurnEvent::ConfirmationRequired { id, prompt, .. } => {
+                self.pending_confirmation = Some((id.clone(), turn.to_string()));
+                let ask = format!(" {prompt} Say yes or no.\n");
                 self.speak_text(now, turn, &ask);
             }
             // A provider that streamed nothing still has its answer spoken.
-            "answer" if !speech.heard_text => {
-                speech.heard_text = true;
-                self.speak_text(now, turn, &str_of("text"));
+            TurnEvent::Answer { text, .. } if !heard => {
+                hear();
+                self.speak_text(now, turn, text);
             }
-            "error" => {
-                let spoken = speech.heard_text;
-                speech.heard_text = true;
-                let message = str_of("message");
-                self.error("turn_failed", message.clone());
-                if !spoken {
-                    self.speak_text(now, turn, &message);
+            TurnEvent::Error { message } => {
+                hear();
+                self.error(ErrorCode::TurnFailed, message.clone());
+                if !heard {
+                    self.speak_text(now, turn, message);
                 }
             }
-            "done" => self.finish_text(now, turn),
-            _ => {}
+            TurnEvent::ToolStarted { .. }
+            | TurnEvent::ToolFinished { .. }
+            | TurnEvent::Answer { .. } => {}
         }
     }
 
@@ -867,16 +653,19 @@ impl VoiceSession {
                 let speech = Speech {
                     next_index: old.next_index,
                     next_to_send: old.next_index,
-                    heard_text: old.heard_text,
-                    timings: old.timings,
-                    ..Default::default()
+                    answer: if old.heard_text() {
+                        AnswerText::Streaming
+                    } else {
+                        AnswerText::Awaited
+                    },
+                    ..Speech::new(old.timings)
                 };
                 self.speeches.insert(turn.clone(), speech);
                 self.current = Some(turn);
                 self.playback_done = false;
             }
         }
-        self.set_state("thinking");
+        self.set_state(VoiceState::Thinking);
         self.actions.push_back(VoiceAction::Confirm { id, approve });
     }
 
@@ -894,7 +683,7 @@ impl VoiceSession {
         let Some(speech) = self.speeches.get_mut(turn) else {
             return;
         };
-        if speech.terminated {
+        if speech.playout.stopped() {
             return;
         }
         let index = speech.next_index;
@@ -915,18 +704,16 @@ impl VoiceSession {
         let Some(speech) = self.speeches.get_mut(turn) else {
             return;
         };
-        if speech.terminated {
+        if speech.playout.stopped() {
             // Nothing more is spoken: the waiting sentences count as done without audio.
-            for index in speech.unsynthesized.drain(..) {
-                speech.ready.insert(index, None);
-            }
+            speech.stop();
             return;
         }
-        if speech.synthesizing {
+        if speech.synthesizing.is_some() {
             return;
         }
         if let Some(index) = speech.unsynthesized.pop_front() {
-            speech.synthesizing = true;
+            speech.synthesizing = Some(index);
             let text = speech.texts.get(&index).cloned().unwrap_or_default();
             self.actions.push_back(VoiceAction::Synthesize {
                 turn: turn.to_string(),
@@ -940,7 +727,7 @@ impl VoiceSession {
         let Some(speech) = self.speeches.get_mut(turn) else {
             return;
         };
-        speech.turn_done = true;
+        speech.answer = AnswerText::Ended;
         if let Some(rest) = speech.splitter.finish() {
             self.queue_sentence(now, turn, rest);
         }
@@ -961,14 +748,14 @@ impl VoiceSession {
         if index < speech.next_to_send {
             return; // for speech that was replaced (see `confirm`)
         }
-        speech.synthesizing = false;
+        speech.synthesizing = None;
         match outcome {
             Ok(audio) => {
                 speech.ready.insert(index, Some(audio));
             }
             Err(e) => {
                 speech.ready.insert(index, None);
-                self.error("tts_failed", e);
+                self.error(ErrorCode::TtsFailed, e);
             }
         }
         self.next_synthesis(turn);
@@ -988,20 +775,20 @@ impl VoiceSession {
             let Some(audio) = audio.filter(|a| !a.is_empty()) else {
                 continue;
             };
-            if speech.terminated {
+            if speech.playout.stopped() {
                 continue;
             }
-            if !speech.begun {
-                speech.begun = true;
-                out.push(Outbound::Text(
-                    json!({"type": "tts_begin", "turn": turn}).to_string(),
-                ));
+            if speech.begin() {
+                out.push(Outbound::Message(ServerMessage::TtsBegin {
+                    turn: turn.to_string(),
+                }));
             }
             let text = speech.texts.get(&index).cloned().unwrap_or_default();
-            out.push(Outbound::Text(
-                json!({"type": "tts_sentence", "turn": turn, "index": index, "text": text})
-                    .to_string(),
-            ));
+            out.push(Outbound::Message(ServerMessage::TtsSentence {
+                turn: turn.to_string(),
+                index,
+                text,
+            }));
             for chunk in audio.chunks(OUT_CHUNK_SAMPLES) {
                 out.push(Outbound::Audio(pcm_to_bytes(chunk)));
             }
@@ -1013,46 +800,40 @@ impl VoiceSession {
             let from = speech.playback_end.filter(|e| *e > now).unwrap_or(now);
             speech.playback_end = Some(from + std::time::Duration::from_millis(ms));
         }
-        let all_sent = speech.turn_done && speech.next_to_send == speech.next_index;
-        let mut finished = None;
-        if all_sent && !speech.completed {
-            speech.completed = true;
-            if speech.begun && !speech.terminated {
-                out.push(Outbound::Text(
-                    json!({"type": "tts_complete", "turn": turn, "audio_ms": speech.audio_ms})
-                        .to_string(),
-                ));
+        if speech.all_sent() && !speech.playout.complete() {
+            if speech.playout.audible() {
+                out.push(Outbound::Message(ServerMessage::TtsComplete {
+                    turn: turn.to_string(),
+                    audio_ms: speech.audio_ms,
+                }));
             }
-            if !speech.timings_sent {
-                speech.timings_sent = true;
-                finished = Some(speech.timings.to_json(turn));
-            }
+            speech.complete();
+            out.push(Outbound::Message(ServerMessage::Timings(
+                speech.timings.report(turn),
+            )));
         }
-        let speaking = speech.begun && !speech.terminated;
-        let done = speech.completed;
+        let speaking = speech.playout.audible();
+        let done = speech.playout.complete();
         self.out.extend(out);
-        if let Some(t) = finished {
-            self.send(t);
-        }
-        if is_current && speaking && self.state != "speaking" && !done {
-            self.set_state("speaking");
+        if is_current && speaking && self.state != VoiceState::Speaking && !done {
+            self.set_state(VoiceState::Speaking);
         }
         if is_current && done {
             if speaking && !self.playback_done {
-                self.set_state("speaking");
+                self.set_state(VoiceState::Speaking);
                 self.handle_timeout(now);
-            } else if self.state != "listening" && self.pending_confirmation.is_none() {
-                self.set_state("listening");
+            } else if self.state != VoiceState::Listening && self.pending_confirmation.is_none() {
+                self.set_state(VoiceState::Listening);
             }
         }
         if done {
             self.speeches
-                .retain(|t, s| !s.completed || Some(t) == self.current.as_ref());
+                .retain(|t, s| !s.playout.complete() || Some(t) == self.current.as_ref());
         }
     }
 
     /// Speech from the device, a new typed turn or `cancel`: the current speech stops.
-    fn barge_in(&mut self, now: Timestamp, reason: &str) {
+    fn barge_in(&mut self, now: Timestamp, reason: StopReason) {
         let speaking = self.is_speaking(now);
         let Some(turn) = self.current.clone() else {
             return;
@@ -1060,39 +841,75 @@ impl VoiceSession {
         let Some(speech) = self.speeches.get_mut(&turn) else {
             return;
         };
-        if speech.terminated || (speech.completed && !speaking) {
+        if speech.playout.stopped() || (speech.playout.complete() && !speaking) {
             return;
         }
-        speech.terminated = true;
-        for index in speech.unsynthesized.drain(..) {
-            speech.ready.insert(index, None);
-        }
-        if speech.begun && speaking {
-            self.send(json!({"type": "tts_terminate", "turn": turn, "reason": reason}));
+        let audible = speech.playout.audible();
+        speech.stop();
+        if audible && speaking {
+            self.send(ServerMessage::TtsTerminate { turn, reason });
         }
         self.playback_done = true;
     }
 
-    fn set_state(&mut self, state: &'static str) {
+    fn set_state(&mut self, state: VoiceState) {
         if self.state != state {
             self.state = state;
-            self.send(json!({"type": "state", "state": state}));
+            self.send(ServerMessage::State { state });
         }
     }
 
-    fn error(&mut self, code: &str, message: impl Into<String>) {
-        self.send(json!({"type": "error", "code": code, "message": message.into()}));
+    fn error(&mut self, code: ErrorCode, message: impl Into<String>) {
+        self.send(ServerMessage::error(code, message));
     }
 
-    fn send(&mut self, v: Value) {
-        self.out.push_back(Outbound::Text(v.to_string()));
+    fn send(&mut self, m: ServerMessage) {
+        self.out.push_back(Outbound::Message(m));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
     use std::time::Duration;
+
+    fn delta(text: &str) -> TurnUpdate {
+        TurnUpdate::Event(TurnEvent::TextDelta { text: text.into() })
+    }
+
+    fn answer(text: &str) -> TurnUpdate {
+        TurnUpdate::Event(TurnEvent::Answer {
+            text: text.into(),
+            steps: 1,
+        })
+    }
+
+    fn done(turn: &str) -> TurnUpdate {
+        TurnUpdate::Done { turn: turn.into() }
+    }
+
+    fn tool(id: &str, finished: bool) -> TurnUpdate {
+        let (device, tool) = ("kitchen-lamp".to_string(), "set_power".to_string());
+        TurnUpdate::Event(if finished {
+            TurnEvent::ToolFinished {
+                id: id.into(),
+                device,
+                tool,
+                ok: true,
+                ms: 8,
+                result: None,
+                error: None,
+            }
+        } else {
+            TurnEvent::ToolStarted {
+                id: id.into(),
+                device,
+                tool,
+                arguments: json!({"on": true}),
+            }
+        })
+    }
 
     fn t(ms: u64) -> Timestamp {
         Timestamp::from_millis(ms)
@@ -1115,8 +932,8 @@ mod tests {
     fn texts(s: &mut VoiceSession) -> Vec<Value> {
         let mut v = Vec::new();
         while let Some(o) = s.poll_outbound() {
-            if let Outbound::Text(t) = o {
-                v.push(serde_json::from_str(&t).expect("our own JSON"));
+            if let Outbound::Message(m) = o {
+                v.push(serde_json::from_str(&m.to_text()).expect("our own JSON"));
             }
         }
         v
@@ -1127,7 +944,9 @@ mod tests {
         let mut audio = 0;
         while let Some(o) = s.poll_outbound() {
             match o {
-                Outbound::Text(t) => v.push(serde_json::from_str(&t).expect("our own JSON")),
+                Outbound::Message(m) => {
+                    v.push(serde_json::from_str(&m.to_text()).expect("our own JSON"))
+                }
                 Outbound::Audio(a) => audio += a.len(),
             }
         }
@@ -1181,89 +1000,6 @@ mod tests {
     }
 
     #[test]
-    fn splitter_emits_whole_sentences_as_they_complete() {
-        let mut sp = SentenceSplitter::new();
-        assert!(sp.push("The kitchen lamp").is_empty());
-        assert_eq!(
-            sp.push(" is on. It is 21.5 "),
-            vec!["The kitchen lamp is on."]
-        );
-        assert_eq!(
-            sp.push("degrees! Anything else"),
-            vec!["It is 21.5 degrees!"]
-        );
-        assert_eq!(sp.finish().as_deref(), Some("Anything else"));
-        assert_eq!(sp.finish(), None);
-        assert_eq!(
-            SentenceSplitter::new().push("**Done**.\n- next: item\n"),
-            vec!["Done.", "next:", "item"]
-        );
-        assert_eq!(
-            SentenceSplitter::new().push("好的。灯开了。"),
-            vec!["好的。", "灯开了。"]
-        );
-    }
-
-    /// A long first sentence is spoken in two pieces, from its first comma, so the first audio
-    /// needs only the first clause's synthesis; later sentences and short clauses stay whole.
-    #[test]
-    fn a_long_first_sentence_starts_with_its_first_clause() {
-        let mut sp = SentenceSplitter::new();
-        assert_eq!(
-            sp.push(
-                "It's 21.3 °C in the hall, 45% humidity, set to 21 °C. Anything else, or done? "
-            ),
-            vec![
-                "It's 21.3 °C in the hall,",
-                "45% humidity, set to 21 °C.",
-                "Anything else, or done?"
-            ]
-        );
-        // Under the length, or without a space after it (a decimal comma): no cut.
-        assert_eq!(
-            SentenceSplitter::new().push("Yes, it is on. "),
-            vec!["Yes, it is on."]
-        );
-        assert_eq!(
-            SentenceSplitter::new().push("Es sind genau 21,5 Grad im Flur, sagt der Sensor. "),
-            vec!["Es sind genau 21,5 Grad im Flur,", "sagt der Sensor."]
-        );
-        // Streamed: the comma is seen when the space after it arrives.
-        let mut sp = SentenceSplitter::new();
-        assert!(sp
-            .push("The bedroom thermostat is set to 21 °C,")
-            .is_empty());
-        assert_eq!(
-            sp.push(" and the heating is on."),
-            vec!["The bedroom thermostat is set to 21 °C,"]
-        );
-        assert_eq!(sp.finish().as_deref(), Some("and the heating is on."));
-    }
-
-    #[test]
-    fn whisper_noise_marks_are_not_words() {
-        assert_eq!(transcript_text(" [BLANK_AUDIO] "), "");
-        assert_eq!(transcript_text("(wind blowing)  ..."), "");
-        assert_eq!(
-            transcript_text(" Turn on the kitchen lamp. "),
-            "Turn on the kitchen lamp."
-        );
-    }
-
-    #[test]
-    fn yes_and_no_are_recognised_only_in_short_answers() {
-        assert_eq!(yes_or_no("Yes, please."), Some(true));
-        assert_eq!(yes_or_no("OK do it"), Some(true));
-        assert_eq!(yes_or_no("No."), Some(false));
-        assert_eq!(yes_or_no("don't"), Some(false));
-        assert_eq!(yes_or_no("turn on the lamp"), None);
-        assert_eq!(
-            yes_or_no("yes and also turn on every light in the whole house"),
-            None
-        );
-    }
-
-    #[test]
     fn an_utterance_is_endpointed_transcribed_answered_and_spoken_in_order() {
         let mut s = session();
         let now = speak(&mut s, 0, 1000, 400);
@@ -1292,32 +1028,24 @@ mod tests {
         };
         assert_eq!(turn, "v1-1");
 
-        s.handle_turn_event(
-            t(now + 302),
-            &turn,
-            &json!({"type": "tool_started", "id": "a"}),
-        );
-        s.handle_turn_event(
-            t(now + 310),
-            &turn,
-            &json!({"type": "tool_finished", "id": "a", "ok": true}),
-        );
-        s.handle_turn_event(
+        s.handle_turn(t(now + 302), &turn, &tool("a", false));
+        s.handle_turn(t(now + 310), &turn, &tool("a", true));
+        s.handle_turn(
             t(now + 311),
             &turn,
-            &json!({"type": "text_delta", "text": "The kitchen lamp is on. Anything else?"}),
+            &delta("The kitchen lamp is on. Anything else?"),
         );
         let first = synth_actions(&mut s);
         assert_eq!(
             first,
             vec![(turn.clone(), 0, "The kitchen lamp is on.".to_string())]
         );
-        s.handle_turn_event(
+        s.handle_turn(
             t(now + 312),
             &turn,
-            &json!({"type": "answer", "text": "The kitchen lamp is on. Anything else?"}),
+            &answer("The kitchen lamp is on. Anything else?"),
         );
-        s.handle_turn_event(t(now + 313), &turn, &json!({"type": "done"}));
+        s.handle_turn(t(now + 313), &turn, &done(&turn));
         // One sentence is synthesised at a time: the second is asked for when the first is back.
         assert!(synth_actions(&mut s).is_empty());
         drain(&mut s);
@@ -1397,8 +1125,8 @@ mod tests {
             }
             other => panic!("one transcription only, then the turn: {other:?}"),
         };
-        s.handle_turn_event(t(now + 5), &turn, &json!({"type": "answer", "text": "On."}));
-        s.handle_turn_event(t(now + 6), &turn, &json!({"type": "done"}));
+        s.handle_turn(t(now + 5), &turn, &answer("On."));
+        s.handle_turn(t(now + 6), &turn, &done(&turn));
         let (_, index, _) = synth_actions(&mut s).remove(0);
         s.handle_speech(t(now + 100), &turn, index, Ok(vec![1; 1600]));
         let timings = texts(&mut s)
@@ -1456,10 +1184,10 @@ mod tests {
         let Some(VoiceAction::StartTurn { turn, .. }) = s.poll_action() else {
             panic!()
         };
-        s.handle_turn_event(
+        s.handle_turn(
             t(now),
             &turn,
-            &json!({"type": "text_delta", "text": "Once upon a time. There was a lamp. "}),
+            &delta("Once upon a time. There was a lamp. "),
         );
         let synth = synth_actions(&mut s);
         assert_eq!(synth.len(), 1, "one sentence at a time");
@@ -1483,7 +1211,7 @@ mod tests {
         assert!(!s.is_speaking(t(later)));
         // The first turn's remaining audio is never sent.
         s.handle_speech(t(later), &turn, 1, Ok(vec![1; 16000]));
-        s.handle_turn_event(t(later), &turn, &json!({"type": "done"}));
+        s.handle_turn(t(later), &turn, &done(&turn));
         let (ev, audio) = drain(&mut s);
         assert_eq!(audio, 0);
         assert!(!types(&ev).contains(&"tts_sentence".to_string()), "{ev:?}");
@@ -1647,10 +1375,16 @@ mod tests {
         let Some(VoiceAction::StartTurn { turn, .. }) = s.poll_action() else {
             panic!()
         };
-        s.handle_turn_event(
+        s.handle_turn(
             t(5),
             &turn,
-            &json!({"type": "confirmation_required", "id": "v1-1.c1", "prompt": "Unlock the front door?"}),
+            &TurnUpdate::Event(TurnEvent::ConfirmationRequired {
+                id: "v1-1.c1".into(),
+                device: "front-door".into(),
+                tool: "unlock".into(),
+                prompt: "Unlock the front door?".into(),
+                arguments: json!({}),
+            }),
         );
         let synth = synth_actions(&mut s);
         // One at a time: "Say yes or no." waits for the question's speech.
@@ -1667,12 +1401,8 @@ mod tests {
             })
         );
         // The "yes" was speech, which stopped the prompt; the turn's answer is still spoken.
-        s.handle_turn_event(
-            t(now + 20),
-            &turn,
-            &json!({"type": "text_delta", "text": "The front door is unlocked."}),
-        );
-        s.handle_turn_event(t(now + 21), &turn, &json!({"type": "done"}));
+        s.handle_turn(t(now + 20), &turn, &delta("The front door is unlocked."));
+        s.handle_turn(t(now + 21), &turn, &done(&turn));
         let synth = synth_actions(&mut s);
         assert_eq!(
             synth,
@@ -1695,9 +1425,8 @@ mod tests {
         let Some(VoiceAction::StartTurn { turn, .. }) = s.poll_action() else {
             panic!()
         };
-        let delta = json!({"type": "text_delta", "text": answer});
-        s.handle_turn_event(t(1), &turn, &delta);
-        s.handle_turn_event(t(2), &turn, &json!({"type": "done"}));
+        s.handle_turn(t(1), &turn, &delta(answer));
+        s.handle_turn(t(2), &turn, &done(&turn));
         (s, turn)
     }
 
