@@ -15,23 +15,26 @@ out=target/web-dist
 if [ -f "$out/.stamp" ] && [ -z "$(find web shared/src Cargo.lock scripts/build-web.sh -newer "$out/.stamp" -print -quit)" ]; then
   exit 0
 fi
-rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+# A directory of its own: two builds at once (two wrangler dev, or wrangler and scripts/test.sh)
+# must not delete each other's files half way; the last to finish puts its own in place.
+tmp=$(mktemp -d "$out.tmp.XXXXXX") && chmod 755 "$tmp"
+trap 'rm -rf "$tmp"' EXIT
 build() { # features, out dir, out name, target dir
   cargo rustc -q -p web --lib --crate-type cdylib --profile wasm-release \
     --target wasm32-unknown-unknown --target-dir "$4" $1
   local wasm="$4/wasm32-unknown-unknown/wasm-release/web.wasm"
   wasm-bindgen --target web --no-typescript --remove-name-section \
-    --out-dir "$out.tmp/$2" --out-name "$3" "$wasm"
+    --out-dir "$tmp/$2" --out-name "$3" "$wasm"
   # --low-memory-unused: rustc puts the stack first, below 1 MiB, so the low 1 KB is touched only
   # by a stack about to overflow anyway; knowing that lets wasm-opt fold address arithmetic into
   # loads and stores (-0.8 KB gzip for the device page). The producers and target-features
   # sections are for toolchains, not browsers.
   node_modules/.bin/wasm-opt -Oz --converge --low-memory-unused --strip-producers --strip-target-features \
     --enable-bulk-memory --enable-nontrapping-float-to-int \
-    "$out.tmp/$2/$3_bg.wasm" -o "$out.tmp/$2/$3_bg.opt.wasm"
-  mv "$out.tmp/$2/$3_bg.opt.wasm" "$out.tmp/$2/$3_bg.wasm"
-  node_modules/.bin/esbuild --minify --log-level=warning "$out.tmp/$2/$3.js" --outfile="$out.tmp/$2/$3.min.js"
-  mv "$out.tmp/$2/$3.min.js" "$out.tmp/$2/$3.js"
+    "$tmp/$2/$3_bg.wasm" -o "$tmp/$2/$3_bg.opt.wasm"
+  mv "$tmp/$2/$3_bg.opt.wasm" "$tmp/$2/$3_bg.wasm"
+  node_modules/.bin/esbuild --minify --log-level=warning "$tmp/$2/$3.js" --outfile="$tmp/$2/$3.min.js"
+  mv "$tmp/$2/$3.min.js" "$tmp/$2/$3.js"
 }
 build "--no-default-features" pkg-widget widget target
 build "--no-default-features --features device" pkg-device device target
@@ -41,20 +44,20 @@ build "--no-default-features --features device" pkg-device device target
 # 209), so they keep the typed views. A cfg is a RUSTFLAGS change, which rebuilds every crate,
 # hence the console's own target dir.
 RUSTFLAGS="--cfg erase_components" build "--no-default-features --features console" pkg-console console target/web-erased
-cp web/static/* "$out.tmp/"
+cp web/static/* "$tmp/"
 # Each page's stylesheet from the parts it shows (web/style/), minified: the device page does not
 # download the console's rules, nor the console the face's. The widget's loader is minified too.
 css() { # out name, parts...
   local name=$1; shift
-  (cd web/style && cat "$@") | node_modules/.bin/esbuild --minify --loader=css --log-level=warning > "$out.tmp/$name"
+  (cd web/style && cat "$@") | node_modules/.bin/esbuild --minify --loader=css --log-level=warning > "$tmp/$name"
 }
 css style.css base.css console.css
 css device.css base.css device.css voice.css
 for f in widget.css widget.js; do
-  node_modules/.bin/esbuild --minify --log-level=warning "web/static/$f" --outfile="$out.tmp/$f" --allow-overwrite
+  node_modules/.bin/esbuild --minify --log-level=warning "web/static/$f" --outfile="$tmp/$f" --allow-overwrite
 done
-touch "$out.tmp/.stamp"
-rm -rf "$out" && mv "$out.tmp" "$out"
+touch "$tmp/.stamp"
+rm -rf "$out" && mv -T "$tmp" "$out"
 gz() { gzip -9 -c "$1" | wc -c; }
 page() { echo $(( $(gz "$out/pkg-$1/$1_bg.wasm") + $(gz "$out/pkg-$1/$1.js") + $(gz "$out/$2") + $(gz "$out/$3") )); }
 kb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1024 }'; }

@@ -8,10 +8,12 @@
 #   AXON_LOCAL_AI_LLM_MODEL=m.gguf scripts/local-ai.sh # also a chat model (installs xllamacpp)
 #   source scripts/local-ai.sh && local_ai_start     # in the background (scripts/run.sh):
 #                                                    # sets $local_ai_pid, log in target/run/local-ai.log
+#   AXON_LOCAL_AI_LOG=file scripts/local-ai.sh       # the server's log appended to file (scripts/run.sh
+#                                                    # sends this script's own lines there too)
 # A server that already answers on the port is used as it is.
 
 local_ai_start() {
-  local port="${AXON_LOCAL_AI_PORT:-8788}" log=target/run/local-ai.log
+  local port="${AXON_LOCAL_AI_PORT:-8788}" log="${AXON_LOCAL_AI_LOG:-target/run/local-ai.log}"
   local health="http://127.0.0.1:$port/healthz"
   local_ai_pid=""
   scripts/setup-local-ai.sh || return 1
@@ -26,9 +28,11 @@ local_ai_start() {
     printf '\033[1m[local-ai]\033[0m a local AI server already answers on 127.0.0.1:%s; using it\n' "$port" >&2
     return 0
   fi
-  mkdir -p target/run
+  mkdir -p "$(dirname "$log")"
+  # A log given by the caller is appended to: it may hold the caller's lines already.
+  [ -n "${AXON_LOCAL_AI_LOG:-}" ] || : >"$log"
   printf '\033[1m[local-ai]\033[0m starting on http://127.0.0.1:%s/v1 (log: %s)\n' "$port" "$log" >&2
-  .venv-ai/bin/python -m axon_local_ai --host 127.0.0.1 --port "$port" "${llm[@]}" </dev/null 2>"$log" &
+  .venv-ai/bin/python -m axon_local_ai --host 127.0.0.1 --port "$port" "${llm[@]}" </dev/null 2>>"$log" &
   local_ai_pid=$!
   # Loading Whisper and the voice takes a few seconds (more on a busy machine): 120 s at most.
   local _

@@ -1,95 +1,287 @@
 #!/usr/bin/env bash
-# Runs the whole Axon system locally: installs what is missing, starts Mosquitto
-# (TCP 127.0.0.1:1883, WebSocket 127.0.0.1:8083), a simulated demo home of 12 devices and
-# the edge worker under wrangler dev (http://127.0.0.1:8787) with its Hub connected to them, and
-# the local AI server for offline speech (http://127.0.0.1:8788/v1, scripts/local-ai.sh; its first
-# run installs about 290 MB of PyPI wheels into .venv-ai).
-# Ctrl-C stops everything; devices leave gracefully (their presence is cleared).
+# scripts/run.sh: runs the whole Axon system locally. Installs what is missing (scripts/setup.sh),
+# then starts Mosquitto (TCP 127.0.0.1:1883, WebSocket 127.0.0.1:8083), a simulated demo home of
+# 13 devices, the edge worker under wrangler dev (http://127.0.0.1:8787; the first start builds the
+# web app and the worker, which takes minutes) with its Hub connected to them, and the local AI
+# server for offline speech (http://127.0.0.1:8788/v1, scripts/local-ai.sh; its first run
+# installs about 290 MB of PyPI wheels into .venv-ai). It says "Axon is running" only once the
+# worker answers /healthz, and while it waits prints a progress line with the worker's log.
+# A service that exits makes run.sh say which one, why (its log's last lines), and stop the rest.
+# One Ctrl-C (SIGINT) or SIGTERM stops everything it started within a few seconds: each
+# service runs in a process group of its own, which is signalled as a whole (wrangler's node
+# and workerd included); boards leave gracefully (their presence is cleared) before the broker stops.
 #
-#   scripts/run.sh                 # demo home, offline agent (no keys, no network)
+#   scripts/run.sh                       # demo home, offline agent (no keys, no network)
 #   AXON_PROFILE=lamp AXON_DEVICES=50 scripts/run.sh
-#   AXON_LOCAL_AI=off scripts/run.sh   # without the local AI server (offline speech, port 8788)
+#   AXON_LOCAL_AI=off scripts/run.sh     # without the local AI server (offline speech)
+#   scripts/run.sh --help                # this text
+#
+# Environment (defaults in brackets):
+#   AXON_MQTT_PORT [1883]  AXON_MQTT_WS_PORT [8083]   the broker's TCP and WebSocket ports; a
+#                          broker that already listens on AXON_MQTT_PORT is used as it is
+#   AXON_HTTP_PORT [8787]  the worker (console, /device, widget.js, /api, /mcp, /healthz)
+#   AXON_INSPECTOR_PORT    wrangler's inspector port [wrangler's own default, 9229]
+#   AXON_LOCAL_AI_PORT [8788]  the local AI server; one that already answers there is used
+#   AXON_LOCAL_AI [on]     off: do not start the local AI server
+#   AXON_PROFILE [home]  AXON_DEVICES [1]   the simulated fleet (device-sim run --profile/--devices)
+#   AXON_STATE_DIR         the Hub's Durable Object storage [edge-worker/.wrangler/state]
+#   AXON_RUN_DIR [target/run]   the services' logs (mosquitto.log, devices.log, wrangler.log,
+#                          local-ai.log)
+#   AXON_MCP_TOKEN         the /mcp bearer token; unset, it is read from edge-worker/.dev.vars,
+#                          where the first run writes a fresh one
 #
 # Keys and providers go in edge-worker/.dev.vars (never committed): AXON_LLM=openai,
-# AXON_LLM_BASE_URL, AXON_LLM_MODEL, AXON_LLM_API_KEY. The /mcp bearer token
-# (AXON_MCP_TOKEN) is generated there on the first run. The worker serves the web app: the
+# AXON_LLM_BASE_URL, AXON_LLM_MODEL, AXON_LLM_API_KEY. The worker serves the web app: the
 # console at http://127.0.0.1:8787/ and a virtual device at http://127.0.0.1:8787/device.
+
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+
+case "${1:-}" in
+  -h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  "") ;;
+  *) echo "usage: scripts/run.sh [--help]   (settings are environment variables: see --help)" >&2; exit 2 ;;
+esac
+
+mqtt_port=${AXON_MQTT_PORT:-1883}
+ws_port=${AXON_MQTT_WS_PORT:-8083}
+http_port=${AXON_HTTP_PORT:-8787}
+export AXON_LOCAL_AI_PORT=${AXON_LOCAL_AI_PORT:-8788}
+run_dir=${AXON_RUN_DIR:-target/run}
+mkdir -p "$run_dir"
+run_dir=$(cd "$run_dir" && pwd) # wrangler runs in edge-worker/: absolute paths from here on
 
 say() { printf '\033[1m[axon]\033[0m %s\n' "$*" >&2; }
-mkdir -p target/run
-pids=()
-cleanup() {
-  trap - EXIT INT TERM
-  say "stopping"
-  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-  # wrangler runs node and workerd under it: stop its whole process group (setsid below).
-  [ -n "${wrangler_pid:-}" ] && kill -INT -- "-$wrangler_pid" 2>/dev/null || true
-  wait 2>/dev/null || true
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# The last lines of a log without colour codes or carriage-return progress, indented.
+log_tail() { # file lines
+  if [ ! -s "$1" ]; then echo "    (nothing in $1)"; return; fi
+  tail -n 300 "$1" | sed -e 's/\x1b\[[0-9;]*[A-Za-z]//g' -e 's/.*\r//' -e '/^[[:space:]]*\(\[custom build\]\)\{0,1\}[[:space:]]*$/d' \
+    | tail -n "$2" | cut -c1-200 | sed 's/^/    /' || true
 }
-trap cleanup EXIT INT TERM
+# Its lines that name an error, first: a failed build ends with pages of stack dumps.
+log_errors() {
+  [ -s "$1" ] || return 0
+  sed -e 's/\x1b\[[0-9;]*[A-Za-z]//g' "$1" | grep -iE '(^|[^_a-z])(error|failed|cannot|denied|in use|not found)' \
+    | tail -n 8 | cut -c1-200 | sed 's/^/  ! /' || true
+}
+mmss() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+# The crates rustc compiles now in process group $1 (cargo runs quietly under the build).
+compiling() {
+  ps -eo pgid=,args= | awk -v g="$1" '$1 == g && / --crate-name / {
+    for (i = 2; i < NF; i++) if ($i == "--crate-name") print $(i + 1) }' | sort -u | tr '\n' ' ' || true
+}
 
+# The services, each in a process group of its own (setsid: a background job of a
+# non-interactive shell is no group leader, so setsid execs in place and $! is the group id).
+# Signalling the group reaches what a service runs under it: wrangler's node and workerd,
+# local-ai.sh's Python. Signalling only the pid would not: SIGKILL to wrangler leaves its node and
+# workerd orphaned and still serving the port.
+names=() pids=() logs=()
+start() { # name log command...
+  local name=$1 log=$2
+  shift 2
+  : >"$log"
+  setsid "$@" </dev/null >>"$log" 2>&1 &
+  names+=("$name") pids+=("$!") logs+=("$log")
+}
+forget() { # index: a service that ended on purpose
+  unset "names[$1]" "pids[$1]" "logs[$1]"
+}
+group_alive() { kill -0 -- "-$1" 2>/dev/null; }
+
+stopping=""
+stop_all() {
+  [ -z "$stopping" ] || return 0
+  stopping=1
+  trap '' INT TERM # a second Ctrl-C must not cut the stop short: it is bounded below
+  ((${#pids[@]})) || return 0
+  say "stopping"
+  local i broker="" deadline left
+  # SIGTERM, not SIGINT: a shell without job control starts its background jobs with SIGINT
+  # ignored, and that is inherited (mosquitto, device-sim, wrangler and the local AI server all stop
+  # on SIGTERM; each group as a whole gets it, workerd included).
+  # Everything but the broker first, so that the boards can clear their presence on it.
+  for i in "${!pids[@]}"; do
+    if [ "${names[$i]}" = mosquitto ]; then broker=$i; else kill -TERM -- "-${pids[$i]}" 2>/dev/null || true; fi
+  done
+  deadline=$((SECONDS + 5))
+  while ((SECONDS < deadline)); do
+    left=""
+    for i in "${!pids[@]}"; do
+      if [ "$i" != "$broker" ] && group_alive "${pids[$i]}"; then left=1; fi
+    done
+    [ -z "$left" ] && break
+    sleep 0.1
+  done
+  if [ -n "$broker" ]; then kill -TERM -- "-${pids[$broker]}" 2>/dev/null || true; fi
+  deadline=$((SECONDS + 2))
+  for i in "${!pids[@]}"; do
+    while group_alive "${pids[$i]}" && { [ "$i" = "$broker" ] && ((SECONDS < deadline)); }; do sleep 0.1; done
+    if group_alive "${pids[$i]}"; then
+      say "${names[$i]} did not stop on SIGTERM; killing its process group"
+      kill -KILL -- "-${pids[$i]}" 2>/dev/null || true
+    fi
+  done
+  wait 2>/dev/null || true
+  say "stopped"
+}
+trap stop_all EXIT
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+
+# Fails, naming the service and showing its log, when one has exited.
+check_services() {
+  local i rc
+  for i in "${!pids[@]}"; do
+    kill -0 "${pids[$i]}" 2>/dev/null && continue
+    rc=0
+    wait "${pids[$i]}" 2>/dev/null || rc=$?
+    say "${names[$i]} exited (status $rc); what its log (${logs[$i]}) says:"
+    log_errors "${logs[$i]}" >&2
+    log_tail "${logs[$i]}" 12 >&2
+    forget "$i"
+    exit 1
+  done
+}
+
+scripts/setup.sh
+
+# The debug build: the one scripts/test.sh and the system tests build, so that run.sh reuses it
+# (a release build of device-sim is minutes more on a fresh machine, for a demo that does not need it).
 say "building device-sim"
-cargo build -q --release -p device-sim
+cargo build -q -p device-sim --bins
+sim=target/debug/axon-device-sim
 
-if (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
-  say "a broker already listens on 127.0.0.1:1883; using it"
-else
-  say "starting mosquitto (log: target/run/mosquitto.log)"
-  mosquitto -c config/mosquitto/dev.conf 2>target/run/mosquitto.log &
-  pids+=($!)
-  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && break; sleep 0.1; done
+if listening "$http_port"; then
+  say "something already listens on 127.0.0.1:$http_port (another scripts/run.sh?); stop it or set AXON_HTTP_PORT"
+  exit 1
 fi
 
-say "starting the demo home (profile ${AXON_PROFILE:-home})"
-target/release/axon-device-sim run --broker mqtt://127.0.0.1:1883 \
-  --profile "${AXON_PROFILE:-home}" --devices "${AXON_DEVICES:-1}" &
-pids+=($!)
+if listening "$mqtt_port"; then
+  say "a broker already listens on 127.0.0.1:$mqtt_port; using it"
+else
+  say "starting mosquitto on 127.0.0.1:$mqtt_port and ws://127.0.0.1:$ws_port (log: $run_dir/mosquitto.log)"
+  sed -e "s/^listener 1883 /listener $mqtt_port /" -e "s/^listener 8083 /listener $ws_port /" \
+    config/mosquitto/dev.conf >"$run_dir/mosquitto.conf"
+  start mosquitto "$run_dir/mosquitto.log" mosquitto -c "$run_dir/mosquitto.conf"
+  for _ in $(seq 100); do
+    listening "$mqtt_port" && listening "$ws_port" && break
+    check_services
+    sleep 0.1
+  done
+  listening "$mqtt_port" && listening "$ws_port" || { say "mosquitto did not listen within 10 s"; log_tail "$run_dir/mosquitto.log" 20 >&2; exit 1; }
+fi
 
-local_ai_line="off (AXON_LOCAL_AI=off)"
+say "starting the demo home (profile ${AXON_PROFILE:-home}; log: $run_dir/devices.log)"
+start devices "$run_dir/devices.log" "$sim" run --broker "mqtt://127.0.0.1:$mqtt_port" \
+  --profile "${AXON_PROFILE:-home}" --devices "${AXON_DEVICES:-1}"
+
+if [ -n "${AXON_MCP_TOKEN:-}" ]; then
+  mcp_token=$AXON_MCP_TOKEN
+else
+  if ! grep -qs '^AXON_MCP_TOKEN=' edge-worker/.dev.vars; then
+    say "writing a fresh /mcp bearer token to edge-worker/.dev.vars"
+    printf 'AXON_MCP_TOKEN=%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >>edge-worker/.dev.vars
+  fi
+  mcp_token=$(sed -n 's/^AXON_MCP_TOKEN=//p' edge-worker/.dev.vars | head -1)
+fi
+
+wrangler_args=(dev --ip 127.0.0.1 --port "$http_port" --show-interactive-dev-session=false
+  --var "AXON_BROKER_URL:ws://127.0.0.1:$ws_port/mqtt" --var "AXON_MCP_TOKEN:$mcp_token")
+[ -z "${AXON_INSPECTOR_PORT:-}" ] || wrangler_args+=(--inspector-port "$AXON_INSPECTOR_PORT")
+if [ -n "${AXON_STATE_DIR:-}" ]; then
+  mkdir -p "$AXON_STATE_DIR"
+  wrangler_args+=(--persist-to "$(cd "$AXON_STATE_DIR" && pwd)")
+fi
+say "starting the edge worker: wrangler dev on http://127.0.0.1:$http_port (log: $run_dir/wrangler.log)"
+start wrangler "$run_dir/wrangler.log" env -C edge-worker PATH="$PWD/node_modules/.bin:$PATH" \
+  WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false wrangler "${wrangler_args[@]}"
+
+# The local AI server installs and loads while the worker builds (one waits on the network and
+# the disk, the other on the CPU).
+local_ai=off local_ai_line="off (AXON_LOCAL_AI=off)"
+local_ai_health="http://127.0.0.1:$AXON_LOCAL_AI_PORT/healthz"
 if [ "${AXON_LOCAL_AI:-on}" != off ]; then
-  source scripts/local-ai.sh
-  if local_ai_start; then
-    [ -n "$local_ai_pid" ] && pids+=("$local_ai_pid")
-    local_ai_line="http://127.0.0.1:${AXON_LOCAL_AI_PORT:-8788}/v1   (offline ASR and TTS; log: target/run/local-ai.log)"
+  if curl -sf --max-time 2 "$local_ai_health" >/dev/null 2>&1; then
+    say "a local AI server already answers on 127.0.0.1:$AXON_LOCAL_AI_PORT; using it"
+    local_ai=ready
   else
-    say "the local AI server did not start; going on without it (AXON_LOCAL_AI=off skips it)"
-    local_ai_line="failed to start: see target/run/local-ai.log"
+    say "starting the local AI server on 127.0.0.1:$AXON_LOCAL_AI_PORT (log: $run_dir/local-ai.log)"
+    AXON_LOCAL_AI_LOG="$run_dir/local-ai.log" start local-ai "$run_dir/local-ai.log" scripts/local-ai.sh
+    local_ai=starting
   fi
 fi
 
-if ! grep -qs '^AXON_MCP_TOKEN=' edge-worker/.dev.vars; then
-  say "writing a fresh /mcp bearer token to edge-worker/.dev.vars"
-  printf 'AXON_MCP_TOKEN=%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >> edge-worker/.dev.vars
-fi
-mcp_token=$(sed -n 's/^AXON_MCP_TOKEN=//p' edge-worker/.dev.vars | head -1)
-
-say "starting the edge worker: wrangler dev on http://127.0.0.1:8787 (log: target/run/wrangler.log)"
-cd edge-worker
-PATH="$PWD/../node_modules/.bin:$PATH" WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
-  setsid wrangler dev --ip 127.0.0.1 --port 8787 --show-interactive-dev-session=false </dev/null >../target/run/wrangler.log 2>&1 &
-wrangler_pid=$!
-cd ..
-for _ in $(seq 300); do curl -sf http://127.0.0.1:8787/healthz >/dev/null 2>&1 && break; sleep 0.2; done
+# Wait for the worker for as long as wrangler lives: its first start builds the web app and the
+# worker (see README, "Two commands", for the times measured). A progress line every 15 s.
+waited=$SECONDS next=$((SECONDS + 15))
+while :; do
+  worker_up=""
+  curl -sf --max-time 2 "http://127.0.0.1:$http_port/healthz" >/dev/null 2>&1 && worker_up=1
+  if [ "$local_ai" = starting ]; then
+    if curl -sf --max-time 2 "$local_ai_health" >/dev/null 2>&1; then
+      local_ai=ready
+    else
+      for i in "${!pids[@]}"; do
+        [ "${names[$i]}" = local-ai ] && ! kill -0 "${pids[$i]}" 2>/dev/null || continue
+        rc=0
+        wait "${pids[$i]}" 2>/dev/null || rc=$?
+        say "the local AI server did not start (status $rc); going on without it (AXON_LOCAL_AI=off skips it). The last lines of its log:"
+        log_tail "$run_dir/local-ai.log" 15 >&2
+        forget "$i"
+        local_ai=failed
+      done
+    fi
+  fi
+  [ -n "$worker_up" ] && [ "$local_ai" != starting ] && break
+  check_services
+  if ((SECONDS >= next)); then
+    next=$((SECONDS + 15))
+    if [ -n "$worker_up" ]; then
+      status="worker answers"
+    else
+      status="worker building or starting" crates=""
+      for i in "${!pids[@]}"; do
+        if [ "${names[$i]}" = wrangler ]; then crates=$(compiling "${pids[$i]}"); fi
+      done
+      [ -z "$crates" ] || status="$status (compiling ${crates% })"
+    fi
+    [ "$local_ai" = starting ] && status="$status; local AI starting"
+    say "waiting $(mmss $((SECONDS - waited))): $status; wrangler log:"
+    log_tail "$run_dir/wrangler.log" 2 >&2
+  fi
+  sleep 0.5
+done
+case $local_ai in
+  ready) local_ai_line="http://127.0.0.1:$AXON_LOCAL_AI_PORT/v1   (offline ASR and TTS; log: $run_dir/local-ai.log)" ;;
+  failed) local_ai_line="failed to start: see $run_dir/local-ai.log" ;;
+esac
+broker="--broker mqtt://127.0.0.1:$mqtt_port"
+w="http://127.0.0.1:$http_port"
 
 cat >&2 <<MSG
 
-  Axon is running.
-    broker      mqtt://127.0.0.1:1883   ws://127.0.0.1:8083/mqtt
-    console     http://127.0.0.1:8787/          (devices, tools, telemetry plots, chat)
-    device      http://127.0.0.1:8787/device    (this tab becomes a device: face, speaker, camera)
-    widget      <script src="http://127.0.0.1:8787/widget.js" defer></script><axon-widget></axon-widget>
-    edge worker http://127.0.0.1:8787/healthz   http://127.0.0.1:8787/api/devices
-                curl -X POST http://127.0.0.1:8787/api/devices/kitchen-lamp/tools/set_power -d '{"on":true}'
-    chat        curl -N http://127.0.0.1:8787/api/chat -d '{"text":"turn on the kitchen lamp"}'
-    live events curl -N http://127.0.0.1:8787/api/events
-    MCP clients http://127.0.0.1:8787/mcp   (Authorization: Bearer $mcp_token)
+  Axon is running (the worker answered after $(mmss $((SECONDS - waited)))).
+    broker      mqtt://127.0.0.1:$mqtt_port   ws://127.0.0.1:$ws_port/mqtt
+    console     $w/          (devices, tools, telemetry plots, chat)
+    device      $w/device    (this tab becomes a device: face, speaker, camera)
+    widget      <script src="$w/widget.js" defer></script><axon-widget></axon-widget>
+    edge worker $w/healthz   $w/api/devices
+                curl -X POST $w/api/devices/kitchen-lamp/tools/set_power -d '{"on":true}'
+    chat        curl -N $w/api/chat -d '{"text":"turn on the kitchen lamp"}'
+    live events curl -N $w/api/events
+    MCP clients $w/mcp   (Authorization: Bearer $mcp_token)
     local AI    $local_ai_line
-    devices     target/release/axon-device-sim ctl --broker mqtt://127.0.0.1:1883 list
-    call a tool target/release/axon-device-sim ctl --broker mqtt://127.0.0.1:1883 call kitchen-lamp set_power --args '{"on":true}'
+    devices     $sim ctl $broker list
+    call a tool $sim ctl $broker call kitchen-lamp set_power --args '{"on":true}'
+    logs        $run_dir/
   Ctrl-C to stop.
 
 MSG
-wait
+
+# Watch the services: one that exits stops the rest, with its reason.
+while :; do
+  check_services
+  sleep 0.5
+done
