@@ -8,9 +8,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use axon_core::mcp::server::{DeviceConfig, McpServer, ServerEvent};
-use axon_core::mcp::topics::{self, DeviceId};
-use axon_core::mcp::types::Implementation;
+use axon_core::protocol::mcp::server::{DeviceConfig, McpServer, ServerEvent};
+use axon_core::protocol::mcp::topics::{self, DeviceId};
+use axon_core::protocol::mcp::types::Implementation;
 use axon_core::time::Rng;
 use rumqttc::v5::mqttbytes::QoS as RQoS;
 use serde_json::{json, Value};

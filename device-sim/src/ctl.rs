@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axon_core::jsonrpc::{code, ErrorObject};
-use axon_core::mcp::client::{
+use axon_core::protocol::jsonrpc::{code, ErrorObject};
+use axon_core::protocol::mcp::client::{
     CallOptions, ClientConfig, ClientEvent, DeviceInfo, DeviceState, McpClient, RequestHandle,
 };
 use axon_core::time::Rng;

@@ -167,7 +167,7 @@ mod tests {
         rooms.dedup();
         assert_eq!(rooms, ["bedroom", "hall", "kitchen", "living room"]);
         for d in &s {
-            axon_core::mcp::topics::DeviceId::new(d.id.clone()).unwrap();
+            axon_core::protocol::mcp::topics::DeviceId::new(d.id.clone()).unwrap();
         }
     }
 

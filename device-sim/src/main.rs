@@ -369,7 +369,10 @@ async fn say(
     }
     session.close().await;
     if let Some(path) = out {
-        let bytes = axon_core::audio::wav_encode(&answer_audio, axon_core::audio::SAMPLE_RATE);
+        let bytes = axon_core::media::audio::wav_encode(
+            &answer_audio,
+            axon_core::media::audio::SAMPLE_RATE,
+        );
         if let Err(e) = std::fs::write(path, bytes) {
             eprintln!("error: cannot write the answer to {}: {e}", path.display());
             return Ok(ExitCode::from(3));
@@ -392,7 +395,7 @@ async fn ctl(broker: BrokerAddr, wait: Duration, action: CtlAction) -> Result<Ex
         !s.devices.is_empty()
             && s.devices
                 .iter()
-                .all(|d| d.state != axon_core::mcp::client::DeviceState::Initializing)
+                .all(|d| d.state != axon_core::protocol::mcp::client::DeviceState::Initializing)
     };
     let code = match action {
         CtlAction::List { json } => {

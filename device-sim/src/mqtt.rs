@@ -8,9 +8,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axon_core::link::{Connack, ConnectOptions, Inbound, QoS, SubscribeToken, Transmit};
-use axon_core::mqtt::Backoff;
 use axon_core::time::Timestamp;
+use axon_core::transport::link::{Connack, ConnectOptions, Inbound, QoS, SubscribeToken, Transmit};
+use axon_core::transport::mqtt::Backoff;
 use rumqttc::v5::mqttbytes::v5::{
     ConnectProperties, DisconnectReasonCode, Filter, LastWill, LastWillProperties, Packet,
     PubAckReason, PublishProperties,

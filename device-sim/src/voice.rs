@@ -26,9 +26,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use axon_core::agent::turn::TurnEvent;
-use axon_core::audio::{self, SAMPLES_PER_10MS, SAMPLE_RATE};
-use axon_core::voice::wire::message_type;
-use axon_core::voice::{ClientMessage, ErrorCode, ServerMessage, VoiceState};
+use axon_core::media::audio::{self, SAMPLES_PER_10MS, SAMPLE_RATE};
+use axon_core::media::voice::wire::message_type;
+use axon_core::media::voice::{ClientMessage, ErrorCode, ServerMessage, VoiceState};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -38,15 +38,15 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::SimError;
 
 /// Milliseconds of audio in one frame the microphone sends (the contract's recommendation).
-pub const FRAME_MS: u64 = axon_core::voice::FRAME_MS as u64;
+pub const FRAME_MS: u64 = axon_core::media::voice::FRAME_MS as u64;
 /// Samples in one frame.
-pub use axon_core::voice::FRAME_SAMPLES;
+pub use axon_core::media::voice::FRAME_SAMPLES;
 /// Anything quieter is not speech when we look for where a recording's speech begins and ends:
 /// the Hub's VAD never takes less as speech either (`VadConfig::min_speech_dbfs`).
 pub const SPEECH_DBFS: f32 = -45.0;
 
 /// How utterances are marked (the `mode` query parameter): the contract's own.
-pub use axon_core::voice::Mode;
+pub use axon_core::media::voice::Mode;
 
 /// How a session connects.
 #[derive(Debug, Clone)]
@@ -967,7 +967,7 @@ mod tests {
                                     turn: t1(),
                                     audio_ms: 300,
                                 },
-                                ServerMessage::Timings(axon_core::voice::TurnTimings {
+                                ServerMessage::Timings(axon_core::media::voice::TurnTimings {
                                     turn: t1(),
                                     asr_ms: Some(1),
                                     ..Default::default()

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axon_core::agent::llm::Message;
 use axon_core::agent::turn::{agent_tools, Action, Turn, TurnConfig, TurnEvent, TurnUpdate};
-use axon_core::jsonrpc::ErrorObject;
+use axon_core::protocol::jsonrpc::ErrorObject;
 use futures_channel::mpsc;
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesUnordered;

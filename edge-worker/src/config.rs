@@ -17,7 +17,7 @@
 //! | `AXON_LOCAL_AI_URL` | `http://127.0.0.1:8788/v1` | the local AI server (docs/voice.md §3) |
 //! | `AXON_ASR_BASE_URL`, `AXON_ASR_MODEL`, `AXON_ASR_API_KEY` | `AXON_LLM_BASE_URL`, `whisper-1`, `AXON_LLM_API_KEY` | for `openai` ASR |
 //! | `AXON_TTS_BASE_URL`, `AXON_TTS_MODEL`, `AXON_TTS_VOICE`, `AXON_TTS_API_KEY` | `AXON_LLM_BASE_URL`, `tts-1`, `alloy`, `AXON_LLM_API_KEY` | for `openai` TTS |
-//! | `AXON_ASR_PROMPT` | `auto` | words that bias ASR: `auto` (the online devices' names and a command per kind, `axon_core::speech::asr_prompt`), `off`, or a text of your own |
+//! | `AXON_ASR_PROMPT` | `auto` | words that bias ASR: `auto` (the online devices' names and a command per kind, `axon_core::media::speech::asr_prompt`), `off`, or a text of your own |
 //! | `AXON_VAD_SILENCE_MS` | 400 | silence that ends an utterance (100–3000) |
 //! | `AXON_VAD_PAUSE_MS` | 200 | silence after which ASR starts early, overlapping the rest of the endpoint's wait (0: off; below `AXON_VAD_SILENCE_MS`) |
 //! | `AXON_VLM` | `offline` | who looks at photos: `offline` (says there is no vision model, reports the measured facts) or `openai` |
@@ -27,7 +27,7 @@
 //! | `AXON_ALLOWED_ORIGINS` | none | other sites' origins a browser may call the worker from (comma-separated; `*` is refused) |
 
 use axon_core::agent::turn::DEFAULT_PERSONA;
-use axon_core::tool::SitePolicy;
+use axon_core::protocol::tool::SitePolicy;
 use worker::Env;
 
 /// What the ASR provider is told to expect (`AXON_ASR_PROMPT`).

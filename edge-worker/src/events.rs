@@ -11,7 +11,7 @@ use worker::{Headers, Response, Result};
 
 /// One SSE frame.
 pub fn frame(event: &str, data: &Value) -> Vec<u8> {
-    axon_core::sse::frame(event, &data.to_string()).into_bytes()
+    axon_core::protocol::sse::frame(event, &data.to_string()).into_bytes()
 }
 
 /// The subscribers of one kind of stream.

@@ -5,7 +5,7 @@
 //! message a person can act on). It never decides whether a request may proceed: the routes
 //! and `axon-core` do.
 
-use axon_core::jsonrpc::{code, ErrorObject};
+use axon_core::protocol::jsonrpc::{code, ErrorObject};
 use serde_json::{json, Value};
 use worker::{Headers, Request, Response, Result};
 
@@ -97,7 +97,7 @@ pub fn user_of(v: &Value) -> std::result::Result<String, String> {
 pub fn device_of(v: &Value) -> std::result::Result<Option<String>, String> {
     match v.get("device") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(d)) => axon_core::mcp::topics::DeviceId::new(d.clone())
+        Some(Value::String(d)) => axon_core::protocol::mcp::topics::DeviceId::new(d.clone())
             .map(|_| Some(d.clone()))
             .map_err(|e| format!("\"device\": {e}")),
         Some(_) => Err("\"device\" must be a device id string".into()),

@@ -15,16 +15,16 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use axon_core::endpoint::{Endpoint, EndpointEvent};
-use axon_core::jsonrpc::{code, ErrorObject};
-use axon_core::link::{QoS, Subscription};
-use axon_core::mcp::client::{
+use axon_core::protocol::jsonrpc::{code, ErrorObject};
+use axon_core::protocol::mcp::client::{
     ClientConfig, ClientEvent, DeviceInfo, DeviceState, McpClient, RequestHandle,
 };
-use axon_core::mcp::types::Implementation;
-use axon_core::mqtt::SessionState;
-use axon_core::telemetry::{Severity, TelemetryStore, TelemetryUpdate};
+use axon_core::protocol::mcp::types::Implementation;
+use axon_core::protocol::telemetry::{Severity, TelemetryStore, TelemetryUpdate};
+use axon_core::protocol::tool::{effective_permission, Permission};
 use axon_core::time::{Rng, Timestamp};
-use axon_core::tool::{effective_permission, Permission};
+use axon_core::transport::link::{QoS, Subscription};
+use axon_core::transport::mqtt::SessionState;
 use futures_channel::{mpsc, oneshot};
 use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Value};
@@ -237,8 +237,10 @@ impl Link {
             &json!({"device": device, "state": state, "title": title, "ts": now().as_millis()}),
         ));
         if list_changed {
-            self.mcp_streams
-                .send(frame("message", &axon_core::mcp::gateway::list_changed()));
+            self.mcp_streams.send(frame(
+                "message",
+                &axon_core::protocol::mcp::gateway::list_changed(),
+            ));
         }
     }
 
@@ -374,12 +376,12 @@ impl Hub {
                 (t.name.clone(), json!(p))
             })
             .collect();
-        let samples: Vec<&axon_core::telemetry::Telemetry> = link
+        let samples: Vec<&axon_core::protocol::telemetry::Telemetry> = link
             .telemetry
             .window(id)
             .map(|w| w.iter().collect())
             .unwrap_or_default();
-        let events: Vec<&axon_core::telemetry::DeviceEvent> =
+        let events: Vec<&axon_core::protocol::telemetry::DeviceEvent> =
             link.telemetry.events_of(id).collect();
         if let Some(obj) = v.as_object_mut() {
             obj.insert("permissions".into(), Value::Object(permissions));
@@ -523,7 +525,7 @@ impl Hub {
     }
 
     /// Calls a device tool through the MCP client: validated, with a deadline and a call-id.
-    /// Permission is the caller's to decide first ([`axon_core::tool::authorize`]).
+    /// Permission is the caller's to decide first ([`axon_core::protocol::tool::authorize`]).
     pub async fn call_tool(
         &self,
         device: &str,

@@ -14,7 +14,7 @@ use axon_core::agent::llm::{
 };
 use axon_core::agent::offline;
 use axon_core::agent::turn::AgentTool;
-use axon_core::mcp::client::DeviceInfo;
+use axon_core::protocol::mcp::client::DeviceInfo;
 use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 use wasm_bindgen::{JsCast, JsValue};

@@ -2,12 +2,12 @@
 //!
 //! Owns the HTTP (or binding) call: the local AI server and any OpenAI-compatible endpoint
 //! over `/audio/transcriptions` and `/audio/speech`, and Workers AI's Whisper, Aura and MeloTTS. Request
-//! bodies and reading the answers are axon-core's ([`axon_core::speech`]); this file only
+//! bodies and reading the answers are axon-core's ([`axon_core::media::speech`]); this file only
 //! moves bytes and says clearly which URL failed and how.
 
 use std::time::Duration;
 
-use axon_core::speech::{
+use axon_core::media::speech::{
     decode_speech, parse_transcription, speech_request, transcription_request,
     workers_ai_speech_input,
 };
@@ -80,7 +80,7 @@ pub async fn synthesize(
         }
         SpeechProvider::WorkersAi { model } => {
             // Aura answers a raw response with a 16 kHz WAV; MeloTTS answers JSON with base64
-            // MP3, which decode_speech unpacks and decodes (axon_core::speech).
+            // MP3, which decode_speech unpacks and decodes (axon_core::media::speech).
             let (input, raw) = workers_ai_speech_input(model, text);
             let input = js_sys::JSON::parse(&input.to_string()).map_err(|_| "bad input JSON")?;
             let out = run_ai(env, model, &input, raw).await?;

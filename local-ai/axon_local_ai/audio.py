@@ -16,7 +16,7 @@ import numpy as np
 PCM, IEEE_FLOAT, EXTENSIBLE = 1, 3, 0xFFFE
 RATE_16K = 16_000  # what Whisper hears and what the Hub speaks
 # The length written when the total is not known yet (a streamed WAV): readers that honour the
-# RIFF sizes read to the end of the stream, like axon_core::audio::wav_decode does.
+# RIFF sizes read to the end of the stream, like axon_core::media::audio::wav_decode does.
 STREAMED = 0xFFFFFFFF
 
 

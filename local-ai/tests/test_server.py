@@ -125,7 +125,7 @@ def test_speech_is_a_valid_audible_wav(server):
 
 def test_speech_round_trips_through_asr(server):
     _, _, wav = speak(server.url, "Please turn on the living room heater.")
-    # With the device names as the prompt, as the Hub sends them (axon_core::speech::asr_prompt):
+    # With the device names as the prompt, as the Hub sends them (axon_core::media::speech::asr_prompt):
     # piper's voice varies from run to run, and without a prompt tiny.en in the 12 s window heard
     # "heater" as "Peter" in 1 of 6 syntheses (0 of 6 in the 30 s window); with it, 0 of 6.
     status, _, body = transcribe(server.url, wav, prompt="Living room heater, porch lamp. Turn on the porch lamp.")

@@ -1,5 +1,5 @@
 //! One MCP endpoint on one MQTT session: the drive loop every shell that uses
-//! [`crate::mqtt::Session`] (the edge worker's Hub, the browser's virtual device) would
+//! [`crate::transport::mqtt::Session`] (the edge worker's Hub, the browser's virtual device) would
 //! otherwise write again.
 //!
 //! Owns the glue between the session and an MCP role ([`McpServer`] for a device,
@@ -17,13 +17,13 @@
 
 use std::collections::VecDeque;
 
-use crate::link::{
+use crate::protocol::mcp::client::{ClientEvent, McpClient};
+use crate::protocol::mcp::server::{McpServer, ServerEvent};
+use crate::time::{earliest, Timestamp};
+use crate::transport::link::{
     Connack, ConnectOptions, Inbound, Publish, SubscribeToken, Subscription, Transmit,
 };
-use crate::mcp::client::{ClientEvent, McpClient};
-use crate::mcp::server::{McpServer, ServerEvent};
-use crate::mqtt::{MqttError, Session, SessionConfig, SessionEvent, SessionState};
-use crate::time::{earliest, Timestamp};
+use crate::transport::mqtt::{MqttError, Session, SessionConfig, SessionEvent, SessionState};
 
 /// An MCP state machine that an [`Endpoint`] drives: the device side or the Hub side.
 pub trait McpRole {

@@ -1,9 +1,9 @@
 //! The crate's one error enum, for local failures only.
 //!
 //! Wire errors (bad JSON from a peer, unknown method, invalid tool arguments) are not here:
-//! they are [`crate::jsonrpc::ErrorObject`] values that go back to the peer.
+//! they are [`crate::protocol::jsonrpc::ErrorObject`] values that go back to the peer.
 
-use crate::mcp::topics::NameError;
+use crate::protocol::mcp::topics::NameError;
 
 /// A local failure in `axon-core`: a caller asked for something that cannot be done.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -25,11 +25,11 @@ pub enum Error {
     },
     /// A telemetry or event payload was refused.
     #[error(transparent)]
-    Telemetry(#[from] crate::telemetry::TelemetryError),
+    Telemetry(#[from] crate::protocol::telemetry::TelemetryError),
     /// An error from the MQTT session.
     #[error(transparent)]
-    Mqtt(#[from] crate::mqtt::MqttError),
+    Mqtt(#[from] crate::transport::mqtt::MqttError),
     /// An image's facts could not be read.
     #[error(transparent)]
-    Vision(#[from] crate::vision::VisionError),
+    Vision(#[from] crate::media::vision::VisionError),
 }

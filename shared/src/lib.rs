@@ -1,9 +1,16 @@
 //! # axon-core: Axon's protocol core
 //!
-//! Owns everything in Axon that needs no I/O: the MQTT 5 client session ([`mqtt`]), MCP over
-//! MQTT for devices and the Hub ([`mcp`]), JSON-RPC ([`jsonrpc`]), tool schemas and argument
-//! validation ([`tool`]), telemetry payloads ([`telemetry`]) and what can be measured from a
-//! photo without a vision model ([`vision`]).
+//! Owns everything in Axon that needs no I/O, in layers that each use only the ones before:
+//!
+//! | layer | modules |
+//! |---|---|
+//! | [`transport`] | the MQTT 5 client session ([`transport::mqtt`]), the plain messages above it ([`transport::link`]) |
+//! | [`protocol`] | JSON-RPC, MCP over MQTT for devices and the Hub, tools and permissions, telemetry, SSE |
+//! | [`endpoint`] | one MQTT session with an MCP role: the drive loop the shells share |
+//! | [`agent`] | the agent's turn, the offline planner and wording, model wire formats, memory |
+//! | [`media`] | audio and endpointing, speech formats, the voice session and its wire, photos |
+//!
+//! [`time`] (timestamps, deadlines, the seeded RNG) and [`error`] serve them all.
 //!
 //! It never opens a socket, reads a clock, sleeps, spawns a task, draws OS randomness or logs
 //! to stdout. Time comes in as a [`time::Timestamp`]; randomness comes in as a seed for
@@ -16,19 +23,19 @@
 //! `poll_timeout()` or the next input.
 //!
 //! ```no_run
-//! use axon_core::mcp::server::{DeviceConfig, McpServer, ServerEvent};
-//! use axon_core::mcp::topics::DeviceId;
-//! use axon_core::mcp::types::CallToolResult;
+//! use axon_core::protocol::mcp::server::{DeviceConfig, McpServer, ServerEvent};
+//! use axon_core::protocol::mcp::topics::DeviceId;
+//! use axon_core::protocol::mcp::types::CallToolResult;
 //! use axon_core::time::Timestamp;
 //! # fn now() -> Timestamp { Timestamp::ZERO }
-//! # fn send(_: axon_core::link::Transmit) {}
+//! # fn send(_: axon_core::transport::link::Transmit) {}
 //! let id = DeviceId::new("kitchen-1").expect("a valid id");
 //! let config = DeviceConfig::new(id, "lamp", "Kitchen lamp", Vec::new());
 //! let mut device = McpServer::new(config).expect("valid tools");
 //! device.handle_connected(now(), &Default::default());
 //! loop {
 //!     while let Some(t) = device.poll_transmit() {
-//!         send(t); // to rumqttc or axon_core::mqtt::Session
+//!         send(t); // to rumqttc or axon_core::transport::mqtt::Session
 //!     }
 //!     while let Some(ev) = device.poll_event() {
 //!         if let ServerEvent::ToolCall { call, arguments, .. } = ev {
@@ -42,19 +49,11 @@
 #![warn(missing_docs)]
 
 pub mod agent;
-pub mod audio;
 pub mod endpoint;
 pub mod error;
-pub mod jsonrpc;
-pub mod link;
-pub mod mcp;
-pub mod mqtt;
-pub mod speech;
-pub mod sse;
-pub mod telemetry;
+pub mod media;
+pub mod protocol;
 pub mod time;
-pub mod tool;
-pub mod vision;
-pub mod voice;
+pub mod transport;
 
 pub use error::Error;

@@ -10,11 +10,11 @@ use std::time::Duration;
 use axon_core::agent::llm::{FunctionCall, Message, Reply, ToolCall};
 use axon_core::agent::offline;
 use axon_core::agent::turn::{agent_tools, llm_tool_name, Action, Turn, TurnConfig, TurnEvent};
-use axon_core::jsonrpc::{code, ErrorObject};
-use axon_core::mcp::client::DeviceInfo;
-use axon_core::mcp::types::CallToolResult;
+use axon_core::protocol::jsonrpc::{code, ErrorObject};
+use axon_core::protocol::mcp::client::DeviceInfo;
+use axon_core::protocol::mcp::types::CallToolResult;
+use axon_core::protocol::tool::SitePolicy;
 use axon_core::time::Timestamp;
-use axon_core::tool::SitePolicy;
 use common::home::{device, tool, ToolExt};
 use serde_json::{json, Value};
 

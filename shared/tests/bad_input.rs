@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
-use axon_core::mcp::MAX_RPC_PAYLOAD;
+use axon_core::protocol::mcp::MAX_RPC_PAYLOAD;
 use common::{probe_initialize, probe_rpc, Net};
 use serde_json::json;
 
@@ -122,7 +122,7 @@ fn a_result_too_large_becomes_an_error() {
     let h = net.call("k1", "get_state", json!({})).unwrap();
     let call = net.devices[0].held.pop().unwrap();
     let now = net.now;
-    let huge = axon_core::mcp::types::CallToolResult::structured(
+    let huge = axon_core::protocol::mcp::types::CallToolResult::structured(
         json!({"photo": "z".repeat(MAX_RPC_PAYLOAD)}),
     );
     net.devices[0].server.handle_tool_result(now, call, huge);
@@ -213,7 +213,7 @@ fn initialize_without_client_id_property_is_not_answered() {
     assert_eq!(net.probe_inbox.len(), before);
     assert!(net.devices[0].events.iter().any(|e| matches!(
         e,
-        axon_core::mcp::server::ServerEvent::Rejected {
+        axon_core::protocol::mcp::server::ServerEvent::Rejected {
             client_id: None,
             ..
         }

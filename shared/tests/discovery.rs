@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
-use axon_core::mcp::client::{ClientEvent, DeviceState};
-use axon_core::mcp::topics;
+use axon_core::protocol::mcp::client::{ClientEvent, DeviceState};
+use axon_core::protocol::mcp::topics;
 use common::{Net, Node};
 
 #[test]
@@ -166,7 +166,7 @@ fn rpc_subscriptions_use_no_local() {
     net.hub.handle_connected(now, &Default::default());
     let presence_sub = net.hub.poll_transmit().unwrap();
     assert!(
-        matches!(presence_sub, axon_core::link::Transmit::Subscribe { ref subscriptions, .. }
+        matches!(presence_sub, axon_core::transport::link::Transmit::Subscribe { ref subscriptions, .. }
         if subscriptions[0].filter == "$mcp-server/presence/+/axon/#")
     );
     net.hub_connected = true;
@@ -177,7 +177,7 @@ fn rpc_subscriptions_use_no_local() {
         .clone();
     net.hub.handle_message(now, &online);
     match net.hub.poll_transmit().unwrap() {
-        axon_core::link::Transmit::Subscribe { subscriptions, .. } => {
+        axon_core::transport::link::Transmit::Subscribe { subscriptions, .. } => {
             let rpc = subscriptions
                 .iter()
                 .find(|s| s.filter.starts_with("$mcp-rpc/"))
@@ -195,7 +195,7 @@ fn rpc_subscriptions_use_no_local() {
 #[test]
 fn broker_assigned_names_and_filters_are_used() {
     let mut net = Net::new(&["k1"]);
-    let connack = axon_core::link::Connack {
+    let connack = axon_core::transport::link::Connack {
         user_properties: vec![("MCP-SERVER-NAME".into(), "site/a/lamp".into())],
     };
     let now = net.now;
@@ -207,7 +207,7 @@ fn broker_assigned_names_and_filters_are_used() {
         .retained("$mcp-server/presence/k1/site/a/lamp")
         .is_some());
     // The default filter axon/# would not see it; the broker's filters would.
-    let connack = axon_core::link::Connack {
+    let connack = axon_core::transport::link::Connack {
         user_properties: vec![("MCP-SERVER-NAME-FILTERS".into(), r#"["site/#"]"#.into())],
     };
     net.hub_connected = true;

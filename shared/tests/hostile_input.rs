@@ -1,10 +1,10 @@
 //! Hostile input: random bytes, strings and JSON into every parser. Never a panic; every
 //! failure carries a message.
 
-use axon_core::jsonrpc;
-use axon_core::mcp::topics::Topic;
-use axon_core::telemetry::{DeviceEvent, Telemetry};
-use axon_core::tool::validate_arguments;
+use axon_core::protocol::jsonrpc;
+use axon_core::protocol::mcp::topics::Topic;
+use axon_core::protocol::telemetry::{DeviceEvent, Telemetry};
+use axon_core::protocol::tool::validate_arguments;
 use proptest::prelude::*;
 use serde_json::Value;
 

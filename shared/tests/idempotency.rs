@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
-use axon_core::mcp::client::CallOptions;
+use axon_core::protocol::mcp::client::CallOptions;
 use common::{probe_initialize, probe_rpc, Net, ToolMode};
 use serde_json::json;
 
@@ -11,7 +11,7 @@ fn call_with(
     net: &mut Net,
     args: serde_json::Value,
     call_id: &str,
-) -> axon_core::mcp::client::RequestHandle {
+) -> axon_core::protocol::mcp::client::RequestHandle {
     let now = net.now;
     let h = net
         .hub

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
-use axon_core::mcp::client::{ClientEvent, DeviceState};
-use axon_core::mcp::server::ServerEvent;
+use axon_core::protocol::mcp::client::{ClientEvent, DeviceState};
+use axon_core::protocol::mcp::server::ServerEvent;
 use common::{Net, ToolMode};
 use serde_json::json;
 

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
-use axon_core::mcp::client::{CallOptions, ClientEvent, DeviceState};
+use axon_core::protocol::mcp::client::{CallOptions, ClientEvent, DeviceState};
 use common::{client_props, Net, ToolMode};
 use serde_json::json;
 

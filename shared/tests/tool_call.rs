@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
-use axon_core::mcp::client::ClientEvent;
-use axon_core::mcp::types::CallToolResult;
+use axon_core::protocol::mcp::client::ClientEvent;
+use axon_core::protocol::mcp::types::CallToolResult;
 use common::{lamp_config, Net};
 use serde_json::json;
 

@@ -13,10 +13,10 @@ use axon_core::agent::llm::Message;
 use axon_core::agent::llm::{ChatRequest, Reply, Role};
 use axon_core::agent::offline;
 use axon_core::agent::turn::{agent_tools, Action, Turn, TurnConfig, TurnEvent, Vision};
-use axon_core::mcp::client::DeviceInfo;
-use axon_core::mcp::types::{CallToolResult, ContentBlock};
+use axon_core::protocol::mcp::client::DeviceInfo;
+use axon_core::protocol::mcp::types::{CallToolResult, ContentBlock};
+use axon_core::protocol::tool::SitePolicy;
 use axon_core::time::Timestamp;
-use axon_core::tool::SitePolicy;
 use base64::Engine as _;
 use common::home::{device, tools};
 use serde_json::{json, Value};
@@ -74,7 +74,7 @@ struct Run {
 fn run(
     turn: &mut Turn,
     devices: &[DeviceInfo],
-    photo: impl Fn(&str) -> Result<Value, axon_core::jsonrpc::ErrorObject>,
+    photo: impl Fn(&str) -> Result<Value, axon_core::protocol::jsonrpc::ErrorObject>,
     vlm: impl Fn(&ChatRequest) -> Result<Reply, String>,
 ) -> Run {
     let mut now = Timestamp::from_millis(1_790_000_000_000);
@@ -135,7 +135,7 @@ fn start(devices: &[DeviceInfo], text: &str, config: TurnConfig) -> Turn {
     Turn::new(config, tools, None, Vec::new(), Message::user(text))
 }
 
-fn good_photo(_: &str) -> Result<Value, axon_core::jsonrpc::ErrorObject> {
+fn good_photo(_: &str) -> Result<Value, axon_core::protocol::jsonrpc::ErrorObject> {
     Ok(serde_json::to_value(photo_result(grey_jpeg(320, 240, 77))).unwrap())
 }
 

@@ -228,7 +228,7 @@ impl SseStream {
             if let Some(e) = self.ready.pop_front() {
                 return Some(e);
             }
-            for e in axon_core::sse::drain_events(&mut self.pending) {
+            for e in axon_core::protocol::sse::drain_events(&mut self.pending) {
                 self.ready.push_back(SseEvent {
                     data: serde_json::from_str(&e.data).unwrap_or(Value::String(e.data)),
                     event: e.event,

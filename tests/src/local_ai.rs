@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axon_core::audio::{resample, wav_decode, wav_encode, SAMPLE_RATE};
+use axon_core::media::audio::{resample, wav_decode, wav_encode, SAMPLE_RATE};
 use serde_json::Value;
 
 use crate::http::{self, Reply};

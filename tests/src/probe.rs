@@ -119,7 +119,7 @@ impl Probe {
             if r.topic == fence {
                 break;
             }
-            if r.retain && axon_core::link::topic_matches(filter, &r.topic) {
+            if r.retain && axon_core::transport::link::topic_matches(filter, &r.topic) {
                 found.push(r);
             }
         }

@@ -4,13 +4,13 @@
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use axon_core::voice::wire::message_type;
-use axon_core::voice::{ClientMessage, ServerMessage};
+use axon_core::media::voice::wire::message_type;
+use axon_core::media::voice::{ClientMessage, ServerMessage};
 use serde_json::Value;
 use tungstenite::{Message, WebSocket};
 
 /// 20 ms of 16 kHz mono.
-pub use axon_core::voice::FRAME_SAMPLES;
+pub use axon_core::media::voice::FRAME_SAMPLES;
 
 /// Something the Hub sent.
 #[derive(Debug, Clone)]

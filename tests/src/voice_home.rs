@@ -96,7 +96,7 @@ pub fn speech(text: &str) -> Vec<i16> {
     let path = temp_dir("speech").join("speech.wav");
     let bytes = espeak_wav(text, &path);
     let _ = std::fs::remove_file(&path);
-    axon_core::audio::wav_decode(&bytes)
+    axon_core::media::audio::wav_decode(&bytes)
         .expect("espeak_wav writes a WAV")
         .samples
 }

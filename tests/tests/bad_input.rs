@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use axon_core::mcp::MAX_RPC_PAYLOAD;
+use axon_core::protocol::mcp::MAX_RPC_PAYLOAD;
 use axon_tests::{Broker, DeviceSim, Probe};
 use serde_json::{json, Value};
 

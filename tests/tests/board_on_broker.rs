@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axon_core::mcp::client::{CallOptions, DeviceState};
-use axon_core::telemetry::Telemetry;
+use axon_core::protocol::mcp::client::{CallOptions, DeviceState};
+use axon_core::protocol::telemetry::Telemetry;
 use axon_tests::{Broker, Probe};
 use device_sim::board::{self, BoardReport, DeviceSpec};
 use device_sim::ctl::{Controller, ControllerOptions};
@@ -192,7 +192,7 @@ async fn a_lamp_board_serves_acts_once_per_call_id_and_leaves_cleanly() {
     let sample = latest(&broker, "test-latest-2").await;
     assert_eq!(
         sample.metrics["on"],
-        axon_core::telemetry::MetricValue::Bool(true),
+        axon_core::protocol::telemetry::MetricValue::Bool(true),
         "the sample reflects the lamp's state"
     );
     ctl.wait_for_devices(&[ID], WAIT).await.unwrap();

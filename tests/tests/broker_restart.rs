@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use axon_core::mcp::client::CallOptions;
+use axon_core::protocol::mcp::client::CallOptions;
 use axon_tests::{Broker, DeviceSim};
 use device_sim::ctl::{Controller, ControllerOptions};
 use serde_json::json;

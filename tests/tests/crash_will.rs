@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use axon_core::mcp::client::DeviceState;
+use axon_core::protocol::mcp::client::DeviceState;
 use axon_tests::{Broker, DeviceSim, Probe};
 use device_sim::ctl::{Controller, ControllerOptions};
 use serde_json::json;

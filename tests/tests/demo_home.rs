@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use axon_core::mcp::client::DeviceState;
+use axon_core::protocol::mcp::client::DeviceState;
 use axon_tests::{Broker, DeviceSim, Probe};
 use device_sim::ctl::{Controller, ControllerOptions};
 use device_sim::fleet::HOME;
@@ -106,17 +106,17 @@ async fn every_device_of_the_demo_home_is_discovered_listed_and_called() {
         .next(Duration::from_secs(5))
         .await
         .expect("retained /latest");
-    let sample = axon_core::telemetry::Telemetry::parse(&latest.payload).unwrap();
+    let sample = axon_core::protocol::telemetry::Telemetry::parse(&latest.payload).unwrap();
     assert!(sample.metrics.contains_key("power_w"));
     probe.subscribe("axon/telemetry/+", false).await;
     let live = probe
         .next_on("axon/telemetry/kitchen-lamp", Duration::from_secs(5))
         .await
         .expect("live telemetry");
-    let live = axon_core::telemetry::Telemetry::parse(&live.payload).unwrap();
+    let live = axon_core::protocol::telemetry::Telemetry::parse(&live.payload).unwrap();
     assert_eq!(
         live.metrics["on"],
-        axon_core::telemetry::MetricValue::Bool(true),
+        axon_core::protocol::telemetry::MetricValue::Bool(true),
         "telemetry shows the lamp on"
     );
     let read = ctl

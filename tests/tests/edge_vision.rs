@@ -61,7 +61,7 @@ fn what_do_you_see_offline_reports_the_measured_photo_and_a_vision_model_describ
     );
     assert_eq!(
         word.trim_end_matches('.'),
-        axon_core::vision::brightness_word(pct)
+        axon_core::media::vision::brightness_word(pct)
     );
     assert_eq!(find(&turn, "answer")["steps"], 1);
 

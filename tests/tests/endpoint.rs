@@ -11,12 +11,12 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use axon_core::endpoint::{Endpoint, EndpointEvent, McpRole};
-use axon_core::link::{Publish, QoS, Subscription};
-use axon_core::mcp::client::{ClientConfig, ClientEvent, McpClient};
-use axon_core::mcp::server::{DeviceConfig, McpServer, ServerEvent};
-use axon_core::mcp::topics::{self, DeviceId};
-use axon_core::mcp::types::{CallToolResult, Tool};
+use axon_core::protocol::mcp::client::{ClientConfig, ClientEvent, McpClient};
+use axon_core::protocol::mcp::server::{DeviceConfig, McpServer, ServerEvent};
+use axon_core::protocol::mcp::topics::{self, DeviceId};
+use axon_core::protocol::mcp::types::{CallToolResult, Tool};
 use axon_core::time::Timestamp;
+use axon_core::transport::link::{Publish, QoS, Subscription};
 use axon_tests::Broker;
 use serde_json::json;
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use axon_core::mcp::client::DeviceState;
+use axon_core::protocol::mcp::client::DeviceState;
 use axon_tests::{Broker, DeviceSim, Peer};
 use device_sim::ctl::{Controller, ControllerOptions};
 use serde_json::json;

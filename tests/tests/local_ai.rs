@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly by design
 
-use axon_core::audio::{level_dbfs, wav_decode};
+use axon_core::media::audio::{level_dbfs, wav_decode};
 use axon_tests::local_ai::espeak_wav;
 use axon_tests::LocalAi;
 

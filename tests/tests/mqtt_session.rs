@@ -1,4 +1,4 @@
-//! `axon_core::mqtt::Session` (the sans-I/O MQTT 5 client the browser and the worker use)
+//! `axon_core::transport::mqtt::Session` (the sans-I/O MQTT 5 client the browser and the worker use)
 //! against a real Mosquitto over TCP: CONNECT properties, No Local, QoS 1 PUBACKs, retained
 //! messages and tombstones, an absent Retain Available, and a broker restart with backoff.
 
@@ -8,9 +8,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use axon_core::link::{ConnectOptions, Publish, QoS, Subscription};
-use axon_core::mqtt::{Session, SessionConfig, SessionEvent, SessionState};
 use axon_core::time::Timestamp;
+use axon_core::transport::link::{ConnectOptions, Publish, QoS, Subscription};
+use axon_core::transport::mqtt::{Session, SessionConfig, SessionEvent, SessionState};
 use axon_tests::Broker;
 
 /// A blocking shell for one session: the socket, the clock, the drain loop.

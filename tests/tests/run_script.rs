@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use axon_tests::wrangler::http;
+use axon_tests::http::http;
 use axon_tests::{free_port, repo_root, DEMO_HOME_DEVICES};
 
 const MARKER_VAR: &str = "AXON_RUN_SH_TEST";

@@ -12,7 +12,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axon_core::audio::{wav_decode, wav_encode};
+use axon_core::media::audio::{wav_decode, wav_encode};
 use axon_tests::local_ai::espeak_wav;
 use axon_tests::peer::{browser_steps, step};
 use axon_tests::voice_home::{temp_dir, VoiceHome};

@@ -72,11 +72,11 @@ fn a_spoken_command_turns_the_kitchen_lamp_on_and_is_answered_in_speech() {
     let audio_ms = said["audio_ms"].as_u64().unwrap();
     assert!(audio_ms > 300, "{said}");
     assert_eq!(said["end"], "timings", "{said}");
-    let answer = axon_core::audio::wav_decode(&std::fs::read(&out).unwrap()).unwrap();
+    let answer = axon_core::media::audio::wav_decode(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(answer.sample_rate, 16_000);
     assert_eq!(answer.samples.len() as u64 * 1000 / 16_000, audio_ms);
     assert!(
-        axon_core::audio::level_dbfs(&answer.samples) > -50.0,
+        axon_core::media::audio::level_dbfs(&answer.samples) > -50.0,
         "speech, not silence"
     );
 

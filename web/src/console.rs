@@ -97,7 +97,7 @@ fn add_sample(plots: &mut BTreeMap<String, Series>, device: &str, ts: u64, metri
 fn Plot(name: String, metric: MetricPoints) -> impl IntoView {
     let g = plot::geometry(&name, &metric.points, metric.boolean);
     let n = metric.points.len();
-    let words = axon_core::telemetry::MetricKey::parse(&name).words();
+    let words = axon_core::protocol::telemetry::MetricKey::parse(&name).words();
     view! {
         <figure class="plot" data-testid="plot" data-metric=name.clone() data-points=n.to_string()>
             <figcaption>{words.clone()} ": " <b>{g.last.clone()}</b> <small>{format!(" ({n} points)")}</small></figcaption>
@@ -147,7 +147,7 @@ fn ToolForm(device: String, tool: Value) -> impl IntoView {
             }
         }
         let args = Value::Object(args);
-        if let Err(e) = axon_core::tool::validate_arguments(&sch, &args) {
+        if let Err(e) = axon_core::protocol::tool::validate_arguments(&sch, &args) {
             error.set(Some((e.field.clone(), e.to_string())));
             return;
         }

@@ -10,14 +10,14 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use axon_core::endpoint::{Endpoint, EndpointEvent};
-use axon_core::jsonrpc::json_text;
-use axon_core::link::{Publish, QoS};
-use axon_core::mcp::server::{DeviceConfig, McpServer, ServerEvent};
-use axon_core::mcp::topics::{self, DeviceId};
-use axon_core::mcp::types::{
+use axon_core::protocol::jsonrpc::json_text;
+use axon_core::protocol::mcp::server::{DeviceConfig, McpServer, ServerEvent};
+use axon_core::protocol::mcp::topics::{self, DeviceId};
+use axon_core::protocol::mcp::types::{
     CallToolResult, ContentBlock, Implementation, Tool, ToolAnnotations, META_PERMISSION,
 };
 use axon_core::time::earliest;
+use axon_core::transport::link::{Publish, QoS};
 use futures_channel::mpsc;
 use futures_util::future::{self, Either};
 use futures_util::StreamExt;
@@ -193,7 +193,7 @@ enum Input {
     Open,
     Bytes(Vec<u8>),
     Closed(String),
-    Photo(axon_core::mcp::server::CallHandle, CallToolResult),
+    Photo(axon_core::protocol::mcp::server::CallHandle, CallToolResult),
 }
 
 struct Socket {

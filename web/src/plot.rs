@@ -6,7 +6,7 @@
 //! never format an `f64` with `{}`: that links core's float formatting into the page
 //! (docs/web-size.md); numbers go through integer arithmetic ([`decimal_text`]).
 
-use axon_core::telemetry::{decimal_text, MetricKey};
+use axon_core::protocol::telemetry::{decimal_text, MetricKey};
 
 /// The drawing area, in SVG user units.
 pub const W: u32 = 280;

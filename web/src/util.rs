@@ -147,7 +147,7 @@ pub async fn post_sse(
         let value = js_sys::Reflect::get(&chunk, &JsValue::from_str("value")).map_err(js_error)?;
         let bytes = js_sys::Uint8Array::new(&value).to_vec();
         buf.push_str(&String::from_utf8_lossy(&bytes));
-        for e in axon_core::sse::drain_events(&mut buf) {
+        for e in axon_core::protocol::sse::drain_events(&mut buf) {
             on_event(&e.event, Json::parse(&e.data));
         }
     }

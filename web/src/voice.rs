@@ -18,7 +18,7 @@ use crate::json::{object, Json};
 use crate::util::{js_error, sleep};
 
 /// Samples per second on the wire, both ways, and in one 20 ms frame sent up: the contract's.
-pub use axon_core::voice::{FRAME_SAMPLES, SAMPLE_RATE};
+pub use axon_core::media::voice::{FRAME_SAMPLES, SAMPLE_RATE};
 /// At most this many frames (3 s) wait for the socket to open.
 const PENDING_FRAMES: usize = 150;
 
@@ -56,7 +56,7 @@ registerProcessor('axon-mic', AxonMic);
 "#;
 
 /// How the session finds utterances: the Hub's own (`hands_free`, `push_to_talk`).
-pub use axon_core::voice::Mode;
+pub use axon_core::media::voice::Mode;
 
 /// What a page shows of its voice session.
 #[derive(Clone, Copy)]

@@ -209,14 +209,14 @@ fn the_tool_table_is_what_tools_list_has_always_said() {
         tools[0].annotations.as_ref().unwrap().read_only_hint,
         Some(false)
     );
-    let config = axon_core::mcp::server::DeviceConfig::new(
-        axon_core::mcp::topics::DeviceId::new("tab-tools".to_string()).unwrap(),
+    let config = axon_core::protocol::mcp::server::DeviceConfig::new(
+        axon_core::protocol::mcp::topics::DeviceId::new("tab-tools".to_string()).unwrap(),
         "virtual",
         "a test tab",
         tools,
     );
     assert!(
-        axon_core::mcp::server::McpServer::new(config).is_ok(),
+        axon_core::protocol::mcp::server::McpServer::new(config).is_ok(),
         "the server takes the table"
     );
 }

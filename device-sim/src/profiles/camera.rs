@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use axon_core::mcp::types::{CallToolResult, ContentBlock, Tool};
+use axon_core::protocol::mcp::types::{CallToolResult, ContentBlock, Tool};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
@@ -179,7 +179,7 @@ mod tests {
                 panic!("no image block: {r:?}");
             };
             assert_eq!(mime_type, "image/jpeg");
-            let facts = axon_core::vision::measure_base64(data).unwrap();
+            let facts = axon_core::media::vision::measure_base64(data).unwrap();
             assert_eq!((facts.width, facts.height), (320, 240));
             let b = facts.brightness_pct.unwrap();
             assert!((b - light).abs() < 1.0, "light {light} % measured {b} %");

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axon_core::mcp::types::{CallToolResult, Tool};
+use axon_core::protocol::mcp::types::{CallToolResult, Tool};
 use serde_json::{json, Value};
 
 use super::{no_args, round1, tool, unknown, Effect, Env, HardwareEvent, Profile, Sample};

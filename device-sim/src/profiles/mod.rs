@@ -16,7 +16,7 @@ mod thermostat;
 
 use std::time::Duration;
 
-use axon_core::mcp::types::{CallToolResult, Tool, ToolAnnotations};
+use axon_core::protocol::mcp::types::{CallToolResult, Tool, ToolAnnotations};
 use axon_core::time::Rng;
 use serde_json::{json, Map, Value};
 
@@ -213,7 +213,7 @@ mod tests {
                 "{kind} has get_state"
             );
             for t in tools {
-                axon_core::mcp::topics::check_tool_name(&t.name).unwrap();
+                axon_core::protocol::mcp::topics::check_tool_name(&t.name).unwrap();
                 assert_eq!(t.input_schema["type"], "object", "{kind}.{}", t.name);
                 let a = t.annotations.as_ref().unwrap();
                 assert!(

@@ -6,7 +6,7 @@
 
 use axon_core::agent::llm::Message;
 use axon_core::agent::turn::TurnUpdate;
-use axon_core::jsonrpc::ErrorObject;
+use axon_core::protocol::jsonrpc::ErrorObject;
 use futures_channel::mpsc;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -107,7 +107,7 @@ pub async fn confirm(ctx: &Ctx, mut req: Request) -> Result<Response> {
     error_response(
         404,
         &ErrorObject::new(
-            axon_core::jsonrpc::code::INVALID_PARAMS,
+            axon_core::protocol::jsonrpc::code::INVALID_PARAMS,
             format!("no confirmation is waiting under {id:?}: it was answered, timed out (60 s), or never asked"),
         ),
     )

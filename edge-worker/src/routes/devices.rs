@@ -5,8 +5,8 @@
 //! [`authorize`]: the console is a caller like any other, so `deny` never runs and `confirm`
 //! needs the person's yes.
 
-use axon_core::jsonrpc::{code, ErrorObject};
-use axon_core::tool::{authorize, Caller, Verdict};
+use axon_core::protocol::jsonrpc::{code, ErrorObject};
+use axon_core::protocol::tool::{authorize, Caller, Verdict};
 use serde_json::{json, Value};
 use worker::{Request, Response, Result};
 
@@ -16,7 +16,7 @@ use crate::hub::Ctx;
 /// `GET /api/devices`.
 pub fn list(ctx: &Ctx) -> Result<Response> {
     ctx.registry(|c| {
-        let devices: Vec<&axon_core::mcp::client::DeviceInfo> = c.devices().collect();
+        let devices: Vec<&axon_core::protocol::mcp::client::DeviceInfo> = c.devices().collect();
         Response::from_json(&json!({ "devices": devices }))
     })
 }

@@ -5,7 +5,7 @@
 //! The JSON-RPC side (tool aggregation, checks, error results) is axon-core's
 //! `mcp::gateway`; tool calls go through the Hub like any other caller's.
 
-use axon_core::mcp::gateway::{self, GatewayOutcome, HTTP_PROTOCOL_VERSIONS};
+use axon_core::protocol::mcp::gateway::{self, GatewayOutcome, HTTP_PROTOCOL_VERSIONS};
 use serde_json::json;
 use worker::{Method, Request, Response, Result};
 
@@ -14,7 +14,7 @@ use crate::http::{plain, same_secret, unauthorized};
 use crate::hub::Ctx;
 
 /// Largest POST body.
-const BODY_LIMIT: usize = axon_core::mcp::MAX_RPC_PAYLOAD;
+const BODY_LIMIT: usize = axon_core::protocol::mcp::MAX_RPC_PAYLOAD;
 
 fn refuse(message: &str) -> Result<Response> {
     unauthorized("axon-mcp", message)
@@ -70,7 +70,8 @@ pub async fn handle(ctx: &Ctx, mut req: Request) -> Result<Response> {
     }
     let body = req.bytes().await?;
     if body.len() > BODY_LIMIT {
-        let e = axon_core::jsonrpc::ErrorObject::payload_too_large(body.len(), BODY_LIMIT);
+        let e =
+            axon_core::protocol::jsonrpc::ErrorObject::payload_too_large(body.len(), BODY_LIMIT);
         return Ok(
             Response::from_json(&json!({"jsonrpc": "2.0", "id": null, "error": e}))?
                 .with_status(413),
@@ -99,7 +100,7 @@ pub async fn handle(ctx: &Ctx, mut req: Request) -> Result<Response> {
     // A Hub that has just started lists its devices once it has discovered them.
     ctx.settle_discovery().await;
     let outcome = ctx.registry(|c| {
-        let devices: Vec<&axon_core::mcp::client::DeviceInfo> = c.devices().collect();
+        let devices: Vec<&axon_core::protocol::mcp::client::DeviceInfo> = c.devices().collect();
         gateway::handle(&body, devices.iter().copied(), &ctx.config().policy)
     });
     match outcome {

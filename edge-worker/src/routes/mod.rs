@@ -9,7 +9,7 @@ mod devices;
 mod mcp;
 mod voice;
 
-use axon_core::jsonrpc::{code, ErrorObject};
+use axon_core::protocol::jsonrpc::{code, ErrorObject};
 use worker::{Method, Request, Response, Result};
 
 use crate::events::sse_response;

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use axon_core::agent::llm::Message;
 use axon_core::agent::turn::{TurnEvent, TurnUpdate};
-use axon_core::audio::VadConfig;
-use axon_core::speech::asr_prompt;
-use axon_core::voice::{
+use axon_core::media::audio::VadConfig;
+use axon_core::media::speech::asr_prompt;
+use axon_core::media::voice::{
     ErrorCode, Mode, Outbound, ServerMessage, VoiceAction, VoiceConfig, VoiceSession,
 };
 use futures_channel::mpsc;

@@ -12,7 +12,7 @@ use crate::agent::llm::{FunctionCall, Message, Reply, Role, ToolCall};
 use crate::agent::planner::{self, Intent, Plan};
 use crate::agent::turn::AgentTool;
 use crate::agent::wording;
-use crate::mcp::client::DeviceInfo;
+use crate::protocol::mcp::client::DeviceInfo;
 
 /// The offline answer to `messages`, given the registry and the tools the turn offers.
 pub fn respond<'a>(
@@ -124,20 +124,20 @@ fn phrase(
             .unwrap_or("it did not answer");
         let code = outcome.get("code").and_then(Value::as_i64);
         return match code {
-            Some(crate::jsonrpc::code::DENIED) if error.contains("declined") => {
+            Some(crate::protocol::jsonrpc::code::DENIED) if error.contains("declined") => {
                 format!("OK, I left the {} as it was.", title.to_lowercase())
             }
-            Some(crate::jsonrpc::code::DENIED) => {
+            Some(crate::protocol::jsonrpc::code::DENIED) => {
                 format!(
                     "I'm not allowed to do that on the {}.",
                     title.to_lowercase()
                 )
             }
-            Some(crate::jsonrpc::code::DEVICE_OFFLINE) => format!("{title} is offline."),
-            Some(crate::jsonrpc::code::REQUEST_TIMEOUT) => {
+            Some(crate::protocol::jsonrpc::code::DEVICE_OFFLINE) => format!("{title} is offline."),
+            Some(crate::protocol::jsonrpc::code::REQUEST_TIMEOUT) => {
                 format!("{title} did not answer in time.")
             }
-            Some(crate::jsonrpc::code::BROKER_UNAVAILABLE) => {
+            Some(crate::protocol::jsonrpc::code::BROKER_UNAVAILABLE) => {
                 "I can't reach the devices right now (the broker is down).".to_string()
             }
             _ => format!("{title} couldn't do it: {error}."),
@@ -192,9 +192,9 @@ fn phrase(
 mod tests {
     use super::*;
     use crate::agent::turn::{agent_tools, tool_message_for_result};
-    use crate::mcp::client::DeviceState;
-    use crate::mcp::types::{CallToolResult, DeviceMeta, Tool};
-    use crate::tool::SitePolicy;
+    use crate::protocol::mcp::client::DeviceState;
+    use crate::protocol::mcp::types::{CallToolResult, DeviceMeta, Tool};
+    use crate::protocol::tool::SitePolicy;
     use serde_json::json;
 
     fn device(id: &str, kind: &str, room: &str, title: &str) -> DeviceInfo {

@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 
-use crate::mcp::client::{DeviceInfo, DeviceState};
+use crate::protocol::mcp::client::{DeviceInfo, DeviceState};
 
 /// One tool call the planner wants.
 #[derive(Debug, Clone, PartialEq)]
@@ -428,7 +428,7 @@ fn not_understood(text: &str, ready: &[&DeviceInfo]) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::types::{DeviceMeta, Tool};
+    use crate::protocol::mcp::types::{DeviceMeta, Tool};
 
     fn tool(name: &str) -> Tool {
         Tool {

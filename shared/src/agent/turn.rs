@@ -7,7 +7,7 @@
 //! events the person sees, and where a photo goes: a tool result's image is attached to the
 //! next request as a user message with an `image_url` part (a tool message cannot carry one),
 //! and that request goes to the vision model ([`Action::Vision`]) or, with none configured,
-//! the turn answers with what can be measured from the image ([`crate::vision`]). It never
+//! the turn answers with what can be measured from the image ([`crate::media::vision`]). It never
 //! talks to a model or a device itself: it asks for that with [`Action`]s, and the worker
 //! answers with `handle_*` calls. Time comes in as an argument.
 
@@ -17,13 +17,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::agent::llm::{ChatRequest, FunctionSpec, Message, Reply, ToolSpec};
-use crate::jsonrpc::{code, ErrorObject};
-use crate::mcp::client::{DeviceInfo, DeviceState};
-use crate::time::Timestamp;
-use crate::tool::{
+use crate::media::vision;
+use crate::protocol::jsonrpc::{code, ErrorObject};
+use crate::protocol::mcp::client::{DeviceInfo, DeviceState};
+use crate::protocol::tool::{
     authorize, effective_permission, validate_arguments, Caller, Permission, SitePolicy, Verdict,
 };
-use crate::vision;
+use crate::time::Timestamp;
 
 /// What the agent is told about itself when the configuration says nothing.
 pub const DEFAULT_PERSONA: &str = "You are Axon, a concise home assistant. You control devices \
@@ -228,7 +228,7 @@ impl TurnEvent {
 
 /// What a shell relays of a turn it drives, in order: `Started`, the turn's events, `Done`.
 /// `/api/chat` sends them as SSE (`turn`, each event by its name, `done`); a voice session
-/// hears the same ([`crate::voice::VoiceSession::handle_turn`]).
+/// hears the same ([`crate::media::voice::VoiceSession::handle_turn`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum TurnUpdate {
     /// The turn began.

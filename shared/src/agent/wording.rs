@@ -2,14 +2,14 @@
 //! humidity."
 //!
 //! Owns how a `get_state`-like result reads: each value named from its metric's quantity and
-//! unit ([`MetricKey`], the table in [`crate::telemetry`]) and rounded for people, the room or
+//! unit ([`MetricKey`], the table in [`crate::protocol::telemetry`]) and rounded for people, the room or
 //! the device in the sentence, and the value the question asked for first. It must never show
 //! a key (`current_c`) or a raw float (`44.300000001`), and never invent a value that the state
 //! does not carry.
 
 use serde_json::Value;
 
-use crate::telemetry::{decimal_text, MetricKey, Unit};
+use crate::protocol::telemetry::{decimal_text, MetricKey, Unit};
 
 /// One value of the state, with what its name says.
 struct Fact<'a> {

@@ -3,8 +3,8 @@
 //!
 //! Owns only plain values; never drives a client or a device (that is `Net`'s job).
 
-use axon_core::mcp::client::{DeviceInfo, DeviceState};
-use axon_core::mcp::types::{DeviceMeta, Tool, ToolAnnotations};
+use axon_core::protocol::mcp::client::{DeviceInfo, DeviceState};
+use axon_core::protocol::mcp::types::{DeviceMeta, Tool, ToolAnnotations};
 use serde_json::{json, Value};
 
 /// The input schema of a tool that takes no arguments.

@@ -11,12 +11,14 @@ pub mod home;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use axon_core::link::{self, Connack, Inbound, Publish, SubscribeToken, Subscription, Transmit};
-use axon_core::mcp::client::{ClientConfig, ClientEvent, McpClient, RequestHandle};
-use axon_core::mcp::server::{CallHandle, DeviceConfig, McpServer, ServerEvent};
-use axon_core::mcp::topics::DeviceId;
-use axon_core::mcp::types::{CallToolResult, Tool, ToolAnnotations};
+use axon_core::protocol::mcp::client::{ClientConfig, ClientEvent, McpClient, RequestHandle};
+use axon_core::protocol::mcp::server::{CallHandle, DeviceConfig, McpServer, ServerEvent};
+use axon_core::protocol::mcp::topics::DeviceId;
+use axon_core::protocol::mcp::types::{CallToolResult, Tool, ToolAnnotations};
 use axon_core::time::Timestamp;
+use axon_core::transport::link::{
+    self, Connack, Inbound, Publish, SubscribeToken, Subscription, Transmit,
+};
 use serde_json::{json, Value};
 
 /// Who is attached to the broker.
@@ -453,7 +455,7 @@ impl Net {
     pub fn outcome(
         &self,
         handle: RequestHandle,
-    ) -> Option<&Result<Value, axon_core::jsonrpc::ErrorObject>> {
+    ) -> Option<&Result<Value, axon_core::protocol::jsonrpc::ErrorObject>> {
         self.hub_events.iter().find_map(|e| match e {
             ClientEvent::Response { handle: h, outcome } if *h == handle => Some(outcome),
             _ => None,
@@ -466,7 +468,7 @@ impl Net {
         device: &str,
         tool: &str,
         args: Value,
-    ) -> Result<RequestHandle, axon_core::jsonrpc::ErrorObject> {
+    ) -> Result<RequestHandle, axon_core::protocol::jsonrpc::ErrorObject> {
         let now = self.now;
         let h = self
             .hub
@@ -479,7 +481,7 @@ impl Net {
     pub fn ready(&self, id: &str) -> bool {
         self.hub
             .device(id)
-            .is_some_and(|d| d.state == axon_core::mcp::client::DeviceState::Ready)
+            .is_some_and(|d| d.state == axon_core::protocol::mcp::client::DeviceState::Ready)
     }
 }
 
@@ -493,12 +495,12 @@ pub fn probe_initialize(
 ) -> (String, Value) {
     let sid = net.devices[i].server.device_id().to_string();
     let name = net.devices[i].server.server_name().to_string();
-    let rpc = axon_core::mcp::topics::rpc(client_id, &sid, &name);
+    let rpc = axon_core::protocol::mcp::topics::rpc(client_id, &sid, &name);
     net.probe_subscribe(&rpc);
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
         "protocolVersion": version, "capabilities": {}, "clientInfo": {"name":"probe","version":"0"}}});
     net.probe_publish(
-        &axon_core::mcp::topics::control(&sid, &name),
+        &axon_core::protocol::mcp::topics::control(&sid, &name),
         init.to_string().as_bytes(),
         client_props(client_id),
     );

@@ -193,7 +193,7 @@ fn main() {
             if let Some(end) = s.playback_end() {
                 tokio::time::sleep_until(end).await;
             }
-            s.send(&axon_core::voice::ClientMessage::PlaybackDone);
+            s.send(&axon_core::media::voice::ClientMessage::PlaybackDone);
         }
         s.close().await;
     });

@@ -1,8 +1,8 @@
 //! The plain MQTT messages that the MCP layer exchanges with whatever carries them.
 //!
-//! Owns the vocabulary between [`crate::mcp`] and an MQTT driver: [`Transmit`] going out,
+//! Owns the vocabulary between [`crate::protocol::mcp`] and an MQTT driver: [`Transmit`] going out,
 //! [`Inbound`] coming in, [`ConnectOptions`] for CONNECT. A driver is either
-//! [`crate::mqtt::Session`] (browser tab, edge worker) or rumqttc (device-sim). Nothing here
+//! [`crate::transport::mqtt::Session`] (browser tab, edge worker) or rumqttc (device-sim). Nothing here
 //! knows about packets, packet ids or sockets.
 
 use std::time::Duration;

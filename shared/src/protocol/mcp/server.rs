@@ -19,18 +19,18 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::jsonrpc::{self, code, ErrorObject, Message, RequestId};
-use crate::link::{
-    Connack, ConnectOptions, Inbound, Publish, QoS, SubscribeToken, Subscription, Transmit,
-};
-use crate::mcp::topics::{self, DeviceId, Topic};
-use crate::mcp::types::{
+use crate::protocol::jsonrpc::{self, code, ErrorObject, Message, RequestId};
+use crate::protocol::mcp::topics::{self, DeviceId, Topic};
+use crate::protocol::mcp::types::{
     self, CallToolResult, DeviceMeta, Implementation, InitializeParams, Resource, ResourceContents,
     ServerOnline, Tool,
 };
-use crate::mcp::MAX_RPC_PAYLOAD;
+use crate::protocol::mcp::MAX_RPC_PAYLOAD;
+use crate::protocol::tool;
 use crate::time::Timestamp;
-use crate::tool;
+use crate::transport::link::{
+    Connack, ConnectOptions, Inbound, Publish, QoS, SubscribeToken, Subscription, Transmit,
+};
 use crate::Error;
 
 /// How a device describes itself. Build one, then [`McpServer::new`].

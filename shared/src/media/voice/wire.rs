@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::agent::turn::TurnEvent;
 
-pub use crate::audio::SAMPLE_RATE;
+pub use crate::media::audio::SAMPLE_RATE;
 
 /// Milliseconds of audio in the frame the contract recommends (20 ms).
 pub const FRAME_MS: u32 = 20;
@@ -376,7 +376,10 @@ impl ServerMessage {
     pub fn from_json(v: &Value) -> Result<ServerMessage, WireError> {
         ServerMessage::deserialize(v).map_err(|_| {
             WireError::UnknownServerMessage(
-                crate::jsonrpc::json_text(v).chars().take(200).collect(),
+                crate::protocol::jsonrpc::json_text(v)
+                    .chars()
+                    .take(200)
+                    .collect(),
             )
         })
     }

@@ -14,9 +14,9 @@ use std::str::FromStr;
 
 use serde_json::{Map, Value};
 
-use crate::jsonrpc::{code, json_text, ErrorObject};
-use crate::mcp::topics;
-use crate::mcp::types::{Tool, META_PERMISSION};
+use crate::protocol::jsonrpc::{code, json_text, ErrorObject};
+use crate::protocol::mcp::topics;
+use crate::protocol::mcp::types::{Tool, META_PERMISSION};
 
 /// How deep arguments and schemas may nest.
 pub const MAX_DEPTH: usize = 32;
@@ -478,7 +478,7 @@ pub fn check_tool_definition(tool: &Tool) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::types::ToolAnnotations;
+    use crate::protocol::mcp::types::ToolAnnotations;
     use serde_json::json;
 
     fn err(schema: Value, args: Value) -> ArgumentError {

@@ -19,15 +19,15 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::jsonrpc::{self, code, ErrorObject, Message, RequestId};
-use crate::link::{
+use crate::protocol::jsonrpc::{self, code, ErrorObject, Message, RequestId};
+use crate::protocol::mcp::topics::{self, Topic};
+use crate::protocol::mcp::types::{self, DeviceMeta, Implementation, ServerOnline, Tool};
+use crate::protocol::mcp::MAX_RPC_PAYLOAD;
+use crate::protocol::tool;
+use crate::time::{Rng, Timestamp};
+use crate::transport::link::{
     Connack, ConnectOptions, Inbound, Publish, QoS, SubscribeToken, Subscription, Transmit,
 };
-use crate::mcp::topics::{self, Topic};
-use crate::mcp::types::{self, DeviceMeta, Implementation, ServerOnline, Tool};
-use crate::mcp::MAX_RPC_PAYLOAD;
-use crate::time::{Rng, Timestamp};
-use crate::tool;
 
 /// How the client identifies itself and how patient it is.
 #[derive(Debug, Clone)]

@@ -16,8 +16,8 @@ use super::wire::{
     MAX_FRAME_BYTES, SAMPLE_RATE,
 };
 use crate::agent::turn::{TurnEvent, TurnUpdate};
-use crate::audio::SAMPLES_PER_10MS;
-use crate::audio::{
+use crate::media::audio::SAMPLES_PER_10MS;
+use crate::media::audio::{
     has_speech, pcm_from_bytes, pcm_to_bytes, wav_encode, Vad, VadConfig, VadEvent,
 };
 use crate::time::Timestamp;
@@ -1010,7 +1010,7 @@ mod tests {
         let ended = events.iter().find(|e| e["type"] == "speech_ended").unwrap();
         assert_eq!(ended["speech_ms"], 1000);
         let (utt, wav) = transcribe_action(&mut s);
-        let wav = crate::audio::wav_decode(&wav).expect("a WAV");
+        let wav = crate::media::audio::wav_decode(&wav).expect("a WAV");
         // All the speech, a little from before, and the endpointing silence.
         let ms = wav.samples.len() as u64 / 16;
         assert!((1000..=1000 + 400 + PRE_ROLL_MS).contains(&ms), "{ms} ms");
@@ -1101,7 +1101,7 @@ mod tests {
         let mut s = session();
         let paused = speak(&mut s, 0, 1000, 200);
         let (utt, wav) = transcribe_action(&mut s);
-        let ms = crate::audio::wav_decode(&wav).unwrap().samples.len() as u64 / 16;
+        let ms = crate::media::audio::wav_decode(&wav).unwrap().samples.len() as u64 / 16;
         assert!((1000..=1000 + 200 + PRE_ROLL_MS).contains(&ms), "{ms} ms");
         // Still listening: the face must not think before the person has finished.
         let (ev, _) = drain(&mut s);
@@ -1148,7 +1148,7 @@ mod tests {
         let now = speak(&mut s, now, 600, 200);
         let (second, wav) = transcribe_action(&mut s);
         assert_ne!(first, second);
-        let ms = crate::audio::wav_decode(&wav).unwrap().samples.len() as u64 / 16;
+        let ms = crate::media::audio::wav_decode(&wav).unwrap().samples.len() as u64 / 16;
         assert!(ms >= 1500, "the whole utterance: {ms} ms");
         let (ev, _) = drain(&mut s);
         assert_eq!(
@@ -1318,7 +1318,7 @@ mod tests {
         speak(&mut s, 2000, 600, 0);
         s.handle_text(t(2600), r#"{"type":"ptt","down":false}"#);
         let (_, wav) = transcribe_action(&mut s);
-        let wav = crate::audio::wav_decode(&wav).unwrap();
+        let wav = crate::media::audio::wav_decode(&wav).unwrap();
         assert_eq!(wav.samples.len(), 600 * 16);
         s.handle_text(t(3000), r#"{"type":"ptt","down":true}"#);
         s.handle_text(t(3050), r#"{"type":"ptt","down":false}"#);
@@ -1363,7 +1363,7 @@ mod tests {
         texts(&mut s);
         let (_, wav) = transcribe_action(&mut s);
         assert_eq!(
-            crate::audio::wav_decode(&wav).unwrap().samples.len(),
+            crate::media::audio::wav_decode(&wav).unwrap().samples.len(),
             700 * 16
         );
     }

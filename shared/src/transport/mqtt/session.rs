@@ -1,4 +1,4 @@
-//! The session state machine. See the module docs of [`crate::mqtt`] for the drive loop.
+//! The session state machine. See the module docs of [`crate::transport::mqtt`] for the drive loop.
 //!
 //! It sits on `mqtt-protocol-core`'s packet types (builders, parsers and the packet framer)
 //! and keeps the client's protocol state itself: packet ids, keep-alive, the PUBACKs it owes.
@@ -24,10 +24,10 @@ use mqtt_protocol_core::mqtt::result_code::{
 };
 
 use super::{Backoff, MqttError};
-use crate::link::{
+use crate::time::{earliest, Timestamp};
+use crate::transport::link::{
     Connack, ConnectOptions, Inbound, Publish, QoS, SubscribeToken, Transmit, UserProperty as Prop,
 };
-use crate::time::{earliest, Timestamp};
 
 /// How a session connects.
 #[derive(Debug, Clone)]
@@ -468,7 +468,7 @@ impl Session {
     pub fn subscribe(
         &mut self,
         now: Timestamp,
-        subs: Vec<crate::link::Subscription>,
+        subs: Vec<crate::transport::link::Subscription>,
     ) -> Result<u16, MqttError> {
         self.subscribe_with(now, subs, None)
     }
@@ -476,7 +476,7 @@ impl Session {
     fn subscribe_with(
         &mut self,
         now: Timestamp,
-        subs: Vec<crate::link::Subscription>,
+        subs: Vec<crate::transport::link::Subscription>,
         token: Option<SubscribeToken>,
     ) -> Result<u16, MqttError> {
         let pid = self.acquire_packet_id()?;
@@ -906,7 +906,7 @@ const PACKET_NAMES: [&str; 16] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link::Subscription;
+    use crate::transport::link::Subscription;
     use mqtt_protocol_core::mqtt::connection::Event;
     use mqtt_protocol_core::mqtt::packet::{GenericPacketTrait, Packet};
     use mqtt_protocol_core::mqtt::packet::{RetainAvailable, ServerKeepAlive};

@@ -125,11 +125,11 @@ pub fn mcp_publish(
     retain: bool,
     component: &str,
     sender: &str,
-) -> crate::link::Publish {
-    crate::link::Publish {
+) -> crate::transport::link::Publish {
+    crate::transport::link::Publish {
         topic,
         payload,
-        qos: crate::link::QoS::AtLeastOnce,
+        qos: crate::transport::link::QoS::AtLeastOnce,
         retain,
         user_properties: vec![
             (PROP_COMPONENT_TYPE.into(), component.into()),

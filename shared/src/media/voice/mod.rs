@@ -24,7 +24,7 @@
 //!
 //! ```no_run
 //! use axon_core::time::Timestamp;
-//! use axon_core::voice::{Outbound, VoiceAction, VoiceConfig, VoiceSession};
+//! use axon_core::media::voice::{Outbound, VoiceAction, VoiceConfig, VoiceSession};
 //! let mut s = VoiceSession::new(VoiceConfig::new("v1"));
 //! let now = Timestamp::from_millis(0);
 //! s.handle_audio(now, &[0u8; 640]); // or handle_text, handle_transcript, handle_turn, ...

@@ -526,7 +526,7 @@ impl TelemetryStore {
         topic: &str,
         payload: &[u8],
     ) -> Result<Option<TelemetryUpdate>, TelemetryError> {
-        use crate::mcp::topics::Topic;
+        use crate::protocol::mcp::topics::Topic;
         match Topic::parse(topic) {
             Some(Topic::Telemetry { device, .. }) => {
                 let sample = Telemetry::parse(payload)?;

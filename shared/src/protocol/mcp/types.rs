@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::jsonrpc::string_field;
+use crate::protocol::jsonrpc::string_field;
 
 /// The protocol version Axon offers and answers by default.
 pub const LATEST_PROTOCOL_VERSION: &str = "2025-06-18";
@@ -232,7 +232,9 @@ impl CallToolResult {
     /// A success with structured content, serialised as a text block too (MCP SHOULD).
     pub fn structured(value: Value) -> Self {
         CallToolResult {
-            content: vec![ContentBlock::text(crate::jsonrpc::json_text(&value))],
+            content: vec![ContentBlock::text(crate::protocol::jsonrpc::json_text(
+                &value,
+            ))],
             structured_content: Some(value),
             is_error: false,
             meta: None,

@@ -1,9 +1,9 @@
 //! MCP over MQTT: the device (server) and Hub (client) state machines.
 //!
 //! Owns the protocol of docs/protocol.md §3–§5 and the Axon conventions of §6 that concern MCP.
-//! It consumes and produces plain [`crate::link`] messages and knows nothing about MQTT
+//! It consumes and produces plain [`crate::transport::link`] messages and knows nothing about MQTT
 //! packets or sessions, so a device can sit on rumqttc while the Hub and the browser use
-//! [`crate::mqtt::Session`].
+//! [`crate::transport::mqtt::Session`].
 //!
 //! Draining rule for both state machines: after any `handle_*` call or command, call
 //! `poll_transmit()` and `poll_event()` until both return `None`, then sleep until

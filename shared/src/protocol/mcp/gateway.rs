@@ -10,10 +10,12 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::jsonrpc::{self, code, ErrorObject, Message, RequestId};
-use crate::mcp::client::{DeviceInfo, DeviceState};
-use crate::mcp::types::{CallToolResult, LATEST_PROTOCOL_VERSION, META_DEVICE_ID, META_ERROR_CODE};
-use crate::tool::{
+use crate::protocol::jsonrpc::{self, code, ErrorObject, Message, RequestId};
+use crate::protocol::mcp::client::{DeviceInfo, DeviceState};
+use crate::protocol::mcp::types::{
+    CallToolResult, LATEST_PROTOCOL_VERSION, META_DEVICE_ID, META_ERROR_CODE,
+};
+use crate::protocol::tool::{
     authorize, effective_permission, validate_arguments, Caller, SitePolicy, Verdict,
 };
 
@@ -254,7 +256,7 @@ pub fn call_result(id: RequestId, outcome: Result<Value, ErrorObject>) -> Value 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::types::{DeviceMeta, Tool};
+    use crate::protocol::mcp::types::{DeviceMeta, Tool};
 
     fn home() -> Vec<DeviceInfo> {
         let mk = |id: &str, state: DeviceState, tools: Vec<Tool>| DeviceInfo {

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 
 use base64::Engine as _;
 
-use crate::audio::{looks_like_mp3, mp3_decode, resample, wav_decode, Wav, SAMPLE_RATE};
-use crate::mcp::client::{DeviceInfo, DeviceState};
+use crate::media::audio::{looks_like_mp3, mp3_decode, resample, wav_decode, Wav, SAMPLE_RATE};
+use crate::protocol::mcp::client::{DeviceInfo, DeviceState};
 
 /// Whisper reads at most 224 prompt tokens; this many characters stays well under.
 const MAX_PROMPT_CHARS: usize = 600;
@@ -248,7 +248,7 @@ fn excerpt(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::wav_encode;
+    use crate::media::audio::wav_encode;
 
     #[test]
     fn the_transcription_form_carries_the_wav_and_the_fields() {
@@ -277,7 +277,7 @@ mod tests {
             server_id: id.into(),
             server_name: format!("axon/{kind}/{id}"),
             description: String::new(),
-            meta: crate::mcp::types::DeviceMeta {
+            meta: crate::protocol::mcp::types::DeviceMeta {
                 device_id: id.into(),
                 kind: kind.into(),
                 room: Some(room.into()),
@@ -402,7 +402,7 @@ mod tests {
 
     /// Made by `lame -b 32` from a 0.5 s 440 Hz tone, 44.1 kHz stereo (what MP3-only TTS
     /// models answer, e.g. Workers AI's MeloTTS).
-    const TONE_MP3: &[u8] = include_bytes!("../tests/fixtures/tone-440hz-0.5s-44k-stereo.mp3");
+    const TONE_MP3: &[u8] = include_bytes!("../../tests/fixtures/tone-440hz-0.5s-44k-stereo.mp3");
 
     #[test]
     fn mp3_speech_is_decoded_mixed_down_and_resampled() {
@@ -414,7 +414,7 @@ mod tests {
                 "{ct:?}: {}",
                 out.len()
             );
-            let level = crate::audio::level_dbfs(&out[2_000..6_000]);
+            let level = crate::media::audio::level_dbfs(&out[2_000..6_000]);
             assert!(
                 level > -15.0,
                 "the tone (-11.7 dBFS RMS) came through: {level} dBFS"
