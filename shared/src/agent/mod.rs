@@ -10,5 +10,7 @@ pub mod llm;
 pub mod memory;
 pub mod offline;
 pub mod planner;
+#[cfg(test)]
+mod test_home;
 pub mod turn;
 pub mod wording;

@@ -192,37 +192,13 @@ fn phrase(
 mod tests {
     use super::*;
     use crate::agent::turn::{agent_tools, tool_message_for_result};
-    use crate::protocol::mcp::client::DeviceState;
-    use crate::protocol::mcp::types::{CallToolResult, DeviceMeta, Tool};
+    use crate::protocol::mcp::types::CallToolResult;
     use crate::protocol::tool::SitePolicy;
     use serde_json::json;
 
+    /// A ready device whose only tool is `get_state`.
     fn device(id: &str, kind: &str, room: &str, title: &str) -> DeviceInfo {
-        DeviceInfo {
-            server_id: id.into(),
-            server_name: format!("axon/{kind}/{id}"),
-            description: String::new(),
-            meta: DeviceMeta {
-                device_id: id.into(),
-                kind: kind.into(),
-                room: Some(room.into()),
-                title: Some(title.into()),
-                fw: None,
-            },
-            state: DeviceState::Ready,
-            tools: vec![Tool {
-                name: "get_state".into(),
-                title: None,
-                description: None,
-                input_schema: json!({"type":"object"}),
-                output_schema: None,
-                annotations: None,
-                meta: None,
-            }],
-            protocol_version: None,
-            call_id_cache: true,
-            last_seen: Default::default(),
-        }
+        crate::agent::test_home::device(id, kind, room, title, &["get_state"])
     }
 
     /// The offline model's answer to `question` when each device it calls answers `state`.

@@ -428,39 +428,8 @@ fn not_understood(text: &str, ready: &[&DeviceInfo]) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::mcp::types::{DeviceMeta, Tool};
 
-    fn tool(name: &str) -> Tool {
-        Tool {
-            name: name.into(),
-            title: None,
-            description: None,
-            input_schema: json!({"type":"object"}),
-            output_schema: None,
-            annotations: None,
-            meta: None,
-        }
-    }
-
-    fn device(id: &str, kind: &str, room: &str, title: &str, tools: &[&str]) -> DeviceInfo {
-        DeviceInfo {
-            server_id: id.into(),
-            server_name: format!("axon/{kind}/{id}"),
-            description: String::new(),
-            meta: DeviceMeta {
-                device_id: id.into(),
-                kind: kind.into(),
-                room: Some(room.into()),
-                title: Some(title.into()),
-                fw: None,
-            },
-            state: DeviceState::Ready,
-            tools: tools.iter().map(|t| tool(t)).collect(),
-            protocol_version: None,
-            call_id_cache: true,
-            last_seen: Default::default(),
-        }
-    }
+    use crate::agent::test_home::device;
 
     fn home() -> Vec<DeviceInfo> {
         let lamp = ["set_power", "set_brightness", "get_state"];
