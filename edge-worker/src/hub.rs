@@ -3,7 +3,7 @@
 //! telemetry windows, the live event streams, the `/mcp` sessions and the tool calls waiting
 //! for a person.
 //!
-//! Its state is private: routes ([`crate::routes`]) and the agent runner ([`crate::agent`])
+//! Its state is private: the routes (`routes/`) and the agent runner (`agent.rs`)
 //! use its methods and never reach into it. It never imports a route. Protocol decisions stay
 //! in `axon-core`; this file only moves bytes, time and requests between the WebSocket, timers
 //! and callers. A call that finds no broker fails at once with `-32013`; one that finds no
