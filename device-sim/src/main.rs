@@ -76,6 +76,10 @@ enum Command {
         /// How long to wait for devices to be discovered and initialized.
         #[arg(long, default_value_t = 2000)]
         wait_ms: u64,
+        /// Server-name filter for discovery; repeat for several (a device built on another SDK
+        /// may be named outside `axon/`). The broker's MCP-SERVER-NAME-FILTERS wins if it sends one.
+        #[arg(long = "filter", value_name = "FILTER", default_values_t = ["axon/#".to_string()])]
+        filters: Vec<String>,
         #[command(subcommand)]
         action: CtlAction,
     },
@@ -249,8 +253,9 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
         Command::Ctl {
             broker,
             wait_ms,
+            filters,
             action,
-        } => ctl(broker, Duration::from_millis(wait_ms), action).await,
+        } => ctl(broker, Duration::from_millis(wait_ms), filters, action).await,
         Command::Bench {
             broker,
             calls,
@@ -388,8 +393,17 @@ async fn say(
     Ok(ExitCode::from(1))
 }
 
-async fn ctl(broker: BrokerAddr, wait: Duration, action: CtlAction) -> Result<ExitCode, SimError> {
-    let ctl = Controller::connect(&broker, ControllerOptions::default()).await?;
+async fn ctl(
+    broker: BrokerAddr,
+    wait: Duration,
+    filters: Vec<String>,
+    action: CtlAction,
+) -> Result<ExitCode, SimError> {
+    let options = ControllerOptions {
+        filters,
+        ..ControllerOptions::default()
+    };
+    let ctl = Controller::connect(&broker, options).await?;
     // Presence replays at once; give initialize a moment to finish for what was found.
     let settled = |s: &device_sim::ctl::Snapshot| {
         !s.devices.is_empty()

@@ -24,6 +24,7 @@
 //! | `AXON_VLM_BASE_URL` | `AXON_LLM_BASE_URL` | for `openai`: any OpenAI-compatible endpoint with image input |
 //! | `AXON_VLM_MODEL` | `AXON_LLM_MODEL`, else `gpt-4o-mini` | the vision model |
 //! | `AXON_VLM_API_KEY` (secret) | `AXON_LLM_API_KEY` | bearer key for `openai` |
+//! | `AXON_SERVER_NAME_FILTERS` | `axon/#` | server-name filters for discovery, comma-separated (a device built on another SDK may be named outside `axon/`); the broker's `MCP-SERVER-NAME-FILTERS` wins |
 //! | `AXON_ALLOWED_ORIGINS` | none | other sites' origins a browser may call the worker from (comma-separated; `*` is refused) |
 
 use axon_core::agent::turn::DEFAULT_PERSONA;
@@ -110,8 +111,44 @@ pub struct Config {
     pub vlm: VlmProvider,
     /// Other sites' origins a browser may call the worker from (`AXON_ALLOWED_ORIGINS`).
     pub allowed_origins: AllowedOrigins,
+    /// Server-name filters for discovery (`AXON_SERVER_NAME_FILTERS`, default `axon/#`).
+    pub server_name_filters: Vec<String>,
     /// A problem with the configuration, shown on `/healthz`.
     pub problem: Option<String>,
+}
+
+/// `AXON_SERVER_NAME_FILTERS`: comma-separated MQTT topic filters over server names
+/// (`axon/#, demo/#`), or `axon/#`; a malformed one is reported and the default used.
+pub fn server_name_filters(text: Option<&str>) -> (Vec<String>, Option<String>) {
+    let default = vec!["axon/#".to_string()];
+    let Some(text) = text else {
+        return (default, None);
+    };
+    let filters: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(String::from)
+        .collect();
+    // A topic filter: no empty level, `#` only as the whole last level, `+` only as a whole level.
+    let bad = filters.iter().find(|f| {
+        let levels: Vec<&str> = f.split('/').collect();
+        levels.iter().enumerate().any(|(i, l)| {
+            l.is_empty()
+                || (l.contains('#') && (*l != "#" || i + 1 != levels.len()))
+                || (l.contains('+') && *l != "+")
+        })
+    });
+    match (bad, filters.is_empty()) {
+        (Some(f), _) => (
+            default,
+            Some(format!(
+                "AXON_SERVER_NAME_FILTERS: {f:?} is not a topic filter over server names (e.g. axon/#, demo/+/#); axon/# is used"
+            )),
+        ),
+        (None, true) => (default, None),
+        (None, false) => (filters, None),
+    }
 }
 
 /// `AXON_ALLOWED_ORIGINS`: the other sites whose pages may call the worker from a visitor's
@@ -273,7 +310,12 @@ impl Config {
         };
         let (vlm, vlm_problem) = vlm_from_env(env);
         let (allowed_origins, origins_problem) = AllowedOrigins::from_env(env);
-        let problem = problem.or(vlm_problem).or(origins_problem);
+        let (server_name_filters, filters_problem) =
+            server_name_filters(var(env, "AXON_SERVER_NAME_FILTERS").as_deref());
+        let problem = problem
+            .or(vlm_problem)
+            .or(origins_problem)
+            .or(filters_problem);
         Config {
             asr,
             tts,
@@ -292,6 +334,7 @@ impl Config {
             policy,
             mcp_token: var(env, "AXON_MCP_TOKEN"),
             allowed_origins,
+            server_name_filters,
         }
     }
 

@@ -67,6 +67,8 @@ struct Link {
     waiting: HashMap<RequestHandle, Reply>,
     rng: Rng,
     site: String,
+    /// Server-name filters for discovery.
+    filters: Vec<String>,
     last_error: Option<String>,
     telemetry: TelemetryStore,
     /// `/api/events` subscribers.
@@ -86,9 +88,10 @@ fn random_seed() -> u64 {
 }
 
 /// The Hub's client id is fresh for every connection (docs/protocol.md §2.3).
-fn client_config(site: &str, rng: &mut Rng) -> ClientConfig {
+fn client_config(site: &str, filters: &[String], rng: &mut Rng) -> ClientConfig {
     let mut c = ClientConfig::new(format!("axon-hub.{site}.{}", rng.hex(4)), rng.next_u64());
     c.site = site.to_string();
+    c.server_name_filters = filters.to_vec();
     c.client_info = Implementation {
         name: "axon-hub".into(),
         title: Some("Axon Hub".into()),
@@ -98,9 +101,9 @@ fn client_config(site: &str, rng: &mut Rng) -> ClientConfig {
 }
 
 impl Link {
-    fn new(site: String) -> Link {
+    fn new(site: String, filters: Vec<String>) -> Link {
         let mut rng = Rng::new(random_seed());
-        let client = McpClient::new(client_config(&site, &mut rng));
+        let client = McpClient::new(client_config(&site, &filters, &mut rng));
         let endpoint = Endpoint::new(client, rng.next_u64());
         Link {
             endpoint,
@@ -108,6 +111,7 @@ impl Link {
             waiting: HashMap::new(),
             rng,
             site,
+            filters,
             last_error: None,
             telemetry: TelemetryStore::new(MAX_DEVICES, WINDOW_SAMPLES, WINDOW_AGE_MS),
             events: Broadcast::default(),
@@ -193,7 +197,7 @@ impl Link {
             EndpointEvent::Disconnected { reason } => {
                 self.last_error = Some(reason);
                 // A fresh client id for the next connection.
-                let cid = client_config(&self.site, &mut self.rng).client_id;
+                let cid = client_config(&self.site, &self.filters, &mut self.rng).client_id;
                 self.endpoint.role_mut().set_client_id(cid);
             }
             EndpointEvent::ConnectRefused { reason } => {
@@ -309,7 +313,10 @@ impl Hub {
             worker::console_error!("memory tables: {e}");
         }
         Hub {
-            link: RefCell::new(Link::new(config.site.clone())),
+            link: RefCell::new(Link::new(
+                config.site.clone(),
+                config.server_name_filters.clone(),
+            )),
             kick: RefCell::new(None),
             config,
             env,
@@ -410,6 +417,7 @@ impl Hub {
                 SessionState::Closed => "closed",
             },
             "broker_url": self.config.broker_url,
+            "server_name_filters": self.config.server_name_filters,
             "last_error": link.last_error,
             "config_problem": self.config.problem,
             "devices": devices,

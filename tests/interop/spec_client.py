@@ -14,6 +14,8 @@ Switches reproduce habits of other SDKs (quirk numbers from docs/protocol.md §1
   --no-client-id-prop    omit MCP-MQTT-CLIENT-ID on every publish but initialize (a client that omits properties)
   --strict-connack       refuse a CONNACK without Retain Available / Wildcard Subscription
                          Available, like EMQX's Python SDK (quirk 1: fails against Mosquitto 2.0)
+  --late-rpc-subscribe MS publish `initialize` first and subscribe to the RPC topic MS ms later,
+                         like EMQX's TypeScript client (quirk 17): a fast answer reaches nobody
 
 Stdout, one JSON line per step: discovered, initialized, tools, call, ping, waiting_offline,
 offline, done; or {"step":"error","message":..} and exit status 1.
@@ -98,12 +100,15 @@ class SpecClient:
         n = next(self.ids)
         return f"req-{secrets.token_urlsafe(6)}-{n}" if self.args.string_ids else n
 
-    def request(self, topic: str, method: str, params: dict[str, Any] | None, rid: int | str | None = None) -> dict[str, Any]:
+    def request(self, topic: str, method: str, params: dict[str, Any] | None, rid: int | str | None = None,
+                before_wait=None) -> dict[str, Any]:
         rid = self.next_id() if rid is None else rid
         msg: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
         if params is not None:
             msg["params"] = params
         self.publish(topic, msg, with_id=method == "initialize" or not self.args.no_client_id_prop)
+        if before_wait is not None:
+            before_wait()
         deadline = time.monotonic() + self.args.timeout
         while True:
             left = deadline - time.monotonic()
@@ -130,11 +135,20 @@ class SpecClient:
         name, online = self.wait_presence(a.server_id, online=True)
         emit(step="discovered", server_id=a.server_id, server_name=name, online=online)
         rpc = f"$mcp-rpc/{self.cid}/{a.server_id}/{name}"
-        self.subscribe_and_wait([(f"$mcp-server/capability/{a.server_id}/{name}", SubscribeOptions(qos=1)),
-                                 (rpc, SubscribeOptions(qos=1, noLocal=True))])
+        rpc_sub = (rpc, SubscribeOptions(qos=1, noLocal=True))
+        late = a.late_rpc_subscribe is not None
+        self.subscribe_and_wait([(f"$mcp-server/capability/{a.server_id}/{name}", SubscribeOptions(qos=1))]
+                                + ([] if late else [rpc_sub]))
+
+        def subscribe_late() -> None:
+            # The habit of EMQX's TypeScript client: initialize out, RPC SUBSCRIBE afterwards.
+            time.sleep(a.late_rpc_subscribe / 1000)
+            self.subscribe_and_wait([rpc_sub])
+            emit(step="rpc_subscribed", after_ms=a.late_rpc_subscribe)
+
         init = self.request(f"$mcp-server/{a.server_id}/{name}", "initialize",
                             {"protocolVersion": a.offer_version, "capabilities": {}, "clientInfo": {"name": "spec-client", "version": "1.0"}},
-                            rid="init-1" if a.string_ids else 1)
+                            rid="init-1" if a.string_ids else 1, before_wait=subscribe_late if late else None)
         emit(step="initialized", result=init.get("result"), error=init.get("error"))
         if "result" not in init:
             raise Fail(f"initialize failed: {init}")
@@ -207,6 +221,7 @@ def main() -> None:
     ap.add_argument("--id-zero", action="store_true")
     ap.add_argument("--no-client-id-prop", action="store_true")
     ap.add_argument("--strict-connack", action="store_true")
+    ap.add_argument("--late-rpc-subscribe", type=int, default=None, metavar="MS")
     ap.add_argument("--ping", action="store_true")
     args = ap.parse_args()
     try:

@@ -290,3 +290,77 @@ async fn our_client_tolerates_other_sdks_device_habits() {
     );
     ctl.close().await;
 }
+
+#[test]
+fn their_client_that_subscribes_late_still_gets_our_initialize_answer() {
+    // docs/protocol.md §11 quirk 17: EMQX's TypeScript client publishes `initialize` and only then
+    // subscribes to its RPC topic. Our board answers within a millisecond, before that SUBSCRIBE
+    // reaches the broker; the answer goes out again until the client shows it has it.
+    let broker = Broker::start();
+    let _sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let mut c = client(
+        &broker,
+        &[
+            "--late-rpc-subscribe",
+            "300",
+            "--call",
+            r#"set_power={"on":true}"#,
+        ],
+    );
+    let steps = c.finish(T);
+    assert_eq!(steps.last().unwrap()["step"], "done", "{steps:#?}");
+    assert_eq!(c.steps("rpc_subscribed").len(), 1, "{steps:#?}");
+    assert_eq!(
+        c.steps("initialized")[0]["result"]["protocolVersion"],
+        "2025-06-18"
+    );
+    assert_eq!(
+        c.steps("call")[0]["response"]["result"]["structuredContent"]["on"],
+        true
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_finds_their_device_outside_axon_with_a_filter() {
+    // A device built on another SDK need not be named `axon/...`: discovery filters are
+    // configuration (`ctl --filter`, the Hub's AXON_SERVER_NAME_FILTERS), `axon/#` by default.
+    let broker = Broker::start();
+    let addr = format!("127.0.0.1:{}", broker.tcp_port());
+    let mut dev = Peer::spawn(
+        "spec_device.py",
+        &[
+            "--broker",
+            addr.as_str(),
+            "--server-id",
+            "demo-1",
+            "--server-name",
+            "demo/counter/demo-1",
+        ],
+    );
+    dev.wait_for(T, |v| v["event"] == "online");
+    let default = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        default
+            .wait_for_devices(&["demo-1"], Duration::from_secs(2))
+            .await
+            .is_err(),
+        "outside the default filter axon/#, the device is not discovered"
+    );
+    default.close().await;
+    let options = ControllerOptions {
+        filters: vec!["axon/#".into(), "demo/#".into()],
+        ..ControllerOptions::default()
+    };
+    let ctl = Controller::connect(&broker.url().parse().unwrap(), options)
+        .await
+        .unwrap();
+    ctl.wait_for_devices(&["demo-1"], T).await.unwrap();
+    let r = ctl
+        .call_tool("demo-1", "increment", json!({"by": 4}), None)
+        .await
+        .unwrap();
+    assert_eq!(r["structuredContent"]["value"], 4);
+    ctl.close().await;
+}
