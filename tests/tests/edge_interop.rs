@@ -1,7 +1,8 @@
 //! A device built on another SDK, named outside `axon/`, on the Hub: with
 //! `AXON_SERVER_NAME_FILTERS` listing its name, the Hub under `wrangler dev` discovers it and
 //! calls it through `/api` and through `/mcp` (the official MCP Python SDK as the outside
-//! client); without the filter it stays invisible (docs/protocol.md §11 quirk 18).
+//! client), with a presence that leaves out `server_name` (quirk 9); without the filter it stays
+//! invisible (docs/protocol.md §11 quirk 18).
 
 #![allow(clippy::unwrap_used)] // a test fails loudly by design
 
@@ -27,6 +28,8 @@ fn the_hub_finds_and_calls_a_device_outside_axon_when_its_filter_is_configured()
             "demo-7",
             "--server-name",
             "demo/counter/demo-7",
+            // The Python SDK's habit (quirk 9): the name comes from the presence topic.
+            "--omit-server-name",
         ],
     );
     dev.wait_for(T, |v| v["event"] == "online");
