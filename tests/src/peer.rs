@@ -33,6 +33,30 @@ impl Peer {
         )
     }
 
+    /// Runs the spec device (`tests/interop/spec_device.py`, "their device") on `broker` as
+    /// `server_id` named `server_name`, with the habit switches in `extra`, and waits until it
+    /// is online.
+    pub fn spec_device(
+        broker_tcp_port: u16,
+        server_id: &str,
+        server_name: &str,
+        extra: &[&str],
+    ) -> Peer {
+        let addr = format!("127.0.0.1:{broker_tcp_port}");
+        let mut args = vec![
+            "--broker",
+            addr.as_str(),
+            "--server-id",
+            server_id,
+            "--server-name",
+            server_name,
+        ];
+        args.extend_from_slice(extra);
+        let mut p = Self::spawn("spec_device.py", &args);
+        p.wait_for(Duration::from_secs(20), |v| v["event"] == "online");
+        p
+    }
+
     /// Runs a wire-format server from `tests/interop/` (`openai_server.py`, `vlm_server.py`,
     /// `speech_server.py`) and waits for the port it prints: the peer and its
     /// `http://127.0.0.1:PORT/v1`, what the worker's `*_BASE_URL` settings take.
@@ -192,4 +216,25 @@ pub fn step<'a>(lines: &'a [Value], name: &str) -> &'a Value {
         .iter()
         .find(|l| l["step"] == name)
         .unwrap_or_else(|| panic!("no step {name}: {lines:#?}"))
+}
+
+/// The official MCP Python SDK (`tests/interop/mcp_sdk_client.py`) against a `/mcp` URL with a
+/// bearer token: initialize, list, call `tool` with `args` (JSON), then the same tool with bad
+/// arguments. Its step lines; fails the test if the client did not finish.
+pub fn mcp_sdk_client(url: &str, token: &str, tool: &str, args: &str) -> Vec<Value> {
+    let out = Command::new(repo_root().join(".venv/bin/python"))
+        .arg(repo_root().join("tests/interop/mcp_sdk_client.py"))
+        .args([url, token, tool, args])
+        .output()
+        .expect("run the MCP SDK client (scripts/setup.sh installs it)");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        out.status.success(),
+        "MCP SDK client failed: {lines:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lines
 }

@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly by design
 
-use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -219,23 +218,8 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
 
     // 6. /mcp: the official MCP Python SDK lists the demo home and calls a tool.
     let url = format!("http://127.0.0.1:{}/mcp", worker.port());
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"))
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/interop/mcp_sdk_client.py"
-        ))
-        .args([&url, TOKEN, "kitchen-lamp.set_power", r#"{"on": false}"#])
-        .output()
-        .expect("run the MCP SDK client (scripts/setup.sh installs it)");
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    assert!(
-        out.status.success(),
-        "MCP SDK client failed: {lines:?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let lines =
+        axon_tests::peer::mcp_sdk_client(&url, TOKEN, "kitchen-lamp.set_power", r#"{"on": false}"#);
     let step = |name: &str| lines.iter().find(|l| l["step"] == name).unwrap().clone();
     assert_eq!(step("initialize")["protocol"], "2025-06-18");
     assert_eq!(step("initialize")["list_changed"], true);

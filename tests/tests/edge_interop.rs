@@ -6,11 +6,10 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly by design
 
-use std::process::Command;
 use std::time::Duration;
 
+use axon_tests::peer::mcp_sdk_client;
 use axon_tests::{Broker, DeviceSim, Peer, WranglerDev};
-use serde_json::Value;
 
 const TOKEN: &str = "test-token-91ab";
 const T: Duration = Duration::from_secs(20);
@@ -18,21 +17,13 @@ const T: Duration = Duration::from_secs(20);
 #[test]
 fn the_hub_finds_and_calls_a_device_outside_axon_when_its_filter_is_configured() {
     let broker = Broker::start();
-    let addr = format!("127.0.0.1:{}", broker.tcp_port());
-    let mut dev = Peer::spawn(
-        "spec_device.py",
-        &[
-            "--broker",
-            addr.as_str(),
-            "--server-id",
-            "demo-7",
-            "--server-name",
-            "demo/counter/demo-7",
-            // The Python SDK's habit (quirk 9): the name comes from the presence topic.
-            "--omit-server-name",
-        ],
+    // The Python SDK's habit (quirk 9): the name comes from the presence topic.
+    let _dev = Peer::spec_device(
+        broker.tcp_port(),
+        "demo-7",
+        "demo/counter/demo-7",
+        &["--omit-server-name"],
     );
-    dev.wait_for(T, |v| v["event"] == "online");
     let worker = WranglerDev::start_with(
         broker.ws_port(),
         &[
@@ -66,18 +57,7 @@ fn the_hub_finds_and_calls_a_device_outside_axon_when_its_filter_is_configured()
 
     // /mcp: the official MCP SDK sees `demo-7.increment` and calls it.
     let url = format!("http://127.0.0.1:{}/mcp", worker.port());
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"))
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/interop/mcp_sdk_client.py"
-        ))
-        .args([&url, TOKEN, "demo-7.increment", r#"{"by": 3}"#])
-        .output()
-        .expect("run the MCP SDK client (scripts/setup.sh installs it)");
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let lines = mcp_sdk_client(&url, TOKEN, "demo-7.increment", r#"{"by": 3}"#);
     let step = |name: &str| {
         lines
             .iter()
@@ -105,19 +85,7 @@ fn the_hub_finds_and_calls_a_device_outside_axon_when_its_filter_is_configured()
 #[test]
 fn without_the_filter_a_device_outside_axon_stays_invisible() {
     let broker = Broker::start();
-    let addr = format!("127.0.0.1:{}", broker.tcp_port());
-    let mut dev = Peer::spawn(
-        "spec_device.py",
-        &[
-            "--broker",
-            addr.as_str(),
-            "--server-id",
-            "demo-8",
-            "--server-name",
-            "demo/counter/demo-8",
-        ],
-    );
-    dev.wait_for(T, |v| v["event"] == "online");
+    let _dev = Peer::spec_device(broker.tcp_port(), "demo-8", "demo/counter/demo-8", &[]);
     let _lamp = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
     // A malformed filter is reported and the default (`axon/#`) used.
     let worker = WranglerDev::start_with(

@@ -151,20 +151,12 @@ fn known_sdk_failure_strict_connack_refuses_mosquitto() {
 }
 
 fn device(broker: &Broker, sid: &str, extra: &[&str]) -> Peer {
-    let addr = format!("127.0.0.1:{}", broker.tcp_port());
-    let name = format!("axon/counter/{sid}");
-    let mut args = vec![
-        "--broker",
-        addr.as_str(),
-        "--server-id",
+    Peer::spec_device(
+        broker.tcp_port(),
         sid,
-        "--server-name",
-        name.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    let mut p = Peer::spawn("spec_device.py", &args);
-    p.wait_for(T, |v| v["event"] == "online");
-    p
+        &format!("axon/counter/{sid}"),
+        extra,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,19 +317,7 @@ async fn our_client_finds_their_device_outside_axon_with_a_filter() {
     // A device built on another SDK need not be named `axon/...`: discovery filters are
     // configuration (`ctl --filter`, the Hub's AXON_SERVER_NAME_FILTERS), `axon/#` by default.
     let broker = Broker::start();
-    let addr = format!("127.0.0.1:{}", broker.tcp_port());
-    let mut dev = Peer::spawn(
-        "spec_device.py",
-        &[
-            "--broker",
-            addr.as_str(),
-            "--server-id",
-            "demo-1",
-            "--server-name",
-            "demo/counter/demo-1",
-        ],
-    );
-    dev.wait_for(T, |v| v["event"] == "online");
+    let _dev = Peer::spec_device(broker.tcp_port(), "demo-1", "demo/counter/demo-1", &[]);
     let default = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
         .await
         .unwrap();
