@@ -149,6 +149,8 @@ impl Link {
                 break;
             }
         }
+        // Requests that gave up waiting (3 s) are forgotten; the rest are woken once settled.
+        self.settle_waiters.retain(|w| !w.is_canceled());
         if !self.settle_waiters.is_empty() && self.is_settled() {
             for w in self.settle_waiters.drain(..) {
                 let _ = w.send(());
