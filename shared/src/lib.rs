@@ -55,5 +55,6 @@ pub mod media;
 pub mod protocol;
 pub mod time;
 pub mod transport;
+pub mod trust;
 
 pub use error::Error;
