@@ -21,6 +21,7 @@ use worker::Result;
 use crate::clock::now;
 use crate::hub::Ctx;
 use crate::memory::Memory;
+use axon_core::trust::access::Principal;
 
 /// How long a `confirm` tool waits for the person.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,18 +29,21 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(60);
 /// Where a turn's updates go: `Started` (sent by whoever began it), its events, `Done`.
 pub type TurnSink = mpsc::UnboundedSender<TurnUpdate>;
 
-/// A turn on `message` for `user`, with their memory and the devices online now. `id` names
-/// it (and prefixes its call ids); a fresh one is made when it is `None`.
+/// A turn on `message` for `person` (None: someone without a memory, e.g. a widget's
+/// visitor), with their memory and the devices online now. `id` names it (and prefixes its
+/// call ids); a fresh one is made when it is `None`.
 pub async fn begin_turn(
     ctx: &Ctx,
     id: Option<String>,
-    user: &str,
+    person: Option<&str>,
     device: Option<String>,
     message: Message,
 ) -> Result<(String, Turn)> {
     ctx.settle_discovery().await;
-    let memory = Memory::open(ctx.sql())?;
-    let (summary, history) = memory.recall(user)?;
+    let (summary, history) = match person {
+        Some(user) => Memory::open(ctx.sql())?.recall(user)?,
+        None => Default::default(),
+    };
     let turn_id = id.unwrap_or_else(|| ctx.next_turn_id());
     let tools = ctx.registry(|c| agent_tools(c.devices(), &ctx.config().policy));
     let config = TurnConfig {
@@ -61,8 +65,37 @@ enum Completion {
 
 /// Runs a turn to its end: performs what it asks, sends its events to `tx` and `/api/events`,
 /// and remembers the conversation.
-pub async fn drive(ctx: Ctx, turn_id: String, user: String, mut turn: Turn, tx: TurnSink) {
+pub async fn drive(ctx: Ctx, turn_id: String, who: Principal, mut turn: Turn, tx: TurnSink) {
+    let person = who.person();
+    let user = person.clone().unwrap_or_else(|| who.label());
     let publish = |ctx: &Ctx, ev: &TurnEvent| {
+        if let TurnEvent::ToolFinished {
+            device,
+            tool,
+            ok,
+            error,
+            ..
+        } = ev
+        {
+            let refused = error
+                .as_ref()
+                .is_some_and(|e| e.code == axon_core::protocol::jsonrpc::code::DENIED);
+            let failed = ErrorObject::new(
+                axon_core::protocol::jsonrpc::code::INTERNAL_ERROR,
+                "the tool reported an error",
+            );
+            let outcome = match (ok, error) {
+                (true, _) => Ok(()),
+                (false, Some(e)) => Err(e),
+                (false, None) => Err(&failed),
+            };
+            if let Err(e) = ctx
+                .store()
+                .log(&who.label(), "agent", device, tool, outcome, refused)
+            {
+                worker::console_error!("activity log: {e}");
+            }
+        }
         // The client may have gone; the turn still finishes and is remembered.
         let _ = tx.unbounded_send(TurnUpdate::Event(ev.clone()));
         if !matches!(ev, TurnEvent::TextDelta { .. }) {
@@ -155,8 +188,11 @@ pub async fn drive(ctx: Ctx, turn_id: String, user: String, mut turn: Turn, tx: 
             },
         }
     }
-    let remembered = Memory::open(ctx.sql())
-        .and_then(|m| m.remember(&user, &turn.to_remember(), now().as_millis()));
+    let remembered = match &person {
+        Some(p) => Memory::open(ctx.sql())
+            .and_then(|m| m.remember(p, &turn.to_remember(), now().as_millis())),
+        None => Ok(()),
+    };
     if let Err(e) = remembered {
         let _ = tx.unbounded_send(TurnUpdate::Event(TurnEvent::Error {
             message: format!("the answer was not saved to memory: {e}"),

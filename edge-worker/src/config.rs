@@ -13,6 +13,8 @@
 //! | `AXON_MAX_STEPS` | 4 | model requests per turn |
 //! | `AXON_PERMISSIONS` | none | site overrides, `front-door.unlock=confirm, *.factory_reset=deny` |
 //! | `AXON_MCP_TOKEN` (secret) | none | bearer token of `/mcp`; without it `/mcp` answers 401 |
+//! | `AXON_API_TOKEN` (secret) | none | the owner's token for `/api/*` (and the console's sign-in); without it only people and paired devices the owner made earlier get in |
+//! | `AXON_WIDGET_KEY` | none | the publishable key of the widget on a product site: chat and talk only, and only from `AXON_ALLOWED_ORIGINS` |
 //! | `AXON_ASR` / `AXON_TTS` | `local` | speech providers: `local` (the local AI server), `openai`, `workers-ai` |
 //! | `AXON_LOCAL_AI_URL` | `http://127.0.0.1:8788/v1` | the local AI server (docs/voice.md §3) |
 //! | `AXON_ASR_BASE_URL`, `AXON_ASR_MODEL`, `AXON_ASR_API_KEY` | `AXON_LLM_BASE_URL`, `whisper-1`, `AXON_LLM_API_KEY` | for `openai` ASR |
@@ -101,6 +103,10 @@ pub struct Config {
     pub max_steps: u32,
     pub policy: SitePolicy,
     pub mcp_token: Option<String>,
+    /// The owner token (`AXON_API_TOKEN`).
+    pub api_token: Option<String>,
+    /// The widget's publishable key (`AXON_WIDGET_KEY`).
+    pub widget_key: Option<String>,
     pub asr: SpeechProvider,
     pub tts: SpeechProvider,
     /// Endpointing silence for voice sessions.
@@ -333,6 +339,8 @@ impl Config {
             problem: problem.or(policy_error),
             policy,
             mcp_token: var(env, "AXON_MCP_TOKEN"),
+            api_token: var(env, "AXON_API_TOKEN"),
+            widget_key: var(env, "AXON_WIDGET_KEY"),
             allowed_origins,
             server_name_filters,
         }

@@ -25,6 +25,8 @@ use axon_core::protocol::tool::{effective_permission, Permission};
 use axon_core::time::{Rng, Timestamp};
 use axon_core::transport::link::{QoS, Subscription};
 use axon_core::transport::mqtt::SessionState;
+use axon_core::trust::pairing::Pairings;
+use axon_core::trust::rate::{Limit, RateLimits};
 use futures_channel::{mpsc, oneshot};
 use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Value};
@@ -56,6 +58,10 @@ pub struct Hub {
     env: Env,
     sql: SqlStorage,
     turns: Cell<u64>,
+    /// Per-credential request allowances.
+    limits: RefCell<RateLimits>,
+    /// Devices waiting to be paired (codes live 5 minutes; a restart forgets them).
+    pairings: RefCell<Pairings>,
     /// When this Hub instance started (its registry is empty until discovery has run).
     started: Timestamp,
 }
@@ -314,6 +320,9 @@ impl Hub {
         if let Err(e) = crate::memory::Memory::create_tables(&sql) {
             worker::console_error!("memory tables: {e}");
         }
+        if let Err(e) = crate::trust::Store::create_tables(&sql) {
+            worker::console_error!("credential tables: {e}");
+        }
         Hub {
             link: RefCell::new(Link::new(
                 config.site.clone(),
@@ -325,7 +334,51 @@ impl Hub {
             sql,
             turns: Cell::new(0),
             started: now(),
+            limits: RefCell::new(RateLimits::new()),
+            pairings: RefCell::new(Pairings::new()),
         }
+    }
+
+    /// Takes one request from `key`'s allowance, or says how many seconds to wait.
+    pub fn rate_check(&self, key: &str, limit: Limit) -> std::result::Result<(), u64> {
+        self.limits.borrow_mut().check(key, limit, now())
+    }
+
+    /// The site's waiting pairings.
+    pub fn pairings<R>(&self, f: impl FnOnce(&mut Pairings) -> R) -> R {
+        f(&mut self.pairings.borrow_mut())
+    }
+
+    /// Creates (or replaces) a paired device's broker account, confined to its own topics,
+    /// and lets this site's Hub reach it.
+    pub async fn create_device_account(
+        &self,
+        device: &str,
+        kind: &str,
+        password: &str,
+    ) -> std::result::Result<(), ErrorObject> {
+        let _ = (device, kind, password);
+        Err(ErrorObject::new(
+            code::BROKER_UNAVAILABLE,
+            "broker accounts are not wired into the Hub yet",
+        ))
+    }
+
+    /// Deletes a device's broker account (which closes its connection).
+    pub async fn delete_device_account(
+        &self,
+        device: &str,
+    ) -> std::result::Result<(), ErrorObject> {
+        let _ = device;
+        Err(ErrorObject::new(
+            code::BROKER_UNAVAILABLE,
+            "broker accounts are not wired into the Hub yet",
+        ))
+    }
+
+    /// The stored credentials and the activity log.
+    pub fn store(&self) -> crate::trust::Store {
+        crate::trust::Store::open(self.sql.clone())
     }
 
     /// The configuration, read when the Hub started.
@@ -401,8 +454,16 @@ impl Hub {
     }
 
     /// What `/healthz` shows: the broker link, device counts, providers, problems.
-    pub fn health(&self) -> Value {
+    pub fn health(&self, details: bool) -> Value {
         let link = self.link.borrow();
+        if !details {
+            // Anyone may ask whether the worker is up; what it runs and holds is the owner's.
+            return json!({
+                "ok": true,
+                "broker": if link.endpoint.state() == SessionState::Connected { "connected" } else { "not connected" },
+                "details": "sign in (the owner token) to see the site's details",
+            });
+        }
         let client = link.client();
         let devices = client.devices().count();
         let ready = client

@@ -22,6 +22,7 @@ mod memory;
 mod providers;
 mod routes;
 mod speech;
+mod trust;
 
 use std::rc::Rc;
 

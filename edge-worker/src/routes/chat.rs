@@ -16,6 +16,7 @@ use crate::events::{frame, sse_response};
 use crate::http::{bad_request, device_of, error_response, json_body, query, user_of};
 use crate::hub::Ctx;
 use crate::memory::Memory;
+use axon_core::trust::access::Principal;
 
 /// Largest `/api/chat` body (an image as a data URL fits).
 const CHAT_BODY_LIMIT: usize = 4 * 1024 * 1024;
@@ -24,7 +25,7 @@ const TEXT_LIMIT: usize = 4000;
 
 /// `POST /api/chat` `{"text": "...", "user": "ada", "image": "data:image/jpeg;base64,...",
 /// "device": "kitchen-tab"}` (`device`: the one the person uses, preferred for "take a photo").
-pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
+pub async fn start(ctx: &Ctx, mut req: Request, who: &Principal) -> Result<Response> {
     let body = match json_body(&mut req, CHAT_BODY_LIMIT).await {
         Ok(v) => v,
         Err(e) => return bad_request(e),
@@ -42,10 +43,19 @@ pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
     if text.chars().count() > TEXT_LIMIT {
         return bad_request(format!("\"text\" is longer than {TEXT_LIMIT} characters"));
     }
-    let user = match user_of(&body) {
-        Ok(u) => u,
-        Err(e) => return bad_request(e),
+    let named = match body.get("user") {
+        None | Some(Value::Null) => None,
+        Some(_) => match user_of(&body) {
+            Ok(u) => Some(u),
+            Err(e) => return bad_request(e),
+        },
     };
+    // The person comes from the credential; a body that names another is refused.
+    let person = match who.speaks_as(named.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return error_response(403, &e),
+    };
+    let user = person.clone().unwrap_or_else(|| who.label());
     let device = match device_of(&body) {
         Ok(d) => d,
         Err(e) => return bad_request(e),
@@ -59,7 +69,8 @@ pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
         }
         Some(_) => return bad_request("\"image\" must be a data:image/... or https:// URL"),
     };
-    let (turn_id, turn) = crate::agent::begin_turn(ctx, None, &user, device, message).await?;
+    let (turn_id, turn) =
+        crate::agent::begin_turn(ctx, None, person.as_deref(), device, message).await?;
     let (tx, rx) = mpsc::unbounded();
     let _ = tx.unbounded_send(TurnUpdate::Started {
         turn: turn_id.clone(),
@@ -67,7 +78,13 @@ pub async fn start(ctx: &Ctx, mut req: Request) -> Result<Response> {
         llm: ctx.config().llm_name().into(),
         vlm: ctx.config().vlm_name().into(),
     });
-    wasm_bindgen_futures::spawn_local(crate::agent::drive(ctx.clone(), turn_id, user, turn, tx));
+    wasm_bindgen_futures::spawn_local(crate::agent::drive(
+        ctx.clone(),
+        turn_id,
+        who.clone(),
+        turn,
+        tx,
+    ));
     sse_response(rx.map(|u| sse_frame(&u)))
 }
 
@@ -113,11 +130,14 @@ pub async fn confirm(ctx: &Ctx, mut req: Request) -> Result<Response> {
     )
 }
 
-/// `GET /api/memory?user=ada` shows what is remembered; `DELETE` forgets it.
-pub fn memory(ctx: &Ctx, req: &Request, forget: bool) -> Result<Response> {
-    let user = match user_of(&json!({ "user": query(req, "user")? })) {
-        Ok(u) => u,
-        Err(e) => return bad_request(e),
+/// `GET /api/memory` shows what is remembered of the signed-in person; `DELETE` forgets it.
+/// `?user=` may only name that same person.
+pub fn memory(ctx: &Ctx, req: &Request, forget: bool, who: &Principal) -> Result<Response> {
+    let named = query(req, "user")?;
+    let user = match who.speaks_as(named.as_deref()) {
+        Ok(Some(u)) => u,
+        Ok(None) => return bad_request("this credential has no memory"),
+        Err(e) => return error_response(403, &e),
     };
     let memory = Memory::open(ctx.sql())?;
     if forget {

@@ -12,6 +12,7 @@ use worker::{Request, Response, Result};
 
 use crate::http::{error_response, status_of};
 use crate::hub::Ctx;
+use axon_core::trust::access::{Access, Action, Principal};
 
 /// `GET /api/devices`.
 pub fn list(ctx: &Ctx) -> Result<Response> {
@@ -36,7 +37,21 @@ pub fn detail(ctx: &Ctx, id: &str) -> Result<Response> {
 }
 
 /// `POST /api/devices/{id}/tools/{tool}` with the arguments as the body (`{}` when empty).
-pub async fn call_tool(ctx: &Ctx, mut req: Request, id: &str, tool: &str) -> Result<Response> {
+pub async fn call_tool(
+    ctx: &Ctx,
+    mut req: Request,
+    id: &str,
+    tool: &str,
+    who: &Principal,
+) -> Result<Response> {
+    let log = |outcome: std::result::Result<(), &ErrorObject>, refused: bool| {
+        if let Err(e) = ctx
+            .store()
+            .log(&who.label(), "console", id, tool, outcome, refused)
+        {
+            worker::console_error!("activity log: {e}");
+        }
+    };
     let text = req.text().await.unwrap_or_default();
     let args: Value = if text.trim().is_empty() {
         json!({})
@@ -53,26 +68,37 @@ pub async fn call_tool(ctx: &Ctx, mut req: Request, id: &str, tool: &str) -> Res
     };
     // An unknown device or tool gets its error from the MCP client below.
     if let Some(permission) = ctx.permission(id, tool) {
-        let confirmed = req
-            .headers()
-            .get("x-axon-confirmed")
-            .ok()
-            .flatten()
-            .as_deref()
-            == Some("yes");
+        // Only the owner's yes counts: the header alone confirms nothing.
+        let confirmed = who.may(Action::Approve) == Access::Allow
+            && req
+                .headers()
+                .get("x-axon-confirmed")
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("yes");
         match authorize(permission, id, tool, Caller::Console { confirmed }) {
             Verdict::Run => {}
-            Verdict::Refuse(e) => return error_response(403, &e),
-            // Only an agent turn is asked to wait for a person; the console brings the yes.
+            Verdict::Refuse(e) => {
+                log(Err(&e), true);
+                return error_response(403, &e);
+            }
+            // Only an agent turn is asked to wait for a person; the owner's console brings
+            // the yes (x-axon-confirmed: yes with the owner's credential).
             Verdict::AskPerson => {
-                return error_response(
-                    403,
-                    &ErrorObject::new(code::DENIED, "needs a person's confirmation"),
-                )
+                let e = ErrorObject::new(
+                    code::DENIED,
+                    "needs the owner's confirmation: the owner sends it with x-axon-confirmed: yes",
+                );
+                log(Err(&e), true);
+                return error_response(403, &e);
             }
         }
     }
-    match ctx.call_tool(id, tool, args).await {
+    let r = ctx.call_tool(id, tool, args).await;
+    let (outcome, refused) = crate::trust::outcome_of(&r);
+    log(outcome.as_ref().map(|_| ()), refused);
+    match r {
         Ok(result) => Response::from_json(&result),
         Err(e) => error_response(status_of(&e), &e),
     }

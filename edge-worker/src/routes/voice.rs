@@ -26,6 +26,7 @@ use crate::clock::now;
 use crate::config::AsrPrompt;
 use crate::http::{bad_request, device_of, user_of};
 use crate::hub::Ctx;
+use axon_core::trust::access::{Access, Action, Principal};
 
 enum Done {
     Transcript(u64, std::result::Result<String, String>),
@@ -33,7 +34,7 @@ enum Done {
 }
 
 /// Accepts the WebSocket and starts the session's loop.
-pub async fn handle(ctx: &Ctx, req: Request) -> Result<Response> {
+pub async fn handle(ctx: &Ctx, req: Request, who: Principal) -> Result<Response> {
     let upgrade = req
         .headers()
         .get("upgrade")
@@ -52,10 +53,23 @@ pub async fn handle(ctx: &Ctx, req: Request) -> Result<Response> {
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.to_string())
     };
-    let user = match user_of(&json!({ "user": query("user") })) {
-        Ok(u) => u,
-        Err(e) => return bad_request(e),
+    let named = match query("user") {
+        None => None,
+        Some(u) => match user_of(&json!({ "user": u })) {
+            Ok(u) => Some(u),
+            Err(e) => return bad_request(e),
+        },
     };
+    if let Err(e) = who.speaks_as(named.as_deref()) {
+        return crate::http::error_response(403, &e);
+    }
+    // A browser that offered subprotocols (its credential rides in one) needs one back.
+    let offered = req
+        .headers()
+        .get("sec-websocket-protocol")
+        .ok()
+        .flatten()
+        .is_some_and(|p| p.split(',').any(|p| p.trim() == "axon"));
     let device = match device_of(&json!({ "device": query("device") })) {
         Ok(d) => d,
         Err(e) => return bad_request(e),
@@ -80,11 +94,18 @@ pub async fn handle(ctx: &Ctx, req: Request) -> Result<Response> {
     config.llm = ctx.config().llm_name().into();
     let pair = WebSocketPair::new()?;
     pair.server.accept()?;
-    wasm_bindgen_futures::spawn_local(run(ctx.clone(), pair.server, config, user, device));
-    Response::from_websocket(pair.client)
+    wasm_bindgen_futures::spawn_local(run(ctx.clone(), pair.server, config, who, device));
+    let resp = Response::from_websocket(pair.client)?;
+    if offered {
+        let h = worker::Headers::new();
+        h.set("sec-websocket-protocol", "axon")?;
+        return Ok(resp.with_headers(h));
+    }
+    Ok(resp)
 }
 
-async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String, device: Option<String>) {
+async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, who: Principal, device: Option<String>) {
+    let user = who.person().unwrap_or_else(|| who.label());
     let mut session = VoiceSession::new(config);
     let Ok(mut socket) = ws.events() else {
         return;
@@ -129,9 +150,15 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String, device:
                     );
                 }
                 VoiceAction::StartTurn { turn, text } => {
-                    start_turn(&ctx, &user, device.clone(), turn, text, &turn_tx).await;
+                    start_turn(&ctx, &who, device.clone(), turn, text, &turn_tx).await;
                 }
                 VoiceAction::Confirm { id, approve } => {
+                    if let Access::Refuse { error, .. } = who.may(Action::Approve) {
+                        let _ = ws.send_with_str(
+                            ServerMessage::error(ErrorCode::BadMessage, error.message).to_text(),
+                        );
+                        continue;
+                    }
                     match ctx.answer_confirmation(&id, approve) {
                         true => {}
                         false => {
@@ -196,14 +223,23 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, user: String, device:
 /// Starts an agent turn whose events come back on `to_session`, tagged with the turn id.
 async fn start_turn(
     ctx: &Ctx,
-    user: &str,
+    who: &Principal,
     device: Option<String>,
     turn: String,
     text: String,
     to_session: &mpsc::UnboundedSender<(String, TurnUpdate)>,
 ) {
     let (tx, mut rx) = mpsc::unbounded::<TurnUpdate>();
-    match crate::agent::begin_turn(ctx, Some(turn.clone()), user, device, Message::user(text)).await
+    let person = who.person();
+    let user = person.clone().unwrap_or_else(|| who.label());
+    match crate::agent::begin_turn(
+        ctx,
+        Some(turn.clone()),
+        person.as_deref(),
+        device,
+        Message::user(text),
+    )
+    .await
     {
         Ok((id, t)) => {
             let _ = tx.unbounded_send(TurnUpdate::Started {
@@ -215,7 +251,7 @@ async fn start_turn(
             wasm_bindgen_futures::spawn_local(crate::agent::drive(
                 ctx.clone(),
                 id,
-                user.to_string(),
+                who.clone(),
                 t,
                 tx,
             ));

@@ -1,0 +1,167 @@
+//! `/api/pair` and `/api/paired`: a new device earns its accounts, and the owner lists and
+//! revokes paired devices (docs/security.md, "Pairing").
+//!
+//! Owns reading these requests and handing over the credentials. The codes and their rules
+//! are `axon_core::trust::pairing`'s; the broker account is made by the Hub over its own
+//! connection; who may call which of these routes is decided in [`super::dispatch`].
+
+use axon_core::protocol::jsonrpc::{code, ErrorObject};
+use axon_core::trust::pairing::{Collected, PairError, RANDOM_BYTES};
+use axon_core::trust::rate::Limit;
+use serde_json::{json, Value};
+use worker::{Request, Response, Result};
+
+use crate::clock::now;
+use crate::http::{bad_request, error_response, json_body};
+use crate::hub::Ctx;
+use crate::trust::{new_secret, random_bytes, Kind};
+
+fn refused(status: u16, e: &PairError) -> Result<Response> {
+    error_response(
+        status,
+        &ErrorObject::new(code::INVALID_PARAMS, e.to_string()),
+    )
+}
+
+fn field<'a>(body: &'a Value, name: &str) -> Option<&'a str> {
+    body.get(name).and_then(Value::as_str)
+}
+
+/// `POST /api/pair {"device": "kitchen-tab", "kind": "virtual"}` → `{pair_id, code, secret,
+/// expires_in_s}`. Anyone may ask (a new device has nothing else); asking is rate-limited per
+/// address and the number waiting is bounded.
+pub async fn begin(ctx: &Ctx, mut req: Request) -> Result<Response> {
+    let body = match json_body(&mut req, 4096).await {
+        Ok(v) => v,
+        Err(e) => return bad_request(e),
+    };
+    let (Some(device), Some(kind)) = (field(&body, "device"), field(&body, "kind")) else {
+        return bad_request("the body needs \"device\" (the id it proposes) and \"kind\", e.g. {\"device\":\"kitchen-tab\",\"kind\":\"virtual\"}");
+    };
+    if ctx
+        .store()
+        .subjects(Kind::Device)?
+        .iter()
+        .any(|d| d == device)
+    {
+        return error_response(
+            409,
+            &ErrorObject::new(
+                code::INVALID_PARAMS,
+                format!("device {device} is already paired: the owner revokes it first (DELETE /api/paired/{device}), or pick another id"),
+            ),
+        );
+    }
+    let random = random_bytes(RANDOM_BYTES)?;
+    match ctx.pairings(|p| p.begin(now(), device, kind, &random)) {
+        Ok(ticket) => {
+            worker::console_log!("pairing: device {device} ({kind}) waits for the owner");
+            Response::from_json(&ticket)
+        }
+        Err(e @ PairError::TooMany) => refused(503, &e),
+        Err(e) => refused(400, &e),
+    }
+}
+
+/// `POST /api/pair/collect {"pair_id": "…", "secret": "…"}` → `{"waiting": true,
+/// "expires_in_s": N}` until the owner approves, then the credentials, once.
+pub async fn collect(ctx: &Ctx, mut req: Request) -> Result<Response> {
+    let body = match json_body(&mut req, 4096).await {
+        Ok(v) => v,
+        Err(e) => return bad_request(e),
+    };
+    let (Some(id), Some(secret)) = (field(&body, "pair_id"), field(&body, "secret")) else {
+        return bad_request("the body needs \"pair_id\" and \"secret\" from POST /api/pair");
+    };
+    match ctx.pairings(|p| p.collect(now(), id, secret)) {
+        Ok(Collected::Waiting { expires_in_s }) => {
+            Response::from_json(&json!({"waiting": true, "expires_in_s": expires_in_s}))
+        }
+        Ok(Collected::Ready(credentials)) => Response::from_json(&credentials),
+        Err(e @ PairError::Expired(_)) => refused(410, &e),
+        Err(e) => refused(404, &e),
+    }
+}
+
+/// `GET /api/pair`: the devices waiting (never their codes).
+pub fn waiting(ctx: &Ctx) -> Result<Response> {
+    Response::from_json(&json!({ "waiting": ctx.pairings(|p| p.waiting(now())) }))
+}
+
+/// `POST /api/pair/approve {"code": "7KQ3-M9ZD"}`: creates the device's broker account and
+/// worker credential and hands them to the waiting device.
+pub async fn approve(ctx: &Ctx, mut req: Request, address: &str) -> Result<Response> {
+    let body = match json_body(&mut req, 4096).await {
+        Ok(v) => v,
+        Err(e) => return bad_request(e),
+    };
+    let Some(code_typed) = field(&body, "code") else {
+        return bad_request("the body needs \"code\": the code the device shows");
+    };
+    let approval = match ctx.pairings(|p| p.approve(now(), code_typed)) {
+        Ok(a) => a,
+        Err(e) => {
+            // Wrong codes are guesses: slow them down (per credential's address).
+            if let Err(wait) = ctx.rate_check(&format!("code:{address}"), Limit::GUESSES) {
+                return super::too_many(wait, "wrong codes");
+            }
+            let status = if matches!(e, PairError::Expired(_)) {
+                410
+            } else {
+                404
+            };
+            return refused(status, &e);
+        }
+    };
+    let password = new_secret("axd_")?;
+    if let Err(e) = ctx
+        .create_device_account(&approval.device, &approval.kind, &password)
+        .await
+    {
+        ctx.pairings(|p| p.fail(&approval.pair_id));
+        return error_response(502, &e);
+    }
+    ctx.store()
+        .add(&password, Kind::Device, &approval.device, None)?;
+    let site = ctx.config().site.clone();
+    ctx.pairings(|p| {
+        p.grant(
+            &approval.pair_id,
+            json!({
+                "device": approval.device,
+                "kind": approval.kind,
+                "site": site,
+                "username": approval.device,
+                "password": password,
+                "token": password,
+            }),
+        )
+    });
+    worker::console_log!("pairing: device {} approved", approval.device);
+    Response::from_json(&json!({"device": approval.device, "kind": approval.kind, "paired": true}))
+}
+
+/// `GET /api/paired`: the devices with an account made by pairing.
+pub fn paired(ctx: &Ctx) -> Result<Response> {
+    Response::from_json(&json!({ "paired": ctx.store().subjects(Kind::Device)? }))
+}
+
+/// `DELETE /api/paired/{id}`: the device's worker credential and broker account are gone and
+/// its broker connection is closed.
+pub async fn revoke(ctx: &Ctx, id: &str) -> Result<Response> {
+    let n = ctx.store().revoke(&[Kind::Device], id)?;
+    if n == 0 {
+        return error_response(
+            404,
+            &ErrorObject::new(
+                code::INVALID_PARAMS,
+                format!("device {id} is not paired: GET /api/paired lists them"),
+            ),
+        );
+    }
+    if let Err(e) = ctx.delete_device_account(id).await {
+        return error_response(502, &e);
+    }
+    worker::console_log!("pairing: device {id} revoked");
+    Response::from_json(&json!({"device": id, "revoked": true}))
+}
