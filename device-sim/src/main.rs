@@ -130,6 +130,10 @@ enum Command {
         /// Say it this many times, one turn after another in the same session.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
+        /// The Hub's credential: the owner token (AXON_API_TOKEN, in edge-worker/.dev.vars), a
+        /// person's token or a paired device's.
+        #[arg(long, env = "AXON_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }
 
@@ -278,8 +282,10 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
             mode,
             timeout_s,
             repeat,
+            token,
         } => {
             let mut o = voice::VoiceOptions::new(&worker);
+            o.token = token;
             o.device = device;
             o.user = user;
             o.mode = mode;

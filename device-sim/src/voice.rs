@@ -66,6 +66,9 @@ pub struct VoiceOptions {
     pub idle_audio: bool,
     /// How long to wait for the socket and the `ready` message.
     pub connect_timeout: Duration,
+    /// The credential the Hub asks for: the owner token, a person's or a paired device's
+    /// (sent as `Authorization: Bearer`; never logged).
+    pub token: Option<String>,
 }
 
 impl VoiceOptions {
@@ -79,6 +82,7 @@ impl VoiceOptions {
             send_start: true,
             idle_audio: true,
             connect_timeout: Duration::from_secs(10),
+            token: None,
         }
     }
 }
@@ -330,7 +334,18 @@ impl VoiceSession {
             url: url.clone(),
             detail,
         };
-        let open = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true);
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| failed(e.to_string()))?;
+        if let Some(t) = &o.token {
+            let v = format!("Bearer {t}")
+                .parse()
+                .map_err(|_| failed("the token holds characters a header cannot carry".into()))?;
+            req.headers_mut().insert("authorization", v);
+        }
+        let open = tokio_tungstenite::connect_async_with_config(req, None, true);
         let (ws, _) = match tokio::time::timeout(o.connect_timeout, open).await {
             Ok(Ok(ok)) => ok,
             Ok(Err(e)) => return Err(failed(e.to_string())),

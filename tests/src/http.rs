@@ -88,6 +88,24 @@ pub fn http_with(
     Ok((r.status, r.head, text))
 }
 
+/// The owner tokens of the workers this test process started, by port: a request to such a
+/// port that names no `Authorization` goes out as the owner, as the console and `curl` in the
+/// README do. A test of refusals sends `("authorization", "")` to go without any credential.
+static OWNER_TOKENS: std::sync::Mutex<Vec<(u16, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers the owner token of the worker on `port` (see [`OWNER_TOKENS`]).
+pub fn register_owner_token(port: u16, token: &str) {
+    let mut t = OWNER_TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+    t.retain(|(p, _)| *p != port);
+    t.push((port, token.to_string()));
+}
+
+/// The owner token registered for `port`.
+pub fn owner_token(port: u16) -> Option<String> {
+    let t = OWNER_TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+    t.iter().find(|(p, _)| *p == port).map(|(_, t)| t.clone())
+}
+
 /// Sends the request and reads the response head; the body is left to the caller.
 fn send(
     port: u16,
@@ -103,8 +121,20 @@ fn send(
     let mut req = Request::builder()
         .method(method)
         .uri(format!("http://127.0.0.1:{port}{path}"));
+    let mut authorization_named = false;
     for (k, v) in headers {
+        if k.eq_ignore_ascii_case("authorization") {
+            authorization_named = true;
+            if v.is_empty() {
+                continue; // no credential at all, on purpose
+            }
+        }
         req = req.header(*k, *v);
+    }
+    if !authorization_named {
+        if let Some(t) = owner_token(port) {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
     }
     let req = req.body(body).map_err(|e| fail(&e))?;
     let agent = agent();

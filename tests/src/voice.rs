@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use axon_core::media::voice::wire::message_type;
 use axon_core::media::voice::{ClientMessage, ServerMessage};
 use serde_json::Value;
+use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 
 /// 20 ms of 16 kHz mono.
@@ -53,7 +54,17 @@ impl VoiceClient {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the worker");
         stream.set_nodelay(true).expect("nodelay");
         let url = format!("ws://127.0.0.1:{port}/api/voice?{query}");
-        let (ws, resp) = tungstenite::client(url.as_str(), stream).expect("WebSocket handshake");
+        let mut req = url
+            .as_str()
+            .into_client_request()
+            .expect("a WebSocket request");
+        if let Some(t) = crate::http::owner_token(port) {
+            req.headers_mut().insert(
+                "authorization",
+                format!("Bearer {t}").parse().expect("a header value"),
+            );
+        }
+        let (ws, resp) = tungstenite::client(req, stream).expect("WebSocket handshake");
         assert_eq!(resp.status().as_u16(), 101);
         ws.get_ref()
             .set_read_timeout(Some(Duration::from_millis(20)))

@@ -69,11 +69,17 @@ impl VoiceHome {
         format!("http://127.0.0.1:{}", self.worker.port())
     }
 
+    /// The worker's owner token.
+    pub fn owner_token(&self) -> String {
+        self.worker.owner_token()
+    }
+
     /// Options for a session as the living-room speaker, for `user`.
     pub fn options(&self, user: &str) -> VoiceOptions {
         let mut o = VoiceOptions::new(&self.url());
         o.device = Some("living-speaker".into());
         o.user = Some(user.into());
+        o.token = Some(self.worker.owner_token());
         o.connect_timeout = Duration::from_secs(30);
         o
     }

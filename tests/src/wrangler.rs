@@ -99,6 +99,18 @@ impl WranglerDev {
         state: PathBuf,
         vars: Vec<(String, String)>,
     ) -> WranglerDev {
+        // Every worker a test starts has an owner token (unless the test sets its own), known
+        // to tests/src/http.rs so that requests go out as the owner by default.
+        let mut vars = vars;
+        if !vars.iter().any(|(k, _)| k == "AXON_API_TOKEN") {
+            vars.push((
+                "AXON_API_TOKEN".into(),
+                format!("axo_test_{}_{port}", std::process::id()),
+            ));
+        }
+        if let Some((_, t)) = vars.iter().find(|(k, _)| k == "AXON_API_TOKEN") {
+            crate::http::register_owner_token(port, t);
+        }
         let root = repo_root();
         let bin = root.join("node_modules/.bin");
         assert!(
@@ -154,6 +166,11 @@ impl WranglerDev {
             vars,
             broker_ws_port,
         }
+    }
+
+    /// The owner token it was started with (`AXON_API_TOKEN`).
+    pub fn owner_token(&self) -> String {
+        crate::http::owner_token(self.port).expect("every test worker has an owner token")
     }
 
     /// The HTTP port.

@@ -21,6 +21,7 @@ fn a_spoken_command_turns_the_kitchen_lamp_on_and_is_answered_in_speech() {
 
     let run = Command::new(axon_tests::device_sim::binary())
         .arg("say")
+        .env("AXON_API_TOKEN", home.owner_token())
         .args(["--worker", &home.url(), "--device", "living-speaker"])
         .args(["--user", "voice-turn", "--timeout-s", "60"])
         .arg("--wav")
