@@ -9,7 +9,7 @@
 # clears its retained messages.
 #
 # Written from EMQX's docs and its v5.8.9 sources (cited at each request below), and tested
-# against a recording stand-in for the API (test-pair-device.sh), NOT against a live EMQX.
+# against a recording stand-in for the API (test_pair_device.py), NOT against a live EMQX.
 # config/emqx/README.md lists what to verify on a first deployment.
 #
 # Secrets: the API key and secret come from the environment and reach curl through a config
