@@ -29,6 +29,8 @@
 #                          local-ai.log)
 #   AXON_MCP_TOKEN         the /mcp bearer token; unset, it is read from edge-worker/.dev.vars,
 #                          where the first run writes a fresh one
+#   AXON_API_TOKEN         the owner token for /api and the console's sign-in; the same (shown
+#                          once, when the first run writes it to edge-worker/.dev.vars)
 #
 # Keys and providers go in edge-worker/.dev.vars (never committed): AXON_LLM=openai,
 # AXON_LLM_BASE_URL, AXON_LLM_MODEL, AXON_LLM_API_KEY. The worker serves the web app: the
@@ -177,18 +179,25 @@ say "starting the demo home (profile ${AXON_PROFILE:-home}; log: $run_dir/device
 start devices "$run_dir/devices.log" "$sim" run --broker "mqtt://127.0.0.1:$mqtt_port" \
   --profile "${AXON_PROFILE:-home}" --devices "${AXON_DEVICES:-1}"
 
-if [ -n "${AXON_MCP_TOKEN:-}" ]; then
-  mcp_token=$AXON_MCP_TOKEN
-else
-  if ! grep -qs '^AXON_MCP_TOKEN=' edge-worker/.dev.vars; then
-    say "writing a fresh /mcp bearer token to edge-worker/.dev.vars"
-    printf 'AXON_MCP_TOKEN=%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >>edge-worker/.dev.vars
-  fi
-  mcp_token=$(sed -n 's/^AXON_MCP_TOKEN=//p' edge-worker/.dev.vars | head -1)
+# Secrets live in edge-worker/.dev.vars (git-ignored), written on the first run. Only the owner
+# token is ever shown, once, when it is made; the rest stay in the file.
+secret() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
+touch edge-worker/.dev.vars && chmod 600 edge-worker/.dev.vars
+if [ -z "${AXON_MCP_TOKEN:-}" ] && ! grep -qs '^AXON_MCP_TOKEN=' edge-worker/.dev.vars; then
+  say "writing a fresh /mcp bearer token to edge-worker/.dev.vars"
+  printf 'AXON_MCP_TOKEN=%s\n' "$(secret)" >>edge-worker/.dev.vars
 fi
+mcp_token=${AXON_MCP_TOKEN:-$(sed -n 's/^AXON_MCP_TOKEN=//p' edge-worker/.dev.vars | head -1)}
+new_owner_token=""
+if [ -z "${AXON_API_TOKEN:-}" ] && ! grep -qs '^AXON_API_TOKEN=' edge-worker/.dev.vars; then
+  new_owner_token="axo_$(secret)"
+  printf 'AXON_API_TOKEN=%s\n' "$new_owner_token" >>edge-worker/.dev.vars
+fi
+api_token=${AXON_API_TOKEN:-$(sed -n 's/^AXON_API_TOKEN=//p' edge-worker/.dev.vars | head -1)}
 
 wrangler_args=(dev --ip 127.0.0.1 --port "$http_port" --show-interactive-dev-session=false
-  --var "AXON_BROKER_URL:ws://127.0.0.1:$ws_port/mqtt" --var "AXON_MCP_TOKEN:$mcp_token")
+  --var "AXON_BROKER_URL:ws://127.0.0.1:$ws_port/mqtt" --var "AXON_MCP_TOKEN:$mcp_token"
+  --var "AXON_API_TOKEN:$api_token")
 [ -z "${AXON_INSPECTOR_PORT:-}" ] || wrangler_args+=(--inspector-port "$AXON_INSPECTOR_PORT")
 if [ -n "${AXON_STATE_DIR:-}" ]; then
   mkdir -p "$AXON_STATE_DIR"
@@ -267,11 +276,13 @@ cat >&2 <<MSG
     console     $w/          (devices, tools, telemetry plots, chat)
     device      $w/device    (this tab becomes a device: face, speaker, camera)
     widget      <script src="$w/widget.js" defer></script><axon-widget></axon-widget>
-    edge worker $w/healthz   $w/api/devices
-                curl -X POST $w/api/devices/kitchen-lamp/tools/set_power -d '{"on":true}'
-    chat        curl -N $w/api/chat -d '{"text":"turn on the kitchen lamp"}'
-    live events curl -N $w/api/events
-    MCP clients $w/mcp   (Authorization: Bearer $mcp_token)
+    owner token in edge-worker/.dev.vars (AXON_API_TOKEN): the console asks for it once;
+                for curl: T=\$(sed -n 's/^AXON_API_TOKEN=//p' edge-worker/.dev.vars)
+    edge worker $w/healthz   curl -H "Authorization: Bearer \$T" $w/api/devices
+                curl -H "Authorization: Bearer \$T" -X POST $w/api/devices/kitchen-lamp/tools/set_power -d '{"on":true}'
+    chat        curl -N -H "Authorization: Bearer \$T" $w/api/chat -d '{"text":"turn on the kitchen lamp"}'
+    live events curl -N -H "Authorization: Bearer \$T" $w/api/events
+    MCP clients $w/mcp   (Authorization: Bearer AXON_MCP_TOKEN from edge-worker/.dev.vars)
     local AI    $local_ai_line
     devices     $sim ctl $broker list
     call a tool $sim ctl $broker call kitchen-lamp set_power --args '{"on":true}'
@@ -279,6 +290,13 @@ cat >&2 <<MSG
   Ctrl-C to stop.
 
 MSG
+if [ -n "$new_owner_token" ]; then
+  cat >&2 <<MSG
+  Your owner token (shown this once; it stays in edge-worker/.dev.vars):
+    $new_owner_token
+
+MSG
+fi
 
 # Watch the services: one that exits stops the rest, with its reason.
 while :; do

@@ -349,33 +349,6 @@ impl Hub {
         f(&mut self.pairings.borrow_mut())
     }
 
-    /// Creates (or replaces) a paired device's broker account, confined to its own topics,
-    /// and lets this site's Hub reach it.
-    pub async fn create_device_account(
-        &self,
-        device: &str,
-        kind: &str,
-        password: &str,
-    ) -> std::result::Result<(), ErrorObject> {
-        let _ = (device, kind, password);
-        Err(ErrorObject::new(
-            code::BROKER_UNAVAILABLE,
-            "broker accounts are not wired into the Hub yet",
-        ))
-    }
-
-    /// Deletes a device's broker account (which closes its connection).
-    pub async fn delete_device_account(
-        &self,
-        device: &str,
-    ) -> std::result::Result<(), ErrorObject> {
-        let _ = device;
-        Err(ErrorObject::new(
-            code::BROKER_UNAVAILABLE,
-            "broker accounts are not wired into the Hub yet",
-        ))
-    }
-
     /// The stored credentials and the activity log.
     pub fn store(&self) -> crate::trust::Store {
         crate::trust::Store::open(self.sql.clone())

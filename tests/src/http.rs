@@ -223,11 +223,24 @@ pub struct SseStream {
 impl SseStream {
     /// Sends the request to the worker and reads the response head.
     pub fn open(port: u16, method: &str, path: &str, body: Option<&str>) -> std::io::Result<Self> {
+        Self::open_with(port, method, path, &[], body)
+    }
+
+    /// As [`SseStream::open`], with extra request headers (a credential, an `Origin`).
+    pub fn open_with(
+        port: u16,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> std::io::Result<Self> {
+        let mut h = vec![("Accept", "text/event-stream")];
+        h.extend_from_slice(headers);
         let (status, _, body) = send(
             port,
             method,
             path,
-            &json_by_default(&[("Accept", "text/event-stream")]),
+            &json_by_default(&h),
             body.unwrap_or("").as_bytes(),
             WORKER_READ_TIMEOUT,
         )?;
