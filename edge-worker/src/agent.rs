@@ -65,8 +65,15 @@ enum Completion {
 
 /// Runs a turn to its end: performs what it asks, sends its events to `tx` and `/api/events`,
 /// and remembers the conversation.
-pub async fn drive(ctx: Ctx, turn_id: String, who: Principal, mut turn: Turn, tx: TurnSink) {
-    let person = who.person();
+/// `who` is the credential (for the activity log), `person` whose memory the turn uses.
+pub async fn drive(
+    ctx: Ctx,
+    turn_id: String,
+    who: Principal,
+    person: Option<String>,
+    mut turn: Turn,
+    tx: TurnSink,
+) {
     let user = person.clone().unwrap_or_else(|| who.label());
     let publish = |ctx: &Ctx, ev: &TurnEvent| {
         if let TurnEvent::ToolFinished {

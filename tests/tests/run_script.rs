@@ -22,6 +22,10 @@ use axon_tests::{free_port, repo_root, DEMO_HOME_DEVICES};
 const MARKER_VAR: &str = "AXON_RUN_SH_TEST";
 
 /// `scripts/run.sh` started by the test, with its output in a file.
+/// The secrets the test hands run.sh, looked for in its output.
+const OWNER_TOKEN: &str = "run-sh-owner-7c41d";
+const MCP_TOKEN: &str = "run-sh-mcp-93be0";
+
 struct RunSh {
     child: Child,
     dir: PathBuf,
@@ -45,7 +49,8 @@ impl RunSh {
             .env(MARKER_VAR, &marker)
             .env("AXON_RUN_DIR", dir.join("logs"))
             .env("AXON_STATE_DIR", dir.join("state"))
-            .env("AXON_MCP_TOKEN", "run-sh-test-token")
+            .env("AXON_MCP_TOKEN", MCP_TOKEN)
+            .env("AXON_API_TOKEN", OWNER_TOKEN)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -158,8 +163,16 @@ fn one_sigint_stops_everything_run_sh_started() {
     let http_port = ports[2].1;
     let local_ai_port = ports[4].1;
     let mut run = RunSh::start("sigint", &env);
+    axon_tests::http::register_owner_token(http_port, OWNER_TOKEN);
     // CI has built the worker and device-sim by now; a first run on a fresh checkout builds both.
     run.wait_for("Axon is running", Duration::from_secs(600));
+
+    // Secrets are never printed (only a freshly made owner token is, once).
+    let out = run.output();
+    assert!(
+        !out.contains(OWNER_TOKEN) && !out.contains(MCP_TOKEN),
+        "run.sh printed a secret:\n{out}"
+    );
 
     // "running" means serving: the worker answers, its Hub reached run.sh's broker and sees
     // every board of the demo home, and the local AI server answers.

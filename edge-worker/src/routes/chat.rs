@@ -82,6 +82,7 @@ pub async fn start(ctx: &Ctx, mut req: Request, who: &Principal) -> Result<Respo
         ctx.clone(),
         turn_id,
         who.clone(),
+        person,
         turn,
         tx,
     ));

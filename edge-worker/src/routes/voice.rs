@@ -60,9 +60,10 @@ pub async fn handle(ctx: &Ctx, req: Request, who: Principal) -> Result<Response>
             Err(e) => return bad_request(e),
         },
     };
-    if let Err(e) = who.speaks_as(named.as_deref()) {
-        return crate::http::error_response(403, &e);
-    }
+    let person = match who.speaks_as(named.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return crate::http::error_response(403, &e),
+    };
     // A browser that offered subprotocols (its credential rides in one) needs one back.
     let offered = req
         .headers()
@@ -94,7 +95,7 @@ pub async fn handle(ctx: &Ctx, req: Request, who: Principal) -> Result<Response>
     config.llm = ctx.config().llm_name().into();
     let pair = WebSocketPair::new()?;
     pair.server.accept()?;
-    wasm_bindgen_futures::spawn_local(run(ctx.clone(), pair.server, config, who, device));
+    wasm_bindgen_futures::spawn_local(run(ctx.clone(), pair.server, config, who, person, device));
     let resp = Response::from_websocket(pair.client)?;
     if offered {
         let h = worker::Headers::new();
@@ -104,8 +105,15 @@ pub async fn handle(ctx: &Ctx, req: Request, who: Principal) -> Result<Response>
     Ok(resp)
 }
 
-async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, who: Principal, device: Option<String>) {
-    let user = who.person().unwrap_or_else(|| who.label());
+async fn run(
+    ctx: Ctx,
+    ws: WebSocket,
+    config: VoiceConfig,
+    who: Principal,
+    person: Option<String>,
+    device: Option<String>,
+) {
+    let user = person.clone().unwrap_or_else(|| who.label());
     let mut session = VoiceSession::new(config);
     let Ok(mut socket) = ws.events() else {
         return;
@@ -150,7 +158,16 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, who: Principal, devic
                     );
                 }
                 VoiceAction::StartTurn { turn, text } => {
-                    start_turn(&ctx, &who, device.clone(), turn, text, &turn_tx).await;
+                    start_turn(
+                        &ctx,
+                        &who,
+                        person.clone(),
+                        device.clone(),
+                        turn,
+                        text,
+                        &turn_tx,
+                    )
+                    .await;
                 }
                 VoiceAction::Confirm { id, approve } => {
                     if let Access::Refuse { error, .. } = who.may(Action::Approve) {
@@ -224,13 +241,13 @@ async fn run(ctx: Ctx, ws: WebSocket, config: VoiceConfig, who: Principal, devic
 async fn start_turn(
     ctx: &Ctx,
     who: &Principal,
+    person: Option<String>,
     device: Option<String>,
     turn: String,
     text: String,
     to_session: &mpsc::UnboundedSender<(String, TurnUpdate)>,
 ) {
     let (tx, mut rx) = mpsc::unbounded::<TurnUpdate>();
-    let person = who.person();
     let user = person.clone().unwrap_or_else(|| who.label());
     match crate::agent::begin_turn(
         ctx,
@@ -252,6 +269,7 @@ async fn start_turn(
                 ctx.clone(),
                 id,
                 who.clone(),
+                person,
                 t,
                 tx,
             ));
