@@ -180,7 +180,7 @@ enum Purpose {
     User(RequestHandle),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Pending {
     server_id: String,
     method: String,
@@ -190,8 +190,9 @@ struct Pending {
     timeout: Duration,
 }
 
-/// The MCP client. See the module docs for the draining rule.
-#[derive(Debug)]
+/// The MCP client. See the module docs for the draining rule. A clone is a snapshot of its
+/// state.
+#[derive(Debug, Clone)]
 pub struct McpClient {
     config: ClientConfig,
     rng: Rng,

@@ -133,14 +133,14 @@ pub enum ServerEvent {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ClientSession {
     rpc_topic: String,
     ready: bool,
     resource_subscriptions: HashSet<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PendingInit {
     client_id: String,
     request_id: RequestId,
@@ -148,13 +148,13 @@ struct PendingInit {
     protocol_version: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum CallState {
     Running { waiters: Vec<(String, RequestId)> },
     Done { result: Value },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct CachedCall {
     tool: String,
     args_hash: u64,
@@ -162,15 +162,16 @@ struct CachedCall {
     expires: Timestamp,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct RunningCall {
     client_id: String,
     request_id: RequestId,
     call_id: Option<String>,
 }
 
-/// The MCP server of one device. See the module docs for the draining rule.
-#[derive(Debug)]
+/// The MCP server of one device. See the module docs for the draining rule. A clone is a
+/// snapshot of its state (the hostile-input harness starts every input from one).
+#[derive(Debug, Clone)]
 pub struct McpServer {
     config: DeviceConfig,
     server_name: String,
