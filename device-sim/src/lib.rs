@@ -3,7 +3,8 @@
 //! Owns the native shell around `axon-core`: [`board`] runs one simulated board (an MCP server
 //! over MQTT with real state, telemetry and events), [`fleet`] runs many, [`ctl`] is a client
 //! that discovers and calls them, [`bench`] measures them, [`voice`] is a board's side of the
-//! Hub's `/api/voice` (`axon-device-sim say`). I/O is tokio + rumqttc v5; every
+//! Hub's `/api/voice` (`axon-device-sim say`), [`hostile`] feeds the core hostile input at volume
+//! (`axon-device-sim hostile`). I/O is tokio + rumqttc v5; every
 //! protocol decision is made by `axon-core`. Nothing here is needed by the browser or the
 //! worker: shared logic goes to `axon-core`.
 
@@ -12,6 +13,7 @@ pub mod board;
 pub mod ctl;
 mod error;
 pub mod fleet;
+pub mod hostile;
 pub mod mqtt;
 pub mod profiles;
 pub mod voice;

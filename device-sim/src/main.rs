@@ -135,6 +135,40 @@ enum Command {
         #[arg(long, env = "AXON_API_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Hostile input at volume: feeds generated MQTT packets, JSON-RPC/MCP messages, tool
+    /// arguments and topic names to the protocol core and checks each gets a clear outcome.
+    #[command(after_help = "Families (inputs are dealt to them in turn):\n\
+        \x20 mqtt     broker packets (random, and valid ones mutated) into the MQTT session\n\
+        \x20 rpc      JSON-RPC/MCP payloads into a device (RPC and control topics) and the Hub (RPC topic)\n\
+        \x20 args     tool arguments into schema validation, then into the simulated board\n\
+        \x20 routing  topic names and user properties into a whole endpoint (session + MCP role)\n\n\
+        Each input runs under catch_unwind and must end accepted, refused with a clear error (the\n\
+        JSON-RPC code an independent reading of the input expects, a Rejected event, a protocol-error\n\
+        close), or ignored where docs/protocol.md says so. Prints progress to stderr every 2 s and a\n\
+        Markdown table to stdout.\n\n\
+        Exit code 0: no panic and no unclear outcome; 1: there were some (each printed with its input\n\
+        seed and a shrunken reproducer); 3: usage.\n\n\
+        Examples:\n\
+        \x20 axon-device-sim hostile                          # 1,000,000 inputs, seed 1 (use a release build)\n\
+        \x20 axon-device-sim hostile --count 20000 --seed 7\n\
+        \x20 axon-device-sim hostile --family rpc --input-seed 1234567   # one input again, from a failure report")]
+    Hostile {
+        /// Number of inputs over all families.
+        #[arg(long, default_value_t = device_sim::hostile::DEFAULT_COUNT)]
+        count: u64,
+        /// Seed of the run: the same seed gives the same inputs.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Only this family: mqtt, rpc, args or routing.
+        #[arg(long)]
+        family: Option<String>,
+        /// Run the single input with this seed (from a failure report) and print it; needs --family.
+        #[arg(long, requires = "family")]
+        input_seed: Option<u64>,
+        /// Also print the outcome counts by kind (which error codes, which rules ignored what).
+        #[arg(long)]
+        kinds: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -169,6 +203,16 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    if let Command::Hostile {
+        count,
+        seed,
+        family,
+        input_seed,
+        kinds,
+    } = cli.command
+    {
+        return hostile(count, seed, family.as_deref(), input_seed, kinds);
+    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -183,6 +227,98 @@ fn main() -> ExitCode {
             ExitCode::from(3)
         }
     }
+}
+
+/// `axon-device-sim hostile`.
+fn hostile(
+    count: u64,
+    seed: u64,
+    family: Option<&str>,
+    input_seed: Option<u64>,
+    kinds: bool,
+) -> ExitCode {
+    use device_sim::hostile::{self, Family, Outcome};
+    let family = match family.map(Family::parse).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    if let (Some(family), Some(input_seed)) = (family, input_seed) {
+        let (input, result) = hostile::run_one(family, input_seed);
+        println!("input: {}", input.describe());
+        return match result {
+            Err(p) => {
+                println!("outcome: PANIC {p}");
+                ExitCode::from(1)
+            }
+            Ok(Outcome::Unclear(u)) => {
+                println!("outcome: UNCLEAR {u}");
+                ExitCode::from(1)
+            }
+            Ok(o) => {
+                println!("outcome: {o:?}");
+                ExitCode::SUCCESS
+            }
+        };
+    }
+    eprintln!(
+        "hostile: {count} inputs, seed {seed}{}",
+        family
+            .map(|f| format!(", family {}", f.name()))
+            .unwrap_or_default()
+    );
+    let report = hostile::run_where(
+        count,
+        seed,
+        |f| family.is_none_or(|only| only == f),
+        &mut |done, r| {
+            eprintln!(
+                "hostile: {done}/{count} inputs, {:.0} s, {} panics or unclear",
+                r.elapsed.as_secs_f64(),
+                r.bad()
+            )
+        },
+    );
+    println!(
+        "{} inputs, seed {}, {:.1} s wall on {} threads ({} build)\n",
+        report.inputs(),
+        report.seed,
+        report.elapsed.as_secs_f64(),
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(16),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    print!("{}", report.table());
+    if kinds {
+        println!("\n{}", report.kinds());
+    }
+    if report.bad() == 0 {
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "\nFAILED: {} panics or unclear outcomes (seed {seed}); the first {}:",
+        report.bad(),
+        report.failures.len()
+    );
+    for f in &report.failures {
+        println!(
+            "\n- input {} ({}), --family {} --input-seed {}\n  {}\n  reproducer: {}",
+            f.index,
+            f.family.name(),
+            f.family.name(),
+            f.input_seed,
+            f.what,
+            f.reproducer
+        );
+    }
+    ExitCode::from(1)
 }
 
 fn emit(v: Value) {
@@ -273,6 +409,8 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
             bench::run(&broker, &o).await?;
             Ok(ExitCode::SUCCESS)
         }
+        // Runs before the runtime starts (see `main`): it needs no I/O.
+        Command::Hostile { .. } => Ok(ExitCode::from(3)),
         Command::Say {
             worker,
             device,

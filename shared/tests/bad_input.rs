@@ -223,3 +223,167 @@ fn initialize_without_client_id_property_is_not_answered() {
     let (rpc, _) = probe_initialize(&mut net, 0, CID, "2025-06-18");
     device_still_serves(&mut net, &rpc);
 }
+
+// --- Found by `axon-device-sim hostile` (issue 15): each test is the input that failed. ------
+
+use axon_core::protocol::mcp::client::{ClientConfig, ClientEvent, McpClient};
+use axon_core::protocol::mcp::server::ServerEvent;
+use axon_core::time::Timestamp;
+use axon_core::transport::link::{Connack, Inbound, Transmit};
+use serde_json::Value;
+
+/// A malformed response on the control topic carries an id, but is never answered (§7): the
+/// device used to answer any parse failure with an id there.
+#[test]
+fn a_malformed_response_on_the_control_topic_is_refused_not_answered() {
+    let mut net = Net::started(&["k1"]);
+    net.probe_subscribe("$mcp-rpc/#");
+    let before = net.probe_inbox.len();
+    net.probe_publish(
+        "$mcp-server/k1/axon/lamp/k1",
+        br#"{"":{"":null},"id":4,"":""}"#,
+        common::client_props(CID),
+    );
+    assert_eq!(net.probe_inbox.len(), before, "not answered");
+    assert!(net.devices[0].events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Rejected { error, .. } if error.code == -32600
+    )));
+    let (rpc, _) = probe_initialize(&mut net, 0, CID, "2025-06-18");
+    device_still_serves(&mut net, &rpc);
+}
+
+/// A client id whose RPC topic would pass 65,535 bytes: the SUBSCRIBE could never be sent, so
+/// the device used to keep a session that never answered. Now it refuses at once.
+#[test]
+fn a_client_id_too_long_for_its_topics_is_refused() {
+    let mut net = Net::started(&["k1"]);
+    net.probe_subscribe("$mcp-rpc/#");
+    let before = net.probe_inbox.len();
+    let sessions = net.devices[0].server.client_count();
+    let long = "c".repeat(65_520);
+    net.probe_publish(
+        "$mcp-server/k1/axon/lamp/k1",
+        br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"h","version":"1"}}}"#,
+        common::client_props(&long),
+    );
+    assert_eq!(net.probe_inbox.len(), before);
+    let refused = net.devices[0].events.iter().find_map(|e| match e {
+        ServerEvent::Rejected { error, .. } => Some(error.clone()),
+        _ => None,
+    });
+    let e = refused.expect("a Rejected event");
+    assert!(e.message.contains("too long"), "{}", e.message);
+    assert_eq!(
+        net.devices[0].server.client_count(),
+        sessions,
+        "no session kept"
+    );
+}
+
+fn t(ms: u64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+/// A Hub that knows device `k9` from its online message, with what it sent so far drained.
+fn hub_knowing_k9() -> McpClient {
+    let mut hub = McpClient::new(ClientConfig::new("hub-1", 1));
+    hub.handle_connected(t(0), &Connack::default());
+    hub.handle_message(t(0), &online("$mcp-server/presence/k9/axon/lamp/k9"));
+    while hub.poll_transmit().is_some() {}
+    while hub.poll_event().is_some() {}
+    hub
+}
+
+fn online(topic: &str) -> Inbound {
+    Inbound {
+        topic: topic.into(),
+        payload: br#"{"jsonrpc":"2.0","method":"notifications/server/online","params":{"server_name":"axon/lamp/k9","description":"d"}}"#.to_vec(),
+        ..Inbound::default()
+    }
+}
+
+/// What the Hub publishes after `payload` arrives from k9 on its RPC topic.
+fn hub_answers(hub: &mut McpClient, payload: &[u8]) -> Vec<Value> {
+    hub.handle_message(
+        t(1),
+        &Inbound {
+            topic: "$mcp-rpc/hub-1/k9/axon/lamp/k9".into(),
+            payload: payload.to_vec(),
+            ..Inbound::default()
+        },
+    );
+    std::iter::from_fn(|| hub.poll_transmit())
+        .filter_map(|tx| match tx {
+            Transmit::Publish(p) => Some(serde_json::from_slice(&p.payload).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The Hub used to drop every malformed message from a device. A malformed request is
+/// answered like any request (§7); a malformed response or notification still is not.
+#[test]
+fn the_hub_answers_a_malformed_request_from_a_device_and_nothing_else() {
+    let mut hub = hub_knowing_k9();
+    for (payload, code, id) in [
+        (&b"}"[..], -32700, Value::Null),
+        (b"8", -32600, Value::Null),
+        (
+            br#"{"jsonrpc":"1.0","id":7,"method":"ping"}"#,
+            -32600,
+            json!(7),
+        ),
+        (
+            br#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#,
+            -32600,
+            Value::Null,
+        ),
+    ] {
+        let got = hub_answers(&mut hub, payload);
+        let text = String::from_utf8_lossy(payload);
+        assert_eq!(got.len(), 1, "{text}: {got:?}");
+        assert_eq!(got[0]["error"]["code"], code, "{text}");
+        assert_eq!(got[0]["id"], id, "{text}");
+        assert!(got[0]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    for payload in [
+        &br#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":""}}"#[..],
+        br#"{"jsonrpc":"1.0","method":"notifications/x"}"#,
+        br#"{"jsonrpc":"2.0","id":9,"error":{"code":"x","message":"m"}}"#,
+    ] {
+        let got = hub_answers(&mut hub, payload);
+        assert!(
+            got.is_empty(),
+            "{}: {got:?}",
+            String::from_utf8_lossy(payload)
+        );
+    }
+}
+
+/// A presence topic near 64 KiB: the Hub's subscriptions for the device would be longer than
+/// MQTT allows, the SUBSCRIBE failed, and the device stayed `initializing` for ever with
+/// nothing in flight. Now it is reported unreachable at once.
+#[test]
+fn a_device_whose_topics_cannot_fit_mqtt_is_unreachable() {
+    let mut hub = McpClient::new(ClientConfig::new("hub-1", 1));
+    hub.handle_connected(t(0), &Connack::default());
+    while hub.poll_transmit().is_some() {}
+    // As long as a topic name can be: the capability filter is two bytes longer.
+    let topic = format!("$mcp-server/presence/ypagjkdazp/{}", "y".repeat(65_503));
+    assert_eq!(topic.len(), 65_535);
+    hub.handle_message(t(1), &online(&topic));
+    let events: Vec<ClientEvent> = std::iter::from_fn(|| hub.poll_event()).collect();
+    assert!(
+        matches!(events.as_slice(), [ClientEvent::DeviceUnreachable { server_id, error }]
+            if server_id == "ypagjkdazp" && error.message.contains("65535")),
+        "{events:?}"
+    );
+    assert!(
+        !std::iter::from_fn(|| hub.poll_transmit())
+            .any(|t| matches!(t, Transmit::Subscribe { .. })),
+        "nothing MQTT would refuse is asked for"
+    );
+}

@@ -254,7 +254,14 @@ pub fn from_value(value: Value) -> Result<Message, ParseFailure> {
     let raw_id = obj.remove("id");
     let id = raw_id.as_ref().and_then(RequestId::from_value);
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(invalid(id, "\"jsonrpc\" must be \"2.0\"".into(), true));
+        // Only what looks like a request is answered (docs/protocol.md §7): answering a bad
+        // response or notification lets two confused peers ping-pong errors.
+        let request_shaped = raw_id.is_some() && obj.contains_key("method");
+        return Err(invalid(
+            id,
+            "\"jsonrpc\" must be \"2.0\"".into(),
+            request_shaped,
+        ));
     }
     let method = obj.remove("method");
     let params = obj.remove("params");
@@ -477,6 +484,31 @@ mod tests {
         let f = parse(br#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":""}}"#)
             .unwrap_err();
         assert!(!f.answerable, "a bad response is never answered");
+    }
+
+    /// Found by `axon-device-sim hostile` (rpc family): a response or notification with a wrong
+    /// `jsonrpc` was marked answerable, so a device answered it.
+    #[test]
+    fn a_wrong_version_is_answered_only_for_a_request() {
+        for (bytes, answerable) in [
+            (&br#"{"jsonrpc":"1.0","id":7,"method":"ping"}"#[..], true),
+            (br#"{"id":7,"method":"ping"}"#, true),
+            (
+                br#"{"jsonrpc":"1.0","method":"notifications/initialized"}"#,
+                false,
+            ),
+            (br#"{"jsonrpc":"1.0","id":4,"result":{}}"#, false),
+            (br#"{"":{"":null},"id":4,"":""}"#, false),
+        ] {
+            let f = parse(bytes).unwrap_err();
+            assert_eq!(f.error.code, code::INVALID_REQUEST);
+            assert_eq!(
+                f.answerable,
+                answerable,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
     }
 
     #[test]

@@ -62,16 +62,16 @@ fn fail(field: &str, reason: impl Into<String>) -> Result<(), ArgumentError> {
 /// A short rendering of a value for an error message.
 fn show(v: &Value) -> String {
     let kind = type_name(v);
-    let text = json_text(v);
-    let text = if text.chars().count() > 40 {
-        format!("{}…", text.chars().take(40).collect::<String>())
-    } else {
-        text
-    };
-    match v {
-        Value::Object(_) | Value::Array(_) | Value::Null => kind.to_string(),
-        _ => format!("{kind} {text}"),
+    // Containers are named, not written out: hostile arguments can be 256 KiB of them.
+    if matches!(v, Value::Object(_) | Value::Array(_) | Value::Null) {
+        return kind.to_string();
     }
+    let text = json_text(v);
+    let text = match text.char_indices().nth(40) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    };
+    format!("{kind} {text}")
 }
 
 fn type_name(v: &Value) -> &'static str {

@@ -180,7 +180,7 @@ enum Purpose {
     User(RequestHandle),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Pending {
     server_id: String,
     method: String,
@@ -190,8 +190,9 @@ struct Pending {
     timeout: Duration,
 }
 
-/// The MCP client. See the module docs for the draining rule.
-#[derive(Debug)]
+/// The MCP client. See the module docs for the draining rule. A clone is a snapshot of its
+/// state.
+#[derive(Debug, Clone)]
 pub struct McpClient {
     config: ClientConfig,
     rng: Rng,
@@ -544,6 +545,24 @@ impl McpClient {
             _ => None,
         };
         let Some(online) = online else { return };
+        // Names this long make topics MQTT cannot carry: the SUBSCRIBE would fail and the
+        // device would stay initializing for ever. Say so instead.
+        let rpc = topics::rpc(&self.config.client_id, &server_id, &server_name);
+        let capability = topics::server_capability(&server_id, &server_name);
+        if let Some(size) = topics::too_long([rpc.as_str(), capability.as_str()]) {
+            let e = ErrorObject::with_data(
+                code::INVALID_REQUEST,
+                format!(
+                    "its server id and name make a {size}-byte topic, over MQTT's {}: it cannot be reached",
+                    topics::MAX_TOPIC_LEN
+                ),
+                json!({"limit": topics::MAX_TOPIC_LEN, "size": size}),
+            );
+            if self.devices.contains_key(&server_id) {
+                self.forget_device_topics(&server_id);
+            }
+            return self.mark_unreachable(&server_id, e);
+        }
         let meta = online
             .meta
             .as_ref()
@@ -635,8 +654,15 @@ impl McpClient {
         }
         let message = match jsonrpc::parse(payload) {
             Ok(m) => m,
-            // A device that sends garbage gets no answer from us: answering could ping-pong.
-            Err(_) => return,
+            // A malformed request is answered (-32700, -32600) like any request; a malformed
+            // response or notification is not, so that two confused peers cannot ping-pong
+            // (docs/protocol.md §7).
+            Err(fail) => {
+                if let Some(resp) = fail.response() {
+                    self.send_to_device(server_id, &Message::Response(resp));
+                }
+                return;
+            }
         };
         match message {
             Message::Response(resp) => {

@@ -133,14 +133,14 @@ pub enum ServerEvent {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ClientSession {
     rpc_topic: String,
     ready: bool,
     resource_subscriptions: HashSet<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PendingInit {
     client_id: String,
     request_id: RequestId,
@@ -148,13 +148,13 @@ struct PendingInit {
     protocol_version: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum CallState {
     Running { waiters: Vec<(String, RequestId)> },
     Done { result: Value },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct CachedCall {
     tool: String,
     args_hash: u64,
@@ -162,15 +162,16 @@ struct CachedCall {
     expires: Timestamp,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct RunningCall {
     client_id: String,
     request_id: RequestId,
     call_id: Option<String>,
 }
 
-/// The MCP server of one device. See the module docs for the draining rule.
-#[derive(Debug)]
+/// The MCP server of one device. See the module docs for the draining rule. A clone is a
+/// snapshot of its state (the hostile-input harness starts every input from one).
+#[derive(Debug, Clone)]
 pub struct McpServer {
     config: DeviceConfig,
     server_name: String,
@@ -489,10 +490,36 @@ impl McpServer {
             });
             return;
         }
+        // Its three topics must fit in MQTT, or the SUBSCRIBE fails and the client waits for
+        // an answer that cannot come.
+        let rpc_topic = topics::rpc(
+            &client_id,
+            self.config.device_id.as_str(),
+            &self.server_name,
+        );
+        let presence = topics::client_presence(&client_id);
+        let capability = topics::client_capability(&client_id);
+        if let Some(size) =
+            topics::too_long([rpc_topic.as_str(), presence.as_str(), capability.as_str()])
+        {
+            self.events.push_back(ServerEvent::Rejected {
+                client_id: Some(client_id),
+                error: ErrorObject::with_data(
+                    code::INVALID_REQUEST,
+                    format!(
+                        "MCP-MQTT-CLIENT-ID too long: its topics would be {size} bytes, over MQTT's {}; cannot answer",
+                        topics::MAX_TOPIC_LEN
+                    ),
+                    json!({"limit": topics::MAX_TOPIC_LEN, "size": size}),
+                ),
+            });
+            return;
+        }
         let (request_id, outcome, version) = match self.check_payload(&msg.payload) {
             Err(fail) => match fail.id {
-                Some(id) => (id, Err(fail.error), String::new()),
-                None => {
+                // A malformed response or notification is never answered (§7), id or not.
+                Some(id) if fail.answerable => (id, Err(fail.error), String::new()),
+                _ => {
                     self.reject(Some(client_id), fail.error);
                     return;
                 }
@@ -536,11 +563,6 @@ impl McpServer {
         }
         // A second initialize from a known client replaces its session
         // (docs/protocol.md §11 quirk 14).
-        let rpc_topic = topics::rpc(
-            &client_id,
-            self.config.device_id.as_str(),
-            &self.server_name,
-        );
         self.sessions.insert(
             client_id.clone(),
             ClientSession {
@@ -568,8 +590,8 @@ impl McpServer {
         self.transmits.push_back(Transmit::Subscribe {
             token,
             subscriptions: vec![
-                sub(topics::client_presence(&client_id), false),
-                sub(topics::client_capability(&client_id), false),
+                sub(presence, false),
+                sub(capability, false),
                 sub(rpc_topic, true),
             ],
         });

@@ -24,6 +24,19 @@ pub const COMPONENT_CLIENT: &str = "mcp-client";
 /// Axon's presence filter: every Axon device (docs/protocol.md §5.2).
 pub const AXON_PRESENCE_FILTER: &str = "$mcp-server/presence/+/axon/#";
 
+/// The longest topic name or filter MQTT carries (a two-byte length). Ids read from one topic
+/// can make a longer one (`$mcp-rpc/{client}/{server}/{name}` holds all three).
+pub const MAX_TOPIC_LEN: usize = 65_535;
+
+/// The longest of `topics`, when it is over [`MAX_TOPIC_LEN`].
+pub fn too_long<'a>(topics: impl IntoIterator<Item = &'a str>) -> Option<usize> {
+    topics
+        .into_iter()
+        .map(str::len)
+        .max()
+        .filter(|n| *n > MAX_TOPIC_LEN)
+}
+
 /// Why a name cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -239,6 +239,22 @@ fn malformed(what: &'static str) -> impl Fn(CodecError) -> String {
     move |e| format!("the broker sent a malformed {what} ({e:?})")
 }
 
+/// A topic name or user property with U+0000 makes a packet malformed (MQTT 5 §1.5.4);
+/// the codec lets it through.
+fn check_strings(topic: &str, props: &[Property]) -> Result<(), String> {
+    let nul_in_props = props.iter().any(|p| match p {
+        Property::UserProperty(u) => u.key().contains('\0') || u.val().contains('\0'),
+        _ => false,
+    });
+    if topic.contains('\0') || nul_in_props {
+        return Err(
+            "the broker sent a packet with U+0000 in a topic name or user property; MQTT 5 §1.5.4 makes it malformed"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 fn read_user_props(props: &[Property]) -> Vec<Prop> {
     props
         .iter()
@@ -736,6 +752,7 @@ impl Session {
                 let ack = raw
                     .parse_exact(v5_0::Connack::parse)
                     .map_err(malformed("CONNACK"))?;
+                check_strings("", ack.props())?;
                 self.connacked(now, ack);
             }
             (3, true) => {
@@ -750,6 +767,15 @@ impl Session {
                         "the broker sent a PUBLISH with a topic alias we never allowed".into(),
                     );
                 }
+                // The codec checks UTF-8 only. A wildcard would reach the MCP roles as an id and
+                // come back as a subscription filter, so the rules MQTT 5 sets are kept here.
+                if p.topic_name().contains(['+', '#']) {
+                    return Err(format!(
+                        "the broker sent a PUBLISH whose topic name contains a wildcard ({:?}); MQTT 5 §3.3.2.1 forbids it",
+                        p.topic_name()
+                    ));
+                }
+                check_strings(p.topic_name(), p.props())?;
                 match (p.qos(), p.packet_id()) {
                     (Qos::AtMostOnce, _) => {}
                     (Qos::AtLeastOnce, Some(pid)) => {
@@ -1608,6 +1634,40 @@ mod tests {
         s.handle_transport_closed(t(6));
         assert!(drain(&mut s).is_empty());
         assert_eq!(s.state(), SessionState::Closed);
+    }
+
+    /// Found by `axon-device-sim hostile` (mqtt and routing families): the codec checks only
+    /// UTF-8, so a wildcard or NUL reached the Hub, which subscribed to what it read.
+    #[test]
+    fn a_publish_with_a_wildcard_or_nul_is_a_protocol_error() {
+        let cases: [(&[u8], &str); 4] = [
+            // PUBLISH QoS 0 "axon/+/k1", no properties, no payload.
+            (b"\x30\x0c\x00\x09axon/+/k1\x00", "wildcard"),
+            (b"\x30\x06\x00\x03a/#\x00", "wildcard"),
+            (b"\x30\x06\x00\x03a\x00b\x00", "U+0000"),
+            // User property "a\0" = "b".
+            (
+                b"\x30\x0e\x00\x03a/b\x08\x26\x00\x02a\x00\x00\x01b",
+                "U+0000",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let (mut s, _, _) = connected(vec![]);
+            s.handle_input(t(2), bytes);
+            let events = drain(&mut s);
+            assert!(
+                !events.iter().any(|e| matches!(e, SessionEvent::Message(_))),
+                "{events:?}"
+            );
+            let reason = disconnect_reason(&events).expect("a protocol-error close");
+            assert!(reason.contains(expected), "{reason}");
+        }
+        // The same packet with a plain topic is delivered.
+        let (mut s, _, _) = connected(vec![]);
+        s.handle_input(t(2), b"\x30\x0c\x00\x09axon/x/k1\x00");
+        assert!(
+            matches!(drain(&mut s).as_slice(), [SessionEvent::Message(m)] if m.topic == "axon/x/k1")
+        );
     }
 
     #[test]
