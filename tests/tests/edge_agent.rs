@@ -330,9 +330,11 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
         write!(
             s,
             "GET /api/voice?user=ada HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: {origin}\r\n\
+             Authorization: Bearer {}\r\n\
              Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-            worker.port()
+            worker.port(),
+            worker.owner_token()
         )
         .unwrap();
         // The status line is enough: an upgraded socket stays open.
