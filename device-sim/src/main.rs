@@ -434,8 +434,8 @@ async fn ctl(
                         .unwrap_or_default();
                     println!(
                         "{:<20} {:<11} {:<12} {:<12} {}",
-                        d.server_id,
-                        d.meta.kind,
+                        d.device_id,
+                        d.kind,
                         d.meta.room.as_deref().unwrap_or("-"),
                         state,
                         tools.join(", ")
@@ -461,7 +461,8 @@ async fn ctl(
                 .wait_for_devices(&[device.as_str()], wait)
                 .await
                 .is_err()
-                && !ctl.devices().iter().any(|d| d.server_id == device)
+                && axon_core::protocol::mcp::identity::resolve(&ctl.devices(), &device)
+                    .is_err_and(|e| e.code == axon_core::protocol::jsonrpc::code::DEVICE_OFFLINE)
             {
                 eprintln!(
                     "note: device {device} was not discovered within {} ms",

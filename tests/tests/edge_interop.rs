@@ -47,7 +47,7 @@ fn the_hub_finds_and_calls_a_device_outside_axon_when_its_filter_is_configured()
         .as_array()
         .unwrap()
         .iter()
-        .find(|d| d["server_id"] == "demo-7")
+        .find(|d| d["device_id"] == "demo-7")
         .unwrap_or_else(|| panic!("demo-7 not listed: {list}"))
         .clone();
     assert_eq!(d["server_name"], "demo/counter/demo-7");
@@ -108,7 +108,7 @@ fn without_the_filter_a_device_outside_axon_stays_invisible() {
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|d| d["server_id"].as_str())
+        .filter_map(|d| d["device_id"].as_str())
         .collect();
     assert_eq!(ids, vec!["lamp-1"], "{list}");
 }

@@ -170,7 +170,7 @@ async fn our_client_drives_their_device() {
     let d = ctl
         .devices()
         .into_iter()
-        .find(|d| d.server_id == "counter-1")
+        .find(|d| d.device_id == "counter-1")
         .unwrap();
     assert_eq!(d.tools.len(), 3);
     assert!(
@@ -217,7 +217,7 @@ async fn our_client_drives_their_device() {
         ctl.wait_until(T, |s| s
             .devices
             .iter()
-            .any(|d| d.server_id == "counter-1" && d.state == DeviceState::Offline))
+            .any(|d| d.device_id == "counter-1" && d.state == DeviceState::Offline))
             .await
     );
     ctl.close().await;
@@ -248,7 +248,7 @@ async fn our_client_tolerates_other_sdks_device_habits() {
     let d = ctl
         .devices()
         .into_iter()
-        .find(|d| d.server_id == "counter-2")
+        .find(|d| d.device_id == "counter-2")
         .unwrap();
     assert_eq!(
         d.server_name, "axon/counter/counter-2",
@@ -276,7 +276,7 @@ async fn our_client_tolerates_other_sdks_device_habits() {
         ctl.wait_until(T, |s| s
             .devices
             .iter()
-            .any(|d| d.server_id == "counter-2" && d.state == DeviceState::Offline))
+            .any(|d| d.device_id == "counter-2" && d.state == DeviceState::Offline))
             .await,
         "the will clears it"
     );
