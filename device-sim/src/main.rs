@@ -143,7 +143,8 @@ enum CtlAction {
     },
     /// Call a tool. Exit code 0: success; 1: the tool failed (isError); 2: JSON-RPC error; 3: usage or connection.
     Call {
-        /// Device id, e.g. kitchen-lamp.
+        /// The device: its id (kitchen-lamp), its server-name (axon/lamp/kitchen-lamp), or the
+        /// server-name's last level when no other device shares it.
         device: String,
         /// Tool name, e.g. set_power.
         tool: String,
