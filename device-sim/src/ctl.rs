@@ -11,6 +11,7 @@ use axon_core::protocol::jsonrpc::{code, ErrorObject};
 use axon_core::protocol::mcp::client::{
     CallOptions, ClientConfig, ClientEvent, DeviceInfo, DeviceState, McpClient, RequestHandle,
 };
+use axon_core::protocol::mcp::identity;
 use axon_core::time::Rng;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -47,7 +48,7 @@ impl Default for ControllerOptions {
 pub struct Snapshot {
     /// Whether the broker link is up.
     pub connected: bool,
-    /// Every device seen, by server-id.
+    /// Every device seen, in device id order.
     pub devices: Vec<DeviceInfo>,
     /// Devices that went offline, in order (for tests that wait for a crash to be noticed).
     pub offline_events: usize,
@@ -160,27 +161,18 @@ impl Controller {
         ok
     }
 
-    /// Waits until every device in `ids` is ready.
+    /// Waits until every device in `ids` (device ids, server-names or unique last levels, as
+    /// [`McpClient::resolve`] reads them) is ready.
     pub async fn wait_for_devices(&self, ids: &[&str], timeout: Duration) -> Result<(), SimError> {
-        let ready = |s: &Snapshot| {
-            ids.iter().all(|id| {
-                s.devices
-                    .iter()
-                    .any(|d| d.server_id == *id && d.state == DeviceState::Ready)
-            })
+        let is_ready = |s: &Snapshot, id: &str| {
+            identity::resolve(&s.devices, id).is_ok_and(|d| d.state == DeviceState::Ready)
         };
+        let ready = |s: &Snapshot| ids.iter().all(|id| is_ready(s, id));
         if self.wait_until(timeout, ready).await {
             return Ok(());
         }
         let s = self.snapshot();
-        let missing: Vec<_> = ids
-            .iter()
-            .filter(|id| {
-                !s.devices
-                    .iter()
-                    .any(|d| d.server_id == **id && d.state == DeviceState::Ready)
-            })
-            .collect();
+        let missing: Vec<_> = ids.iter().filter(|id| !is_ready(&s, id)).collect();
         Err(SimError::Timeout {
             secs: timeout.as_secs(),
             detail: format!("not ready: {missing:?}"),
@@ -403,17 +395,17 @@ fn flush_events(
                     let _ = reply.send(outcome);
                 }
             }
-            ClientEvent::DeviceOffline { server_id } => {
-                tracing::info!(device = %server_id, "offline");
+            ClientEvent::DeviceOffline { device_id } => {
+                tracing::info!(device = %device_id, "offline");
                 *offline_events += 1;
                 changed = true;
             }
-            ClientEvent::DeviceUnreachable { server_id, error } => {
-                tracing::warn!(device = %server_id, %error, "unreachable");
+            ClientEvent::DeviceUnreachable { device_id, error } => {
+                tracing::warn!(device = %device_id, %error, "unreachable");
                 changed = true;
             }
-            ClientEvent::DeviceReady { server_id } => {
-                tracing::debug!(device = %server_id, "ready");
+            ClientEvent::DeviceReady { device_id } => {
+                tracing::debug!(device = %device_id, "ready");
                 changed = true;
             }
             _ => changed = true,

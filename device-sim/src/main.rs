@@ -181,7 +181,8 @@ enum CtlAction {
     },
     /// Call a tool. Exit code 0: success; 1: the tool failed (isError); 2: JSON-RPC error; 3: usage or connection.
     Call {
-        /// Device id, e.g. kitchen-lamp.
+        /// The device: its id (kitchen-lamp), its server-name (axon/lamp/kitchen-lamp), or the
+        /// server-name's last level when no other device shares it.
         device: String,
         /// Tool name, e.g. set_power.
         tool: String,
@@ -578,8 +579,8 @@ async fn ctl(
                         .unwrap_or_default();
                     println!(
                         "{:<20} {:<11} {:<12} {:<12} {}",
-                        d.server_id,
-                        d.meta.kind,
+                        d.device_id,
+                        d.kind,
                         d.meta.room.as_deref().unwrap_or("-"),
                         state,
                         tools.join(", ")
@@ -605,7 +606,8 @@ async fn ctl(
                 .wait_for_devices(&[device.as_str()], wait)
                 .await
                 .is_err()
-                && !ctl.devices().iter().any(|d| d.server_id == device)
+                && axon_core::protocol::mcp::identity::resolve(&ctl.devices(), &device)
+                    .is_err_and(|e| e.code == axon_core::protocol::jsonrpc::code::DEVICE_OFFLINE)
             {
                 eprintln!(
                     "note: device {device} was not discovered within {} ms",

@@ -233,16 +233,16 @@ impl Link {
                 }
                 return;
             }
-            ClientEvent::DeviceOnline { server_id } => (server_id, "online", false),
-            ClientEvent::DeviceReady { server_id } => (server_id, "ready", true),
-            ClientEvent::ToolsChanged { server_id } => (server_id, "tools_changed", true),
-            ClientEvent::DeviceOffline { server_id } => (server_id, "offline", true),
-            ClientEvent::DeviceUnreachable { server_id, .. } => (server_id, "unreachable", true),
+            ClientEvent::DeviceOnline { device_id } => (device_id, "online", false),
+            ClientEvent::DeviceReady { device_id } => (device_id, "ready", true),
+            ClientEvent::ToolsChanged { device_id } => (device_id, "tools_changed", true),
+            ClientEvent::DeviceOffline { device_id } => (device_id, "offline", true),
+            ClientEvent::DeviceUnreachable { device_id, .. } => (device_id, "unreachable", true),
             ClientEvent::ResourceUpdated { .. } => return,
         };
         let title = self
             .client()
-            .device(&device)
+            .device(device.as_str())
             .and_then(|d| d.meta.title.clone());
         self.events.send(frame(
             "presence",
@@ -389,7 +389,14 @@ impl Hub {
         self.registry(|c| c.devices().cloned().collect())
     }
 
-    /// The effective permission of a known device's tool; `None` when either is unknown.
+    /// The device id `address` names (its id, full server-name, or unique last level):
+    /// `-32010` when none, `-32602` listing the candidates when several.
+    pub fn resolve(&self, address: &str) -> std::result::Result<String, ErrorObject> {
+        self.registry(|c| c.resolve(address).map(|d| d.device_id.to_string()))
+    }
+
+    /// The effective permission of a known device's tool, by device id; `None` when either is
+    /// unknown.
     pub fn permission(&self, device: &str, tool: &str) -> Option<Permission> {
         self.registry(|c| {
             c.device(device)
@@ -398,7 +405,8 @@ impl Hub {
         })
     }
 
-    /// One device with its tools, effective permissions, telemetry window and recent events.
+    /// One device (by device id) with its tools, effective permissions, telemetry window and
+    /// recent events.
     pub fn device_detail(&self, id: &str) -> Option<Value> {
         let link = self.link.borrow();
         let d = link.client().device(id)?;
@@ -473,7 +481,7 @@ impl Hub {
         let devices: Vec<Value> = link
             .client()
             .devices()
-            .map(|d| json!({"device": d.server_id, "state": d.state, "title": d.meta.title, "room": d.meta.room, "kind": d.meta.kind}))
+            .map(|d| json!({"device": d.device_id, "state": d.state, "title": d.meta.title, "room": d.meta.room, "kind": d.kind}))
             .collect();
         let hello = frame(
             "hello",

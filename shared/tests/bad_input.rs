@@ -226,7 +226,7 @@ fn initialize_without_client_id_property_is_not_answered() {
 
 // --- Found by `axon-device-sim hostile` (issue 15): each test is the input that failed. ------
 
-use axon_core::protocol::mcp::client::{ClientConfig, ClientEvent, McpClient};
+use axon_core::protocol::mcp::client::{ClientConfig, ClientEvent, DeviceState, McpClient};
 use axon_core::protocol::mcp::server::ServerEvent;
 use axon_core::time::Timestamp;
 use axon_core::transport::link::{Connack, Inbound, Transmit};
@@ -377,10 +377,14 @@ fn a_device_whose_topics_cannot_fit_mqtt_is_unreachable() {
     hub.handle_message(t(1), &online(&topic));
     let events: Vec<ClientEvent> = std::iter::from_fn(|| hub.poll_event()).collect();
     assert!(
-        matches!(events.as_slice(), [ClientEvent::DeviceUnreachable { server_id, error }]
-            if server_id == "ypagjkdazp" && error.message.contains("65535")),
+        matches!(events.last(), Some(ClientEvent::DeviceUnreachable { error, .. })
+            if error.message.contains("65535")),
         "{events:?}"
     );
+    assert_eq!(hub.devices().count(), 1);
+    assert!(hub
+        .devices()
+        .all(|d| d.server_id == "ypagjkdazp" && d.state == DeviceState::Unreachable));
     assert!(
         !std::iter::from_fn(|| hub.poll_transmit())
             .any(|t| matches!(t, Transmit::Subscribe { .. })),

@@ -26,6 +26,8 @@ fn devices_before_and_after_the_hub_are_discovered() {
     let d = net.hub.device("late-lamp").unwrap();
     assert_eq!(d.server_name, "axon/lamp/late-lamp");
     assert_eq!(d.meta.kind, "lamp");
+    assert_eq!(d.kind, "lamp", "the kind the registry uses");
+    assert_eq!(d.device_id, "late-lamp");
     assert_eq!(d.meta.room.as_deref(), Some("kitchen"));
     assert_eq!(d.tools.len(), 3);
     assert!(d.call_id_cache, "devices advertise the axon/call-id cache");

@@ -43,7 +43,7 @@ fn a_crash_clears_presence_through_the_will() {
     assert!(net
         .hub_events
         .iter()
-        .any(|e| matches!(e, ClientEvent::DeviceOffline { server_id } if server_id == "k1")));
+        .any(|e| matches!(e, ClientEvent::DeviceOffline { device_id } if device_id == "k1")));
     // It comes back: the Hub initializes it again.
     net.connect_device(0);
     assert!(net.ready("k1"));

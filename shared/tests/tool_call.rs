@@ -117,7 +117,7 @@ fn list_changed_makes_the_hub_list_again() {
     assert!(net
         .hub_events
         .iter()
-        .any(|e| matches!(e, ClientEvent::ToolsChanged { server_id } if server_id == "k1")));
+        .any(|e| matches!(e, ClientEvent::ToolsChanged { device_id } if device_id == "k1")));
     assert!(net.hub.device("k1").unwrap().tool("blink").is_some());
     let h = net.call("k1", "blink", json!({})).unwrap();
     assert!(net.outcome(h).unwrap().is_ok());

@@ -12,14 +12,22 @@ Switches reproduce habits of other SDKs (quirk numbers from docs/protocol.md §1
   --pong                   answer ping with {"pong": true} (TS server, quirk 7)
   --unknown-tool-code N    error code for an unknown tool, e.g. -32001 (TS server, quirk 11)
   --version V              always answer this protocolVersion, e.g. 2024-11-05 (TS server, quirk 6)
+  --no-axon-meta           online params without `meta` (any SDK: only Axon devices send meta.axon)
+  --random-server-id       a fresh random server-id for every connection, unrelated to the name
+                           (EMQX's SDKs); --server-id is then ignored
 
-Stdout: {"event":"online",...} once discoverable, then {"event":"request","method":..,"id":..}
-per request. SIGTERM/SIGINT: tombstone (waits for PUBACK), then DISCONNECT.
+Stdout: {"event":"online","server_id":..,...} once discoverable, then
+{"event":"request","method":..,"id":..,"server_id":..} per request.
+SIGTERM/SIGINT: tombstone (waits for PUBACK), then DISCONNECT.
+SIGHUP: reboot. A new connection (a new server-id with --random-server-id) comes online first;
+only then does the old connection's tombstone go out, as a will the broker fires late would,
+and the old connection closes. The counter survives (it is the same device).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import signal
 import threading
 from typing import Any
@@ -47,15 +55,18 @@ TOOLS = [
 
 
 class Device:
-    def __init__(self, args: argparse.Namespace) -> None:
+    """One connection (instance) of the device; `state` is what survives a reboot."""
+
+    def __init__(self, args: argparse.Namespace, state: dict[str, int]) -> None:
         self.args = args
-        self.sid: str = args.server_id
+        self.sid: str = secrets.token_hex(8) if args.random_server_id else args.server_id
         self.name: str = args.server_name
         self.qos = 0 if args.qos0 else 1
-        self.value = 0
+        self.state = state
         self.sessions: dict[str, str] = {}  # client id -> rpc topic
         self.subacks = SubackWaiter()
-        self.stopped = threading.Event()
+        self.online = threading.Event()
+        self.online_sent: mqtt.MQTTMessageInfo | None = None
         self.client = new_client(self.sid)
         self.client.on_connect = self.on_connect
         self.client.on_subscribe = lambda c, u, mid, rc, p: self.subacks.acked(mid)
@@ -88,11 +99,14 @@ class Device:
         self.subacks.expect(mid, self.go_online)
 
     def go_online(self) -> None:
-        params: dict[str, Any] = {"description": "Spec counter device", "meta": {"axon": {"device_id": self.sid, "kind": "counter"}}}
+        params: dict[str, Any] = {"description": "Spec counter device"}
+        if not self.args.no_axon_meta:
+            params["meta"] = {"axon": {"device_id": self.sid, "kind": "counter"}}
         if not self.args.omit_server_name:
             params["server_name"] = self.name
-        self.publish(self.presence_topic(), {"jsonrpc": "2.0", "method": "notifications/server/online", "params": params}, retain=True)
+        self.online_sent = self.publish(self.presence_topic(), {"jsonrpc": "2.0", "method": "notifications/server/online", "params": params}, retain=True)
         emit(event="online", server_id=self.sid, server_name=self.name)
+        self.online.set()
 
     def on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         topic = msg.topic
@@ -158,7 +172,7 @@ class Device:
                 self.drop(cid)
             return
         rid = msg["id"]
-        emit(event="request", method=method, id=rid, client=cid)
+        emit(event="request", method=method, id=rid, client=cid, server_id=self.sid)
         params = msg.get("params") or {}
         try:
             result = self.dispatch(method, params)
@@ -179,27 +193,55 @@ class Device:
                 by = args.get("by")
                 if not isinstance(by, int) or isinstance(by, bool) or not 1 <= by <= 10:
                     raise RpcError(-32602, "by must be an integer 1..10")
-                self.value += by
-                return structured({"value": self.value})
+                self.state["value"] += by
+                return structured({"value": self.state["value"]})
             if name == "get_value":
-                return structured({"value": self.value})
+                return structured({"value": self.state["value"]})
             if name == "fail":
                 return {"content": [{"type": "text", "text": "the counter refuses"}], "isError": True}
             raise RpcError(self.args.unknown_tool_code, f"unknown tool {name}")
         raise RpcError(-32601, f"method not found: {method}")
 
-    def run(self) -> None:
+    def start(self) -> None:
         host, port = parse_broker(self.args.broker)
         self.client.connect(host, port, keepalive=30, clean_start=True, properties=connect_props("mcp-server"))
         self.client.loop_start()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stopped.set())
-        self.stopped.wait()
+
+    def stop(self) -> None:
+        """Tombstone (waits for the PUBACK), then DISCONNECT."""
         info = self.client.publish(self.presence_topic(), b"", qos=1, retain=True, properties=publish_props("mcp-server", self.sid))
         info.wait_for_publish(timeout=2)
         self.client.disconnect()
         self.client.loop_stop()
-        emit(event="stopped")
+
+
+def run(args: argparse.Namespace) -> None:
+    state = {"value": 0}
+    stopped, reboot = threading.Event(), threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopped.set())
+    signal.signal(signal.SIGHUP, lambda *_: reboot.set())
+    current = Device(args, state)
+    current.start()
+    while not stopped.wait(0.05):
+        if not reboot.is_set():
+            continue
+        reboot.clear()
+        new = Device(args, state)
+        new.start()
+        # Online means PUBACKed: the broker has passed the new online message on before the old
+        # connection's tombstone reaches it, whichever client thread writes first.
+        if not new.online.wait(10) or new.online_sent is None:
+            log("reboot: the new connection did not come online")
+        else:
+            new.online_sent.wait_for_publish(timeout=5)
+        # The old instance's tombstone after the new instance's online message: a late will.
+        old_sid = current.sid
+        current.stop()
+        current = new
+        emit(event="rebooted", old_server_id=old_sid, server_id=new.sid)
+    current.stop()
+    emit(event="stopped")
 
 
 class RpcError(Exception):
@@ -222,7 +264,9 @@ def main() -> None:
     ap.add_argument("--pong", action="store_true")
     ap.add_argument("--unknown-tool-code", type=int, default=-32602)
     ap.add_argument("--version", default=None)
-    Device(ap.parse_args()).run()
+    ap.add_argument("--no-axon-meta", action="store_true")
+    ap.add_argument("--random-server-id", action="store_true")
+    run(ap.parse_args())
 
 
 if __name__ == "__main__":

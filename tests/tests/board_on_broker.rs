@@ -136,7 +136,7 @@ async fn a_lamp_board_serves_acts_once_per_call_id_and_leaves_cleanly() {
     let info = ctl
         .devices()
         .into_iter()
-        .find(|d| d.server_id == ID)
+        .find(|d| d.device_id == ID)
         .unwrap();
     assert_eq!(info.server_name, "axon/lamp/lamp-1");
     assert_eq!(info.meta.title.as_deref(), Some("Lab lamp"));
@@ -219,7 +219,7 @@ async fn a_lamp_board_serves_acts_once_per_call_id_and_leaves_cleanly() {
         ctl.wait_until(WAIT, |s| s
             .devices
             .iter()
-            .any(|d| d.server_id == ID && d.state == DeviceState::Offline))
+            .any(|d| d.device_id == ID && d.state == DeviceState::Offline))
             .await,
         "the client saw the device leave"
     );

@@ -37,7 +37,7 @@ async fn every_device_of_the_demo_home_is_discovered_listed_and_called() {
         let d = ctl
             .devices()
             .into_iter()
-            .find(|d| d.server_id == id)
+            .find(|d| d.device_id == id)
             .unwrap();
         assert_eq!(d.server_name, format!("axon/{kind}/{id}"));
         assert_eq!(
@@ -146,7 +146,7 @@ async fn every_device_of_the_demo_home_is_discovered_listed_and_called() {
         "{:?}",
         ctl.devices()
             .iter()
-            .map(|d| (&d.server_id, d.state))
+            .map(|d| (&d.device_id, d.state))
             .collect::<Vec<_>>()
     );
     let mut fresh = Probe::connect(broker.tcp_port(), "test-presence").await;

@@ -47,7 +47,7 @@ fn the_hub_finds_and_calls_a_device_outside_axon_when_its_filter_is_configured()
         .as_array()
         .unwrap()
         .iter()
-        .find(|d| d["server_id"] == "demo-7")
+        .find(|d| d["device_id"] == "demo-7")
         .unwrap_or_else(|| panic!("demo-7 not listed: {list}"))
         .clone();
     assert_eq!(d["server_name"], "demo/counter/demo-7");
@@ -108,7 +108,91 @@ fn without_the_filter_a_device_outside_axon_stays_invisible() {
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|d| d["server_id"].as_str())
+        .filter_map(|d| d["device_id"].as_str())
         .collect();
     assert_eq!(ids, vec!["lamp-1"], "{list}");
+}
+
+#[test]
+fn the_hub_keeps_a_device_with_a_random_server_id_under_one_id_across_a_reboot() {
+    // docs/protocol.md §2.5 through the Hub: a lamp built the way EMQX's SDKs run (no
+    // `meta.axon`, a random server-id per connection) named outside `axon/` is the device
+    // `acme-lamp-porch-1`, reached as `porch-1` too, with its permissions keyed by that id,
+    // before and after a reboot under a new server-id.
+    let broker = Broker::start();
+    let mut lamp = Peer::spec_device(
+        broker.tcp_port(),
+        "unused",
+        "acme/lamp/porch-1",
+        &["--random-server-id", "--no-axon-meta"],
+    );
+    let first = lamp.wait_for(T, |v| v["event"] == "online")["server_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let worker = WranglerDev::start_with(
+        broker.ws_port(),
+        &[
+            ("AXON_SERVER_NAME_FILTERS", "axon/#, acme/#"),
+            ("AXON_PERMISSIONS", "acme-lamp-porch-1.fail=deny"),
+            ("AXON_MCP_TOKEN", TOKEN),
+        ],
+    );
+    worker.wait_for("/healthz", T, |v| {
+        v["broker"] == "connected" && v["ready"] == 1
+    });
+    let (_, list) = worker.get("/api/devices");
+    let devices = list["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 1, "{list}");
+    assert_eq!(devices[0]["device_id"], "acme-lamp-porch-1");
+    assert_eq!(devices[0]["kind"], "lamp", "from the name");
+    assert_eq!(devices[0]["server_id"], first.as_str());
+
+    let (status, r) = worker.post("/api/devices/porch-1/tools/increment", r#"{"by":2}"#);
+    assert_eq!(status, 200, "by its name's last level: {r}");
+    assert_eq!(r["structuredContent"]["value"], 2);
+    // The alias is no way around the device's permissions.
+    let (status, r) = worker.post("/api/devices/porch-1/tools/fail", "{}");
+    assert_eq!(status, 403, "{r}");
+    let (status, detail) = worker.get("/api/devices/porch-1");
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["device_id"], "acme-lamp-porch-1");
+    assert_eq!(detail["permissions"]["fail"], "deny", "{detail}");
+
+    lamp.signal("HUP");
+    let second = lamp.wait_for(T, |v| v["event"] == "rebooted")["server_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(second, first);
+    let list = worker.wait_for("/api/devices", T, |v| {
+        v["devices"][0]["server_id"] == second.as_str() && v["devices"][0]["state"] == "ready"
+    });
+    assert_eq!(list["devices"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["devices"][0]["device_id"], "acme-lamp-porch-1");
+
+    let (status, r) = worker.post("/api/devices/porch-1/tools/increment", r#"{"by":3}"#);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["structuredContent"]["value"], 5, "the same lamp");
+    // The new instance answered it.
+    lamp.wait_for(T, |v| {
+        v["method"] == "tools/call" && v["server_id"] == second.as_str()
+    });
+    let (status, r) = worker.post("/api/devices/porch-1/tools/fail", "{}");
+    assert_eq!(status, 403, "still denied after the reboot: {r}");
+    let (_, list) = worker.get("/api/devices");
+    assert_eq!(
+        list["devices"][0]["state"], "ready",
+        "the late tombstone is ignored: {list}"
+    );
+
+    // /mcp names its tools by the same id.
+    let url = format!("http://127.0.0.1:{}/mcp", worker.port());
+    let lines = mcp_sdk_client(&url, TOKEN, "acme-lamp-porch-1.increment", r#"{"by": 1}"#);
+    let call = lines
+        .iter()
+        .find(|l| l["step"] == "call")
+        .unwrap_or_else(|| panic!("no call step: {lines:?}"));
+    assert_eq!(call["is_error"], false, "{call}");
+    assert_eq!(call["structured"]["value"], 6, "{call}");
 }

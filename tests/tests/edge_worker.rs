@@ -25,7 +25,7 @@ fn the_hub_discovers_the_demo_home_and_calls_tools_over_http() {
     assert_eq!(devices.len(), 13);
     let lamp = devices
         .iter()
-        .find(|d| d["server_id"] == "kitchen-lamp")
+        .find(|d| d["device_id"] == "kitchen-lamp")
         .unwrap();
     assert_eq!(lamp["meta"]["room"], "kitchen");
     assert_eq!(lamp["state"], "ready");

@@ -178,7 +178,7 @@ fn a_device_and_a_hub_endpoint_discover_call_and_see_telemetry_on_a_real_broker(
         "DeviceReady",
         Duration::from_secs(10),
         |_, h| {
-            h.take(|e| matches!(e, EndpointEvent::Mcp(ClientEvent::DeviceReady { server_id }) if server_id == "endpoint-lamp"))
+            h.take(|e| matches!(e, EndpointEvent::Mcp(ClientEvent::DeviceReady { device_id }) if device_id == "endpoint-lamp"))
         },
     );
     assert!(device

@@ -170,7 +170,7 @@ async fn our_client_drives_their_device() {
     let d = ctl
         .devices()
         .into_iter()
-        .find(|d| d.server_id == "counter-1")
+        .find(|d| d.device_id == "counter-1")
         .unwrap();
     assert_eq!(d.tools.len(), 3);
     assert!(
@@ -217,7 +217,7 @@ async fn our_client_drives_their_device() {
         ctl.wait_until(T, |s| s
             .devices
             .iter()
-            .any(|d| d.server_id == "counter-1" && d.state == DeviceState::Offline))
+            .any(|d| d.device_id == "counter-1" && d.state == DeviceState::Offline))
             .await
     );
     ctl.close().await;
@@ -248,7 +248,7 @@ async fn our_client_tolerates_other_sdks_device_habits() {
     let d = ctl
         .devices()
         .into_iter()
-        .find(|d| d.server_id == "counter-2")
+        .find(|d| d.device_id == "counter-2")
         .unwrap();
     assert_eq!(
         d.server_name, "axon/counter/counter-2",
@@ -276,7 +276,7 @@ async fn our_client_tolerates_other_sdks_device_habits() {
         ctl.wait_until(T, |s| s
             .devices
             .iter()
-            .any(|d| d.server_id == "counter-2" && d.state == DeviceState::Offline))
+            .any(|d| d.device_id == "counter-2" && d.state == DeviceState::Offline))
             .await,
         "the will clears it"
     );
@@ -335,4 +335,115 @@ async fn our_client_finds_their_device_outside_axon_with_a_filter() {
         .unwrap();
     assert_eq!(r["structuredContent"]["value"], 4);
     ctl.close().await;
+}
+
+/// `axon-device-sim ctl ARGS...` against `broker`: its exit code and stdout.
+fn ctl_cli(broker: &Broker, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(axon_tests::device_sim::binary())
+        .arg("ctl")
+        .arg("--broker")
+        .arg(broker.url())
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("ctl {args:?}: {stdout}{stderr}");
+    (out.status.code().unwrap_or(-1), stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn their_lamp_with_a_random_server_id_keeps_its_name_across_a_reboot() {
+    // docs/protocol.md §2.5: a spec-built lamp the way EMQX's SDKs run it, with no `meta.axon`
+    // and a random server-id per connection, is the device `ref-lamp-1` (its name's last
+    // level), of kind `lamp`, before and after a reboot under a new server-id.
+    let broker = Broker::start();
+    let name = "axon/lamp/ref-lamp-1";
+    let mut lamp = Peer::spec_device(
+        broker.tcp_port(),
+        "unused",
+        name,
+        &["--random-server-id", "--no-axon-meta"],
+    );
+    let first = lamp.wait_for(T, |v| v["event"] == "online")["server_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (code, table) = ctl_cli(&broker, &["list"]);
+    assert_eq!(code, 0);
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("ref-lamp-1 "))
+        .unwrap_or_else(|| panic!("ref-lamp-1 not listed:\n{table}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..4], ["ref-lamp-1", "lamp", "-", "ready"], "{table}");
+    assert!(!table.contains(&first), "never listed under its server-id");
+    let (code, out) = ctl_cli(
+        &broker,
+        &["call", "ref-lamp-1", "increment", "--args", r#"{"by":2}"#],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["value"],
+        2
+    );
+
+    // A client that stays connected (as the Hub does) through the reboot.
+    let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+        .await
+        .unwrap();
+    ctl.wait_for_devices(&["ref-lamp-1"], T).await.unwrap();
+    lamp.signal("HUP");
+    let rebooted = lamp.wait_for(T, |v| v["event"] == "rebooted");
+    let second = rebooted["server_id"].as_str().unwrap().to_string();
+    assert_ne!(second, first, "{rebooted}");
+    assert!(
+        ctl.wait_until(T, |s| s.devices.iter().any(|d| d.device_id == "ref-lamp-1"
+            && d.server_id == second
+            && d.state == DeviceState::Ready))
+            .await,
+        "{:#?}",
+        ctl.devices()
+    );
+    // The old instance's tombstone went out after the new online message (a late will) and
+    // before this call, so its answer proves the client has read the tombstone already.
+    let r = ctl
+        .call_tool("ref-lamp-1", "increment", json!({"by": 3}), None)
+        .await
+        .unwrap();
+    assert_eq!(r["structuredContent"]["value"], 5, "the same lamp");
+    let served = lamp.wait_for(T, |v| {
+        v["method"] == "tools/call" && v["client"] == ctl.client_id()
+    });
+    assert_eq!(
+        served["server_id"],
+        second.as_str(),
+        "the new instance answered"
+    );
+    let s = ctl.snapshot();
+    assert_eq!(s.devices.len(), 1, "one device: {:#?}", s.devices);
+    assert_eq!(
+        s.devices[0].state,
+        DeviceState::Ready,
+        "the late tombstone is ignored"
+    );
+    assert_eq!(s.offline_events, 0);
+    ctl.close().await;
+
+    // A fresh `ctl` sees the same device at the new instance.
+    let (code, out) = ctl_cli(&broker, &["list", "--json"]);
+    assert_eq!(code, 0);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["device_id"], "ref-lamp-1");
+    assert_eq!(list[0]["server_id"], second.as_str());
+    assert_eq!(list[0]["kind"], "lamp");
+    let (code, out) = ctl_cli(&broker, &["call", "axon/lamp/ref-lamp-1", "get_value"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["value"],
+        5
+    );
 }

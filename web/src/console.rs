@@ -45,14 +45,14 @@ fn rows(list: &Value) -> Vec<DeviceRow> {
         .into_iter()
         .flatten()
         .map(|d| DeviceRow {
-            id: d["server_id"].as_str().unwrap_or_default().into(),
+            id: d["device_id"].as_str().unwrap_or_default().into(),
             title: d["meta"]["title"]
                 .as_str()
-                .or_else(|| d["server_id"].as_str())
+                .or_else(|| d["device_id"].as_str())
                 .unwrap_or_default()
                 .into(),
             room: d["meta"]["room"].as_str().unwrap_or("no room").into(),
-            kind: d["meta"]["kind"].as_str().unwrap_or_default().into(),
+            kind: d["kind"].as_str().unwrap_or_default().into(),
             state: d["state"].as_str().unwrap_or("unknown").into(),
             tools: d["tools"].as_array().cloned().unwrap_or_default(),
         })

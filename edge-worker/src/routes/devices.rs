@@ -1,5 +1,7 @@
 //! `GET /api/devices`, `GET /api/devices/{id}` and `POST /api/devices/{id}/tools/{tool}`: the
-//! registry, and calling a tool by hand.
+//! registry, and calling a tool by hand. `{id}` is a device id or a server-name's unique last
+//! level; it is resolved to the device id once, first, so the permission checked is the
+//! device's own (docs/protocol.md §2.5).
 //!
 //! Owns reading these requests. Whether a call may run is `axon-core`'s
 //! [`authorize`]: the console is a caller like any other, so `deny` never runs and `confirm`
@@ -24,7 +26,13 @@ pub fn list(ctx: &Ctx) -> Result<Response> {
 
 /// `GET /api/devices/{id}`.
 pub fn detail(ctx: &Ctx, id: &str) -> Result<Response> {
-    match ctx.device_detail(id) {
+    let id = match ctx.resolve(id) {
+        Ok(id) => id,
+        // Unknown: answered below, with where to look.
+        Err(e) if e.code == code::DEVICE_OFFLINE => id.to_string(),
+        Err(e) => return error_response(status_of(&e), &e),
+    };
+    match ctx.device_detail(&id) {
         Some(v) => Response::from_json(&v),
         None => error_response(
             404,
@@ -40,18 +48,10 @@ pub fn detail(ctx: &Ctx, id: &str) -> Result<Response> {
 pub async fn call_tool(
     ctx: &Ctx,
     mut req: Request,
-    id: &str,
+    address: &str,
     tool: &str,
     who: &Principal,
 ) -> Result<Response> {
-    let log = |outcome: std::result::Result<(), &ErrorObject>, refused: bool| {
-        if let Err(e) = ctx
-            .store()
-            .log(&who.label(), "console", id, tool, outcome, refused)
-        {
-            worker::console_error!("activity log: {e}");
-        }
-    };
     let text = req.text().await.unwrap_or_default();
     let args: Value = if text.trim().is_empty() {
         json!({})
@@ -66,7 +66,21 @@ pub async fn call_tool(
             }
         }
     };
-    // An unknown device or tool gets its error from the MCP client below.
+    // An alias is never a way around a device's permissions: policy is keyed by device id.
+    let id = match ctx.resolve(address) {
+        Ok(id) => id,
+        Err(e) => return error_response(status_of(&e), &e),
+    };
+    let id = id.as_str();
+    let log = |outcome: std::result::Result<(), &ErrorObject>, refused: bool| {
+        if let Err(e) = ctx
+            .store()
+            .log(&who.label(), "console", id, tool, outcome, refused)
+        {
+            worker::console_error!("activity log: {e}");
+        }
+    };
+    // An unknown tool gets its error from the MCP client below.
     if let Some(permission) = ctx.permission(id, tool) {
         // Only the owner's yes counts: the header alone confirms nothing.
         let confirmed = who.may(Action::Approve) == Access::Allow

@@ -216,7 +216,7 @@ fn score(d: &DeviceInfo, ws: &[String]) -> usize {
         .iter()
         .filter(|t| !FILLER.contains(&t.as_str()) && !is_kind_word(t) && has(ws, t))
         .count();
-    let id_hit = ws.contains(&d.server_id);
+    let id_hit = ws.iter().any(|w| d.device_id == w.as_str());
     usize::from(room_hit) * 10 + title_hits + usize::from(id_hit) * 20
 }
 
@@ -225,7 +225,7 @@ fn call_for(d: &DeviceInfo, intent: Intent, ws: &[String]) -> Option<PlannedCall
     let has_tool = |t: &str| d.tool(t).is_some();
     let call = |tool: &str, arguments: Value| {
         Some(PlannedCall {
-            device: d.server_id.clone(),
+            device: d.device_id.to_string(),
             tool: tool.into(),
             arguments,
         })
@@ -308,7 +308,7 @@ pub fn plan_for<'a>(
     let candidates: Vec<&DeviceInfo> = ready
         .iter()
         .copied()
-        .filter(|d| named.is_empty() || named.contains(&d.meta.kind.as_str()))
+        .filter(|d| named.is_empty() || named.contains(&d.kind.as_str()))
         .filter(|d| call_for(d, intent, &ws).is_some())
         .collect();
     if candidates.is_empty() {
@@ -332,7 +332,7 @@ pub fn plan_for<'a>(
     } else if let Some(d) = candidates
         .iter()
         .copied()
-        .find(|d| Some(d.server_id.as_str()) == preferred)
+        .find(|d| Some(d.device_id.as_str()) == preferred)
     {
         vec![d]
     } else {
@@ -346,9 +346,9 @@ pub fn plan_for<'a>(
         chosen
             .iter()
             .copied()
-            .filter(|d| d.meta.kind == "sensor")
+            .filter(|d| d.kind == "sensor")
             .take(1)
-            .chain(chosen.iter().copied().filter(|d| d.meta.kind != "sensor"))
+            .chain(chosen.iter().copied().filter(|d| d.kind != "sensor"))
             .take(1)
             .collect()
     } else {
@@ -378,7 +378,7 @@ fn photo_elsewhere(ws: &[String], ready: &[&DeviceInfo]) -> Option<Plan> {
     // A camera named by id or title still wins ("the hall camera in the kitchen doorway").
     if cameras
         .iter()
-        .any(|d| score(d, ws) % 10 > 0 || ws.contains(&d.server_id))
+        .any(|d| score(d, ws) % 10 > 0 || ws.iter().any(|w| d.device_id == w.as_str()))
     {
         return None;
     }
@@ -393,11 +393,14 @@ fn photo_elsewhere(ws: &[String], ready: &[&DeviceInfo]) -> Option<Plan> {
 }
 
 fn describe(d: &DeviceInfo) -> String {
-    d.meta.title.clone().unwrap_or_else(|| d.server_id.clone())
+    d.meta
+        .title
+        .clone()
+        .unwrap_or_else(|| d.device_id.to_string())
 }
 
 fn not_understood(text: &str, ready: &[&DeviceInfo]) -> Plan {
-    let mut kinds: Vec<&str> = ready.iter().map(|d| d.meta.kind.as_str()).collect();
+    let mut kinds: Vec<&str> = ready.iter().map(|d| d.kind.as_str()).collect();
     kinds.sort_unstable();
     kinds.dedup();
     let examples: Vec<&str> = kinds

@@ -22,6 +22,7 @@ pub(crate) fn tool(name: &str) -> Tool {
 /// A ready device of `kind` in `room` with `tools`.
 pub(crate) fn device(id: &str, kind: &str, room: &str, title: &str, tools: &[&str]) -> DeviceInfo {
     DeviceInfo {
+        device_id: crate::protocol::mcp::topics::DeviceId::new(id).expect("test ids are valid"),
         server_id: id.into(),
         server_name: format!("axon/{kind}/{id}"),
         description: String::new(),
@@ -32,6 +33,7 @@ pub(crate) fn device(id: &str, kind: &str, room: &str, title: &str, tools: &[&st
             title: Some(title.into()),
             fw: None,
         },
+        kind: kind.into(),
         state: DeviceState::Ready,
         tools: tools.iter().map(|t| tool(t)).collect(),
         protocol_version: None,

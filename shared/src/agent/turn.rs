@@ -80,7 +80,11 @@ pub fn agent_tools<'a>(
         if d.state != DeviceState::Ready {
             continue;
         }
-        let title = d.meta.title.clone().unwrap_or_else(|| d.server_id.clone());
+        let title = d
+            .meta
+            .title
+            .clone()
+            .unwrap_or_else(|| d.device_id.to_string());
         for t in &d.tools {
             let description = match (&t.title, &t.description) {
                 (Some(tt), Some(desc)) => format!("{title}: {tt}. {desc}"),
@@ -89,14 +93,14 @@ pub fn agent_tools<'a>(
                 (None, None) => title.clone(),
             };
             out.push(AgentTool {
-                name: llm_tool_name(&d.server_id, &t.name, out.len()),
-                device: d.server_id.clone(),
+                name: llm_tool_name(d.device_id.as_str(), &t.name, out.len()),
+                device: d.device_id.to_string(),
                 tool: t.name.clone(),
                 device_title: title.clone(),
                 room: d.meta.room.clone(),
                 description,
                 input_schema: t.input_schema.clone(),
-                permission: effective_permission(t, policy.get(&d.server_id, &t.name)),
+                permission: effective_permission(t, policy.get(d.device_id.as_str(), &t.name)),
             });
         }
     }

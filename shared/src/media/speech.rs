@@ -34,12 +34,12 @@ pub fn asr_prompt<'a>(devices: impl IntoIterator<Item = &'a DeviceInfo>) -> Stri
             .meta
             .title
             .clone()
-            .unwrap_or_else(|| d.server_id.replace(['-', '_'], " "))
+            .unwrap_or_else(|| d.device_id.as_str().replace(['-', '_'], " "))
             .to_lowercase();
         if name.trim().is_empty() || names.contains(&name) {
             continue;
         }
-        let kind = d.meta.kind.as_str();
+        let kind = d.kind.as_str();
         if !kinds_seen.iter().any(|k| k == kind) {
             kinds_seen.push(kind.to_string());
             let example =
@@ -274,6 +274,7 @@ mod tests {
 
     fn device(id: &str, kind: &str, room: &str, title: Option<&str>) -> DeviceInfo {
         DeviceInfo {
+            device_id: crate::protocol::mcp::topics::DeviceId::new(id).expect("test ids are valid"),
             server_id: id.into(),
             server_name: format!("axon/{kind}/{id}"),
             description: String::new(),
@@ -284,6 +285,7 @@ mod tests {
                 title: title.map(str::to_string),
                 fw: None,
             },
+            kind: kind.into(),
             state: DeviceState::Ready,
             tools: vec![],
             protocol_version: None,

@@ -65,6 +65,7 @@ impl ToolExt for Tool {
 /// A device the Hub has discovered and initialized (`Ready`), named `axon/{kind}/{id}`.
 pub fn device(id: &str, kind: &str, room: &str, title: &str, tools: Vec<Tool>) -> DeviceInfo {
     DeviceInfo {
+        device_id: axon_core::protocol::mcp::topics::DeviceId::new(id).expect("test ids are valid"),
         server_id: id.into(),
         server_name: format!("axon/{kind}/{id}"),
         description: String::new(),
@@ -75,6 +76,7 @@ pub fn device(id: &str, kind: &str, room: &str, title: &str, tools: Vec<Tool>) -
             title: Some(title.into()),
             fw: None,
         },
+        kind: kind.into(),
         state: DeviceState::Ready,
         tools,
         protocol_version: None,

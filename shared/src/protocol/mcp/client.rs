@@ -8,6 +8,11 @@
 //! after its timeout and a `notifications/cancelled`; a lost broker fails everything in
 //! flight with `-32013`. Nothing ever hangs.
 //!
+//! Devices are keyed by their stable **device id** ([`identity`]), never by a server-id alone: a
+//! server-id is one connection and may change on every reconnect. A new instance of a known
+//! device (a reboot with a fresh server-id) takes the device over; a late tombstone or will of
+//! an instance that was taken over is ignored (docs/protocol.md §2.5, §5.2).
+//!
 //! It never opens a socket, reads a clock, or decides policy (permissions belong to the agent).
 //!
 //! Draining rule: after any `handle_*` call or command, call [`McpClient::poll_transmit`]
@@ -20,7 +25,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::protocol::jsonrpc::{self, code, ErrorObject, Message, RequestId};
-use crate::protocol::mcp::topics::{self, Topic};
+use crate::protocol::mcp::identity::{self, IdSource};
+use crate::protocol::mcp::topics::{self, DeviceId, Topic};
 use crate::protocol::mcp::types::{self, DeviceMeta, Implementation, ServerOnline, Tool};
 use crate::protocol::mcp::MAX_RPC_PAYLOAD;
 use crate::protocol::tool;
@@ -83,17 +89,23 @@ pub enum DeviceState {
     Unknown,
 }
 
-/// One device in the registry, keyed by server-id.
+/// One device in the registry, keyed by its device id.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeviceInfo {
-    /// server-id (= device id for Axon devices).
+    /// The stable device id (docs/protocol.md §2.5): `meta.axon.device_id`, else derived from
+    /// the server-name. Permissions, memory, `/api` and `/mcp` names all use it.
+    pub device_id: DeviceId,
+    /// The server-id of the instance the device is reached at now (the newest one seen; for
+    /// Axon devices it equals the device id, for EMQX's SDKs it changes per connection).
     pub server_id: String,
     /// server-name, e.g. `axon/lamp/kitchen-1`.
     pub server_name: String,
     /// The online message's description.
     pub description: String,
-    /// `meta.axon` of the online message (kind, room, title).
+    /// `meta.axon` of the online message (kind, room, title), as the device sent it.
     pub meta: DeviceMeta,
+    /// The kind: `meta.axon.kind`, else from the server-name; empty when neither tells.
+    pub kind: String,
     /// Where it stands.
     pub state: DeviceState,
     /// Its tools, once listed.
@@ -132,35 +144,35 @@ pub struct CallOptions {
 pub enum ClientEvent {
     /// A device's online message arrived; initialize starts.
     DeviceOnline {
-        /// server-id.
-        server_id: String,
+        /// The device.
+        device_id: DeviceId,
     },
     /// A device is initialized and its tools are listed.
     DeviceReady {
-        /// server-id.
-        server_id: String,
+        /// The device.
+        device_id: DeviceId,
     },
     /// A device's tools were listed again after `list_changed`.
     ToolsChanged {
-        /// server-id.
-        server_id: String,
+        /// The device.
+        device_id: DeviceId,
     },
     /// A device went offline (tombstone, will, or `notifications/disconnected`).
     DeviceOffline {
-        /// server-id.
-        server_id: String,
+        /// The device.
+        device_id: DeviceId,
     },
     /// A device is online by presence but does not answer.
     DeviceUnreachable {
-        /// server-id.
-        server_id: String,
+        /// The device.
+        device_id: DeviceId,
         /// Why.
         error: ErrorObject,
     },
     /// A resource of a device changed (`notifications/resources/updated`).
     ResourceUpdated {
-        /// server-id.
-        server_id: String,
+        /// The device.
+        device_id: DeviceId,
         /// The resource.
         uri: String,
     },
@@ -182,7 +194,7 @@ enum Purpose {
 
 #[derive(Debug, Clone)]
 struct Pending {
-    server_id: String,
+    device_id: DeviceId,
     method: String,
     purpose: Purpose,
     deadline: Timestamp,
@@ -200,9 +212,12 @@ pub struct McpClient {
     next_id: i64,
     next_handle: u64,
     next_token: u64,
-    devices: BTreeMap<String, DeviceInfo>,
-    pending: HashMap<(String, RequestId), Pending>,
-    awaiting_suback: HashMap<SubscribeToken, String>,
+    devices: BTreeMap<DeviceId, DeviceInfo>,
+    /// The server-id of each device's current instance, to its device.
+    instances: HashMap<String, DeviceId>,
+    pending: HashMap<(DeviceId, RequestId), Pending>,
+    /// Subscriptions for one instance of a device, waiting for their SUBACK.
+    awaiting_suback: HashMap<SubscribeToken, (DeviceId, String)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ClientEvent>,
 }
@@ -219,6 +234,7 @@ impl McpClient {
             next_handle: 1,
             next_token: 1,
             devices: BTreeMap::new(),
+            instances: HashMap::new(),
             pending: HashMap::new(),
             awaiting_suback: HashMap::new(),
             transmits: VecDeque::new(),
@@ -241,14 +257,23 @@ impl McpClient {
         self.connected
     }
 
-    /// Every known device, by server-id.
+    /// Every known device, in device id order.
     pub fn devices(&self) -> impl Iterator<Item = &DeviceInfo> {
         self.devices.values()
     }
 
-    /// One device.
-    pub fn device(&self, server_id: &str) -> Option<&DeviceInfo> {
-        self.devices.get(server_id)
+    /// The device with this device id.
+    pub fn device(&self, device_id: &str) -> Option<&DeviceInfo> {
+        self.devices.get(device_id)
+    }
+
+    /// The device `address` names: its device id, its full server-name, or its server-name's
+    /// last level when no other device shares it ([`identity::resolve`]).
+    pub fn resolve(&self, address: &str) -> Result<&DeviceInfo, ErrorObject> {
+        match self.devices.get(address) {
+            Some(d) => Ok(d),
+            None => identity::resolve(self.devices.values(), address),
+        }
     }
 
     /// Requests in flight.
@@ -334,13 +359,14 @@ impl McpClient {
 
     /// A SUBACK arrived for `token`.
     pub fn handle_subscribed(&mut self, now: Timestamp, token: SubscribeToken) {
-        let Some(server_id) = self.awaiting_suback.remove(&token) else {
+        let Some((device_id, server_id)) = self.awaiting_suback.remove(&token) else {
             return;
         };
-        let Some(device) = self.devices.get(&server_id) else {
+        let Some(device) = self.devices.get(&device_id) else {
             return;
         };
-        if device.state != DeviceState::Initializing {
+        // A SUBACK for an instance that has since been replaced starts nothing.
+        if device.state != DeviceState::Initializing || device.server_id != server_id {
             return;
         }
         let params = json!({
@@ -353,7 +379,7 @@ impl McpClient {
         // An initialize request is a few hundred bytes: it cannot exceed the payload limit.
         let _ = self.send_request(
             now,
-            &server_id,
+            &device_id,
             control,
             "initialize",
             Some(params),
@@ -373,38 +399,43 @@ impl McpClient {
                 self.handle_presence(now, sid, name, &msg.payload);
             }
             Some(Topic::ServerCapability { server_id, .. }) => {
-                let sid = server_id.to_string();
-                self.handle_capability(now, &sid, &msg.payload);
+                if let Some(id) = self.current(server_id) {
+                    self.handle_capability(now, &id, &msg.payload);
+                }
             }
             Some(Topic::Rpc {
                 client_id,
                 server_id,
                 ..
             }) if client_id == self.config.client_id => {
-                let sid = server_id.to_string();
-                self.handle_rpc(now, &sid, &msg.payload);
+                // Only the current instance of a device is listened to.
+                if let Some(id) = self.current(server_id) {
+                    self.handle_rpc(now, &id, &msg.payload);
+                }
             }
             _ => {}
         }
     }
 
-    /// Calls `tool` on device `server_id`. Fails at once, sending nothing, when the device is
-    /// unknown or not ready (`-32010`), the tool is unknown (`-32602`), the arguments break
+    /// Calls `tool` on the device at `address` (its id, server-name or unique last level, see
+    /// [`McpClient::resolve`]). Fails at once, sending nothing, when the device is unknown or not
+    /// ready (`-32010`), the address is ambiguous, the tool is unknown or the arguments break
     /// the schema (`-32602` naming the field), or the request is too large (`-32600`).
     pub fn call_tool(
         &mut self,
         now: Timestamp,
-        server_id: &str,
+        address: &str,
         tool_name: &str,
         arguments: Value,
         options: CallOptions,
     ) -> Result<RequestHandle, ErrorObject> {
-        let device = self.ready_device(server_id)?;
+        let device = self.ready_device(address)?;
+        let device_id = device.device_id.clone();
         let Some(tool) = device.tool(tool_name) else {
             let known: Vec<&str> = device.tools.iter().map(|t| t.name.as_str()).collect();
             return Err(ErrorObject::with_data(
                 code::INVALID_PARAMS,
-                format!("unknown tool {tool_name:?} on {server_id}; it has {known:?}"),
+                format!("unknown tool {tool_name:?} on {device_id}; it has {known:?}"),
                 json!({"field":"name","tools":known}),
             ));
         };
@@ -412,20 +443,32 @@ impl McpClient {
             .map_err(|e| e.to_error_object())?;
         let call_id = options.call_id.unwrap_or_else(|| self.rng.uuid_v4());
         let params = json!({"name": tool_name, "arguments": arguments, "_meta": {types::META_CALL_ID: call_id}});
-        self.request(now, server_id, "tools/call", Some(params), options.timeout)
+        self.request(
+            now,
+            device_id.as_str(),
+            "tools/call",
+            Some(params),
+            options.timeout,
+        )
     }
 
-    /// Sends any request (`ping`, `resources/read`, `tools/list`, ...) to a ready device.
+    /// Sends any request (`ping`, `resources/read`, `tools/list`, ...) to the ready device at
+    /// `address`.
     pub fn request(
         &mut self,
         now: Timestamp,
-        server_id: &str,
+        address: &str,
         method: &str,
         params: Option<Value>,
         timeout: Option<Duration>,
     ) -> Result<RequestHandle, ErrorObject> {
-        let device = self.ready_device(server_id)?;
-        let topic = topics::rpc(&self.config.client_id, server_id, &device.server_name);
+        let device = self.ready_device(address)?;
+        let device_id = device.device_id.clone();
+        let topic = topics::rpc(
+            &self.config.client_id,
+            &device.server_id,
+            &device.server_name,
+        );
         let handle = RequestHandle(self.next_handle);
         self.next_handle += 1;
         let timeout = timeout
@@ -433,7 +476,7 @@ impl McpClient {
             .min(self.config.max_request_timeout);
         self.send_request(
             now,
-            server_id,
+            &device_id,
             topic,
             method,
             params,
@@ -444,16 +487,15 @@ impl McpClient {
     }
 
     /// Leaves one device: `notifications/disconnected` on its RPC topic, then unsubscribe.
-    pub fn disconnect_device(&mut self, server_id: &str) {
-        let Some(device) = self.devices.get(server_id) else {
+    pub fn disconnect_device(&mut self, address: &str) {
+        let Ok(device) = self.resolve(address) else {
             return;
         };
-        let rpc = topics::rpc(&self.config.client_id, server_id, &device.server_name);
+        let device_id = device.device_id.clone();
         let bye = Message::notification("notifications/disconnected", None);
-        let p = self.publish(rpc, bye.to_bytes(), false);
-        self.transmits.push_back(Transmit::Publish(p));
-        self.forget_device_topics(server_id);
-        self.mark_offline(server_id, "the client left the device");
+        self.send_to_device(&device_id, &bye);
+        self.forget_device_topics(&device_id);
+        self.mark_offline(&device_id, "the client left the device");
     }
 
     /// Leaves every device: `notifications/disconnected` on our presence topic. The shell
@@ -481,11 +523,11 @@ impl McpClient {
             let Some(p) = self.pending.remove(&key) else {
                 continue;
             };
-            let (server_id, id) = key;
+            let (device_id, id) = key;
             let e = ErrorObject::with_data(
                 code::REQUEST_TIMEOUT,
                 format!(
-                    "{} to {server_id} timed out after {} ms",
+                    "{} to {device_id} timed out after {} ms",
                     p.method,
                     p.timeout.as_millis()
                 ),
@@ -493,14 +535,14 @@ impl McpClient {
             );
             match p.purpose {
                 Purpose::User(handle) => {
-                    self.send_cancel(&server_id, &id, "timeout");
+                    self.send_cancel(&device_id, &id, "timeout");
                     self.events.push_back(ClientEvent::Response {
                         handle,
                         outcome: Err(e),
                     });
                 }
                 Purpose::Initialize | Purpose::ListTools { .. } => {
-                    self.mark_unreachable(&server_id, e)
+                    self.mark_unreachable(&device_id, e)
                 }
             }
         }
@@ -530,11 +572,13 @@ impl McpClient {
         server_name: String,
         payload: &[u8],
     ) {
-        // Empty payload = offline, whatever its RETAIN flag (docs/protocol.md §5.2).
+        // Empty payload = offline, whatever its RETAIN flag (docs/protocol.md §5.2). Only the
+        // current instance of a device can take it offline: the late tombstone or will of an
+        // instance that a newer one replaced is about a connection that is gone already.
         if payload.is_empty() {
-            if self.devices.contains_key(&server_id) {
-                self.forget_device_topics(&server_id);
-                self.mark_offline(&server_id, "the device went offline");
+            if let Some(device_id) = self.current(&server_id) {
+                self.forget_device_topics(&device_id);
+                self.mark_offline(&device_id, "the device went offline");
             }
             return;
         }
@@ -545,6 +589,70 @@ impl McpClient {
             _ => None,
         };
         let Some(online) = online else { return };
+        let meta = online
+            .meta
+            .as_ref()
+            .and_then(|m| m.get("axon"))
+            .and_then(|a| serde_json::from_value::<DeviceMeta>(a.clone()).ok())
+            .unwrap_or_default();
+        // The name comes from the topic, not the payload (docs/protocol.md §11 quirk 9).
+        let found = identity::identify(&server_name, &meta);
+        let device_id = self.claim(found.device_id, found.source, &server_name);
+        // This connection used to be another device (its online message changed its id).
+        if let Some(before) = self.instances.get(&server_id).cloned() {
+            if before != device_id {
+                self.forget_device_topics(&before);
+                self.mark_offline(&before, "the server now says it is another device");
+                self.instances.remove(&server_id);
+            }
+        }
+        let replaced = self
+            .devices
+            .get(&device_id)
+            .filter(|d| d.server_id != server_id)
+            .map(|d| (d.server_id.clone(), d.server_name.clone(), d.state));
+        if let Some((old_id, old_name, old_state)) = replaced {
+            self.retire_instance(&device_id, &old_id, &old_name, old_state);
+        }
+        let device = self
+            .devices
+            .entry(device_id.clone())
+            .or_insert_with(|| DeviceInfo {
+                device_id: device_id.clone(),
+                server_id: server_id.clone(),
+                server_name: server_name.clone(),
+                description: String::new(),
+                meta: DeviceMeta::default(),
+                kind: String::new(),
+                state: DeviceState::Initializing,
+                tools: Vec::new(),
+                protocol_version: None,
+                call_id_cache: false,
+                last_seen: now,
+            });
+        if device.state == DeviceState::Initializing
+            && device.server_id == server_id
+            && device.server_name == server_name
+            && self
+                .awaiting_suback
+                .values()
+                .any(|(d, s)| *d == device_id && *s == server_id)
+        {
+            return; // a duplicate while we are already initializing it
+        }
+        device.server_id = server_id.clone();
+        device.server_name = server_name.clone();
+        device.description = online.description;
+        device.meta = meta;
+        device.kind = found.kind;
+        device.state = DeviceState::Initializing;
+        device.last_seen = now;
+        self.instances.insert(server_id.clone(), device_id.clone());
+        // A fresh online message means a fresh device session: drop what we had in flight.
+        self.fail_pending_for(&device_id, code::DEVICE_OFFLINE, "the device restarted");
+        self.events.push_back(ClientEvent::DeviceOnline {
+            device_id: device_id.clone(),
+        });
         // Names this long make topics MQTT cannot carry: the SUBSCRIBE would fail and the
         // device would stay initializing for ever. Say so instead.
         let rpc = topics::rpc(&self.config.client_id, &server_id, &server_name);
@@ -558,50 +666,11 @@ impl McpClient {
                 ),
                 json!({"limit": topics::MAX_TOPIC_LEN, "size": size}),
             );
-            if self.devices.contains_key(&server_id) {
-                self.forget_device_topics(&server_id);
-            }
-            return self.mark_unreachable(&server_id, e);
+            return self.mark_unreachable(&device_id, e);
         }
-        let meta = online
-            .meta
-            .as_ref()
-            .and_then(|m| m.get("axon"))
-            .and_then(|a| serde_json::from_value::<DeviceMeta>(a.clone()).ok())
-            .unwrap_or_default();
-        // The name comes from the topic, not the payload (docs/protocol.md §11 quirk 9).
-        let device = self
-            .devices
-            .entry(server_id.clone())
-            .or_insert_with(|| DeviceInfo {
-                server_id: server_id.clone(),
-                server_name: server_name.clone(),
-                description: String::new(),
-                meta: DeviceMeta::default(),
-                state: DeviceState::Initializing,
-                tools: Vec::new(),
-                protocol_version: None,
-                call_id_cache: false,
-                last_seen: now,
-            });
-        if device.state == DeviceState::Initializing
-            && device.server_name == server_name
-            && self.awaiting_suback.values().any(|s| *s == server_id)
-        {
-            return; // a duplicate while we are already initializing it
-        }
-        device.server_name = server_name.clone();
-        device.description = online.description;
-        device.meta = meta;
-        device.state = DeviceState::Initializing;
-        device.last_seen = now;
-        // A fresh online message means a fresh device session: drop what we had in flight.
-        self.fail_pending_for(&server_id, code::DEVICE_OFFLINE, "the device restarted");
-        self.events.push_back(ClientEvent::DeviceOnline {
-            server_id: server_id.clone(),
-        });
         let token = self.token();
-        self.awaiting_suback.insert(token, server_id.clone());
+        self.awaiting_suback
+            .insert(token, (device_id, server_id.clone()));
         self.transmits.push_back(Transmit::Subscribe {
             token,
             subscriptions: vec![
@@ -619,17 +688,64 @@ impl McpClient {
         });
     }
 
-    fn handle_capability(&mut self, now: Timestamp, server_id: &str, payload: &[u8]) {
+    /// The id a newly seen server gets. An id from `meta` is the device's word. An id derived
+    /// from a name that another server-name already holds goes to the first one seen; the
+    /// second gets the hashed form of its own name, so two servers never merge by accident.
+    fn claim(&self, id: DeviceId, source: IdSource, server_name: &str) -> DeviceId {
+        match (source, self.devices.get(&id)) {
+            (IdSource::Name, Some(d)) if d.server_name != server_name => {
+                identity::hashed_id(server_name)
+            }
+            _ => id,
+        }
+    }
+
+    /// A newer instance takes `device_id` over from `server_id`: the old session is ended
+    /// (goodbye and unsubscribe, if it was live) and the old server-id forgotten, so its late
+    /// tombstone, will or answers are ignored.
+    fn retire_instance(
+        &mut self,
+        device_id: &DeviceId,
+        server_id: &str,
+        server_name: &str,
+        state: DeviceState,
+    ) {
+        if matches!(
+            state,
+            DeviceState::Initializing | DeviceState::Ready | DeviceState::Unreachable
+        ) {
+            let rpc = topics::rpc(&self.config.client_id, server_id, server_name);
+            let bye = Message::notification("notifications/disconnected", None);
+            let p = self.publish(rpc.clone(), bye.to_bytes(), false);
+            self.transmits.push_back(Transmit::Publish(p));
+            self.transmits.push_back(Transmit::Unsubscribe {
+                filters: vec![topics::server_capability(server_id, server_name), rpc],
+            });
+        }
+        self.awaiting_suback.retain(|_, (d, _)| d != device_id);
+        if self.instances.get(server_id) == Some(device_id) {
+            self.instances.remove(server_id);
+        }
+    }
+
+    /// The device whose current instance is `server_id`.
+    fn current(&self, server_id: &str) -> Option<DeviceId> {
+        let id = self.instances.get(server_id)?;
+        let device = self.devices.get(id)?;
+        (device.server_id == server_id).then(|| id.clone())
+    }
+
+    fn handle_capability(&mut self, now: Timestamp, device_id: &DeviceId, payload: &[u8]) {
         let Ok(Message::Notification(n)) = jsonrpc::parse(payload) else {
             return;
         };
-        let Some(device) = self.devices.get_mut(server_id) else {
+        let Some(device) = self.devices.get_mut(device_id) else {
             return;
         };
         device.last_seen = now;
         match n.method.as_str() {
             "notifications/tools/list_changed" if device.state == DeviceState::Ready => {
-                self.list_tools(now, server_id, Vec::new(), None, true);
+                self.list_tools(now, device_id, Vec::new(), None, true);
             }
             "notifications/resources/updated" => {
                 if let Some(uri) = n
@@ -639,7 +755,7 @@ impl McpClient {
                     .and_then(Value::as_str)
                 {
                     self.events.push_back(ClientEvent::ResourceUpdated {
-                        server_id: server_id.into(),
+                        device_id: device_id.clone(),
                         uri: uri.into(),
                     });
                 }
@@ -648,8 +764,8 @@ impl McpClient {
         }
     }
 
-    fn handle_rpc(&mut self, now: Timestamp, server_id: &str, payload: &[u8]) {
-        if let Some(d) = self.devices.get_mut(server_id) {
+    fn handle_rpc(&mut self, now: Timestamp, device_id: &DeviceId, payload: &[u8]) {
+        if let Some(d) = self.devices.get_mut(device_id) {
             d.last_seen = now;
         }
         let message = match jsonrpc::parse(payload) {
@@ -659,7 +775,7 @@ impl McpClient {
             // (docs/protocol.md §7).
             Err(fail) => {
                 if let Some(resp) = fail.response() {
-                    self.send_to_device(server_id, &Message::Response(resp));
+                    self.send_to_device(device_id, &Message::Response(resp));
                 }
                 return;
             }
@@ -668,25 +784,25 @@ impl McpClient {
             Message::Response(resp) => {
                 let Some(id) = resp.id else { return };
                 // Unknown or already answered ids are dropped (QoS 1 duplicates, late answers).
-                let Some(p) = self.pending.remove(&(server_id.to_string(), id)) else {
+                let Some(p) = self.pending.remove(&(device_id.clone(), id)) else {
                     return;
                 };
-                self.handle_response(now, server_id, p, resp.outcome);
+                self.handle_response(now, device_id, p, resp.outcome);
             }
             Message::Request(req) => {
                 let answer = match req.method.as_str() {
                     "ping" => Message::result(req.id, json!({})),
                     other => Message::error(Some(req.id), ErrorObject::method_not_found(other)),
                 };
-                self.send_to_device(server_id, &answer);
+                self.send_to_device(device_id, &answer);
             }
             Message::Notification(n) => match n.method.as_str() {
                 "notifications/disconnected" => {
-                    self.forget_device_topics(server_id);
-                    self.mark_offline(server_id, "the device ended the session");
+                    self.forget_device_topics(device_id);
+                    self.mark_offline(device_id, "the device ended the session");
                 }
                 "notifications/progress" => {
-                    self.extend_for_progress(now, server_id, n.params.as_ref())
+                    self.extend_for_progress(now, device_id, n.params.as_ref())
                 }
                 _ => {}
             },
@@ -696,7 +812,7 @@ impl McpClient {
     fn handle_response(
         &mut self,
         now: Timestamp,
-        server_id: &str,
+        device_id: &DeviceId,
         p: Pending,
         outcome: Result<Value, ErrorObject>,
     ) {
@@ -707,7 +823,7 @@ impl McpClient {
             Purpose::Initialize => {
                 let result = match outcome {
                     Ok(r) => r,
-                    Err(e) => return self.mark_unreachable(server_id, e),
+                    Err(e) => return self.mark_unreachable(device_id, e),
                 };
                 let version = result
                     .get("protocolVersion")
@@ -719,27 +835,27 @@ impl McpClient {
                         "unsupported protocol version {version:?}; Axon speaks {:?}",
                         types::SUPPORTED_PROTOCOL_VERSIONS
                     ));
-                    self.disconnect_device(server_id);
-                    return self.mark_unreachable(server_id, e);
+                    self.disconnect_device(device_id.as_str());
+                    return self.mark_unreachable(device_id, e);
                 }
                 let call_id_cache = result
                     .pointer("/capabilities/experimental")
                     .and_then(|e| e.get(types::EXPERIMENTAL_CALL_ID))
                     .is_some();
-                if let Some(d) = self.devices.get_mut(server_id) {
+                if let Some(d) = self.devices.get_mut(device_id) {
                     d.protocol_version = Some(version);
                     d.call_id_cache = call_id_cache;
                 }
                 self.send_to_device(
-                    server_id,
+                    device_id,
                     &Message::notification("notifications/initialized", None),
                 );
-                self.list_tools(now, server_id, Vec::new(), None, false);
+                self.list_tools(now, device_id, Vec::new(), None, false);
             }
             Purpose::ListTools { mut acc, changed } => {
                 let result = match outcome {
                     Ok(r) => r,
-                    Err(e) => return self.mark_unreachable(server_id, e),
+                    Err(e) => return self.mark_unreachable(device_id, e),
                 };
                 if let Some(tools) = result.get("tools").and_then(Value::as_array) {
                     // A tool we cannot read is skipped, not fatal: the others still work.
@@ -752,18 +868,18 @@ impl McpClient {
                 match result.get("nextCursor").and_then(Value::as_str) {
                     Some(cursor) if !cursor.is_empty() => {
                         let cursor = cursor.to_string();
-                        self.list_tools(now, server_id, acc, Some(cursor), changed);
+                        self.list_tools(now, device_id, acc, Some(cursor), changed);
                     }
                     _ => {
-                        if let Some(d) = self.devices.get_mut(server_id) {
+                        if let Some(d) = self.devices.get_mut(device_id) {
                             d.tools = acc;
                             d.state = DeviceState::Ready;
                         }
-                        let server_id = server_id.to_string();
+                        let device_id = device_id.clone();
                         self.events.push_back(if changed {
-                            ClientEvent::ToolsChanged { server_id }
+                            ClientEvent::ToolsChanged { device_id }
                         } else {
-                            ClientEvent::DeviceReady { server_id }
+                            ClientEvent::DeviceReady { device_id }
                         });
                     }
                 }
@@ -774,21 +890,25 @@ impl McpClient {
     fn list_tools(
         &mut self,
         now: Timestamp,
-        server_id: &str,
+        device_id: &DeviceId,
         acc: Vec<Tool>,
         cursor: Option<String>,
         changed: bool,
     ) {
-        let Some(device) = self.devices.get(server_id) else {
+        let Some(device) = self.devices.get(device_id) else {
             return;
         };
-        let topic = topics::rpc(&self.config.client_id, server_id, &device.server_name);
+        let topic = topics::rpc(
+            &self.config.client_id,
+            &device.server_id,
+            &device.server_name,
+        );
         let params = cursor.map(|c| json!({"cursor": c}));
         let timeout = self.config.request_timeout;
         // A too-large list request cannot happen (it is tiny); ignore the impossible error.
         let _ = self.send_request(
             now,
-            server_id,
+            device_id,
             topic,
             "tools/list",
             params,
@@ -797,7 +917,12 @@ impl McpClient {
         );
     }
 
-    fn extend_for_progress(&mut self, now: Timestamp, server_id: &str, params: Option<&Value>) {
+    fn extend_for_progress(
+        &mut self,
+        now: Timestamp,
+        device_id: &DeviceId,
+        params: Option<&Value>,
+    ) {
         let Some(token) = params.and_then(|p| p.get("progressToken")) else {
             return;
         };
@@ -810,40 +935,39 @@ impl McpClient {
             _ => return,
         };
         // Axon sends the request id as the progress token.
-        if let Some(p) = self.pending.get_mut(&(server_id.to_string(), id)) {
+        if let Some(p) = self.pending.get_mut(&(device_id.clone(), id)) {
             p.deadline = (now + p.timeout).min(p.hard_deadline);
         }
     }
 
     // --- helpers ------------------------------------------------------------------------------
 
-    fn ready_device(&self, server_id: &str) -> Result<&DeviceInfo, ErrorObject> {
+    fn ready_device(&self, address: &str) -> Result<&DeviceInfo, ErrorObject> {
         if !self.connected {
             return Err(ErrorObject::new(
                 code::BROKER_UNAVAILABLE,
                 "broker unavailable: not connected",
             ));
         }
-        match self.devices.get(server_id) {
-            Some(d) if d.state == DeviceState::Ready => Ok(d),
-            Some(d) => Err(ErrorObject::with_data(
-                code::DEVICE_OFFLINE,
-                format!("device {server_id} is not available (state: {:?})", d.state),
-                json!({"device": server_id, "state": d.state}),
-            )),
-            None => Err(ErrorObject::with_data(
-                code::DEVICE_OFFLINE,
-                format!("unknown device {server_id}"),
-                json!({"device": server_id}),
-            )),
+        let d = self.resolve(address)?;
+        if d.state == DeviceState::Ready {
+            return Ok(d);
         }
+        Err(ErrorObject::with_data(
+            code::DEVICE_OFFLINE,
+            format!(
+                "device {} is not available (state: {:?})",
+                d.device_id, d.state
+            ),
+            json!({"device": d.device_id, "state": d.state}),
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
     fn send_request(
         &mut self,
         now: Timestamp,
-        server_id: &str,
+        device_id: &DeviceId,
         topic: String,
         method: &str,
         params: Option<Value>,
@@ -870,9 +994,9 @@ impl McpClient {
         let p = self.publish(topic, bytes, false);
         self.transmits.push_back(Transmit::Publish(p));
         self.pending.insert(
-            (server_id.to_string(), id),
+            (device_id.clone(), id),
             Pending {
-                server_id: server_id.to_string(),
+                device_id: device_id.clone(),
                 method: method.to_string(),
                 purpose,
                 deadline: now + timeout,
@@ -883,68 +1007,77 @@ impl McpClient {
         Ok(())
     }
 
-    fn send_cancel(&mut self, server_id: &str, id: &RequestId, reason: &str) {
+    fn send_cancel(&mut self, device_id: &DeviceId, id: &RequestId, reason: &str) {
         let id_value = serde_json::to_value(id).unwrap_or(Value::Null);
         let msg = Message::notification(
             "notifications/cancelled",
             Some(json!({"requestId": id_value, "reason": reason})),
         );
-        self.send_to_device(server_id, &msg);
+        self.send_to_device(device_id, &msg);
     }
 
-    fn send_to_device(&mut self, server_id: &str, msg: &Message) {
-        let Some(device) = self.devices.get(server_id) else {
+    /// Sends on the RPC topic of the device's current instance.
+    fn send_to_device(&mut self, device_id: &DeviceId, msg: &Message) {
+        let Some(device) = self.devices.get(device_id) else {
             return;
         };
-        let topic = topics::rpc(&self.config.client_id, server_id, &device.server_name);
+        let topic = topics::rpc(
+            &self.config.client_id,
+            &device.server_id,
+            &device.server_name,
+        );
         let p = self.publish(topic, msg.to_bytes(), false);
         self.transmits.push_back(Transmit::Publish(p));
     }
 
-    fn forget_device_topics(&mut self, server_id: &str) {
-        let Some(device) = self.devices.get(server_id) else {
+    fn forget_device_topics(&mut self, device_id: &DeviceId) {
+        let Some(device) = self.devices.get(device_id) else {
             return;
         };
         if device.state == DeviceState::Offline {
             return;
         }
-        self.awaiting_suback.retain(|_, s| s != server_id);
+        self.awaiting_suback.retain(|_, (d, _)| d != device_id);
         let filters = vec![
-            topics::server_capability(server_id, &device.server_name),
-            topics::rpc(&self.config.client_id, server_id, &device.server_name),
+            topics::server_capability(&device.server_id, &device.server_name),
+            topics::rpc(
+                &self.config.client_id,
+                &device.server_id,
+                &device.server_name,
+            ),
         ];
         self.transmits.push_back(Transmit::Unsubscribe { filters });
     }
 
-    fn mark_offline(&mut self, server_id: &str, why: &str) {
-        let Some(device) = self.devices.get_mut(server_id) else {
+    fn mark_offline(&mut self, device_id: &DeviceId, why: &str) {
+        let Some(device) = self.devices.get_mut(device_id) else {
             return;
         };
         if device.state == DeviceState::Offline {
             return;
         }
         device.state = DeviceState::Offline;
-        self.fail_pending_for(server_id, code::DEVICE_OFFLINE, why);
+        self.fail_pending_for(device_id, code::DEVICE_OFFLINE, why);
         self.events.push_back(ClientEvent::DeviceOffline {
-            server_id: server_id.to_string(),
+            device_id: device_id.clone(),
         });
     }
 
-    fn mark_unreachable(&mut self, server_id: &str, error: ErrorObject) {
-        if let Some(d) = self.devices.get_mut(server_id) {
+    fn mark_unreachable(&mut self, device_id: &DeviceId, error: ErrorObject) {
+        if let Some(d) = self.devices.get_mut(device_id) {
             d.state = DeviceState::Unreachable;
         }
         self.events.push_back(ClientEvent::DeviceUnreachable {
-            server_id: server_id.to_string(),
+            device_id: device_id.clone(),
             error,
         });
     }
 
-    fn fail_pending_for(&mut self, server_id: &str, error_code: i64, why: &str) {
+    fn fail_pending_for(&mut self, device_id: &DeviceId, error_code: i64, why: &str) {
         let keys: Vec<_> = self
             .pending
             .iter()
-            .filter(|(_, p)| p.server_id == server_id)
+            .filter(|(_, p)| p.device_id == *device_id)
             .map(|(k, _)| k.clone())
             .collect();
         for key in keys {
@@ -954,8 +1087,8 @@ impl McpClient {
             if let Purpose::User(handle) = p.purpose {
                 let e = ErrorObject::with_data(
                     error_code,
-                    format!("{} to {server_id} failed: {why}", p.method),
-                    json!({"device": server_id}),
+                    format!("{} to {device_id} failed: {why}", p.method),
+                    json!({"device": device_id}),
                 );
                 self.events.push_back(ClientEvent::Response {
                     handle,

@@ -76,16 +76,20 @@ pub fn tools<'a>(devices: impl IntoIterator<Item = &'a DeviceInfo>) -> Vec<Value
         .into_iter()
         .filter(|d| d.state == DeviceState::Ready)
         .collect();
-    devices.sort_by(|a, b| a.server_id.cmp(&b.server_id));
+    devices.sort_by(|a, b| a.device_id.cmp(&b.device_id));
     let mut out = Vec::new();
     for d in devices {
-        let device_title = d.meta.title.clone().unwrap_or_else(|| d.server_id.clone());
+        let device_title = d
+            .meta
+            .title
+            .clone()
+            .unwrap_or_else(|| d.device_id.to_string());
         for t in &d.tools {
             let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
             let Some(obj) = v.as_object_mut() else {
                 continue;
             };
-            obj.insert("name".into(), json!(format!("{}.{}", d.server_id, t.name)));
+            obj.insert("name".into(), json!(format!("{}.{}", d.device_id, t.name)));
             let tool_title = t.title.clone().unwrap_or_else(|| t.name.replace('_', " "));
             obj.insert(
                 "title".into(),
@@ -95,7 +99,7 @@ pub fn tools<'a>(devices: impl IntoIterator<Item = &'a DeviceInfo>) -> Vec<Value
                 .entry("_meta")
                 .or_insert_with(|| Value::Object(Map::new()));
             if let Some(m) = meta.as_object_mut() {
-                m.insert(META_DEVICE_ID.into(), json!(d.server_id));
+                m.insert(META_DEVICE_ID.into(), json!(d.device_id));
             }
             out.push(v);
         }
@@ -175,7 +179,7 @@ pub fn handle<'a>(
             let device = devices
                 .clone()
                 .into_iter()
-                .find(|d| d.server_id == device_id);
+                .find(|d| d.device_id == device_id);
             let Some(device) = device else {
                 return reply(
                     req.id,
@@ -260,6 +264,7 @@ mod tests {
 
     fn home() -> Vec<DeviceInfo> {
         let mk = |id: &str, state: DeviceState, tools: Vec<Tool>| DeviceInfo {
+            device_id: crate::protocol::mcp::topics::DeviceId::new(id).expect("test ids are valid"),
             server_id: id.into(),
             server_name: format!("axon/lamp/{id}"),
             description: String::new(),
@@ -270,6 +275,7 @@ mod tests {
                 title: Some("Kitchen lamp".into()),
                 fw: None,
             },
+            kind: "lamp".into(),
             state,
             tools,
             protocol_version: None,

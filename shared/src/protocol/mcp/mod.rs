@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod gateway;
+pub mod identity;
 pub mod server;
 pub mod topics;
 pub mod types;
