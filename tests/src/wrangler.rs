@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::http::{http, SseStream};
+use crate::http::{http, http_with, SseStream};
 use crate::{free_port, repo_root};
 
 /// A running `wrangler dev`.
@@ -161,24 +161,38 @@ impl WranglerDev {
         self.port
     }
 
-    /// GET `path`, JSON body.
-    pub fn get(&self, path: &str) -> (u16, Value) {
-        let (status, body) =
-            http(self.port, "GET", path, None).unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
+    /// The owner token the test gave the worker (`AXON_API_TOKEN` among the vars), if any.
+    pub fn owner_token(&self) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == "AXON_API_TOKEN")
+            .map(|(_, v)| v.as_str())
     }
 
-    /// POST `body` to `path`, JSON body.
-    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        let (status, text) = http(self.port, "POST", path, Some(body))
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    /// `method` `path` with the owner token as `Authorization: Bearer`, when the worker has one.
+    fn owner_request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let bearer = self.owner_token().map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .as_deref()
+            .map(|b| ("authorization", b))
+            .into_iter()
+            .collect();
+        let (status, _, text) = http_with(self.port, method, path, &headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         (
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// GET `path`, JSON body (as the owner, when the worker has an owner token).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.owner_request("GET", path, None)
+    }
+
+    /// POST `body` to `path`, JSON body (as the owner, when the worker has an owner token).
+    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        self.owner_request("POST", path, Some(body))
     }
 
     /// POST `body` to `/api/chat`: the turn as a stream of events. Panics with the status and
