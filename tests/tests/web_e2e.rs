@@ -154,7 +154,10 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
         "{before}"
     );
     assert!(
-        before["error"].as_str().unwrap().contains("cannot sign in"),
+        before["refusal"]
+            .as_str()
+            .unwrap()
+            .contains("cannot sign in"),
         "{before}"
     );
     let session = &step(&lines, "console_signs_in")["session"];

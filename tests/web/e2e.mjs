@@ -49,7 +49,7 @@ try {
       await err.filter({ hasText: /\S/ }).waitFor({ timeout: 10000 });
       const shown = await consolePage.locator('[data-testid="devices"], [data-testid^="device-"], [data-testid="chat"]').count();
       await consolePage.screenshot({ path: `${outDir}/console-sign-in.png` });
-      return { error: await err.textContent(), shown, asked: [...asked] };
+      return { refusal: await err.textContent(), shown, asked: [...asked] };
     });
     await step('console_signs_in', async () => {
       await signInWithTheForm(consolePage);
