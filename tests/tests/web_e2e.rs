@@ -137,6 +137,7 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
             "device_telemetry_reaches_the_hub",
             "take_photo_returns_a_jpeg",
             "stored_account_is_used",
+            "device_pairs_by_its_code",
             "widget_on_another_origin",
             "fits_a_phone_screen",
         ]
@@ -250,6 +251,24 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
         ),
         "{stored}"
     );
+    // Pairing, the page's side: a code on the screen, a new one when it expires (saying so),
+    // then the account kept and the tab online as it, the screen cleared.
+    let pairing = step(&lines, "device_pairs_by_its_code");
+    let codes = pairing["codes"].as_array().unwrap();
+    assert!(
+        codes.len() == 2 && codes[0] != codes[1] && codes[0].as_str().unwrap().len() == 9,
+        "{pairing}"
+    );
+    assert_eq!(
+        pairing["status_on_second_ask"], "code expired — getting a new one",
+        "{pairing}"
+    );
+    assert!(
+        pairing["id"].as_str().unwrap().starts_with("web-"),
+        "{pairing}"
+    );
+    assert_eq!(pairing["account_device"], pairing["id"], "{pairing}");
+    assert_eq!(pairing["screen"], "", "{pairing}");
     assert_eq!(
         step(&lines, "widget_on_another_origin")["answer"],
         "Kitchen lamp is off."

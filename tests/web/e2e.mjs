@@ -180,6 +180,39 @@ try {
       }
     });
 
+    await step('device_pairs_by_its_code', async () => {
+      // A fresh browser: the tab asks the real worker for a code and shows it. Collecting is
+      // played by the test (the first code expires, the second is approved), so the page's side
+      // of pairing is checked whatever the worker's approval does (web_pairing.rs runs it all).
+      const other = await browser.newContext();
+      try {
+        const p = await other.newPage(); watch(p, 'pairing');
+        const seen = { codes: [], collects: 0, status_on_second_ask: '' };
+        let id = '';
+        await p.route('**/api/pair', async (route) => {
+          if (seen.codes.length === 1) seen.status_on_second_ask = await p.getByTestId('status').textContent();
+          const r = await route.fetch();
+          seen.codes.push((await r.json()).code);
+          await route.fulfill({ response: r });
+        });
+        await p.route('**/api/pair/collect', async (route) => {
+          seen.collects++;
+          if (seen.codes.length === 1) {
+            return route.fulfill({ status: 410, json: { error: { code: -32602, message: 'the code expired' } } });
+          }
+          if (seen.collects < 4) return route.fulfill({ json: { waiting: true, expires_in_s: 290 } });
+          return route.fulfill({ json: { device: id, kind: 'virtual', site: 'home', username: id, password: 'axd_mock', token: 'axd_mock' } });
+        });
+        await p.goto(`${base}/device?broker=${encodeURIComponent(brokerWs)}`);
+        id = await p.getByTestId('device-id').textContent();
+        await p.getByTestId('status').filter({ hasText: /^online$/ }).waitFor({ timeout: 30000 });
+        const account = await p.evaluate(() => JSON.parse(localStorage.getItem('axon.device') || 'null'));
+        return { id, ...seen, account_device: account && account.device, screen: await p.getByTestId('screen-text').textContent() };
+      } finally {
+        await other.close();
+      }
+    });
+
     await step('widget_on_another_origin', async () => {
       const page = `<!doctype html><html><head><title>Shop</title></head><body>
         <h1>A product site</h1>
@@ -243,7 +276,8 @@ try {
     const tab = await context.newPage(); watch(tab, 'device');
     let id = '';
     let code = '';
-    const paired = await step('device_shows_a_code', async () => {
+    // Each step needs the one before: the first failure ends the phase.
+    let ok = await step('device_shows_a_code', async () => {
       await tab.goto(`${base}/device?broker=${encodeURIComponent(brokerWs)}`);
       const shown = tab.getByTestId('screen-text');
       await shown.filter({ hasText: /^[0-9A-Z]{4}-[0-9A-Z]{4}$/ }).waitFor({ timeout: 15000 });
@@ -255,8 +289,7 @@ try {
     // The owner, in another browser, signs in and enters the code.
     const admin = await browser.newContext();
     const consolePage = await admin.newPage(); watch(consolePage, 'console');
-    await step('console_enters_the_code', async () => {
-      if (!paired) throw new Error('no code to enter');
+    ok = ok && await step('console_enters_the_code', async () => {
       await consolePage.goto(base + '/');
       await signInWithTheForm(consolePage);
       await consolePage.getByTestId('pair-input').fill(code);
@@ -268,7 +301,7 @@ try {
       await consolePage.getByTestId(`revoke-${id}`).waitFor({ timeout: 5000 });
       return { outcome };
     });
-    await step('device_is_paired', async () => {
+    ok = ok && await step('device_is_paired', async () => {
       await tab.getByTestId('status').filter({ hasText: /^online$/ }).waitFor({ timeout: 20000 });
       const account = await tab.evaluate(() => JSON.parse(localStorage.getItem('axon.device') || 'null'));
       return {
@@ -277,7 +310,7 @@ try {
         has_token: Boolean(account && account.token),
       };
     });
-    await step('paired_tab_talks_with_its_token', async () => {
+    ok = ok && await step('paired_tab_talks_with_its_token', async () => {
       // The voice socket carries the device's token as its subprotocol: the Hub takes it.
       await tab.getByTestId('voice-toggle').click();
       await tab.locator('[data-testid="voice"][data-phase="listening"]').waitFor({ timeout: 15000 });
@@ -285,12 +318,12 @@ try {
       await tab.getByTestId('voice-toggle').click();
       return { voice_error: error };
     });
-    await step('reload_uses_the_stored_account', async () => {
+    ok = ok && await step('reload_uses_the_stored_account', async () => {
       await tab.reload();
       await tab.getByTestId('status').filter({ hasText: /^online$/ }).waitFor({ timeout: 20000 });
       return { id: await tab.getByTestId('device-id').textContent(), code: await tab.getByTestId('screen-text').textContent() };
     });
-    await step('console_revokes_the_device', async () => {
+    ok = ok && await step('console_revokes_the_device', async () => {
       await consolePage.getByTestId(`revoke-${id}`).click();
       await consolePage.getByTestId('pair-outcome').filter({ hasText: `revoked ${id}` }).waitFor({ timeout: 10000 });
       await consolePage.getByTestId(`revoke-${id}`).waitFor({ state: 'detached', timeout: 5000 });
