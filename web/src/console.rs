@@ -572,3 +572,33 @@ pub fn ConsolePage() -> impl IntoView {
         </main>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::items;
+    use serde_json::json;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn paired_devices_carry_their_revoke_button() {
+        assert_eq!(
+            items(&json!({"paired": ["tab-1"]})),
+            r#"<li>tab-1 <button type="button" data-revoke="tab-1" data-testid="revoke-tab-1">Revoke</button></li>"#
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn activity_lines_are_escaped_markup() {
+        let html = items(&json!({"activity": [{
+            "ts": 0, "who": "widget:https://x.example\"><script>", "via": "agent",
+            "device": "lamp", "tool": "set_power", "outcome": "refused", "detail": ""
+        }]}));
+        assert!(
+            html.contains(
+                " widget:https://x.example&quot;>&lt;script> <b>lamp.set_power</b> refused</li>"
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("<script>"), "{html}");
+    }
+}

@@ -788,3 +788,26 @@ pub fn DevicePage() -> impl IntoView {
         </main>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::refusal;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn a_refusal_shows_the_workers_reason() {
+        assert_eq!(
+            refusal(
+                410,
+                r#"{"error":{"code":-32602,"message":"the code expired"}}"#
+            ),
+            "the code expired"
+        );
+        assert_eq!(refusal(502, "Bad Gateway"), "HTTP 502");
+        // Status 0: the fetch itself failed, and its text says why.
+        assert_eq!(
+            refusal(0, "cannot reach /api/pair: Failed to fetch"),
+            "cannot reach /api/pair: Failed to fetch"
+        );
+    }
+}

@@ -234,3 +234,34 @@ fn telemetry_carries_the_mic_level_only_while_the_mic_is_open() {
     assert_eq!(sample["metrics"]["mic_level_pct"], 42);
     assert_eq!(sample["metrics"]["battery_pct"], 87.0);
 }
+
+#[wasm_bindgen_test]
+fn the_tab_is_the_device_its_stored_account_names() {
+    let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
+    storage
+        .set_item(
+            "axon.device",
+            r#"{"device":"tab-paired","kind":"virtual","site":"home","username":"tab-paired","password":"axd_1","token":"axd_1"}"#,
+        )
+        .unwrap();
+    let account = web::device::stored_account().unwrap();
+    assert_eq!(web::device::device_id(Some(&account)), "tab-paired");
+    // Not an account: not JSON, or without a password.
+    storage.set_item("axon.device", "{not json").unwrap();
+    assert!(web::device::stored_account().is_none());
+    storage
+        .set_item("axon.device", r#"{"device":"tab-paired"}"#)
+        .unwrap();
+    assert!(web::device::stored_account().is_none());
+    storage.remove_item("axon.device").unwrap();
+    // No account: a fresh id to propose, web- and 8 hex digits, remembered.
+    storage.remove_item("axon-device-id").unwrap();
+    let fresh = web::device::device_id(None);
+    assert!(
+        fresh.len() == 12
+            && fresh.starts_with("web-")
+            && fresh[4..].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{fresh}"
+    );
+    assert_eq!(web::device::device_id(None), fresh);
+}
