@@ -226,53 +226,53 @@ pub async fn pair(ui: DeviceUi, id: &str) -> Json {
         ("device", JsValue::from_str(id)),
         ("kind", JsValue::from_str("virtual")),
     ]);
+    // The ticket to collect with, once the worker gave a code; one request a turn (one fetch
+    // in this future, not one per step: the page's size, docs/web-size.md).
+    let mut ticket: Option<String> = None;
     loop {
-        let (status, text) = fetch_text("POST", "/api/pair", Some(&ask))
+        let (url, body) = match &ticket {
+            None => ("/api/pair", &ask),
+            Some(t) => ("/api/pair/collect", t),
+        };
+        let (status, text) = fetch_text("POST", url, Some(body))
             .await
             .unwrap_or_else(|e| (0, e));
-        if status != 200 {
-            ui.status
-                .set(format!("cannot pair: {}", refusal(status, &text)));
-            sleep(10_000).await;
-            continue;
-        }
-        let ticket = Json::parse(&text);
-        let poll = object(&[
-            ("pair_id", ticket.get("pair_id").as_js()),
-            ("secret", ticket.get("secret").as_js()),
-        ]);
-        ui.text.set(ticket.get("code").str_or_empty());
-        ui.status
-            .set("not paired: enter the code on the screen in the Axon console".into());
-        loop {
-            sleep(2000).await;
-            let (status, text) = fetch_text("POST", "/api/pair/collect", Some(&poll))
-                .await
-                .unwrap_or_else(|e| (0, e));
-            let answer = Json::parse(&text);
-            match status {
-                200 if answer.get("password").as_str().is_some() => {
-                    if let Some(s) = storage() {
-                        let _ = s.set_item(ACCOUNT_KEY, &text);
-                    }
-                    ui.text.set(String::new());
-                    return answer;
+        let answer = Json::parse(&text);
+        let mut wait = 2000;
+        match (ticket.is_some(), status) {
+            (false, 200) => {
+                ticket = Some(object(&[
+                    ("pair_id", answer.get("pair_id").as_js()),
+                    ("secret", answer.get("secret").as_js()),
+                ]));
+                ui.text.set(answer.get("code").str_or_empty());
+                ui.status
+                    .set("not paired: enter the code on the screen in the Axon console".into());
+            }
+            (true, 200) if answer.get("password").as_str().is_some() => {
+                if let Some(s) = storage() {
+                    let _ = s.set_item(ACCOUNT_KEY, &text);
                 }
-                // Waiting; polled too often (the worker counts polls with pairing requests);
-                // or the network: ask again.
-                200 | 429 | 0 => {}
-                410 => {
-                    ui.status.set("code expired — getting a new one".into());
-                    break;
-                }
-                _ => {
-                    ui.status
-                        .set(format!("pairing failed: {}", refusal(status, &text)));
-                    sleep(5000).await;
-                    break;
-                }
+                ui.text.set(String::new());
+                return answer;
+            }
+            // Waiting; polled too often (the worker counts polls with pairing requests); or
+            // the network: ask again.
+            (true, 200 | 429 | 0) => {}
+            (true, 410) => {
+                ui.status.set("code expired — getting a new one".into());
+                ticket = None;
+                wait = 0;
+            }
+            _ => {
+                ui.text.set(String::new());
+                ui.status
+                    .set(format!("cannot pair: {}", refusal(status, &text)));
+                ticket = None;
+                wait = 10_000;
             }
         }
+        sleep(wait).await;
     }
 }
 
