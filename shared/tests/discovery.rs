@@ -4,8 +4,11 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
+use axon_core::endpoint::Endpoint;
 use axon_core::protocol::mcp::client::{ClientEvent, DeviceState};
+use axon_core::protocol::mcp::server::McpServer;
 use axon_core::protocol::mcp::topics;
+use axon_core::time::Timestamp;
 use common::{Net, Node};
 
 #[test]
@@ -120,6 +123,26 @@ fn every_publish_carries_component_type_and_sender_id() {
 }
 
 #[test]
+fn a_paired_device_presents_its_broker_account_in_connect() {
+    let mut config = common::lamp_config("k1");
+    config.credentials = Some(("k1".into(), "axd_secret".into()));
+    let server = McpServer::new(config).unwrap();
+    assert_eq!(
+        server.connect_options().credentials,
+        Some(("k1".to_string(), "axd_secret".to_string()))
+    );
+    // And the CONNECT on the wire carries them (user name and password flags set).
+    let t0 = Timestamp::from_millis(0);
+    let mut device = Endpoint::new(server, 1);
+    while device.poll_event(t0).is_some() {}
+    device.handle_transport_open(t0);
+    let connect = device.poll_transmit(t0).unwrap();
+    assert_eq!(connect[0], 0x10, "CONNECT first");
+    let text = String::from_utf8_lossy(&connect);
+    assert!(text.contains("axd_secret"), "{connect:?}");
+}
+
+#[test]
 fn connect_options_follow_the_spec() {
     let net = Net::new(&["k1"]);
     let dev = net.devices[0].server.connect_options();
@@ -143,6 +166,10 @@ fn connect_options_follow_the_spec() {
     assert!(
         will.payload.is_empty() && will.retain,
         "server will: empty and retained"
+    );
+    assert_eq!(
+        dev.credentials, None,
+        "no account unless the config has one"
     );
     let hub = net.hub.connect_options();
     let will = hub.will.unwrap();

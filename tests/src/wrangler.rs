@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::http::{http, SseStream};
+use crate::http::{http, http_with, SseStream};
 use crate::{free_port, repo_root};
 
 /// A running `wrangler dev`.
@@ -178,24 +178,26 @@ impl WranglerDev {
         self.port
     }
 
-    /// GET `path`, JSON body.
-    pub fn get(&self, path: &str) -> (u16, Value) {
-        let (status, body) =
-            http(self.port, "GET", path, None).unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
-    }
-
-    /// POST `body` to `path`, JSON body.
-    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        let (status, text) = http(self.port, "POST", path, Some(body))
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    /// `method` `path` with the owner token as `Authorization: Bearer`, when the worker has one.
+    fn owner_request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let bearer = format!("Bearer {}", self.owner_token());
+        let (status, _, text) =
+            http_with(self.port, method, path, &[("authorization", &bearer)], body)
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         (
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// GET `path`, JSON body (as the owner, when the worker has an owner token).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.owner_request("GET", path, None)
+    }
+
+    /// POST `body` to `path`, JSON body (as the owner, when the worker has an owner token).
+    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        self.owner_request("POST", path, Some(body))
     }
 
     /// POST `body` to `/api/chat`: the turn as a stream of events. Panics with the status and

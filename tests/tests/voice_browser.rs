@@ -17,6 +17,10 @@ use axon_tests::local_ai::espeak_wav;
 use axon_tests::peer::{browser_steps, step};
 use axon_tests::voice_home::{temp_dir, VoiceHome};
 
+/// The owner token (the device page's browser signs in with it) and the widget's key.
+const OWNER_TOKEN: &str = "axon-voice-owner-token";
+const WIDGET_KEY: &str = "axon-voice-widget-key";
+
 #[test]
 fn a_tab_and_the_widget_speak_to_the_agent_and_the_kitchen_lamp_turns_on() {
     let widget_port = TcpListener::bind("127.0.0.1:0")
@@ -25,7 +29,11 @@ fn a_tab_and_the_widget_speak_to_the_agent_and_the_kitchen_lamp_turns_on() {
         .unwrap()
         .port();
     let widget_origin = format!("http://127.0.0.1:{widget_port}");
-    let mut home = VoiceHome::start_with_vars(&[("AXON_ALLOWED_ORIGINS", &widget_origin)]);
+    let mut home = VoiceHome::start_with_vars(&[
+        ("AXON_ALLOWED_ORIGINS", &widget_origin),
+        ("AXON_API_TOKEN", OWNER_TOKEN),
+        ("AXON_WIDGET_KEY", WIDGET_KEY),
+    ]);
 
     // A second of silence first: the page is still opening its session when the file starts.
     let dir = temp_dir("browser");
@@ -51,6 +59,8 @@ fn a_tab_and_the_widget_speak_to_the_agent_and_the_kitchen_lamp_turns_on() {
             &wav.display().to_string(),
             &wav_ms.to_string(),
             &widget_port.to_string(),
+            OWNER_TOKEN,
+            WIDGET_KEY,
         ],
         Duration::from_secs(240),
         || home.worker.log(),

@@ -1,11 +1,14 @@
 //! The web app end to end in headless Chromium (playwright-core + Debian's chromium), served by
-//! the worker under `wrangler dev`, with real Mosquitto and the demo home in device-sim: a tab
-//! becomes a device and shows up in the registry, the agent changes its face, the console lists
-//! the home, plots live telemetry and calls a lamp from a generated form (and refuses an invalid
-//! value before sending), a `confirm` tool waits for the dialog, the tab's telemetry reaches the
-//! Hub, `take_photo` returns a JPEG from the fake camera, the widget works on
-//! another origin, and a page loaded while the broker is down says so and comes online when it
-//! returns. Screenshots go to `test-output/web/`.
+//! the worker under `wrangler dev`, with real Mosquitto and the demo home in device-sim: the
+//! console shows only its sign-in form (and asks for no data) until it signs in with the owner
+//! token, refusing a wrong one; a tab of the signed-in browser becomes a device and shows up in
+//! the registry, the agent changes its face, the console lists the home, plots live telemetry
+//! and calls a lamp from a generated form (and refuses an invalid value before sending), the
+//! activity log lists the call, a `confirm` tool waits for the dialog, the tab's telemetry
+//! reaches the Hub, `take_photo` returns a JPEG from the fake camera, a tab with a stored
+//! account is that device without pairing, the widget works on another origin with its key,
+//! and a page loaded while the broker is down says so and comes online when it returns.
+//! Screenshots go to `test-output/web/`. Pairing is `web_pairing.rs`.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly by design
 
@@ -37,6 +40,10 @@ fn gz_size(path: &PathBuf) -> usize {
     child.wait_with_output().unwrap().stdout.len()
 }
 
+/// The owner token and the widget's publishable key this test gives the worker.
+const OWNER_TOKEN: &str = "axon-e2e-owner-token";
+const WIDGET_KEY: &str = "axon-e2e-widget-key";
+
 fn steps(lines: &[Value]) -> Vec<String> {
     lines
         .iter()
@@ -66,8 +73,13 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
     let widget_origin = format!("http://127.0.0.1:{widget_port}");
     let worker = WranglerDev::start_with(
         broker.ws_port(),
-        &[("AXON_ALLOWED_ORIGINS", &widget_origin)],
+        &[
+            ("AXON_ALLOWED_ORIGINS", &widget_origin),
+            ("AXON_API_TOKEN", OWNER_TOKEN),
+            ("AXON_WIDGET_KEY", WIDGET_KEY),
+        ],
     );
+    // As the owner: /healthz shows the devices only to the owner (the harness sends the token).
     worker.wait_for("/healthz", Duration::from_secs(30), |v| {
         v["ready"] == DEMO_HOME_DEVICES
     });
@@ -97,13 +109,23 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
 
     let lines = browser_steps(
         "e2e.mjs",
-        &["main", &base, &ws, &out_s, &widget_port.to_string()],
+        &[
+            "main",
+            &base,
+            &ws,
+            &out_s,
+            OWNER_TOKEN,
+            &widget_port.to_string(),
+            WIDGET_KEY,
+        ],
         Duration::from_secs(180),
         || worker.log(),
     );
     assert_eq!(
         steps(&lines),
         [
+            "console_asks_to_sign_in",
+            "console_signs_in",
             "device_online",
             "console_lists_home",
             "chat_makes_the_screen_happy",
@@ -111,11 +133,39 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
             "console_plots_live_telemetry",
             "tool_form_calls_the_lamp",
             "tool_form_refuses_an_invalid_value",
+            "activity_lists_the_call",
             "device_telemetry_reaches_the_hub",
             "take_photo_returns_a_jpeg",
+            "stored_account_is_used",
+            "device_pairs_by_its_code",
             "widget_on_another_origin",
             "fits_a_phone_screen",
         ]
+    );
+    // Not signed in: the form, a clear refusal of a wrong token, and no request for the site's
+    // data (only the session: the check and the refused sign-in).
+    let before = step(&lines, "console_asks_to_sign_in");
+    assert_eq!(
+        before["shown"], 0,
+        "device data before signing in: {before}"
+    );
+    assert_eq!(
+        before["asked"],
+        serde_json::json!(["GET /api/session", "POST /api/session"]),
+        "{before}"
+    );
+    assert!(
+        before["refusal"]
+            .as_str()
+            .unwrap()
+            .contains("cannot sign in"),
+        "{before}"
+    );
+    let session = &step(&lines, "console_signs_in")["session"];
+    assert_eq!(
+        (&session["signed_in"], &session["owner"]),
+        (&Value::Bool(true), &Value::Bool(true)),
+        "{session}"
     );
     let tools = step(&lines, "device_online")["tools"].clone();
     for t in [
@@ -169,6 +219,15 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
     );
     assert_eq!(invalid["result"], "");
     assert_eq!(sim.tool_calls("kitchen-lamp", "set_brightness"), 0);
+    // The form's call, in the activity log: who, which device and tool, how it went.
+    let row = step(&lines, "activity_lists_the_call")["row"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        row.contains("owner") && row.contains("kitchen-lamp.set_power") && row.ends_with("ok"),
+        "{row}"
+    );
     let metrics = &step(&lines, "device_telemetry_reaches_the_hub")["metrics"];
     assert_eq!(metrics["expression"], "happy", "{metrics}");
     assert!(
@@ -181,6 +240,35 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
         (Some("image/jpeg"), Some(true))
     );
     assert!(photo["bytes"].as_u64().unwrap() > 1000);
+    // A tab with a stored account is that device: no code asked for, online as it.
+    let stored = step(&lines, "stored_account_is_used");
+    assert_eq!(
+        (&stored["id"], &stored["code"], &stored["pair_requests"]),
+        (
+            &Value::from("tab-stored"),
+            &Value::from(""),
+            &Value::from(0)
+        ),
+        "{stored}"
+    );
+    // Pairing, the page's side: a code on the screen, a new one when it expires (saying so),
+    // then the account kept and the tab online as it, the screen cleared.
+    let pairing = step(&lines, "device_pairs_by_its_code");
+    let codes = pairing["codes"].as_array().unwrap();
+    assert!(
+        codes.len() == 2 && codes[0] != codes[1] && codes[0].as_str().unwrap().len() == 9,
+        "{pairing}"
+    );
+    assert_eq!(
+        pairing["status_on_second_ask"], "code expired — getting a new one",
+        "{pairing}"
+    );
+    assert!(
+        pairing["id"].as_str().unwrap().starts_with("web-"),
+        "{pairing}"
+    );
+    assert_eq!(pairing["account_device"], pairing["id"], "{pairing}");
+    assert_eq!(pairing["screen"], "", "{pairing}");
     assert_eq!(
         step(&lines, "widget_on_another_origin")["answer"],
         "Kitchen lamp is off."
@@ -198,7 +286,7 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
 
     // The broker is down when a device page loads: it says so, then comes online by itself.
     broker.stop();
-    let mut node = Peer::spawn_node("e2e.mjs", &["broker-down", &base, &ws, &out_s]);
+    let mut node = Peer::spawn_node("e2e.mjs", &["broker-down", &base, &ws, &out_s, OWNER_TOKEN]);
     node.wait_for(Duration::from_secs(60), |l| {
         l["step"] == "waiting_for_broker" || l.get("error").is_some()
     });

@@ -2,27 +2,61 @@
 // chromium), against the real worker, broker and device-sim that the Rust test started.
 // Prints one JSON line per step; the Rust side (tests/tests/web_e2e.rs) checks the devices.
 //
-// usage: node e2e.mjs PHASE WORKER_URL BROKER_WS_URL OUT_DIR [WIDGET_PORT]
-//   PHASE main:        device page online, chat changes the face, console lists and plots,
-//                      a tool form calls a lamp, an invalid value is refused, take_photo, widget,
-//                      both pages on a phone-sized screen
+// usage: node e2e.mjs PHASE WORKER_URL BROKER_WS_URL OUT_DIR OWNER_TOKEN [WIDGET_PORT WIDGET_KEY]
+//   PHASE main:        the console asks to sign in and shows nothing before, then signs in;
+//                      device page online, chat changes the face, console lists and plots,
+//                      a tool form calls a lamp, an invalid value is refused, the activity log
+//                      lists the call, take_photo, a tab with a stored account uses it, the
+//                      widget with its key, both pages on a phone-sized screen
 //   PHASE broker-down: the page loads with the broker down, says so, and comes online when
 //                      the broker returns (the Rust side starts it after "waiting_for_broker")
+//   PHASE pairing:     a fresh tab shows a pairing code, the console enters it, the tab is
+//                      paired (its account in localStorage), talks with its token, reloads
+//                      with its account, and the console revokes it
 import http from 'node:http';
 import fs from 'node:fs';
-import { launch, step, fail, say } from './harness.mjs';
+import { launch, step, fail, say, signIn } from './harness.mjs';
 
-const [phase, base, brokerWs, outDir, widgetPort] = process.argv.slice(2);
+const [phase, base, brokerWs, outDir, token, widgetPort, widgetKey] = process.argv.slice(2);
 fs.mkdirSync(outDir, { recursive: true });
 const { browser, context, logs, watch } = await launch({ origins: [base] });
 
-async function api(path, init) {
-  const r = await fetch(base + path, init);
+// The worker's API as the owner (the test's own requests, not the pages').
+async function api(path, init = {}) {
+  const r = await fetch(base + path, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers || {}) } });
   return { status: r.status, body: await r.json().catch(() => null) };
+}
+
+// Signs `page` (the console) in through its form.
+async function signInWithTheForm(page) {
+  await page.getByTestId('owner-token').fill(token);
+  await page.getByTestId('sign-in-button').click();
+  await page.getByTestId('live').filter({ hasText: 'live' }).waitFor({ timeout: 15000 });
 }
 
 try {
   if (phase === 'main') {
+    // The console before signing in: the form, and not one request for the site's data.
+    const consolePage = await context.newPage(); watch(consolePage, 'console');
+    const asked = [];
+    consolePage.on('request', (r) => { const u = new URL(r.url()); if (u.pathname.startsWith('/api/')) asked.push(`${r.method()} ${u.pathname}`); });
+    await step('console_asks_to_sign_in', async () => {
+      await consolePage.goto(base + '/');
+      await consolePage.getByTestId('sign-in').waitFor({ timeout: 15000 });
+      await consolePage.getByTestId('owner-token').fill('not-the-owner-token');
+      await consolePage.getByTestId('sign-in-button').click();
+      const err = consolePage.getByTestId('sign-in-error');
+      await err.filter({ hasText: /\S/ }).waitFor({ timeout: 10000 });
+      const shown = await consolePage.locator('[data-testid="devices"], [data-testid^="device-"], [data-testid="chat"]').count();
+      await consolePage.screenshot({ path: `${outDir}/console-sign-in.png` });
+      return { refusal: await err.textContent(), shown, asked: [...asked] };
+    });
+    await step('console_signs_in', async () => {
+      await signInWithTheForm(consolePage);
+      const session = await consolePage.evaluate(() => fetch('/api/session').then((r) => r.json()));
+      return { session };
+    });
+
     const device = await context.newPage(); watch(device, 'device');
     const devUrl = `${base}/device?id=tab-e2e&title=Screen&room=office&broker=${encodeURIComponent(brokerWs)}`;
     await step('device_online', async () => {
@@ -37,11 +71,9 @@ try {
     });
     await device.screenshot({ path: `${outDir}/device.png` });
 
-    const consolePage = await context.newPage(); watch(consolePage, 'console');
     await step('console_lists_home', async () => {
-      await consolePage.goto(base + '/');
-      await consolePage.getByTestId('live').filter({ hasText: 'live' }).waitFor({ timeout: 15000 });
       await consolePage.getByTestId('device-kitchen-lamp').waitFor({ timeout: 15000 });
+      await consolePage.getByTestId('device-tab-e2e').waitFor({ timeout: 15000 });
       const n = await consolePage.locator('[data-testid^="device-"]').count();
       const state = await consolePage.getByTestId('device-kitchen-lamp').getAttribute('data-state');
       return { devices: n, kitchen_lamp: state };
@@ -101,6 +133,12 @@ try {
       await new Promise((ok) => setTimeout(ok, 300));
       return { field_error: await err.textContent(), result: await form.getByTestId('result-set_brightness').textContent() };
     });
+    await step('activity_lists_the_call', async () => {
+      await consolePage.getByTestId('activity-refresh').click();
+      const row = consolePage.getByTestId('activity').locator('li').filter({ hasText: 'kitchen-lamp.set_power' }).first();
+      await row.waitFor({ timeout: 5000 });
+      return { row: await row.textContent(), rows: await consolePage.getByTestId('activity').locator('li').count() };
+    });
     await consolePage.screenshot({ path: `${outDir}/console.png`, fullPage: true });
 
     await step('device_telemetry_reaches_the_hub', async () => {
@@ -124,11 +162,62 @@ try {
       return { mime: img.mimeType, jpeg: bytes[0] === 0xff && bytes[1] === 0xd8, bytes: bytes.length, size: r.body.structuredContent };
     });
 
+    await step('stored_account_is_used', async () => {
+      // A tab that paired earlier (its account in localStorage) and no session: it is that
+      // device, asks for no code, and connects (this broker takes any account).
+      const other = await browser.newContext();
+      try {
+        await other.addInitScript(() => localStorage.setItem('axon.device', JSON.stringify({
+          device: 'tab-stored', kind: 'virtual', site: 'home', username: 'tab-stored', password: 'axd_test', token: 'axd_test' })));
+        const p = await other.newPage(); watch(p, 'stored');
+        const pairs = [];
+        p.on('request', (r) => { if (r.url().includes('/api/pair')) pairs.push(r.url()); });
+        await p.goto(`${base}/device?broker=${encodeURIComponent(brokerWs)}`);
+        await p.getByTestId('status').filter({ hasText: /^online$/ }).waitFor({ timeout: 20000 });
+        return { id: await p.getByTestId('device-id').textContent(), code: await p.getByTestId('screen-text').textContent(), pair_requests: pairs.length };
+      } finally {
+        await other.close();
+      }
+    });
+
+    await step('device_pairs_by_its_code', async () => {
+      // A fresh browser: the tab asks the real worker for a code and shows it. Collecting is
+      // played by the test (the first code expires, the second is approved), so the page's side
+      // of pairing is checked whatever the worker's approval does (web_pairing.rs runs it all).
+      const other = await browser.newContext();
+      try {
+        const p = await other.newPage(); watch(p, 'pairing');
+        const seen = { codes: [], collects: 0, status_on_second_ask: '' };
+        let id = '';
+        await p.route('**/api/pair', async (route) => {
+          if (seen.codes.length === 1) seen.status_on_second_ask = await p.getByTestId('status').textContent();
+          const r = await route.fetch();
+          seen.codes.push((await r.json()).code);
+          await route.fulfill({ response: r });
+        });
+        await p.route('**/api/pair/collect', async (route) => {
+          seen.collects++;
+          if (seen.codes.length === 1) {
+            return route.fulfill({ status: 410, json: { error: { code: -32602, message: 'the code expired' } } });
+          }
+          if (seen.collects < 4) return route.fulfill({ json: { waiting: true, expires_in_s: 290 } });
+          return route.fulfill({ json: { device: id, kind: 'virtual', site: 'home', username: id, password: 'axd_mock', token: 'axd_mock' } });
+        });
+        await p.goto(`${base}/device?broker=${encodeURIComponent(brokerWs)}`);
+        id = await p.getByTestId('device-id').textContent();
+        await p.getByTestId('status').filter({ hasText: /^online$/ }).waitFor({ timeout: 30000 });
+        const account = await p.evaluate(() => JSON.parse(localStorage.getItem('axon.device') || 'null'));
+        return { id, ...seen, account_device: account && account.device, screen: await p.getByTestId('screen-text').textContent() };
+      } finally {
+        await other.close();
+      }
+    });
+
     await step('widget_on_another_origin', async () => {
       const page = `<!doctype html><html><head><title>Shop</title></head><body>
         <h1>A product site</h1>
         <script src="${base}/widget.js" defer></script>
-        <axon-widget api="${base}" user="shopper"></axon-widget></body></html>`;
+        <axon-widget api="${base}" key="${widgetKey}"></axon-widget></body></html>`;
       const server = http.createServer((req, res) => { res.setHeader('content-type', 'text/html'); res.end(page); });
       await new Promise((ok) => server.listen(Number(widgetPort), '127.0.0.1', ok));
       try {
@@ -150,6 +239,7 @@ try {
       // controls reachable without scrolling sideways.
       const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
       await phone.grantPermissions(['camera', 'microphone'], { origin: base });
+      await signIn(phone, base, token);
       const widths = {};
       try {
         for (const [name, url, ready] of [
@@ -170,6 +260,7 @@ try {
       return { widths };
     });
   } else if (phase === 'broker-down') {
+    await signIn(context, base, token);
     const page = await context.newPage(); watch(page, 'device');
     await page.goto(`${base}/device?id=tab-late&broker=${encodeURIComponent(brokerWs)}`);
     await step('broker_down_is_shown', async () => {
@@ -180,6 +271,66 @@ try {
     await step('online_when_the_broker_returns', async () => {
       await page.getByTestId('status').filter({ hasText: /^online$/ }).waitFor({ timeout: 40000 });
     });
+  } else if (phase === 'pairing') {
+    // A fresh browser: no session, no account. The tab proposes its own id and shows a code.
+    const tab = await context.newPage(); watch(tab, 'device');
+    let id = '';
+    let code = '';
+    // Each step needs the one before: the first failure ends the phase.
+    let ok = await step('device_shows_a_code', async () => {
+      await tab.goto(`${base}/device?broker=${encodeURIComponent(brokerWs)}`);
+      const shown = tab.getByTestId('screen-text');
+      await shown.filter({ hasText: /^[0-9A-Z]{4}-[0-9A-Z]{4}$/ }).waitFor({ timeout: 15000 });
+      code = await shown.textContent();
+      id = await tab.getByTestId('device-id').textContent();
+      await tab.screenshot({ path: `${outDir}/device-pairing.png` });
+      return { code, id, status: await tab.getByTestId('status').textContent() };
+    });
+    // The owner, in another browser, signs in and enters the code.
+    const admin = await browser.newContext();
+    const consolePage = await admin.newPage(); watch(consolePage, 'console');
+    ok = ok && await step('console_enters_the_code', async () => {
+      await consolePage.goto(base + '/');
+      await signInWithTheForm(consolePage);
+      await consolePage.getByTestId('pair-input').fill(code);
+      await consolePage.getByTestId('pair-approve').click();
+      const out = consolePage.getByTestId('pair-outcome');
+      await out.filter({ hasText: /^[^…]/ }).waitFor({ timeout: 15000 });
+      const outcome = await out.textContent();
+      if (!outcome.startsWith('paired')) throw new Error(`the console says: ${outcome}`);
+      await consolePage.getByTestId(`revoke-${id}`).waitFor({ timeout: 5000 });
+      return { outcome };
+    });
+    ok = ok && await step('device_is_paired', async () => {
+      await tab.getByTestId('status').filter({ hasText: /^online$/ }).waitFor({ timeout: 20000 });
+      const account = await tab.evaluate(() => JSON.parse(localStorage.getItem('axon.device') || 'null'));
+      return {
+        id, code: await tab.getByTestId('screen-text').textContent(),
+        account_device: account && account.device, has_password: Boolean(account && account.password),
+        has_token: Boolean(account && account.token),
+      };
+    });
+    ok = ok && await step('paired_tab_talks_with_its_token', async () => {
+      // The voice socket carries the device's token as its subprotocol: the Hub takes it.
+      await tab.getByTestId('voice-toggle').click();
+      await tab.locator('[data-testid="voice"][data-phase="listening"]').waitFor({ timeout: 15000 });
+      const error = await tab.getByTestId('voice-error').textContent();
+      await tab.getByTestId('voice-toggle').click();
+      return { voice_error: error };
+    });
+    ok = ok && await step('reload_uses_the_stored_account', async () => {
+      await tab.reload();
+      await tab.getByTestId('status').filter({ hasText: /^online$/ }).waitFor({ timeout: 20000 });
+      return { id: await tab.getByTestId('device-id').textContent(), code: await tab.getByTestId('screen-text').textContent() };
+    });
+    ok = ok && await step('console_revokes_the_device', async () => {
+      await consolePage.getByTestId(`revoke-${id}`).click();
+      await consolePage.getByTestId('pair-outcome').filter({ hasText: `revoked ${id}` }).waitFor({ timeout: 10000 });
+      await consolePage.getByTestId(`revoke-${id}`).waitFor({ state: 'detached', timeout: 5000 });
+      const r = await api('/api/paired');
+      return { paired: r.body && r.body.paired };
+    });
+    await admin.close();
   }
 } catch (e) {
   fail('unexpected', e);

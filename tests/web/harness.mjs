@@ -41,3 +41,10 @@ export async function launch({ extraArgs = [], origins = [] } = {}) {
   const watch = (page, name) => page.on('console', (m) => logs.push(`${name}: ${m.text()}`));
   return { browser, context, logs, watch };
 }
+
+// Signs `context` in as the owner: `POST /api/session` sets the HttpOnly session cookie, which
+// the context's pages then send on their own requests (the console, the device page).
+export async function signIn(context, base, token) {
+  const r = await context.request.post(`${base}/api/session`, { data: { token } });
+  if (r.status() !== 200) throw new Error(`sign-in: HTTP ${r.status()} ${await r.text()}`);
+}

@@ -4,12 +4,13 @@
 // (tests/tests/voice_browser.rs) started the broker, the demo home, the local AI server and the
 // worker, and checks the devices. Prints one JSON line per step.
 //
-// usage: node voice.mjs WORKER_URL BROKER_WS_URL OUT_DIR WAV_FILE WAV_MS WIDGET_PORT
+// usage: node voice.mjs WORKER_URL BROKER_WS_URL OUT_DIR WAV_FILE WAV_MS WIDGET_PORT OWNER_TOKEN WIDGET_KEY
+// The device page runs in a browser signed in as the owner; the widget uses its key.
 import http from 'node:http';
 import fs from 'node:fs';
-import { launch, step, fail, sleep } from './harness.mjs';
+import { launch, step, fail, sleep, signIn } from './harness.mjs';
 
-const [base, brokerWs, outDir, wav, wavMs, widgetPort] = process.argv.slice(2);
+const [base, brokerWs, outDir, wav, wavMs, widgetPort, token, widgetKey] = process.argv.slice(2);
 fs.mkdirSync(outDir, { recursive: true });
 // %noloop: each capture plays the file once, then silence (the end of the utterance).
 const { browser, context, logs, watch } = await launch({
@@ -44,6 +45,7 @@ async function waitForTurn(page, turns, timeoutMs) {
 }
 
 try {
+  await signIn(context, base, token);
   await step('hands_free_on_the_device_page', async () => {
     const page = await context.newPage(); watch(page, 'device');
     await page.goto(`${base}/device?id=tab-voice&title=Voice%20tab&room=office&broker=${encodeURIComponent(brokerWs)}`);
@@ -72,7 +74,8 @@ try {
     // bounded, for a sample taken after the utterance was heard.
     let micLevels = [];
     for (let i = 0; i < 80; i++) {
-      const r = await fetch(`${base}/api/devices/tab-voice`).then((r) => r.json()).catch(() => ({}));
+      const r = await fetch(`${base}/api/devices/tab-voice`, { headers: { authorization: `Bearer ${token}` } })
+        .then((r) => r.json()).catch(() => ({}));
       micLevels = (r.telemetry || []).map((s) => s.metrics.mic_level_pct).filter((v) => v !== undefined);
       if (micLevels.some((v) => v > 30)) break;
       await sleep(100);
@@ -110,7 +113,7 @@ try {
     const html = `<!doctype html><html><head><title>Shop</title></head><body>
       <h1>A product site</h1>
       <script src="${base}/widget.js" defer></script>
-      <axon-widget api="${base}" user="shopper"></axon-widget></body></html>`;
+      <axon-widget api="${base}" key="${widgetKey}"></axon-widget></body></html>`;
     const server = http.createServer((req, res) => { res.setHeader('content-type', 'text/html'); res.end(html); });
     await new Promise((ok) => server.listen(Number(widgetPort), '127.0.0.1', ok));
     try {

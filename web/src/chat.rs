@@ -33,9 +33,10 @@ pub struct Pending {
 
 /// The chat panel. `api` is the worker's origin ("" for the same origin). With `voice`, a
 /// push-to-talk button speaks to the agent over `/api/voice`; what it heard and answered join
-/// the conversation.
+/// the conversation. Who speaks is the page's credential's (the console's session, the
+/// widget's key: [`crate::util::token`]), never a name the page sends.
 #[component]
-pub fn Chat(api: String, user: String, #[prop(optional)] voice: bool) -> impl IntoView {
+pub fn Chat(api: String, #[prop(optional)] voice: bool) -> impl IntoView {
     let entries = RwSignal::new(Vec::<Entry>::new());
     let voice_ui = VoiceUi::new();
     let spoken = RwSignal::new(None::<RwSignal<String>>);
@@ -65,7 +66,7 @@ pub fn Chat(api: String, user: String, #[prop(optional)] voice: bool) -> impl In
         }
     });
     let voice_panel = voice.then(|| {
-        view! { <VoicePanel ui=voice_ui api=api.clone() user=user.clone() volume=Signal::stored(80) /> }
+        view! { <VoicePanel ui=voice_ui api=api.clone() volume=Signal::stored(80) /> }
     });
     let input = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
@@ -92,10 +93,7 @@ pub fn Chat(api: String, user: String, #[prop(optional)] voice: bool) -> impl In
         };
         entries.update(|e| e.push(answer.clone()));
         let url = format!("{api_send}/api/chat");
-        let body = object(&[
-            ("text", JsValue::from_str(&text)),
-            ("user", JsValue::from_str(&user)),
-        ]);
+        let body = object(&[("text", JsValue::from_str(&text))]);
         leptos::task::spawn_local(async move {
             let outcome = post_sse(&url, &body, |event, data| match event {
                 "text_delta" => answer

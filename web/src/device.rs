@@ -5,6 +5,12 @@
 //! over MQTT 5 over WebSocket, driven through `axon-core`'s `Endpoint` (its `Session` and `McpServer`)
 //! like a physical board. It reconnects with the session's backoff and shows where it stands. The
 //! protocol is axon-core's; this file only moves bytes, time and UI state.
+//!
+//! Its credential: the owner's console session when this browser is signed in (the cookie rides
+//! along by itself), else a paired device's account kept in localStorage (`axon.device`), else
+//! it pairs first (docs/security.md, "Pairing"): it shows the worker's code until the owner
+//! enters it in the console, then keeps what `/api/pair/collect` hands over. It never sees the
+//! owner token.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -24,9 +30,10 @@ use futures_util::StreamExt;
 use leptos::prelude::*;
 use serde_json::{json, Value};
 use wasm_bindgen::closure::Closure;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 
-use crate::util::{js_error, now, query, seed, sleep};
+use crate::json::{object, Json};
+use crate::util::{fetch_text, js_error, now, query, seed, set_token, sleep};
 use crate::voice::{VoicePanel, VoiceUi};
 
 /// The expressions the face can make (the planner knows the same words).
@@ -152,9 +159,13 @@ pub fn tools() -> Vec<Tool> {
     ]
 }
 
-/// This tab's device id: `?id=` or one remembered in localStorage, else a fresh one.
-pub fn device_id() -> String {
+/// This tab's device id: `?id=`, else its paired account's, else one remembered in
+/// localStorage, else a fresh one (`web-` and 8 hex digits), which it proposes when pairing.
+pub fn device_id(paired: Option<&Json>) -> String {
     if let Some(id) = query("id") {
+        return id;
+    }
+    if let Some(id) = paired.and_then(|c| c.get("device").as_str()) {
         return id;
     }
     let storage = web_sys::window().and_then(|w| w.local_storage().ok().flatten());
@@ -164,7 +175,7 @@ pub fn device_id() -> String {
     {
         return id;
     }
-    let id = format!("tab-{:06x}", seed() & 0xff_ffff);
+    let id = format!("web-{:08x}", seed() & 0xffff_ffff);
     if let Some(s) = storage {
         let _ = s.set_item("axon-device-id", &id);
     }
@@ -179,6 +190,106 @@ pub fn broker_url() -> String {
             .unwrap_or_else(|| "127.0.0.1".into());
         format!("ws://{host}:8083/mqtt")
     })
+}
+
+/// Where the paired account lives: the JSON `/api/pair/collect` handed over (`device`, `kind`,
+/// `site`, `username`, `password`, `token`).
+const ACCOUNT_KEY: &str = "axon.device";
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// The paired account kept in localStorage, if any (read with the browser's JSON).
+pub fn stored_account() -> Option<Json> {
+    let text = storage()?.get_item(ACCOUNT_KEY).ok()??;
+    let account = Json::parse(&text);
+    account.get("password").as_str().map(|_| account)
+}
+
+/// The message of a refusal from the worker (`error.message`), else the status; status 0 is
+/// a failed fetch, whose text says why.
+fn refusal(status: u16, answer: &str) -> String {
+    match Json::parse(answer).at(&["error", "message"]).as_str() {
+        Some(m) => m,
+        None if status == 0 => answer.into(),
+        None => format!("HTTP {status}"),
+    }
+}
+
+/// Pairs this tab as `id`: asks for a code, shows it on the screen (as a board would on its
+/// display) until the owner enters it in the console, polling every 2 s, keeps the account in
+/// localStorage and returns it. An expired code is replaced by a new one; a refusal is shown
+/// and asked again after a while.
+pub async fn pair(ui: DeviceUi, id: &str) -> Json {
+    let ask = object(&[
+        ("device", JsValue::from_str(id)),
+        ("kind", JsValue::from_str("virtual")),
+    ]);
+    // The ticket to collect with, once the worker gave a code; one request a turn (one fetch
+    // in this future, not one per step: the page's size, docs/web-size.md).
+    let mut ticket: Option<String> = None;
+    loop {
+        let (url, body) = match &ticket {
+            None => ("/api/pair", &ask),
+            Some(t) => ("/api/pair/collect", t),
+        };
+        let (status, text) = fetch_text("POST", url, Some(body))
+            .await
+            .unwrap_or_else(|e| (0, e));
+        let answer = Json::parse(&text);
+        let mut wait = 2000;
+        match (ticket.is_some(), status) {
+            (false, 200) => {
+                ticket = Some(object(&[
+                    ("pair_id", answer.get("pair_id").as_js()),
+                    ("secret", answer.get("secret").as_js()),
+                ]));
+                ui.text.set(answer.get("code").str_or_empty());
+                ui.status
+                    .set("not paired: enter the code on the screen in the Axon console".into());
+            }
+            (true, 200) if answer.get("password").as_str().is_some() => {
+                if let Some(s) = storage() {
+                    let _ = s.set_item(ACCOUNT_KEY, &text);
+                }
+                ui.text.set(String::new());
+                return answer;
+            }
+            // Waiting; polled too often (the worker counts polls with pairing requests); or
+            // the network: ask again.
+            (true, 200 | 429 | 0) => {}
+            (true, 410) => {
+                ui.status.set("code expired — getting a new one".into());
+                ticket = None;
+                wait = 0;
+            }
+            _ => {
+                ui.text.set(String::new());
+                ui.status
+                    .set(format!("cannot pair: {}", refusal(status, &text)));
+                ticket = None;
+                wait = 10_000;
+            }
+        }
+        sleep(wait).await;
+    }
+}
+
+/// Finds the tab's credential (see the module's doc), pairing first if it has none, then
+/// starts the device ([`run`], a task of its own: awaited here, its state machine would be
+/// built into this one's, 1.6 KB more of the page).
+pub async fn start(ui: DeviceUi, id: String, url: String, stored: Option<Json>) {
+    let signed_in = matches!(fetch_text("GET", "/api/session", None).await, Ok((200, _)));
+    let account = match stored.filter(|a| a.get("device").as_str().as_deref() == Some(&id)) {
+        Some(a) => Some(a),
+        None if signed_in => None,
+        None => Some(pair(ui, &id).await),
+    };
+    if !signed_in {
+        set_token(account.as_ref().and_then(|a| a.get("token").as_str()));
+    }
+    leptos::task::spawn_local(run(ui, id, url, account));
 }
 
 fn state(ui: &DeviceUi) -> Value {
@@ -243,8 +354,9 @@ impl Socket {
     }
 }
 
-/// Runs the device's link until the page goes away.
-pub async fn run(ui: DeviceUi, id: String, url: String) {
+/// Runs the device's link until the page goes away, as the paired `account` (its broker user
+/// name, password and site) where it has one.
+pub async fn run(ui: DeviceUi, id: String, url: String, account: Option<Json>) {
     let device_id = match DeviceId::new(id.clone()) {
         Ok(d) => d,
         Err(e) => {
@@ -260,6 +372,13 @@ pub async fn run(ui: DeviceUi, id: String, url: String) {
     );
     config.title = Some(query("title").unwrap_or_else(|| "Screen".into()));
     config.room = query("room");
+    if let Some(a) = account {
+        config.site = a.get("site").as_str().unwrap_or(config.site);
+        config.credentials = Some((
+            a.get("username").str_or_empty(),
+            a.get("password").str_or_empty(),
+        ));
+    }
     config.server_info = Implementation {
         name: "axon-web-device".into(),
         title: Some("Axon virtual device".into()),
@@ -633,9 +752,10 @@ pub fn Face(#[prop(into)] expression: Signal<String>) -> impl IntoView {
 #[component]
 pub fn DevicePage() -> impl IntoView {
     let ui = DeviceUi::new();
-    let id = device_id();
+    let stored = stored_account();
+    let id = device_id(stored.as_ref());
     let url = broker_url();
-    leptos::task::spawn_local(run(ui, id.clone(), url));
+    leptos::task::spawn_local(start(ui, id.clone(), url, stored));
     // While a voice session listens, thinks or speaks, the face shows it; otherwise it is the
     // device's own (set_expression).
     let mut voice = VoiceUi::new();
@@ -647,7 +767,6 @@ pub fn DevicePage() -> impl IntoView {
             .map(str::to_string)
             .unwrap_or_else(|| ui.expression.get())
     });
-    let user = query("user").unwrap_or_else(|| "default".into());
     let voice_device = id.clone();
     view! {
         <main class="device">
@@ -665,7 +784,30 @@ pub fn DevicePage() -> impl IntoView {
                 <span data-testid="calls">{move || ui.calls.get()}</span> " tool calls · last: "
                 <code data-testid="last-call">{move || ui.last_call.get()}</code>
             </p>
-            <VoicePanel ui=voice api="" user=user device=voice_device volume=ui.volume choose_mode=true />
+            <VoicePanel ui=voice api="" device=voice_device volume=ui.volume choose_mode=true />
         </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn a_refusal_shows_the_workers_reason() {
+        assert_eq!(
+            refusal(
+                410,
+                r#"{"error":{"code":-32602,"message":"the code expired"}}"#
+            ),
+            "the code expired"
+        );
+        assert_eq!(refusal(502, "Bad Gateway"), "HTTP 502");
+        // Status 0: the fetch itself failed, and its text says why.
+        assert_eq!(
+            refusal(0, "cannot reach /api/pair: Failed to fetch"),
+            "cannot reach /api/pair: Failed to fetch"
+        );
     }
 }

@@ -48,6 +48,11 @@ impl Json {
         self.0.as_string()
     }
 
+    /// The value itself, to put into another object.
+    pub fn as_js(&self) -> JsValue {
+        self.0.clone()
+    }
+
     /// The string, or "" when it is not one.
     pub fn str_or_empty(&self) -> String {
         self.0.as_string().unwrap_or_default()
@@ -66,14 +71,19 @@ impl Json {
     }
 }
 
-/// A JSON object text from `fields`, in order: strings, numbers and booleans as the JS values
-/// made from them (`JsValue::from_str`, `from_f64`, `from_bool`).
-pub fn object(fields: &[(&str, JsValue)]) -> String {
+/// A JS object with `fields`, in order (a fetch's options, or what [`object`] writes).
+pub fn js_object(fields: &[(&str, JsValue)]) -> js_sys::Object {
     let o = js_sys::Object::new();
     for (k, v) in fields {
         let _ = js_sys::Reflect::set(&o, &JsValue::from_str(k), v);
     }
-    js_sys::JSON::stringify(&o)
+    o
+}
+
+/// A JSON object text from `fields`, in order: strings, numbers and booleans as the JS values
+/// made from them (`JsValue::from_str`, `from_f64`, `from_bool`).
+pub fn object(fields: &[(&str, JsValue)]) -> String {
+    js_sys::JSON::stringify(&js_object(fields))
         .ok()
         .and_then(|s| s.as_string())
         .unwrap_or_else(|| "{}".into())

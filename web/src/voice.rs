@@ -124,8 +124,8 @@ impl Default for VoiceUi {
 }
 
 /// `/api/voice` on the worker at `api` (its origin, or "" for this page's), as a `ws:` or
-/// `wss:` URL.
-pub fn voice_url(api: &str, user: &str, device: Option<&str>, mode: Mode) -> String {
+/// `wss:` URL. It names no person: the worker takes who speaks from the credential.
+pub fn voice_url(api: &str, device: Option<&str>, mode: Mode) -> String {
     let origin = if api.is_empty() {
         web_sys::window()
             .and_then(|w| w.location().origin().ok())
@@ -141,7 +141,7 @@ pub fn voice_url(api: &str, user: &str, device: Option<&str>, mode: Mode) -> Str
         origin
     };
     let enc = |s: &str| String::from(js_sys::encode_uri_component(s));
-    let mut url = format!("{ws}/api/voice?user={}&mode={}", enc(user), mode.as_str());
+    let mut url = format!("{ws}/api/voice?mode={}", mode.as_str());
     if let Some(d) = device {
         url.push_str(&format!("&device={}", enc(d)));
     }
@@ -265,7 +265,16 @@ impl Voice {
         out.connect_with_audio_node(&ctx.destination())
             .map_err(js_error)?;
 
-        let ws = web_sys::WebSocket::new(url).map_err(js_error)?;
+        // A credential rides as a subprotocol (browsers set no headers on a WebSocket); the
+        // worker answers with `axon`. Without one, the session cookie speaks for the page.
+        let ws = match crate::util::token() {
+            Some(t) => web_sys::WebSocket::new_with_str_sequence(
+                url,
+                &js_sys::Array::of2(&"axon".into(), &format!("axon-token.{t}").into()),
+            ),
+            None => web_sys::WebSocket::new(url),
+        }
+        .map_err(js_error)?;
         ws.set_binary_type(web_sys::BinaryType::Arraybuffer);
         let voice = Voice {
             inner: Rc::new(RefCell::new(Inner {
@@ -587,7 +596,6 @@ impl Voice {
 pub fn VoicePanel(
     ui: VoiceUi,
     #[prop(into)] api: String,
-    #[prop(into)] user: String,
     #[prop(optional, into)] device: Option<String>,
     /// The speaker's volume (0–100).
     #[prop(into)]
@@ -603,7 +611,7 @@ pub fn VoicePanel(
         Mode::PushToTalk
     });
     let held = RwSignal::new(false);
-    let url = move || voice_url(&api, &user, device.as_deref(), mode.get_untracked());
+    let url = move || voice_url(&api, device.as_deref(), mode.get_untracked());
 
     let s = session.clone();
     Effect::new(move |_| {

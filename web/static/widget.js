@@ -1,7 +1,8 @@
 // Axon chat widget. On any page:
 //   <script src="https://YOUR-WORKER/widget.js" defer></script>
-//   <axon-widget></axon-widget>          (attributes: api="https://YOUR-WORKER", user="visitor-1")
-// The worker must list the page's origin in AXON_ALLOWED_ORIGINS for /api calls.
+//   <axon-widget key="AXON_WIDGET_KEY's value"></axon-widget>   (also: api="https://YOUR-WORKER")
+// The key is publishable: it only chats and talks, and only from the origins the worker lists
+// in AXON_ALLOWED_ORIGINS. `data-key` works too.
 (() => {
   const script = document.currentScript;
   const base = new URL('./', script ? script.src : location.href);
@@ -20,8 +21,8 @@
       const el = document.createElement('div');
       this.appendChild(el);
       const api = this.getAttribute('api') || base.origin;
-      const user = this.getAttribute('user') || 'widget';
-      ready.then((m) => m.mount_widget(el, api, user)).catch((e) => {
+      const key = this.getAttribute('key') || this.dataset.key || '';
+      ready.then((m) => m.mount_widget(el, api, key)).catch((e) => {
         el.textContent = 'Axon widget failed to load: ' + e;
         el.setAttribute('role', 'alert');
       });

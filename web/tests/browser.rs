@@ -83,7 +83,7 @@ async fn the_virtual_device_comes_online_over_the_browser_mqtt_session() {
         panic!("AXON_TEST_BROKER_WS is unset at build time: run scripts/test.sh, which starts a broker")
     };
     let ui = DeviceUi::new();
-    wasm_bindgen_futures::spawn_local(web::device::run(ui, "tab-wbt".into(), url.into()));
+    wasm_bindgen_futures::spawn_local(web::device::run(ui, "tab-wbt".into(), url.into(), None));
     for _ in 0..100 {
         if ui.status.get_untracked() == "online" {
             return;
@@ -101,6 +101,7 @@ async fn a_broker_that_is_not_there_is_reported_not_hidden() {
         ui,
         "tab-nobroker".into(),
         "ws://127.0.0.1:9/mqtt".into(),
+        None,
     ));
     for _ in 0..50 {
         let s = ui.status.get_untracked();
@@ -118,26 +119,22 @@ async fn a_broker_that_is_not_there_is_reported_not_hidden() {
 #[wasm_bindgen_test]
 fn the_voice_url_is_the_workers_websocket_with_escaped_names() {
     use web::voice::{voice_url, Mode};
+    // No person in it: the worker takes who speaks from the credential.
     assert_eq!(
-        voice_url(
-            "https://hub.example/",
-            "lin mei",
-            Some("tab/1"),
-            Mode::PushToTalk
-        ),
-        "wss://hub.example/api/voice?user=lin%20mei&mode=push_to_talk&device=tab%2F1"
+        voice_url("https://hub.example/", Some("tab/1"), Mode::PushToTalk),
+        "wss://hub.example/api/voice?mode=push_to_talk&device=tab%2F1"
     );
     assert_eq!(
-        voice_url("http://127.0.0.1:8787", "u", None, Mode::HandsFree),
-        "ws://127.0.0.1:8787/api/voice?user=u&mode=hands_free"
+        voice_url("http://127.0.0.1:8787", None, Mode::HandsFree),
+        "ws://127.0.0.1:8787/api/voice?mode=hands_free"
     );
     // "" is this page's own origin.
     let origin = web_sys::window().unwrap().location().origin().unwrap();
-    let own = voice_url("", "u", None, Mode::HandsFree);
+    let own = voice_url("", None, Mode::HandsFree);
     assert_eq!(
         own,
         format!(
-            "{}/api/voice?user=u&mode=hands_free",
+            "{}/api/voice?mode=hands_free",
             origin.replacen("http", "ws", 1)
         )
     );
@@ -236,4 +233,35 @@ fn telemetry_carries_the_mic_level_only_while_the_mic_is_open() {
     let sample = web::device::telemetry_sample(2_000, false, Some(0.87), &ui);
     assert_eq!(sample["metrics"]["mic_level_pct"], 42);
     assert_eq!(sample["metrics"]["battery_pct"], 87.0);
+}
+
+#[wasm_bindgen_test]
+fn the_tab_is_the_device_its_stored_account_names() {
+    let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
+    storage
+        .set_item(
+            "axon.device",
+            r#"{"device":"tab-paired","kind":"virtual","site":"home","username":"tab-paired","password":"axd_1","token":"axd_1"}"#,
+        )
+        .unwrap();
+    let account = web::device::stored_account().unwrap();
+    assert_eq!(web::device::device_id(Some(&account)), "tab-paired");
+    // Not an account: not JSON, or without a password.
+    storage.set_item("axon.device", "{not json").unwrap();
+    assert!(web::device::stored_account().is_none());
+    storage
+        .set_item("axon.device", r#"{"device":"tab-paired"}"#)
+        .unwrap();
+    assert!(web::device::stored_account().is_none());
+    storage.remove_item("axon.device").unwrap();
+    // No account: a fresh id to propose, web- and 8 hex digits, remembered.
+    storage.remove_item("axon-device-id").unwrap();
+    let fresh = web::device::device_id(None);
+    assert!(
+        fresh.len() == 12
+            && fresh.starts_with("web-")
+            && fresh[4..].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{fresh}"
+    );
+    assert_eq!(web::device::device_id(None), fresh);
 }

@@ -193,6 +193,10 @@ pub async fn dispatch(ctx: &Ctx, req: Request) -> Result<Response> {
     let address = client_address(&req);
     let allowance = match (&who, action) {
         (_, Action::Health) => None,
+        // A waiting device polls every few seconds; asking for codes is what is scarce.
+        _ if route == Route::PairCollect => {
+            Some((format!("collect:{address}"), Limit::TALK, "pairing polls"))
+        }
         (Principal::Invalid(_), _) => Some((
             format!("guess:{address}"),
             Limit::GUESSES,

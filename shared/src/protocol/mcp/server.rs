@@ -60,6 +60,9 @@ pub struct DeviceConfig {
     pub call_cache_size: usize,
     /// Lifetime of a cached call (docs/protocol.md §6.3: 300 s).
     pub call_cache_ttl: Duration,
+    /// The broker account (user name, password) CONNECT presents: a paired device's, from
+    /// `/api/pair/collect`; `None` where the broker lets the device in without one.
+    pub credentials: Option<(String, String)>,
 }
 
 impl DeviceConfig {
@@ -87,6 +90,7 @@ impl DeviceConfig {
             page_size: 50,
             call_cache_size: 256,
             call_cache_ttl: Duration::from_secs(300),
+            credentials: None,
         }
     }
 }
@@ -272,7 +276,7 @@ impl McpServer {
                 (topics::PROP_META.into(), jsonrpc::json_text(&meta)),
             ],
             will: Some(self.publish(self.presence_topic(), Vec::new(), true)),
-            credentials: None,
+            credentials: self.config.credentials.clone(),
         }
     }
 
