@@ -189,8 +189,8 @@ pub fn mqtt_options(c: &ConnectOptions, broker: &BrokerAddr, sizing: Sizing) -> 
             Some(props),
         ));
     }
-    if let Some((user, pass)) = &c.credentials {
-        o.set_credentials(user.clone(), pass.clone());
+    if let Some(cred) = &c.credentials {
+        o.set_credentials(cred.username.clone(), cred.password());
     }
     let mut net = NetworkOptions::new();
     // Without it each QoS 1 round trip waits on Nagle: 44-88 ms instead of ~0.2 ms.

@@ -29,7 +29,8 @@ use crate::protocol::mcp::MAX_RPC_PAYLOAD;
 use crate::protocol::tool;
 use crate::time::Timestamp;
 use crate::transport::link::{
-    Connack, ConnectOptions, Inbound, Publish, QoS, SubscribeToken, Subscription, Transmit,
+    Connack, ConnectOptions, Credentials, Inbound, Publish, QoS, SubscribeToken, Subscription,
+    Transmit,
 };
 use crate::Error;
 
@@ -60,6 +61,8 @@ pub struct DeviceConfig {
     pub call_cache_size: usize,
     /// Lifetime of a cached call (docs/protocol.md §6.3: 300 s).
     pub call_cache_ttl: Duration,
+    /// The broker account CONNECT carries (docs/security.md "Broker accounts").
+    pub credentials: Option<Credentials>,
 }
 
 impl DeviceConfig {
@@ -87,6 +90,7 @@ impl DeviceConfig {
             page_size: 50,
             call_cache_size: 256,
             call_cache_ttl: Duration::from_secs(300),
+            credentials: None,
         }
     }
 }
@@ -271,7 +275,7 @@ impl McpServer {
                 (topics::PROP_META.into(), jsonrpc::json_text(&meta)),
             ],
             will: Some(self.publish(self.presence_topic(), Vec::new(), true)),
-            credentials: None,
+            credentials: self.config.credentials.clone(),
         }
     }
 
