@@ -45,7 +45,7 @@ impl VoiceHome {
 
     fn launch(local_ai: Option<LocalAi>, url: &str, vars: &[(&str, &str)]) -> VoiceHome {
         let broker = Broker::start();
-        let sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
+        let sim = DeviceSim::start(&broker, &["--profile", "home", "--fault-rate", "0"]);
         let mut all = vec![
             ("AXON_ASR", "local"),
             ("AXON_TTS", "local"),

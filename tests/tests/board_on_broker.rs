@@ -90,7 +90,7 @@ fn lamp() -> DeviceSpec {
 
 /// The retained `/latest`, checked to be one valid sample.
 async fn latest(broker: &Broker, probe_id: &str) -> Telemetry {
-    let mut probe = Probe::connect(broker.tcp_port(), probe_id).await;
+    let mut probe = Probe::connect_to(&broker, probe_id).await;
     let found = probe.retained(&format!("axon/telemetry/{ID}/latest")).await;
     probe.close().await;
     assert_eq!(found.len(), 1, "one retained /latest");
@@ -223,7 +223,7 @@ async fn a_lamp_board_serves_acts_once_per_call_id_and_leaves_cleanly() {
             .await,
         "the client saw the device leave"
     );
-    let mut fresh = Probe::connect(broker.tcp_port(), "test-presence").await;
+    let mut fresh = Probe::connect_to(&broker, "test-presence").await;
     let presence = fresh.retained("$mcp-server/presence/+/axon/#").await;
     assert!(
         presence.is_empty(),

@@ -14,7 +14,7 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_is_survived_and_a_retry_acts_once() {
     let mut broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
         .await
         .unwrap();

@@ -13,7 +13,7 @@ use serde_json::json;
 async fn a_hundred_calls_in_flight_to_ten_boards_are_each_matched() {
     let broker = Broker::start();
     let _sim = DeviceSim::start(
-        &broker.url(),
+        &broker,
         &["--profile", "lamp", "--devices", "10", "--fault-rate", "0"],
     );
     let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())

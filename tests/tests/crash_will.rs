@@ -14,7 +14,7 @@ use serde_json::json;
 async fn a_killed_board_is_cleared_by_its_will() {
     let broker = Broker::start();
     let mut sim = DeviceSim::start(
-        &broker.url(),
+        &broker,
         &["--profile", "lamp", "--devices", "2", "--fault-rate", "0"],
     );
     let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
@@ -40,7 +40,7 @@ async fn a_killed_board_is_cleared_by_its_will() {
         t.elapsed() < Duration::from_secs(1),
         "refused at once, not after a timeout"
     );
-    let mut fresh = Probe::connect(broker.tcp_port(), "test-will").await;
+    let mut fresh = Probe::connect_to(&broker, "test-will").await;
     let presence = fresh.retained("$mcp-server/presence/+/axon/#").await;
     assert!(
         presence.is_empty(),

@@ -86,7 +86,7 @@ fn the_hub_finds_and_calls_a_device_outside_axon_when_its_filter_is_configured()
 fn without_the_filter_a_device_outside_axon_stays_invisible() {
     let broker = Broker::start();
     let _dev = Peer::spec_device(broker.tcp_port(), "demo-8", "demo/counter/demo-8", &[]);
-    let _lamp = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let _lamp = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     // A malformed filter is reported and the default (`axon/#`) used.
     let worker = WranglerDev::start_with(
         broker.ws_port(),

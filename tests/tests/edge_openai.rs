@@ -34,7 +34,7 @@ fn deltas(events: &[SseEvent]) -> Vec<String> {
 #[test]
 fn the_openai_provider_streams_tool_calls_and_answers_through_a_wire_format_server() {
     let broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "home", "--fault-rate", "0"]);
     let (mut model, base) = Peer::spawn_server("openai_server.py", &[]);
     let worker = WranglerDev::start_with(
         broker.ws_port(),

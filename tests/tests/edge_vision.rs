@@ -35,7 +35,7 @@ fn photo_taken(turn: &[SseEvent]) -> Value {
 #[test]
 fn what_do_you_see_offline_reports_the_measured_photo_and_a_vision_model_describes_it() {
     let broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "home", "--fault-rate", "0"]);
 
     // Offline (the default): no vision model, the measured facts, labelled as such.
     let worker = WranglerDev::start(broker.ws_port());

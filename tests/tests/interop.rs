@@ -30,7 +30,7 @@ fn client(broker: &Broker, extra: &[&str]) -> Peer {
 #[test]
 fn their_client_drives_our_board() {
     let broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     let mut c = client(
         &broker,
         &[
@@ -87,7 +87,7 @@ fn their_client_drives_our_board() {
 #[test]
 fn their_client_with_other_sdks_habits_still_works() {
     let broker = Broker::start();
-    let _sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let _sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     // TS client: offers 2024-11-05, string ids; C/Python: QoS 0; a client that drops MCP-MQTT-CLIENT-ID after initialize; id 0.
     let mut c = client(
         &broker,
@@ -123,12 +123,12 @@ fn their_client_with_other_sdks_habits_still_works() {
 #[test]
 fn their_client_sees_our_board_leave_and_crash() {
     let broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     let mut c = client(&broker, &["--expect-offline"]);
     c.wait_for(T, |v| v["step"] == "waiting_offline");
     sim.interrupt();
     c.wait_for(T, |v| v["step"] == "offline");
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     let mut c = client(&broker, &["--expect-offline"]);
     c.wait_for(T, |v| v["step"] == "waiting_offline");
     sim.kill9();
@@ -142,7 +142,7 @@ fn known_sdk_failure_strict_connack_refuses_mosquitto() {
     // Recorded here as a known failure of that SDK, not of ours: our session treats absent as
     // available.
     let broker = Broker::start();
-    let _sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let _sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     let mut c = client(&broker, &["--strict-connack"]);
     let steps = c.finish(T);
     let last = steps.last().unwrap();
@@ -292,7 +292,7 @@ fn known_failure_their_client_that_subscribes_late_misses_our_initialize_answer(
     // has it is designed in docs/protocol.md §11; it waits for room on the device page.) When it
     // lands, this test turns into the client finishing.
     let broker = Broker::start();
-    let _sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let _sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     let mut c = client(&broker, &["--late-rpc-subscribe", "300", "--timeout", "3"]);
     let steps = c.finish(T);
     assert_eq!(c.steps("rpc_subscribed").len(), 1, "{steps:#?}");

@@ -27,7 +27,7 @@ fn connect_packet(client_id: &str) -> Vec<u8> {
 #[test]
 fn mosquitto_closes_a_taken_over_connection_without_disconnect_0x8e() {
     let broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     // A raw first connection with the id shows what the broker sends to the old one.
     let mut old = TcpStream::connect(("127.0.0.1", broker.tcp_port())).unwrap();
     old.set_read_timeout(Some(Duration::from_secs(3))).unwrap();

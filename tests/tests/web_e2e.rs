@@ -48,7 +48,7 @@ fn steps(lines: &[Value]) -> Vec<String> {
 fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
     let mut broker = Broker::start();
     let mut sim = DeviceSim::start(
-        &broker.url(),
+        &broker,
         &[
             "--profile",
             "home",

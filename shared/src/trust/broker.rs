@@ -584,30 +584,66 @@ fn role(rolename: &str) -> RoleRef {
     }
 }
 
-/// Adds the broker-wide setup to `b`: the defaults, the owner role, and the admin account in
-/// it. Safe to repeat (2.0.11 saves what `setDefaultACLAccess` sets, measured).
-pub fn add_setup(b: &mut Batch) {
+/// Adds the broker-wide defaults to `b` (idempotent; 2.0.11 saves them, measured).
+pub fn add_defaults(b: &mut Batch) {
     b.push(
         Command::SetDefaultAclAccess {
             acls: default_access(),
         },
         &[],
     );
-    b.push(
-        Command::CreateRole {
-            rolename: OWNER_ROLE.into(),
-            acls: owner_acls(),
-        },
-        ALREADY,
-    );
-    b.push(
-        Command::AddClientRole {
-            username: ADMIN_USERNAME.into(),
-            rolename: OWNER_ROLE.into(),
-            priority: 0,
-        },
-        ALREADY,
-    );
+}
+
+/// The dynsec file written by `mosquitto_ctrl dynsec init FILE axon-admin PASSWORD`, made
+/// Axon's: the defaults of [`default_access`], and role [`OWNER_ROLE`] with [`owner_acls`]
+/// given to the admin account. Done on the file before the broker starts because in 2.0.11
+/// changing a client's roles, or the ACL of a role it holds, disconnects it (DISCONNECT 0x98,
+/// measured): the admin cannot give itself a role over its own connection and read the answer.
+pub fn prepare_config(init: &str) -> Result<String, BrokerAdminError> {
+    let bad = |e: String| BrokerAdminError::BadResponse(format!("dynsec file: {e}"));
+    let mut v: serde_json::Value = serde_json::from_str(init).map_err(|e| bad(e.to_string()))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| bad("not a JSON object".into()))?;
+    let mut defaults = serde_json::Map::new();
+    for d in default_access() {
+        let key = serde_json::to_value(d.acltype)
+            .ok()
+            .and_then(|k| k.as_str().map(str::to_string))
+            .unwrap_or_default();
+        defaults.insert(key, d.allow.into());
+    }
+    obj.insert("defaultACLAccess".into(), defaults.into());
+    let roles = obj
+        .entry("roles")
+        .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+        .as_array_mut()
+        .ok_or_else(|| bad("roles is not an array".into()))?;
+    roles.retain(|r| r["rolename"] != OWNER_ROLE);
+    roles.push(serde_json::json!({"rolename": OWNER_ROLE, "acls": owner_acls()}));
+    let clients = obj
+        .get_mut("clients")
+        .and_then(|c| c.as_array_mut())
+        .ok_or_else(|| bad("no clients".into()))?;
+    let admin = clients
+        .iter_mut()
+        .find(|c| c["username"] == ADMIN_USERNAME)
+        .ok_or_else(|| {
+            bad(format!(
+                "no client {ADMIN_USERNAME}: init it with that username"
+            ))
+        })?;
+    let list = admin
+        .as_object_mut()
+        .ok_or_else(|| bad("client is not an object".into()))?
+        .entry("roles")
+        .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+        .as_array_mut()
+        .ok_or_else(|| bad("client roles is not an array".into()))?;
+    if !list.iter().any(|r| r["rolename"] == OWNER_ROLE) {
+        list.push(serde_json::json!({ "rolename": OWNER_ROLE }));
+    }
+    serde_json::to_string_pretty(&v).map_err(|e| bad(e.to_string()))
 }
 
 fn add_site_role(b: &mut Batch, site: &str, filters: &[String]) {
@@ -621,7 +657,9 @@ fn add_site_role(b: &mut Batch, site: &str, filters: &[String]) {
 }
 
 /// Creates device `d`'s account with `password`, or gives an existing one the new password
-/// (which disconnects it), and adds it to `site`'s role when given.
+/// (which disconnects it), and adds it to `site`'s role when given. Adding it to the role
+/// disconnects the site's Hub once (2.0.11 kicks every holder of a changed role, measured);
+/// the Hub reconnects after its backoff and rediscovers.
 pub fn provision_device(
     batch_id: impl Into<String>,
     d: &DeviceId,
@@ -635,7 +673,7 @@ pub fn provision_device(
         check_site(s)?;
     }
     let mut b = Batch::new(batch_id);
-    add_setup(&mut b);
+    add_defaults(&mut b);
     b.push(
         Command::CreateRole {
             rolename: device_role(d),
@@ -726,7 +764,7 @@ pub fn provision_hub(
         server_name_filters.to_vec()
     };
     let mut b = Batch::new(batch_id);
-    add_setup(&mut b);
+    add_defaults(&mut b);
     add_site_role(&mut b, site, &filters);
     b.push(
         Command::CreateClient {

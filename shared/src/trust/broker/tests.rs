@@ -324,3 +324,34 @@ fn the_owner_reaches_every_tree_including_dollar_topics() {
         "$mcp-server/presence/+/axon/#"
     ));
 }
+
+#[test]
+fn prepare_config_gives_the_admin_the_owner_role_and_default_deny() {
+    // The shape `mosquitto_ctrl dynsec init` writes (2.0.11), trimmed.
+    let init = r#"{"clients":[{"username":"axon-admin","password":"h","salt":"s","iterations":101,
+        "roles":[{"rolename":"admin"}]}],
+        "roles":[{"rolename":"admin","acls":[]}],
+        "defaultACLAccess":{"publishClientSend":false,"publishClientReceive":true,"subscribe":false,"unsubscribe":true}}"#;
+    let out = prepare_config(init).unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["defaultACLAccess"],
+        json!({"publishClientSend": false, "publishClientReceive": false, "subscribe": false, "unsubscribe": true})
+    );
+    assert_eq!(
+        v["clients"][0]["roles"],
+        json!([{"rolename": "admin"}, {"rolename": "axon-owner"}])
+    );
+    let owner = v["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rolename"] == OWNER_ROLE)
+        .unwrap();
+    let acls: Vec<Acl> = serde_json::from_value(owner["acls"].clone()).unwrap();
+    assert_eq!(acls, owner_acls());
+    // The password hash is left alone, and running it twice changes nothing.
+    assert_eq!(v["clients"][0]["password"], "h");
+    assert_eq!(prepare_config(&out).unwrap(), out);
+    assert!(prepare_config(r#"{"clients":[{"username":"someone"}]}"#).is_err());
+}
