@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | `AXON_SITE` | `home` | which Hub (one per site) |
 //! | `AXON_BROKER_URL` | `ws://127.0.0.1:8083/mqtt` | the broker's MQTT-over-WebSocket URL |
+//! | `AXON_BROKER_USERNAME` | none | the site's broker account, `hub-{site}` (docs/security.md "Broker accounts"); without it the Hub connects anonymously |
+//! | `AXON_BROKER_PASSWORD` (secret) | none | its password (`axon-device-sim provision --hub --site SITE` prints both; scripts/run.sh passes them) |
 //! | `AXON_LLM` | `offline` | `offline`, `openai` (any OpenAI-compatible endpoint) or `workers-ai` |
 //! | `AXON_LLM_BASE_URL` | `https://api.openai.com/v1` | for `openai`: DeepSeek, DashScope, Ollama, local-ai… |
 //! | `AXON_LLM_MODEL` | `gpt-4o-mini` / `@cf/meta/llama-3.1-8b-instruct` | model name |
@@ -29,6 +31,7 @@
 
 use axon_core::agent::turn::DEFAULT_PERSONA;
 use axon_core::protocol::tool::SitePolicy;
+use axon_core::transport::link::Credentials;
 use worker::Env;
 
 /// What the ASR provider is told to expect (`AXON_ASR_PROMPT`).
@@ -95,6 +98,8 @@ impl SpeechProvider {
 pub struct Config {
     pub site: String,
     pub broker_url: String,
+    /// The site's broker account (`AXON_BROKER_USERNAME`, secret `AXON_BROKER_PASSWORD`).
+    pub broker_credentials: Option<Credentials>,
     pub llm: LlmProvider,
     pub model: String,
     pub persona: String,
@@ -115,6 +120,25 @@ pub struct Config {
     pub server_name_filters: Vec<String>,
     /// A problem with the configuration, shown on `/healthz`.
     pub problem: Option<String>,
+}
+
+/// The broker account from `AXON_BROKER_USERNAME` and `AXON_BROKER_PASSWORD`: both or neither.
+pub fn broker_credentials(
+    username: Option<String>,
+    password: Option<String>,
+) -> (Option<Credentials>, Option<String>) {
+    match (username, password) {
+        (Some(u), Some(p)) => (Some(Credentials::new(u.trim(), p)), None),
+        (None, None) => (None, None),
+        (Some(_), None) => (
+            None,
+            Some("AXON_BROKER_USERNAME is set but the AXON_BROKER_PASSWORD secret is not: the Hub connects without an account".into()),
+        ),
+        (None, Some(_)) => (
+            None,
+            Some("AXON_BROKER_PASSWORD is set but AXON_BROKER_USERNAME is not: the Hub connects without an account".into()),
+        ),
+    }
 }
 
 /// `AXON_SERVER_NAME_FILTERS`: comma-separated MQTT topic filters over server names
@@ -312,7 +336,12 @@ impl Config {
         let (allowed_origins, origins_problem) = AllowedOrigins::from_env(env);
         let (server_name_filters, filters_problem) =
             server_name_filters(var(env, "AXON_SERVER_NAME_FILTERS").as_deref());
+        let (broker_credentials, account_problem) = broker_credentials(
+            var(env, "AXON_BROKER_USERNAME"),
+            var(env, "AXON_BROKER_PASSWORD"),
+        );
         let problem = problem
+            .or(account_problem)
             .or(vlm_problem)
             .or(origins_problem)
             .or(filters_problem);
@@ -326,6 +355,7 @@ impl Config {
             site: var(env, "AXON_SITE").unwrap_or_else(|| "home".into()),
             broker_url: var(env, "AXON_BROKER_URL")
                 .unwrap_or_else(|| "ws://127.0.0.1:8083/mqtt".into()),
+            broker_credentials,
             llm,
             model,
             persona: var(env, "AXON_PERSONA").unwrap_or_else(|| DEFAULT_PERSONA.into()),

@@ -213,6 +213,14 @@ impl Broker {
         ]
     }
 
+    /// `ctl`'s options on this broker: the owner's account when it has accounts.
+    pub fn ctl_options(&self) -> device_sim::ctl::ControllerOptions {
+        device_sim::ctl::ControllerOptions {
+            credentials: self.has_accounts().then(|| self.admin()),
+            ..Default::default()
+        }
+    }
+
     /// Sends a dynsec batch as the owner and waits for it to be done.
     pub fn apply(&self, batch: &Batch) {
         let addr = BrokerAddr {

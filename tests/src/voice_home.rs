@@ -52,7 +52,7 @@ impl VoiceHome {
             ("AXON_LOCAL_AI_URL", url),
         ];
         all.extend_from_slice(vars);
-        let worker = WranglerDev::start_with(broker.ws_port(), &all);
+        let worker = WranglerDev::start_with(&broker, &all);
         worker.wait_for("/healthz", Duration::from_secs(60), |v| {
             v["broker"] == "connected" && v["ready"] == DEMO_HOME_DEVICES
         });

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axon_tests::{Broker, DeviceSim};
-use device_sim::ctl::{Controller, ControllerOptions};
+use device_sim::ctl::Controller;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,7 +16,7 @@ async fn a_hundred_calls_in_flight_to_ten_boards_are_each_matched() {
         &broker,
         &["--profile", "lamp", "--devices", "10", "--fault-rate", "0"],
     );
-    let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+    let ctl = Controller::connect(&broker.url().parse().unwrap(), broker.ctl_options())
         .await
         .unwrap();
     let ids: Vec<String> = (1..=10).map(|i| format!("lamp-{i}")).collect();

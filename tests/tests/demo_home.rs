@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axon_core::protocol::mcp::client::DeviceState;
 use axon_tests::{Broker, DeviceSim, Probe};
-use device_sim::ctl::{Controller, ControllerOptions};
+use device_sim::ctl::Controller;
 use device_sim::fleet::HOME;
 use serde_json::json;
 
@@ -25,7 +25,7 @@ async fn every_device_of_the_demo_home_is_discovered_listed_and_called() {
             "0",
         ],
     );
-    let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+    let ctl = Controller::connect(&broker.url().parse().unwrap(), broker.ctl_options())
         .await
         .unwrap();
     let ids: Vec<&str> = HOME.iter().map(|d| d.0).collect();

@@ -27,7 +27,7 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
     let broker = Broker::start();
     let mut sim = DeviceSim::start(&broker, &["--profile", "home", "--fault-rate", "0"]);
     let mut worker = WranglerDev::start_with(
-        broker.ws_port(),
+        &broker,
         &[
             ("AXON_PERMISSIONS", "kitchen-plug.set_power=deny"),
             ("AXON_MCP_TOKEN", TOKEN),

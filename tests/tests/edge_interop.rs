@@ -25,7 +25,7 @@ fn the_hub_finds_and_calls_a_device_outside_axon_when_its_filter_is_configured()
         &["--omit-server-name"],
     );
     let worker = WranglerDev::start_with(
-        broker.ws_port(),
+        &broker,
         &[
             ("AXON_SERVER_NAME_FILTERS", "axon/#, demo/#"),
             ("AXON_MCP_TOKEN", TOKEN),
@@ -88,10 +88,7 @@ fn without_the_filter_a_device_outside_axon_stays_invisible() {
     let _dev = Peer::spec_device(broker.tcp_port(), "demo-8", "demo/counter/demo-8", &[]);
     let _lamp = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     // A malformed filter is reported and the default (`axon/#`) used.
-    let worker = WranglerDev::start_with(
-        broker.ws_port(),
-        &[("AXON_SERVER_NAME_FILTERS", "demo/#/x")],
-    );
+    let worker = WranglerDev::start_with(&broker, &[("AXON_SERVER_NAME_FILTERS", "demo/#/x")]);
     // Both presences are retained, so a filter that matched demo-8 would have delivered it with
     // the lamp's, before the lamp finished initializing.
     let health = worker.wait_for("/healthz", T, |v| {

@@ -163,7 +163,7 @@ fn device(broker: &Broker, sid: &str, extra: &[&str]) -> Peer {
 async fn our_client_drives_their_device() {
     let broker = Broker::start();
     let mut dev = device(&broker, "counter-1", &[]);
-    let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+    let ctl = Controller::connect(&broker.url().parse().unwrap(), broker.ctl_options())
         .await
         .unwrap();
     ctl.wait_for_devices(&["counter-1"], T).await.unwrap();
@@ -241,7 +241,7 @@ async fn our_client_tolerates_other_sdks_device_habits() {
             "2024-11-05",
         ],
     );
-    let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+    let ctl = Controller::connect(&broker.url().parse().unwrap(), broker.ctl_options())
         .await
         .unwrap();
     ctl.wait_for_devices(&["counter-2"], T).await.unwrap();
@@ -310,7 +310,7 @@ async fn our_client_finds_their_device_outside_axon_with_a_filter() {
     // configuration (`ctl --filter`, the Hub's AXON_SERVER_NAME_FILTERS), `axon/#` by default.
     let broker = Broker::start();
     let _dev = Peer::spec_device(broker.tcp_port(), "demo-1", "demo/counter/demo-1", &[]);
-    let default = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+    let default = Controller::connect(&broker.url().parse().unwrap(), broker.ctl_options())
         .await
         .unwrap();
     assert!(
@@ -323,7 +323,7 @@ async fn our_client_finds_their_device_outside_axon_with_a_filter() {
     default.close().await;
     let options = ControllerOptions {
         filters: vec!["axon/#".into(), "demo/#".into()],
-        ..ControllerOptions::default()
+        ..broker.ctl_options()
     };
     let ctl = Controller::connect(&broker.url().parse().unwrap(), options)
         .await

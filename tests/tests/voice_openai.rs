@@ -24,7 +24,7 @@ fn speech_turns_on_the_lamp_and_the_answer_comes_back_as_audio() {
         &["--heard", "Turn on the kitchen lamp.", "[BLANK_AUDIO]"],
     );
     let worker = WranglerDev::start_with(
-        broker.ws_port(),
+        &broker,
         &[
             ("AXON_ASR", "openai"),
             ("AXON_TTS", "openai"),

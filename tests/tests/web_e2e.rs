@@ -64,10 +64,7 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
         .unwrap()
         .port();
     let widget_origin = format!("http://127.0.0.1:{widget_port}");
-    let worker = WranglerDev::start_with(
-        broker.ws_port(),
-        &[("AXON_ALLOWED_ORIGINS", &widget_origin)],
-    );
+    let worker = WranglerDev::start_with(&broker, &[("AXON_ALLOWED_ORIGINS", &widget_origin)]);
     worker.wait_for("/healthz", Duration::from_secs(30), |v| {
         v["ready"] == DEMO_HOME_DEVICES
     });
