@@ -259,16 +259,33 @@ impl Broker {
 
     /// Creates (or rotates) site `site`'s Hub account (`hub-{site}`).
     pub fn provision_hub(&self, site: &str) -> Credentials {
+        self.provision_hub_with_filters(site, &[])
+    }
+
+    /// As [`Broker::provision_hub`], for a Hub whose presence subscription uses `filters`
+    /// (its `AXON_SERVER_NAME_FILTERS`; `axon/#` when empty).
+    pub fn provision_hub_with_filters(&self, site: &str, filters: &[String]) -> Credentials {
         let pw = test_password();
         let b = trust::provision_hub(
             format!("hub-{site}-{}", test_password()),
             site,
             Secret::new(pw.clone()),
-            &[],
+            filters,
         )
         .expect("valid site");
         self.apply(&b);
         Credentials::new(trust::hub_username(site), pw)
+    }
+
+    /// The credentials a board run by `DeviceSim` stored for device `id`.
+    pub fn stored_device(&self, id: &str) -> Credentials {
+        let f = std::fs::read_to_string(self.dir.join("devices").join(format!("{id}.json")))
+            .unwrap_or_else(|e| panic!("no stored credentials for {id}: {e}"));
+        let v: serde_json::Value = serde_json::from_str(&f).expect("credentials JSON");
+        Credentials::new(
+            v["username"].as_str().expect("username"),
+            v["password"].as_str().expect("password"),
+        )
     }
 
     /// Deletes device `id`'s account and takes it out of `site`.

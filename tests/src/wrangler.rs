@@ -59,7 +59,14 @@ impl WranglerDev {
             .find(|(k, _)| k == "AXON_SITE")
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| "home".into());
-        let hub = broker.has_accounts().then(|| broker.provision_hub(&site));
+        let filters: Vec<String> = vars
+            .iter()
+            .find(|(k, _)| k == "AXON_SERVER_NAME_FILTERS")
+            .map(|(_, v)| v.split(',').map(|f| f.trim().to_string()).collect())
+            .unwrap_or_default();
+        let hub = broker
+            .has_accounts()
+            .then(|| broker.provision_hub_with_filters(&site, &filters));
         if let Some(c) = &hub {
             vars.push(("AXON_BROKER_USERNAME".into(), c.username.clone()));
         }

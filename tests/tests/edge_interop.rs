@@ -19,7 +19,7 @@ fn the_hub_finds_and_calls_a_device_outside_axon_when_its_filter_is_configured()
     let broker = Broker::start();
     // The Python SDK's habit (quirk 9): the name comes from the presence topic.
     let _dev = Peer::spec_device(
-        broker.tcp_port(),
+        &broker,
         "demo-7",
         "demo/counter/demo-7",
         &["--omit-server-name"],
@@ -85,7 +85,7 @@ fn the_hub_finds_and_calls_a_device_outside_axon_when_its_filter_is_configured()
 #[test]
 fn without_the_filter_a_device_outside_axon_stays_invisible() {
     let broker = Broker::start();
-    let _dev = Peer::spec_device(broker.tcp_port(), "demo-8", "demo/counter/demo-8", &[]);
+    let _dev = Peer::spec_device(&broker, "demo-8", "demo/counter/demo-8", &[]);
     let _lamp = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     // A malformed filter is reported and the default (`axon/#`) used.
     let worker = WranglerDev::start_with(&broker, &[("AXON_SERVER_NAME_FILTERS", "demo/#/x")]);

@@ -24,7 +24,9 @@ fn client(broker: &Broker, extra: &[&str]) -> Peer {
         "8",
     ];
     args.extend_from_slice(extra);
-    Peer::spawn("spec_client.py", &args)
+    // The spec client plays an MCP client of any site: the owner's account.
+    let owner = broker.has_accounts().then(|| broker.admin());
+    Peer::spawn_as("spec_client.py", &args, owner.as_ref())
 }
 
 #[test]
@@ -151,12 +153,7 @@ fn known_sdk_failure_strict_connack_refuses_mosquitto() {
 }
 
 fn device(broker: &Broker, sid: &str, extra: &[&str]) -> Peer {
-    Peer::spec_device(
-        broker.tcp_port(),
-        sid,
-        &format!("axon/counter/{sid}"),
-        extra,
-    )
+    Peer::spec_device(&broker, sid, &format!("axon/counter/{sid}"), extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,7 +306,7 @@ async fn our_client_finds_their_device_outside_axon_with_a_filter() {
     // A device built on another SDK need not be named `axon/...`: discovery filters are
     // configuration (`ctl --filter`, the Hub's AXON_SERVER_NAME_FILTERS), `axon/#` by default.
     let broker = Broker::start();
-    let _dev = Peer::spec_device(broker.tcp_port(), "demo-1", "demo/counter/demo-1", &[]);
+    let _dev = Peer::spec_device(&broker, "demo-1", "demo/counter/demo-1", &[]);
     let default = Controller::connect(&broker.url().parse().unwrap(), broker.ctl_options())
         .await
         .unwrap();
