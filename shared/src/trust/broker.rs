@@ -750,7 +750,7 @@ pub fn revoke_device(
 
 /// Creates site `site`'s Hub account (`hub-{site}`, client id not pinned) with `password`, or
 /// rotates it. `server_name_filters` are the filters its presence subscription uses
-/// (`axon/#` when empty); they only take effect when the site role is first created.
+/// (`axon/#` when empty); they are added to the site role, which keeps earlier ones.
 pub fn provision_hub(
     batch_id: impl Into<String>,
     site: &str,
@@ -766,6 +766,17 @@ pub fn provision_hub(
     let mut b = Batch::new(batch_id);
     add_defaults(&mut b);
     add_site_role(&mut b, site, &filters);
+    // The role may already exist (a device of the site was provisioned first, with the default
+    // filter): its own entries are added one by one, so this Hub's filters are in it.
+    for acl in site_base_acls(&filters) {
+        b.push(
+            Command::AddRoleAcl {
+                rolename: site_role(site),
+                acl,
+            },
+            ALREADY,
+        );
+    }
     b.push(
         Command::CreateClient {
             username: hub_username(site),

@@ -97,6 +97,18 @@ fn the_hubs_account_is_not_pinned_to_a_client_id() {
 }
 
 #[test]
+fn a_hubs_filters_reach_a_site_role_that_already_exists() {
+    let b = provision_hub("h", "home", Secret::new("pw"), &["demo/#".into()]).unwrap();
+    // createRole is answered "Role already exists" when a device came first; the filter must
+    // still get in, through addRoleACL.
+    assert!(b.commands().any(|c| matches!(c,
+        Command::AddRoleAcl { rolename, acl }
+            if rolename == "site-home"
+                && acl.acltype == AclType::SubscribePattern
+                && acl.topic == "$mcp-server/presence/+/demo/#")));
+}
+
+#[test]
 fn requests_round_trip_through_serde() {
     let b = provision_hub("h", "home", Secret::new("pw"), &["lab/#".into()]).unwrap();
     let r = b.requests();
