@@ -186,8 +186,11 @@ else
   say "starting mosquitto on 127.0.0.1:$mqtt_port and ws://127.0.0.1:$ws_port (log: $run_dir/mosquitto.log)"
   # `user`: started as root, mosquitto would drop to user mosquitto, which cannot save the
   # dynsec file, and accounts made at run time would be gone after a restart.
+  plugin=$(ls /usr/lib/*-linux-gnu/mosquitto_dynamic_security.so /usr/lib/mosquitto_dynamic_security.so \
+    /usr/local/lib/mosquitto_dynamic_security.so 2>/dev/null | head -1 || true)
+  [ -n "$plugin" ] || { say "mosquitto_dynamic_security.so not found: install mosquitto 2.x (scripts/setup.sh)"; exit 1; }
   sed -e "s/^listener 1883 /listener $mqtt_port /" -e "s/^listener 8083 /listener $ws_port /" \
-    -e "s|^plugin_opt_config_file .*|plugin_opt_config_file $PWD/$dynsec|" \
+    -e "s|^plugin .*|plugin $plugin|" -e "s|^plugin_opt_config_file .*|plugin_opt_config_file $PWD/$dynsec|" \
     config/mosquitto/dev.conf >"$run_dir/mosquitto.conf"
   printf 'user %s\n' "$(id -un)" >>"$run_dir/mosquitto.conf"
   start mosquitto "$run_dir/mosquitto.log" mosquitto -c "$run_dir/mosquitto.conf"

@@ -61,6 +61,22 @@ fn current_user() -> String {
         .unwrap_or_else(|| "root".into())
 }
 
+/// Where this machine's Mosquitto keeps the dynamic security plugin (Debian's multiarch path
+/// is the template's).
+fn dynsec_plugin() -> String {
+    let arch = std::env::consts::ARCH;
+    [
+        format!("/usr/lib/{arch}-linux-gnu/mosquitto_dynamic_security.so"),
+        "/usr/lib/mosquitto_dynamic_security.so".to_string(),
+        "/usr/local/lib/mosquitto_dynamic_security.so".to_string(),
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .unwrap_or_else(|| {
+        panic!("mosquitto_dynamic_security.so not found: install mosquitto 2.x (scripts/setup.sh)")
+    })
+}
+
 impl Broker {
     /// Starts a broker with accounts on (dynsec, default deny) on two free ports, waits until
     /// both answer.
@@ -125,6 +141,10 @@ impl Broker {
             );
         if self.admin_password.is_some() {
             let dynsec = self.dir.join("dynsec.json");
+            conf = conf.replace(
+                "plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+                &format!("plugin {}", dynsec_plugin()),
+            );
             conf = conf.replace(
                 "plugin_opt_config_file .axon/broker/dynsec.json",
                 &format!("plugin_opt_config_file {}", dynsec.display()),
