@@ -32,6 +32,8 @@
 #   AXON_RUN_DIR [target/run]   the services' logs (mosquitto.log, devices.log, wrangler.log,
 #                          local-ai.log)
 #   AXON_SITE [home]       the site: its Hub's account is hub-SITE
+#   AXON_DATA_DIR [.axon]  the broker's accounts: broker/dynsec.json, broker.env (the owner's
+#                          credentials), devices/ (the boards' credentials)
 #   AXON_MCP_TOKEN         the /mcp bearer token; unset, it is read from edge-worker/.dev.vars,
 #                          where the first run writes a fresh one
 #
@@ -164,21 +166,28 @@ if listening "$http_port"; then
 fi
 
 # Broker accounts: made once, kept across runs (the boards' and the Hub's accounts live in the
-# dynsec file; boards keep their passwords in .axon/devices/).
-dynsec=.axon/broker/dynsec.json
+# dynsec file; boards keep their passwords in $data/devices/).
+data=${AXON_DATA_DIR:-.axon}
+mkdir -p "$data"
+data=$(cd "$data" && pwd)
+dynsec=$data/broker/dynsec.json
 site=${AXON_SITE:-home}
-if [ ! -s "$dynsec" ] || ! grep -qs '^AXON_BROKER_ADMIN_PASSWORD=' .axon/broker.env; then
-  say "creating the broker's accounts: $dynsec, the owner's password in .axon/broker.env"
-  mkdir -p .axon/broker
-  chmod 700 .axon
+if [ ! -s "$dynsec" ] || ! grep -qs '^AXON_BROKER_ADMIN_PASSWORD=' "$data/broker.env"; then
+  say "creating the broker's accounts: $dynsec, the owner's password in $data/broker.env"
+  mkdir -p "$data/broker"
+  chmod 700 "$data"
   rm -f "$dynsec"
-  rm -rf .axon/devices # credentials for accounts of an older dynsec file
+  rm -rf "$data/devices" # credentials for accounts of an older dynsec file
   admin_pw=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
   mosquitto_ctrl dynsec init "$dynsec" axon-admin "$admin_pw" >/dev/null
   "$sim" broker-setup --dynsec "$dynsec"
-  (umask 077 && printf 'AXON_BROKER_ADMIN_USERNAME=axon-admin\nAXON_BROKER_ADMIN_PASSWORD=%s\n' "$admin_pw" >.axon/broker.env)
+  (umask 077 && printf 'AXON_BROKER_ADMIN_USERNAME=axon-admin\nAXON_BROKER_ADMIN_PASSWORD=%s\n' "$admin_pw" >"$data/broker.env")
   unset admin_pw
 fi
+# device-sim (provision, the boards) gets the owner's credentials and its state dir; no other
+# service does.
+owner_env=(AXON_DEVICE_STATE_DIR="$data/devices" AXON_BROKER_ADMIN_USERNAME=axon-admin
+  "AXON_BROKER_ADMIN_PASSWORD=$(sed -n 's/^AXON_BROKER_ADMIN_PASSWORD=//p' "$data/broker.env" | head -1)")
 
 if listening "$mqtt_port"; then
   say "a broker already listens on 127.0.0.1:$mqtt_port; using it (it must hold the accounts of $dynsec)"
@@ -190,7 +199,7 @@ else
     /usr/local/lib/mosquitto_dynamic_security.so 2>/dev/null | head -1 || true)
   [ -n "$plugin" ] || { say "mosquitto_dynamic_security.so not found: install mosquitto 2.x (scripts/setup.sh)"; exit 1; }
   sed -e "s/^listener 1883 /listener $mqtt_port /" -e "s/^listener 8083 /listener $ws_port /" \
-    -e "s|^plugin .*|plugin $plugin|" -e "s|^plugin_opt_config_file .*|plugin_opt_config_file $PWD/$dynsec|" \
+    -e "s|^plugin .*|plugin $plugin|" -e "s|^plugin_opt_config_file .*|plugin_opt_config_file $dynsec|" \
     config/mosquitto/dev.conf >"$run_dir/mosquitto.conf"
   printf 'user %s\n' "$(id -un)" >>"$run_dir/mosquitto.conf"
   start mosquitto "$run_dir/mosquitto.log" mosquitto -c "$run_dir/mosquitto.conf"
@@ -205,8 +214,8 @@ fi
 # The Hub's account, rotated on every run: its password goes to wrangler in a file of its own
 # (an env file's values are secrets, which wrangler does not print; --var values it prints).
 hub_env="$run_dir/hub.env"
-if ! hub_line=$("$sim" provision --broker "mqtt://127.0.0.1:$mqtt_port" --hub --site "$site"); then
-  say "could not create the Hub's broker account (see above); delete .axon/broker to start the accounts afresh"
+if ! hub_line=$(env "${owner_env[@]}" "$sim" provision --broker "mqtt://127.0.0.1:$mqtt_port" --hub --site "$site"); then
+  say "could not create the Hub's broker account (see above); delete $data/broker to start the accounts afresh"
   exit 1
 fi
 read -r hub_user hub_pw <<<"$hub_line"
@@ -214,7 +223,7 @@ read -r hub_user hub_pw <<<"$hub_line"
 unset hub_line hub_pw
 
 say "starting the demo home (profile ${AXON_PROFILE:-home}; log: $run_dir/devices.log)"
-start devices "$run_dir/devices.log" "$sim" run --broker "mqtt://127.0.0.1:$mqtt_port" \
+start devices "$run_dir/devices.log" env "${owner_env[@]}" "$sim" run --broker "mqtt://127.0.0.1:$mqtt_port" \
   --profile "${AXON_PROFILE:-home}" --devices "${AXON_DEVICES:-1}" --site "$site"
 
 if [ -n "${AXON_MCP_TOKEN:-}" ]; then
