@@ -30,6 +30,7 @@
 //! | `AXON_ALLOWED_ORIGINS` | none | other sites' origins a browser may call the worker from (comma-separated; `*` is refused) |
 
 use axon_core::agent::turn::DEFAULT_PERSONA;
+use axon_core::protocol::mcp::topics::check_server_name_filter;
 use axon_core::protocol::tool::SitePolicy;
 use axon_core::transport::link::Credentials;
 use worker::Env;
@@ -154,15 +155,9 @@ pub fn server_name_filters(text: Option<&str>) -> (Vec<String>, Option<String>) 
         .filter(|f| !f.is_empty())
         .map(String::from)
         .collect();
-    // A topic filter: no empty level, `#` only as the whole last level, `+` only as a whole level.
-    let bad = filters.iter().find(|f| {
-        let levels: Vec<&str> = f.split('/').collect();
-        levels.iter().enumerate().any(|(i, l)| {
-            l.is_empty()
-                || (l.contains('#') && (*l != "#" || i + 1 != levels.len()))
-                || (l.contains('+') && *l != "+")
-        })
-    });
+    let bad = filters
+        .iter()
+        .find(|f| check_server_name_filter(f).is_err());
     match (bad, filters.is_empty()) {
         (Some(f), _) => (
             default,

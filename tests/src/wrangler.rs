@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use axon_core::protocol::mcp::topics::check_server_name_filter;
 use axon_core::transport::link::Credentials;
 
 use crate::broker::Broker;
@@ -59,11 +60,15 @@ impl WranglerDev {
             .find(|(k, _)| k == "AXON_SITE")
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| "home".into());
-        let filters: Vec<String> = vars
+        // The filters the Hub will use: like the Hub, a malformed one means the default.
+        let mut filters: Vec<String> = vars
             .iter()
             .find(|(k, _)| k == "AXON_SERVER_NAME_FILTERS")
             .map(|(_, v)| v.split(',').map(|f| f.trim().to_string()).collect())
             .unwrap_or_default();
+        if filters.iter().any(|f| check_server_name_filter(f).is_err()) {
+            filters.clear();
+        }
         let hub = broker
             .has_accounts()
             .then(|| broker.provision_hub_with_filters(&site, &filters));

@@ -17,7 +17,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::mcp::topics::DeviceId;
+use crate::protocol::mcp::topics::{self, DeviceId};
 use crate::transport::link::topic_matches;
 
 /// Where dynsec commands are published.
@@ -290,6 +290,9 @@ pub enum BrokerAdminError {
         "invalid site {0:?}: use 1-32 characters a-z, 0-9 and '-', starting with a letter or digit"
     )]
     Site(String),
+    /// A server-name filter that is not a topic filter.
+    #[error("invalid server-name filter {0:?}: use an MQTT topic filter over server names, e.g. axon/# or demo/+/#")]
+    ServerNameFilter(String),
     /// A device id that would collide with another account's username.
     #[error("device id {0:?} is reserved for the broker's own accounts (hub-*, axon-admin): choose another id")]
     ReservedDeviceId(String),
@@ -758,6 +761,10 @@ pub fn provision_hub(
     server_name_filters: &[String],
 ) -> Result<Batch, BrokerAdminError> {
     check_site(site)?;
+    for f in server_name_filters {
+        topics::check_server_name_filter(f)
+            .map_err(|_| BrokerAdminError::ServerNameFilter(f.clone()))?;
+    }
     let filters = if server_name_filters.is_empty() {
         vec![DEFAULT_SERVER_NAME_FILTER.to_string()]
     } else {

@@ -189,6 +189,15 @@ fn reserved_and_invalid_names_are_refused() {
         Err(BrokerAdminError::Site("Home/1".into()))
     );
     assert!(provision_device("b", &id("d1"), Secret::new("p"), Some("a+b")).is_err());
+    // A malformed filter would make dynsec refuse the whole role entry ("Invalid ACL topic").
+    for bad in ["demo/#/x", "", "a//b", "a+/b"] {
+        assert_eq!(
+            provision_hub("b", "home", Secret::new("p"), &[bad.to_string()]),
+            Err(BrokerAdminError::ServerNameFilter(bad.into())),
+            "{bad:?}"
+        );
+    }
+    assert!(provision_hub("b", "home", Secret::new("p"), &["demo/+/#".into()]).is_ok());
 }
 
 #[test]
