@@ -91,7 +91,7 @@ fn lamp(broker: &Broker) -> DeviceSpec {
 
 /// The retained `/latest`, checked to be one valid sample.
 async fn latest(broker: &Broker, probe_id: &str) -> Telemetry {
-    let mut probe = Probe::connect_to(&broker, probe_id).await;
+    let mut probe = Probe::connect_to(broker, probe_id).await;
     let found = probe.retained(&format!("axon/telemetry/{ID}/latest")).await;
     probe.close().await;
     assert_eq!(found.len(), 1, "one retained /latest");

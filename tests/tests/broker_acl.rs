@@ -3,6 +3,8 @@
 //! revoking and rotating do. Denials are checked both ways: the broker's answer (CONNACK,
 //! PUBACK, SUBACK 0x87) and non-delivery to an authorised observer.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly by design
+
 use std::process::Command;
 use std::time::Duration;
 

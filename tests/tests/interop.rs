@@ -153,7 +153,7 @@ fn known_sdk_failure_strict_connack_refuses_mosquitto() {
 }
 
 fn device(broker: &Broker, sid: &str, extra: &[&str]) -> Peer {
-    Peer::spec_device(&broker, sid, &format!("axon/counter/{sid}"), extra)
+    Peer::spec_device(broker, sid, &format!("axon/counter/{sid}"), extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
