@@ -22,7 +22,7 @@ pub enum SimError {
         secs: u64,
     },
     /// The broker refused an account; retrying with the same credentials cannot help.
-    #[error("the broker at {addr} refused account {account}: {why}. Give the right credentials (--username/--password, or a board's file under .axon/devices/), or create the account: `axon-device-sim provision --device ID` with the owner's credentials (AXON_BROKER_ADMIN_PASSWORD or .axon/broker.env, written by scripts/run.sh)")]
+    #[error("the broker at {addr} refused account {account}: {why}. ctl and bench use the owner's account (AXON_BROKER_ADMIN_PASSWORD, or .axon/broker.env in the current folder, which scripts/run.sh writes) unless --username/--password are given; a board uses its file under .axon/devices/, made by `axon-device-sim provision --device ID`")]
     Refused {
         /// The broker.
         addr: String,
