@@ -7,6 +7,10 @@
 # installs about 290 MB of PyPI wheels into .venv-ai). It says "Axon is running" only once the
 # worker answers /healthz, and while it waits prints a progress line with the worker's log.
 # A service that exits makes run.sh say which one, why (its log's last lines), and stop the rest.
+# The broker has accounts on (docs/security.md "Broker accounts"): the first run creates the
+# dynamic security file .axon/broker/dynsec.json and the owner's credentials in .axon/broker.env
+# (both git-ignored, never printed); the Hub gets account hub-home, and every demo board provisions
+# its own account on first start (credentials in .axon/devices/).
 # One Ctrl-C (SIGINT) or SIGTERM stops everything it started within a few seconds: each
 # service runs in a process group of its own, which is signalled as a whole (wrangler's node
 # and workerd included); boards leave gracefully (their presence is cleared) before the broker stops.
@@ -27,6 +31,9 @@
 #   AXON_STATE_DIR         the Hub's Durable Object storage [edge-worker/.wrangler/state]
 #   AXON_RUN_DIR [target/run]   the services' logs (mosquitto.log, devices.log, wrangler.log,
 #                          local-ai.log)
+#   AXON_SITE [home]       the site: its Hub's account is hub-SITE
+#   AXON_DATA_DIR [.axon]  the broker's accounts: broker/dynsec.json, broker.env (the owner's
+#                          credentials), devices/ (the boards' credentials)
 #   AXON_MCP_TOKEN         the /mcp bearer token; unset, it is read from edge-worker/.dev.vars,
 #                          where the first run writes a fresh one
 #   AXON_API_TOKEN         the owner token for /api and the console's sign-in; the same (shown
@@ -160,12 +167,43 @@ if listening "$http_port"; then
   exit 1
 fi
 
+# Broker accounts: made once, kept across runs (the boards' and the Hub's accounts live in the
+# dynsec file; boards keep their passwords in $data/devices/).
+data=${AXON_DATA_DIR:-.axon}
+mkdir -p "$data"
+data=$(cd "$data" && pwd)
+dynsec=$data/broker/dynsec.json
+site=${AXON_SITE:-home}
+if [ ! -s "$dynsec" ] || ! grep -qs '^AXON_BROKER_ADMIN_PASSWORD=' "$data/broker.env"; then
+  say "creating the broker's accounts: $dynsec, the owner's password in $data/broker.env"
+  mkdir -p "$data/broker"
+  chmod 700 "$data"
+  rm -f "$dynsec"
+  rm -rf "$data/devices" # credentials for accounts of an older dynsec file
+  admin_pw=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+  mosquitto_ctrl dynsec init "$dynsec" axon-admin "$admin_pw" >/dev/null
+  "$sim" broker-setup --dynsec "$dynsec"
+  (umask 077 && printf 'AXON_BROKER_ADMIN_USERNAME=axon-admin\nAXON_BROKER_ADMIN_PASSWORD=%s\n' "$admin_pw" >"$data/broker.env")
+  unset admin_pw
+fi
+# device-sim (provision, the boards) gets the owner's credentials and its state dir; no other
+# service does.
+owner_env=(AXON_DEVICE_STATE_DIR="$data/devices" AXON_BROKER_ADMIN_USERNAME=axon-admin
+  "AXON_BROKER_ADMIN_PASSWORD=$(sed -n 's/^AXON_BROKER_ADMIN_PASSWORD=//p' "$data/broker.env" | head -1)")
+
 if listening "$mqtt_port"; then
-  say "a broker already listens on 127.0.0.1:$mqtt_port; using it"
+  say "a broker already listens on 127.0.0.1:$mqtt_port; using it (it must hold the accounts of $dynsec)"
 else
   say "starting mosquitto on 127.0.0.1:$mqtt_port and ws://127.0.0.1:$ws_port (log: $run_dir/mosquitto.log)"
+  # `user`: started as root, mosquitto would drop to user mosquitto, which cannot save the
+  # dynsec file, and accounts made at run time would be gone after a restart.
+  plugin=$(ls /usr/lib/*-linux-gnu/mosquitto_dynamic_security.so /usr/lib/mosquitto_dynamic_security.so \
+    /usr/local/lib/mosquitto_dynamic_security.so 2>/dev/null | head -1 || true)
+  [ -n "$plugin" ] || { say "mosquitto_dynamic_security.so not found: install mosquitto 2.x (scripts/setup.sh)"; exit 1; }
   sed -e "s/^listener 1883 /listener $mqtt_port /" -e "s/^listener 8083 /listener $ws_port /" \
+    -e "s|^plugin .*|plugin $plugin|" -e "s|^plugin_opt_config_file .*|plugin_opt_config_file $dynsec|" \
     config/mosquitto/dev.conf >"$run_dir/mosquitto.conf"
+  printf 'user %s\n' "$(id -un)" >>"$run_dir/mosquitto.conf"
   start mosquitto "$run_dir/mosquitto.log" mosquitto -c "$run_dir/mosquitto.conf"
   for _ in $(seq 100); do
     listening "$mqtt_port" && listening "$ws_port" && break
@@ -174,10 +212,6 @@ else
   done
   listening "$mqtt_port" && listening "$ws_port" || { say "mosquitto did not listen within 10 s"; log_tail "$run_dir/mosquitto.log" 20 >&2; exit 1; }
 fi
-
-say "starting the demo home (profile ${AXON_PROFILE:-home}; log: $run_dir/devices.log)"
-start devices "$run_dir/devices.log" "$sim" run --broker "mqtt://127.0.0.1:$mqtt_port" \
-  --profile "${AXON_PROFILE:-home}" --devices "${AXON_DEVICES:-1}"
 
 # Secrets live in edge-worker/.dev.vars (git-ignored), written on the first run. Only the owner
 # token is ever shown, once, when it is made; the rest stay in the file.
@@ -195,9 +229,29 @@ if [ -z "${AXON_API_TOKEN:-}" ] && ! grep -qs '^AXON_API_TOKEN=' edge-worker/.de
 fi
 api_token=${AXON_API_TOKEN:-$(sed -n 's/^AXON_API_TOKEN=//p' edge-worker/.dev.vars | head -1)}
 
+# The Hub's account, rotated on every run: its password goes to wrangler in a file of its own
+# (an env file's values are secrets, which wrangler does not print; --var values it prints).
+hub_env="$run_dir/hub.env"
+if ! hub_line=$(env "${owner_env[@]}" "$sim" provision --broker "mqtt://127.0.0.1:$mqtt_port" --hub --site "$site"); then
+  say "could not create the Hub's broker account (see above); delete $data/broker to start the accounts afresh"
+  exit 1
+fi
+read -r hub_user hub_pw <<<"$hub_line"
+# Secrets go to wrangler in an env file: it prints --var values in its log, env files as "(hidden)".
+(umask 077 && printf 'AXON_BROKER_PASSWORD=%s\nAXON_MCP_TOKEN=%s\nAXON_API_TOKEN=%s\n' \
+  "$hub_pw" "$mcp_token" "$api_token" >"$hub_env")
+unset hub_line hub_pw
+
+say "starting the demo home (profile ${AXON_PROFILE:-home}; log: $run_dir/devices.log)"
+start devices "$run_dir/devices.log" env "${owner_env[@]}" "$sim" run --broker "mqtt://127.0.0.1:$mqtt_port" \
+  --profile "${AXON_PROFILE:-home}" --devices "${AXON_DEVICES:-1}" --site "$site"
+
 wrangler_args=(dev --ip 127.0.0.1 --port "$http_port" --show-interactive-dev-session=false
-  --var "AXON_BROKER_URL:ws://127.0.0.1:$ws_port/mqtt" --var "AXON_MCP_TOKEN:$mcp_token"
-  --var "AXON_API_TOKEN:$api_token")
+  --var "AXON_BROKER_URL:ws://127.0.0.1:$ws_port/mqtt"
+  --var "AXON_SITE:$site" --var "AXON_BROKER_USERNAME:$hub_user")
+# With --env-file, wrangler reads only the files named, so .dev.vars (keys, tokens) is named too.
+[ ! -f edge-worker/.dev.vars ] || wrangler_args+=(--env-file .dev.vars)
+wrangler_args+=(--env-file "$hub_env")
 [ -z "${AXON_INSPECTOR_PORT:-}" ] || wrangler_args+=(--inspector-port "$AXON_INSPECTOR_PORT")
 if [ -n "${AXON_STATE_DIR:-}" ]; then
   mkdir -p "$AXON_STATE_DIR"

@@ -51,6 +51,9 @@ cargo test --workspace --exclude edge-worker --exclude web 2>&1 | tee -a "$log" 
 step "browser tests of the web crate (wasm-bindgen-test in headless Chromium)"
 # A broker on free ports for the browser MQTT session test. Mosquitto 2.0.11 will not start
 # with a WebSocket listener alone ("Unable to start any listening sockets"): a TCP one goes beside it.
+# Anonymous on purpose, unlike every other broker of the suite: the test's subject is the MQTT
+# session over WebSocket in the browser, not accounts (tests/tests/broker_acl.rs has those), and
+# the device page gets its account from pairing, which the web crate does not have yet.
 wbt_dir=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wbt_port=$(free_port)

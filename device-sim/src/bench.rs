@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use axon_core::transport::link::Credentials;
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
@@ -30,6 +31,9 @@ pub struct BenchOptions {
     pub rss_devices: usize,
     /// Concurrency levels for the throughput table.
     pub concurrency: Vec<usize>,
+    /// The account every connection of the benchmark uses (the owner's: it is pinned to no
+    /// client id and reaches every topic, so a thousand boards need no accounts of their own).
+    pub credentials: Option<Credentials>,
 }
 
 /// Latency percentiles in microseconds.
@@ -65,7 +69,7 @@ pub async fn run(broker: &BrokerAddr, o: &BenchOptions) -> Result<(), SimError> 
     // their cost (200 boards measured last once showed 0 KB).
     let memory = if o.rss_devices > 0 {
         progress(&format!("memory: starting {} boards", o.rss_devices));
-        Some(memory_per_board(broker, o.rss_devices).await?)
+        Some(memory_per_board(broker, o.rss_devices, &o.credentials).await?)
     } else {
         None
     };
@@ -74,10 +78,14 @@ pub async fn run(broker: &BrokerAddr, o: &BenchOptions) -> Result<(), SimError> 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let specs: Vec<DeviceSpec> = (1..=4)
-        .map(|i| bench_spec(&format!("bench-lamp-{i}")))
+        .map(|i| bench_spec(&format!("bench-lamp-{i}"), &o.credentials))
         .collect();
     let handles = fleet::start(specs, broker, reports_tx, shutdown_rx);
-    let ctl = Controller::connect(broker, ControllerOptions::default()).await?;
+    let options = ControllerOptions {
+        credentials: o.credentials.clone(),
+        ..ControllerOptions::default()
+    };
+    let ctl = Controller::connect(broker, options).await?;
     let ids = [
         "bench-lamp-1",
         "bench-lamp-2",
@@ -97,7 +105,7 @@ pub async fn run(broker: &BrokerAddr, o: &BenchOptions) -> Result<(), SimError> 
         (Vec::with_capacity(o.calls), Vec::with_capacity(o.calls));
     for round in 1..=ROUNDS {
         progress(&format!("round {round}/{ROUNDS}: {per_round} raw MQTT 5 request/responses, {per_round} MCP tools/calls"));
-        raw_samples.extend(raw_request_response(broker, per_round).await?);
+        raw_samples.extend(raw_request_response(broker, per_round, &o.credentials).await?);
         for _ in 0..per_round {
             let t = Instant::now();
             call(&ctl, ids[0]).await?;
@@ -178,7 +186,7 @@ pub async fn run(broker: &BrokerAddr, o: &BenchOptions) -> Result<(), SimError> 
     Ok(())
 }
 
-fn bench_spec(id: &str) -> DeviceSpec {
+fn bench_spec(id: &str, credentials: &Option<Credentials>) -> DeviceSpec {
     DeviceSpec {
         id: id.into(),
         kind: "lamp".into(),
@@ -188,6 +196,7 @@ fn bench_spec(id: &str) -> DeviceSpec {
         telemetry_interval: Duration::from_secs(3600),
         fault_rate: 0.0,
         seed: 7,
+        credentials: credentials.clone(),
     }
 }
 
@@ -202,9 +211,13 @@ async fn call(ctl: &Controller, device: &str) -> Result<(), SimError> {
 async fn raw_request_response(
     broker: &BrokerAddr,
     calls: usize,
+    credentials: &Option<Credentials>,
 ) -> Result<Vec<Duration>, SimError> {
     let opts = |id: &str| {
         let mut o = MqttOptions::new(id, broker.host.clone(), broker.port);
+        if let Some(c) = credentials {
+            o.set_credentials(c.username.clone(), c.password());
+        }
         o.set_keep_alive(Duration::from_secs(30));
         let mut net = rumqttc::NetworkOptions::new();
         net.set_tcp_nodelay(true);
@@ -345,7 +358,11 @@ struct Memory {
 }
 
 /// Starts `n` lamp boards, reads VmRSS once all are online and again after they ran a while.
-async fn memory_per_board(broker: &BrokerAddr, n: usize) -> Result<Memory, SimError> {
+async fn memory_per_board(
+    broker: &BrokerAddr,
+    n: usize,
+    credentials: &Option<Credentials>,
+) -> Result<Memory, SimError> {
     let before = vm_rss_kb().unwrap_or(0.0);
     let options = fleet::FleetOptions {
         profile: "lamp".into(),
@@ -358,7 +375,11 @@ async fn memory_per_board(broker: &BrokerAddr, n: usize) -> Result<Memory, SimEr
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
-    let handles = fleet::start(fleet::specs(&options)?, broker, reports_tx, shutdown_rx);
+    let mut specs = fleet::specs(&options)?;
+    for s in &mut specs {
+        s.credentials = credentials.clone();
+    }
+    let handles = fleet::start(specs, broker, reports_tx, shutdown_rx);
     let mut online = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while online < n {

@@ -12,6 +12,7 @@ use axon_core::protocol::mcp::server::{DeviceConfig, McpServer, ServerEvent};
 use axon_core::protocol::mcp::topics::{self, DeviceId};
 use axon_core::protocol::mcp::types::Implementation;
 use axon_core::time::Rng;
+use axon_core::transport::link::Credentials;
 use rumqttc::v5::mqttbytes::QoS as RQoS;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -39,6 +40,8 @@ pub struct DeviceSpec {
     pub fault_rate: f64,
     /// Seed for the board's randomness.
     pub seed: u64,
+    /// The board's broker account.
+    pub credentials: Option<Credentials>,
 }
 
 /// What a board tells whoever started it.
@@ -98,6 +101,7 @@ pub async fn run(
     config.title = spec.title.clone();
     config.site = spec.site.clone();
     config.fw = Some(env!("CARGO_PKG_VERSION").into());
+    config.credentials = spec.credentials.clone();
     config.server_info = Implementation {
         name: format!("axon-sim-{}", spec.kind),
         title: spec.title.clone(),
@@ -159,6 +163,12 @@ pub async fn run(
                         connected = false;
                         next_tick = None;
                         server.handle_disconnected(mqtt::now());
+                    }
+                    Some(LinkEvent::Refused(code)) => {
+                        let user = server.connect_options().credentials.map(|c| c.username);
+                        let e = crate::accounts::refused(&broker, user.as_deref(), code);
+                        report(BoardReport::Stopped { device: device.clone(), taken_over: false });
+                        return Err(e);
                     }
                     Some(LinkEvent::TakenOver) => {
                         tracing::error!(%device, "another client connected with id {device}; this board stops and will not reconnect");

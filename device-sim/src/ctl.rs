@@ -13,6 +13,7 @@ use axon_core::protocol::mcp::client::{
 };
 use axon_core::protocol::mcp::identity;
 use axon_core::time::Rng;
+use axon_core::transport::link::Credentials;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -30,6 +31,8 @@ pub struct ControllerOptions {
     pub timeout: Duration,
     /// How long `connect` waits for the broker.
     pub connect_timeout: Duration,
+    /// The broker account (the owner's, `axon-admin`, for `ctl`).
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for ControllerOptions {
@@ -39,6 +42,7 @@ impl Default for ControllerOptions {
             filters: vec!["axon/#".into()],
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            credentials: None,
         }
     }
 }
@@ -52,6 +56,8 @@ pub struct Snapshot {
     pub devices: Vec<DeviceInfo>,
     /// Devices that went offline, in order (for tests that wait for a crash to be noticed).
     pub offline_events: usize,
+    /// The CONNACK code that refused our account; the controller has stopped.
+    pub refused: Option<u8>,
 }
 
 type Reply = oneshot::Sender<Result<Value, ErrorObject>>;
@@ -99,6 +105,7 @@ impl Controller {
         config.client_info.name = "axon-ctl".into();
         config.server_name_filters = options.filters.clone();
         config.request_timeout = options.timeout;
+        config.credentials = options.credentials.clone();
         let client = McpClient::new(config);
         let (mqtt_client, events) = mqtt::connect(
             &client.connect_options(),
@@ -116,12 +123,16 @@ impl Controller {
             snapshot_tx,
         ));
         let connected = {
-            let wait = snapshot.wait_for(|s| s.connected);
+            let wait = snapshot.wait_for(|s| s.connected || s.refused.is_some());
             matches!(
                 tokio::time::timeout(options.connect_timeout, wait).await,
                 Ok(Ok(_))
             )
         };
+        if let Some(code) = snapshot.borrow().refused {
+            let user = options.credentials.as_ref().map(|c| c.username.as_str());
+            return Err(crate::accounts::refused(broker, user, code));
+        }
         if connected {
             Ok(Controller {
                 commands,
@@ -307,6 +318,10 @@ async fn drive(
                         }
                         client.handle_disconnected(mqtt::now());
                     }
+                    Some(LinkEvent::Refused(code)) => {
+                        snapshot.send_modify(|s| s.refused = Some(code));
+                        break;
+                    }
                     Some(LinkEvent::TakenOver) => {
                         tracing::error!("another client took over our client id; stopping");
                         client.handle_disconnected(mqtt::now());
@@ -368,6 +383,7 @@ async fn drive(
                 connected: client.is_connected(),
                 devices: client.devices().cloned().collect(),
                 offline_events,
+                refused: None,
             };
             snapshot.send_replace(s);
         }

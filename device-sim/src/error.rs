@@ -21,6 +21,22 @@ pub enum SimError {
         /// How long we tried.
         secs: u64,
     },
+    /// The broker refused an account; retrying with the same credentials cannot help.
+    #[error("the broker at {addr} refused account {account}: {why}. ctl and bench use the owner's account (AXON_BROKER_ADMIN_PASSWORD, or .axon/broker.env in the current folder, which scripts/run.sh writes) unless --username/--password are given; a board uses its file under .axon/devices/, made by `axon-device-sim provision --device ID`")]
+    Refused {
+        /// The broker.
+        addr: String,
+        /// The username (never the password).
+        account: String,
+        /// The CONNACK reason, in words.
+        why: String,
+    },
+    /// A board has no broker account and none can be created.
+    #[error("board {0} has no broker account: run `axon-device-sim provision --device {0}` (needs the owner's credentials: AXON_BROKER_ADMIN_USERNAME/AXON_BROKER_ADMIN_PASSWORD or .axon/broker.env, which scripts/run.sh writes), or give --username/--password")]
+    NoCredentials(String),
+    /// Reading or writing credentials, or managing accounts, failed.
+    #[error("broker accounts: {0}")]
+    Accounts(String),
     /// The MQTT client stopped.
     #[error("MQTT client stopped: {0}")]
     Client(String),

@@ -75,6 +75,7 @@ pub fn specs(o: &FleetOptions) -> Result<Vec<DeviceSpec>, SimError> {
             telemetry_interval: o.telemetry_interval,
             fault_rate: o.fault_rate,
             seed: o.seed.wrapping_add(i as u64 * 0x9E37_79B9),
+            credentials: None,
         };
     if o.profile == "home" {
         return Ok(HOME

@@ -8,6 +8,7 @@
 //! protocol decision is made by `axon-core`. Nothing here is needed by the browser or the
 //! worker: shared logic goes to `axon-core`.
 
+pub mod accounts;
 pub mod bench;
 pub mod board;
 pub mod ctl;

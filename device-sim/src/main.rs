@@ -4,11 +4,16 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::path::{Path, PathBuf};
+
+use axon_core::protocol::mcp::topics::DeviceId;
+use axon_core::transport::link::Credentials;
+use axon_core::trust::broker;
 use clap::{Parser, Subcommand};
 use device_sim::board::BoardReport;
 use device_sim::ctl::{Controller, ControllerOptions};
 use device_sim::mqtt::BrokerAddr;
-use device_sim::{bench, fleet, voice, SimError};
+use device_sim::{accounts, bench, fleet, voice, SimError};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
@@ -65,6 +70,12 @@ enum Command {
         /// Seed for reproducible telemetry and faults.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Where boards keep their broker credentials, one JSON file per device. A board with
+        /// none is provisioned when the owner's credentials are available.
+        #[arg(long, env = "AXON_DEVICE_STATE_DIR", default_value = accounts::DEVICE_STATE_DIR)]
+        state_dir: PathBuf,
+        #[command(flatten)]
+        account: AccountArgs,
     },
     /// A small MCP-over-MQTT client: list devices, call tools. It talks to devices directly, as
     /// their MCP client; the permission policy (confirm, deny) is the Hub's, so a `confirm` tool
@@ -80,6 +91,8 @@ enum Command {
         /// may be named outside `axon/`). The broker's MCP-SERVER-NAME-FILTERS wins if it sends one.
         #[arg(long = "filter", value_name = "FILTER", default_values_t = ["axon/#".to_string()])]
         filters: Vec<String>,
+        #[command(flatten)]
+        account: AccountArgs,
         #[command(subcommand)]
         action: CtlAction,
     },
@@ -94,6 +107,47 @@ enum Command {
         /// Boards for the memory measurement (0 to skip).
         #[arg(long, default_value_t = 1000)]
         rss_devices: usize,
+        #[command(flatten)]
+        account: AccountArgs,
+    },
+    /// Make a dynsec file written by `mosquitto_ctrl dynsec init FILE axon-admin PASSWORD` Axon's:
+    /// default deny, and the owner role for axon-admin. Run it before the broker starts.
+    BrokerSetup {
+        /// The dynsec file (rewritten in place).
+        #[arg(long)]
+        dynsec: PathBuf,
+    },
+    /// Create or rotate a broker account with the owner's credentials (AXON_BROKER_ADMIN_USERNAME /
+    /// AXON_BROKER_ADMIN_PASSWORD, else .axon/broker.env) and print `USERNAME PASSWORD` on one line.
+    #[command(
+        after_help = "A device's account may use only its own topics (docs/security.md); it is added to its site's role,\n\
+        so that site's Hub can reach it. Its credentials are also stored under --state-dir for `run`.\n\
+        --hub provisions the site's Hub (username hub-SITE). --revoke deletes a device's account (a connected\n\
+        client is disconnected) and takes it out of its site.\n\n\
+        Examples:\n  axon-device-sim provision --device kitchen-lamp\n  axon-device-sim provision --hub --site home"
+    )]
+    Provision {
+        /// Broker address.
+        #[arg(long, env = "AXON_BROKER", default_value = "mqtt://127.0.0.1:1883")]
+        broker: BrokerAddr,
+        /// The device whose account to create or rotate.
+        #[arg(long, required_unless_present = "hub", conflicts_with = "hub")]
+        device: Option<String>,
+        /// Provision the site's Hub (hub-SITE) instead of a device.
+        #[arg(long)]
+        hub: bool,
+        /// The site the device belongs to, or whose Hub this is.
+        #[arg(long, env = "AXON_SITE", default_value = "home")]
+        site: String,
+        /// For --hub: the server-name filters its presence subscription may use.
+        #[arg(long = "filter", value_name = "FILTER")]
+        filters: Vec<String>,
+        /// Delete the device's account instead.
+        #[arg(long, requires = "device")]
+        revoke: bool,
+        /// Where device credentials are stored.
+        #[arg(long, env = "AXON_DEVICE_STATE_DIR", default_value = accounts::DEVICE_STATE_DIR)]
+        state_dir: PathBuf,
     },
     /// Speak to the Hub as a board would: stream a WAV over `/api/voice` and play (save) the answer.
     #[command(
@@ -169,6 +223,33 @@ enum Command {
         #[arg(long)]
         kinds: bool,
     },
+}
+
+/// A broker account given on the command line or in the environment.
+#[derive(clap::Args, Clone)]
+struct AccountArgs {
+    /// Broker username. Default for ctl and bench: the owner's (axon-admin); for run: each
+    /// board's own account.
+    #[arg(long, env = "AXON_BROKER_USERNAME", requires = "password")]
+    username: Option<String>,
+    /// Broker password (prefer the env var: a command line is visible to other users).
+    #[arg(long, env = "AXON_BROKER_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+}
+
+impl AccountArgs {
+    fn given(&self) -> Option<Credentials> {
+        Some(Credentials::new(
+            self.username.clone()?,
+            self.password.clone()?,
+        ))
+    }
+
+    /// The given account, else the owner's.
+    fn or_owner(&self) -> Option<Credentials> {
+        self.given()
+            .or_else(|| accounts::admin_credentials(Path::new(".")))
+    }
 }
 
 #[derive(Subcommand)]
@@ -339,7 +420,10 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
             telemetry_interval_ms,
             fault_rate,
             seed,
+            state_dir,
+            account,
         } => {
+            let site_for_accounts = site.clone();
             let options = fleet::FleetOptions {
                 profile,
                 devices,
@@ -349,7 +433,15 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
                 fault_rate: fault_rate.clamp(0.0, 1.0),
                 seed,
             };
-            let specs = fleet::specs(&options)?;
+            let mut specs = fleet::specs(&options)?;
+            for spec in &mut specs {
+                spec.credentials = Some(match account.given() {
+                    Some(c) => c,
+                    None => {
+                        board_credentials(&broker, &state_dir, &spec.id, &site_for_accounts).await?
+                    }
+                });
+            }
             let total = specs.len();
             tracing::info!(boards = total, %broker, "starting");
             let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -385,33 +477,97 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
                     }
                 }
             }
+            // A board the broker refused stops at once; its error is the exit status.
+            let mut failed = None;
             for h in handles {
-                let _ = h.await;
+                if let Ok(Err(e)) = h.await {
+                    failed.get_or_insert(e);
+                }
             }
             emit(json!({"event": "stopped"}));
-            Ok(ExitCode::SUCCESS)
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(ExitCode::SUCCESS),
+            }
         }
         Command::Ctl {
             broker,
             wait_ms,
             filters,
+            account,
             action,
-        } => ctl(broker, Duration::from_millis(wait_ms), filters, action).await,
+        } => {
+            let wait = Duration::from_millis(wait_ms);
+            ctl(broker, wait, filters, account.or_owner(), action).await
+        }
         Command::Bench {
             broker,
             calls,
             rss_devices,
+            account,
         } => {
             let o = bench::BenchOptions {
                 calls: calls.max(10),
                 rss_devices,
                 concurrency: vec![1, 16, 64],
+                credentials: account.or_owner(),
             };
             bench::run(&broker, &o).await?;
             Ok(ExitCode::SUCCESS)
         }
         // Runs before the runtime starts (see `main`): it needs no I/O.
         Command::Hostile { .. } => Ok(ExitCode::from(3)),
+        Command::BrokerSetup { dynsec } => {
+            let io = |e: std::io::Error| {
+                SimError::Accounts(format!("cannot rewrite {}: {e}", dynsec.display()))
+            };
+            let init = std::fs::read_to_string(&dynsec).map_err(io)?;
+            let ready = broker::prepare_config(&init).map_err(axon_core::Error::from)?;
+            std::fs::write(&dynsec, ready).map_err(io)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Provision {
+            broker,
+            device,
+            hub,
+            site,
+            filters,
+            revoke,
+            state_dir,
+        } => {
+            let admin = accounts::admin_credentials(Path::new(".")).ok_or_else(|| {
+                SimError::Accounts(format!(
+                    "provision needs the owner's credentials: set {} (and {}), or run scripts/run.sh once to write {}",
+                    accounts::ENV_ADMIN_PASSWORD,
+                    accounts::ENV_ADMIN_USERNAME,
+                    accounts::BROKER_ENV_FILE
+                ))
+            })?;
+            let id = accounts::batch_id();
+            match device {
+                Some(d) if revoke => {
+                    let d = DeviceId::new(d).map_err(axon_core::Error::from)?;
+                    let batch = broker::revoke_device(id, &d, Some(&site))
+                        .map_err(axon_core::Error::from)?;
+                    accounts::apply(&broker, &admin, &batch).await?;
+                    let _ = std::fs::remove_file(accounts::device_file(&state_dir, d.as_str()));
+                    emit(json!({"event": "revoked", "device": d}));
+                }
+                Some(d) => {
+                    let c = provision_device(&broker, &admin, &state_dir, &d, &site).await?;
+                    println!("{} {}", c.username, c.password());
+                }
+                None if hub => {
+                    let password = accounts::random_password()?;
+                    let batch = broker::provision_hub(id, &site, password.clone(), &filters)
+                        .map_err(axon_core::Error::from)?;
+                    accounts::apply(&broker, &admin, &batch).await?;
+                    println!("{} {}", broker::hub_username(&site), password.expose());
+                }
+                None => unreachable!("clap requires --device or --hub"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Say {
             worker,
             device,
@@ -538,14 +694,52 @@ async fn say(
     Ok(ExitCode::from(1))
 }
 
+/// Creates or rotates device `d`'s account, stores its credentials and returns them.
+async fn provision_device(
+    broker_addr: &BrokerAddr,
+    admin: &Credentials,
+    state_dir: &Path,
+    d: &str,
+    site: &str,
+) -> Result<Credentials, SimError> {
+    let d = DeviceId::new(d).map_err(axon_core::Error::from)?;
+    let password = accounts::random_password()?;
+    let batch = broker::provision_device(accounts::batch_id(), &d, password.clone(), Some(site))
+        .map_err(axon_core::Error::from)?;
+    accounts::apply(broker_addr, admin, &batch).await?;
+    let c = Credentials::new(d.as_str(), password.expose());
+    accounts::store_device(state_dir, d.as_str(), &c)?;
+    tracing::info!(device = %d, site, "provisioned a broker account");
+    Ok(c)
+}
+
+/// A board's stored credentials, else a fresh account when the owner's credentials are
+/// available, else an error that says what to do.
+async fn board_credentials(
+    broker_addr: &BrokerAddr,
+    state_dir: &Path,
+    id: &str,
+    site: &str,
+) -> Result<Credentials, SimError> {
+    if let Some(c) = accounts::load_device(state_dir, id)? {
+        return Ok(c);
+    }
+    match accounts::admin_credentials(Path::new(".")) {
+        Some(admin) => provision_device(broker_addr, &admin, state_dir, id, site).await,
+        None => Err(SimError::NoCredentials(id.to_string())),
+    }
+}
+
 async fn ctl(
     broker: BrokerAddr,
     wait: Duration,
     filters: Vec<String>,
+    credentials: Option<Credentials>,
     action: CtlAction,
 ) -> Result<ExitCode, SimError> {
     let options = ControllerOptions {
         filters,
+        credentials,
         ..ControllerOptions::default()
     };
     let ctl = Controller::connect(&broker, options).await?;

@@ -189,8 +189,8 @@ pub fn mqtt_options(c: &ConnectOptions, broker: &BrokerAddr, sizing: Sizing) -> 
             Some(props),
         ));
     }
-    if let Some((user, pass)) = &c.credentials {
-        o.set_credentials(user.clone(), pass.clone());
+    if let Some(cred) = &c.credentials {
+        o.set_credentials(cred.username.clone(), cred.password());
     }
     let mut net = NetworkOptions::new();
     // Without it each QoS 1 round trip waits on Nagle: 44-88 ms instead of ~0.2 ms.
@@ -221,6 +221,9 @@ pub enum LinkEvent {
     PublishSent(u16),
     /// The connection dropped; the event loop retries after a backoff.
     Disconnected(String),
+    /// CONNACK refused the account (code 0x86, 0x87 or 0x8C). The event loop has stopped:
+    /// the same credentials cannot succeed.
+    Refused(u8),
     /// DISCONNECT 0x8E: another client took our id. The event loop has stopped.
     TakenOver,
 }
@@ -233,7 +236,16 @@ pub enum LinkEvent {
 /// channel's memory. After an error the next `recv()` first waits out the [`Backoff`]; after a
 /// takeover (DISCONNECT 0x8E) the stream ends.
 pub struct Events {
-    inner: Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>,
+    inner: Pin<Box<dyn Stream<Item = Result<Event, LinkError>> + Send>>,
+}
+
+/// Why the event loop failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkError {
+    /// The connection dropped or could not be made; the next `recv()` retries after a backoff.
+    Lost(String),
+    /// CONNACK refused the account (its code); the stream ends.
+    Refused(u8),
 }
 
 impl Events {
@@ -267,8 +279,17 @@ impl Events {
                         Some((Ok(ev), (eventloop, backoff, None, taken_over)))
                     }
                     Err(e) => {
+                        if let Some(code) = crate::accounts::refusal_code(&e) {
+                            return Some((
+                                Err(LinkError::Refused(code)),
+                                (eventloop, backoff, None, true),
+                            ));
+                        }
                         let d = backoff.next_delay(now());
-                        Some((Err(e.to_string()), (eventloop, backoff, Some(d), false)))
+                        Some((
+                            Err(LinkError::Lost(e.to_string())),
+                            (eventloop, backoff, Some(d), false),
+                        ))
                     }
                 }
             },
@@ -278,8 +299,8 @@ impl Events {
         }
     }
 
-    /// The next event; `None` once the session was taken over. Cancel-safe.
-    pub async fn recv(&mut self) -> Option<Result<Event, String>> {
+    /// The next event; `None` once the session was taken over or the account refused. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Result<Event, LinkError>> {
         self.inner.next().await
     }
 }
@@ -351,12 +372,15 @@ impl Driver {
     }
 
     /// Reads one rumqttc event.
-    pub fn read(&mut self, ev: Result<Event, String>) -> Option<LinkEvent> {
+    pub fn read(&mut self, ev: Result<Event, LinkError>) -> Option<LinkEvent> {
         let ev = match ev {
             Ok(ev) => ev,
             Err(e) => {
                 self.reset();
-                return Some(LinkEvent::Disconnected(e));
+                return Some(match e {
+                    LinkError::Lost(e) => LinkEvent::Disconnected(e),
+                    LinkError::Refused(code) => LinkEvent::Refused(code),
+                });
             }
         };
         match ev {

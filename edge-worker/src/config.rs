@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | `AXON_SITE` | `home` | which Hub (one per site) |
 //! | `AXON_BROKER_URL` | `ws://127.0.0.1:8083/mqtt` | the broker's MQTT-over-WebSocket URL |
+//! | `AXON_BROKER_USERNAME` | none | the site's broker account, `hub-{site}` (docs/security.md "Broker accounts"); without it the Hub connects anonymously |
+//! | `AXON_BROKER_PASSWORD` (secret) | none | its password (`axon-device-sim provision --hub --site SITE` prints both; scripts/run.sh passes them) |
 //! | `AXON_LLM` | `offline` | `offline`, `openai` (any OpenAI-compatible endpoint) or `workers-ai` |
 //! | `AXON_LLM_BASE_URL` | `https://api.openai.com/v1` | for `openai`: DeepSeek, DashScope, Ollama, local-ai… |
 //! | `AXON_LLM_MODEL` | `gpt-4o-mini` / `@cf/meta/llama-3.1-8b-instruct` | model name |
@@ -30,7 +32,9 @@
 //! | `AXON_ALLOWED_ORIGINS` | none | other sites' origins a browser may call the worker from (comma-separated; `*` is refused) |
 
 use axon_core::agent::turn::DEFAULT_PERSONA;
+use axon_core::protocol::mcp::topics::check_server_name_filter;
 use axon_core::protocol::tool::SitePolicy;
+use axon_core::transport::link::Credentials;
 use worker::Env;
 
 /// What the ASR provider is told to expect (`AXON_ASR_PROMPT`).
@@ -97,6 +101,8 @@ impl SpeechProvider {
 pub struct Config {
     pub site: String,
     pub broker_url: String,
+    /// The site's broker account (`AXON_BROKER_USERNAME`, secret `AXON_BROKER_PASSWORD`).
+    pub broker_credentials: Option<Credentials>,
     pub llm: LlmProvider,
     pub model: String,
     pub persona: String,
@@ -123,6 +129,25 @@ pub struct Config {
     pub problem: Option<String>,
 }
 
+/// The broker account from `AXON_BROKER_USERNAME` and `AXON_BROKER_PASSWORD`: both or neither.
+pub fn broker_credentials(
+    username: Option<String>,
+    password: Option<String>,
+) -> (Option<Credentials>, Option<String>) {
+    match (username, password) {
+        (Some(u), Some(p)) => (Some(Credentials::new(u.trim(), p)), None),
+        (None, None) => (None, None),
+        (Some(_), None) => (
+            None,
+            Some("AXON_BROKER_USERNAME is set but the AXON_BROKER_PASSWORD secret is not: the Hub connects without an account".into()),
+        ),
+        (None, Some(_)) => (
+            None,
+            Some("AXON_BROKER_PASSWORD is set but AXON_BROKER_USERNAME is not: the Hub connects without an account".into()),
+        ),
+    }
+}
+
 /// `AXON_SERVER_NAME_FILTERS`: comma-separated MQTT topic filters over server names
 /// (`axon/#, demo/#`), or `axon/#`; a malformed one is reported and the default used.
 pub fn server_name_filters(text: Option<&str>) -> (Vec<String>, Option<String>) {
@@ -136,15 +161,9 @@ pub fn server_name_filters(text: Option<&str>) -> (Vec<String>, Option<String>) 
         .filter(|f| !f.is_empty())
         .map(String::from)
         .collect();
-    // A topic filter: no empty level, `#` only as the whole last level, `+` only as a whole level.
-    let bad = filters.iter().find(|f| {
-        let levels: Vec<&str> = f.split('/').collect();
-        levels.iter().enumerate().any(|(i, l)| {
-            l.is_empty()
-                || (l.contains('#') && (*l != "#" || i + 1 != levels.len()))
-                || (l.contains('+') && *l != "+")
-        })
-    });
+    let bad = filters
+        .iter()
+        .find(|f| check_server_name_filter(f).is_err());
     match (bad, filters.is_empty()) {
         (Some(f), _) => (
             default,
@@ -318,7 +337,12 @@ impl Config {
         let (allowed_origins, origins_problem) = AllowedOrigins::from_env(env);
         let (server_name_filters, filters_problem) =
             server_name_filters(var(env, "AXON_SERVER_NAME_FILTERS").as_deref());
+        let (broker_credentials, account_problem) = broker_credentials(
+            var(env, "AXON_BROKER_USERNAME"),
+            var(env, "AXON_BROKER_PASSWORD"),
+        );
         let problem = problem
+            .or(account_problem)
             .or(vlm_problem)
             .or(origins_problem)
             .or(filters_problem);
@@ -332,6 +356,7 @@ impl Config {
             site: var(env, "AXON_SITE").unwrap_or_else(|| "home".into()),
             broker_url: var(env, "AXON_BROKER_URL")
                 .unwrap_or_else(|| "ws://127.0.0.1:8083/mqtt".into()),
+            broker_credentials,
             llm,
             model,
             persona: var(env, "AXON_PERSONA").unwrap_or_else(|| DEFAULT_PERSONA.into()),

@@ -23,7 +23,7 @@ use axon_core::protocol::mcp::types::Implementation;
 use axon_core::protocol::telemetry::{Severity, TelemetryStore, TelemetryUpdate};
 use axon_core::protocol::tool::{effective_permission, Permission};
 use axon_core::time::{Rng, Timestamp};
-use axon_core::transport::link::{QoS, Subscription};
+use axon_core::transport::link::{Credentials, QoS, Subscription};
 use axon_core::transport::mqtt::SessionState;
 use axon_core::trust::pairing::Pairings;
 use axon_core::trust::rate::{Limit, RateLimits};
@@ -75,6 +75,8 @@ struct Link {
     site: String,
     /// Server-name filters for discovery.
     filters: Vec<String>,
+    /// The site's broker account (`hub-{site}`), if the broker wants one.
+    credentials: Option<Credentials>,
     last_error: Option<String>,
     telemetry: TelemetryStore,
     /// `/api/events` subscribers.
@@ -94,9 +96,15 @@ fn random_seed() -> u64 {
 }
 
 /// The Hub's client id is fresh for every connection (docs/protocol.md §2.3).
-fn client_config(site: &str, filters: &[String], rng: &mut Rng) -> ClientConfig {
+fn client_config(
+    site: &str,
+    filters: &[String],
+    credentials: &Option<Credentials>,
+    rng: &mut Rng,
+) -> ClientConfig {
     let mut c = ClientConfig::new(format!("axon-hub.{site}.{}", rng.hex(4)), rng.next_u64());
     c.site = site.to_string();
+    c.credentials = credentials.clone();
     c.server_name_filters = filters.to_vec();
     c.client_info = Implementation {
         name: "axon-hub".into(),
@@ -107,9 +115,9 @@ fn client_config(site: &str, filters: &[String], rng: &mut Rng) -> ClientConfig 
 }
 
 impl Link {
-    fn new(site: String, filters: Vec<String>) -> Link {
+    fn new(site: String, filters: Vec<String>, credentials: Option<Credentials>) -> Link {
         let mut rng = Rng::new(random_seed());
-        let client = McpClient::new(client_config(&site, &filters, &mut rng));
+        let client = McpClient::new(client_config(&site, &filters, &credentials, &mut rng));
         let endpoint = Endpoint::new(client, rng.next_u64());
         Link {
             endpoint,
@@ -118,6 +126,7 @@ impl Link {
             rng,
             site,
             filters,
+            credentials,
             last_error: None,
             telemetry: TelemetryStore::new(MAX_DEVICES, WINDOW_SAMPLES, WINDOW_AGE_MS),
             events: Broadcast::default(),
@@ -205,11 +214,18 @@ impl Link {
             EndpointEvent::Disconnected { reason } => {
                 self.last_error = Some(reason);
                 // A fresh client id for the next connection.
-                let cid = client_config(&self.site, &self.filters, &mut self.rng).client_id;
+                let cid = client_config(&self.site, &self.filters, &None, &mut self.rng).client_id;
                 self.endpoint.role_mut().set_client_id(cid);
             }
             EndpointEvent::ConnectRefused { reason } => {
-                self.last_error = Some(format!("broker refused the connection: {reason}"))
+                let account = match &self.credentials {
+                    Some(c) => format!("account {}", c.username),
+                    None => "no account (set AXON_BROKER_USERNAME and AXON_BROKER_PASSWORD)".into(),
+                };
+                self.last_error = Some(format!(
+                    "broker refused the connection ({reason}) with {account}: check the credentials (axon-device-sim provision --hub --site {})",
+                    self.site
+                ))
             }
             EndpointEvent::PublishRefused { reason_code } => {
                 self.last_error = Some(format!(
@@ -327,6 +343,7 @@ impl Hub {
             link: RefCell::new(Link::new(
                 config.site.clone(),
                 config.server_name_filters.clone(),
+                config.broker_credentials.clone(),
             )),
             kick: RefCell::new(None),
             config,
@@ -461,6 +478,7 @@ impl Hub {
                 SessionState::Closed => "closed",
             },
             "broker_url": self.config.broker_url,
+            "broker_account": self.config.broker_credentials.as_ref().map(|c| c.username.clone()),
             "server_name_filters": self.config.server_name_filters,
             "last_error": link.last_error,
             "config_problem": self.config.problem,

@@ -29,6 +29,9 @@ pub enum Error {
     /// An error from the MQTT session.
     #[error(transparent)]
     Mqtt(#[from] crate::transport::mqtt::MqttError),
+    /// Managing broker accounts failed.
+    #[error(transparent)]
+    BrokerAdmin(#[from] crate::trust::broker::BrokerAdminError),
     /// An image's facts could not be read.
     #[error(transparent)]
     Vision(#[from] crate::media::vision::VisionError),

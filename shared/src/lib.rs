@@ -9,6 +9,7 @@
 //! | [`endpoint`] | one MQTT session with an MCP role: the drive loop the shells share |
 //! | [`agent`] | the agent's turn, the offline planner and wording, model wire formats, memory |
 //! | [`media`] | audio and endpointing, speech formats, the voice session and its wire, photos |
+//! | [`trust`] | broker accounts: each account's ACL and the dynamic-security commands that manage them |
 //!
 //! [`time`] (timestamps, deadlines, the seeded RNG) and [`error`] serve them all.
 //!

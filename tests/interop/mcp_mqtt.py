@@ -7,6 +7,7 @@ the spec.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from typing import Any
@@ -45,8 +46,18 @@ def user_props(msg: mqtt.MQTTMessage) -> dict[str, str]:
     return dict(getattr(props, "UserProperty", []) or [])
 
 
-def new_client(client_id: str) -> mqtt.Client:
-    return mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+def add_account_args(ap) -> None:
+    """--username / --password for a broker with accounts (docs/security.md); the password
+    defaults to env AXON_BROKER_PASSWORD so that it need not be on the command line."""
+    ap.add_argument("--username", default=os.environ.get("AXON_BROKER_USERNAME"))
+    ap.add_argument("--password", default=os.environ.get("AXON_BROKER_PASSWORD"))
+
+
+def new_client(client_id: str, username: str | None = None, password: str | None = None) -> mqtt.Client:
+    c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    if username:
+        c.username_pw_set(username, password)
+    return c
 
 
 def connect_props(component: str) -> Properties:

@@ -35,7 +35,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from mcp_mqtt import CLIENT_ID, SubackWaiter, connect_props, emit, log, new_client, parse_broker, publish_props
+from mcp_mqtt import CLIENT_ID, SubackWaiter, add_account_args, connect_props, emit, log, new_client, parse_broker, publish_props
 
 
 class Fail(Exception):
@@ -54,7 +54,7 @@ class SpecClient:
         self.subacks = SubackWaiter()
         self.ids = itertools.count(1)
         self.first_after_init = True
-        self.client = new_client(self.cid)
+        self.client = new_client(self.cid, args.username, args.password)
         self.client.on_connect = self.on_connect
         self.client.on_subscribe = lambda c, u, mid, rc, p: self.subacks.acked(mid)
         self.client.on_message = self.on_message
@@ -209,6 +209,7 @@ class SpecClient:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--broker", default="127.0.0.1:1883")
+    add_account_args(ap)
     ap.add_argument("--filter", default="axon/#")
     ap.add_argument("--server-id", required=True)
     ap.add_argument("--call", action="append", default=[], metavar="TOOL=JSON", help='e.g. set_power={"on":true}')

@@ -35,7 +35,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from mcp_mqtt import (CLIENT_ID, SubackWaiter, connect_props, emit, log, new_client, parse_broker, publish_props, user_props)
+from mcp_mqtt import (CLIENT_ID, SubackWaiter, add_account_args, connect_props, emit, log, new_client, parse_broker, publish_props, user_props)
 
 SUPPORTED = ("2025-06-18", "2025-03-26", "2024-11-05")
 
@@ -67,7 +67,8 @@ class Device:
         self.subacks = SubackWaiter()
         self.online = threading.Event()
         self.online_sent: mqtt.MQTTMessageInfo | None = None
-        self.client = new_client(self.sid)
+        self.stopped = threading.Event()
+        self.client = new_client(self.sid, args.username, args.password)
         self.client.on_connect = self.on_connect
         self.client.on_subscribe = lambda c, u, mid, rc, p: self.subacks.acked(mid)
         self.client.on_message = self.on_message
@@ -257,6 +258,7 @@ def structured(value: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--broker", default="127.0.0.1:1883")
+    add_account_args(ap)
     ap.add_argument("--server-id", default="spec-counter")
     ap.add_argument("--server-name", default="axon/counter/spec-counter")
     ap.add_argument("--qos0", action="store_true")

@@ -8,6 +8,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::broker::Broker;
 
 /// How many devices `--profile home` brings (device-sim's demo home): the count every test
 /// that waits for the home to be ready compares with, kept here so a new device changes one line.
@@ -35,27 +38,48 @@ pub fn binary() -> PathBuf {
 /// A running `axon-device-sim run ...`.
 pub struct DeviceSim {
     child: Option<Child>,
+    log: PathBuf,
     lines: Receiver<Value>,
     /// Every JSON line seen so far.
     pub seen: Vec<Value>,
 }
 
 impl DeviceSim {
-    /// Spawns `axon-device-sim run --broker URL ARGS...` and waits for `{"event":"ready"}`.
-    pub fn start(broker_url: &str, args: &[&str]) -> DeviceSim {
-        let mut child = Command::new(binary())
-            .arg("run")
+    /// Spawns `axon-device-sim run --broker URL ARGS...` on `broker` and waits for
+    /// `{"event":"ready"}`. On a broker with accounts the boards provision themselves with the
+    /// owner's credentials (env), keeping theirs in the broker's directory; stderr goes to
+    /// [`DeviceSim::log`].
+    pub fn start(broker: &Broker, args: &[&str]) -> DeviceSim {
+        let mut sim = DeviceSim::spawn(broker, args);
+        sim.wait_for(Duration::from_secs(20), |v| v["event"] == "ready");
+        sim
+    }
+
+    /// As [`DeviceSim::start`] without waiting for `ready`.
+    pub fn spawn(broker: &Broker, args: &[&str]) -> DeviceSim {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let log = broker.dir().join(format!(
+            "device-sim-{}.log",
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut cmd = Command::new(binary());
+        cmd.arg("run")
             .arg("--broker")
-            .arg(broker_url)
+            .arg(broker.url())
             .args(args)
             .env(
                 "RUST_LOG",
                 std::env::var("AXON_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .env("AXON_DEVICE_STATE_DIR", broker.dir().join("devices"))
+            .env_remove("AXON_BROKER_USERNAME")
+            .env_remove("AXON_BROKER_PASSWORD")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn axon-device-sim");
+            .stderr(std::fs::File::create(&log).expect("device-sim log file"));
+        if broker.has_accounts() {
+            cmd.envs(broker.admin_env());
+        }
+        let mut child = cmd.spawn().expect("spawn axon-device-sim");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -68,13 +92,24 @@ impl DeviceSim {
                 }
             }
         });
-        let mut sim = DeviceSim {
+        DeviceSim {
             child: Some(child),
+            log,
             lines,
             seen: Vec::new(),
-        };
-        sim.wait_for(Duration::from_secs(20), |v| v["event"] == "ready");
-        sim
+        }
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the process has exited (and with what status).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Waits until a line matching `pred` arrives (or was already seen); panics at the deadline.
@@ -93,11 +128,16 @@ impl DeviceSim {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => panic!(
-                    "device-sim: no matching line within {timeout:?}; saw {:#?}",
-                    self.seen
+                    "device-sim: no matching line within {timeout:?}; saw {:#?}\nstderr:\n{}",
+                    self.seen,
+                    self.log()
                 ),
                 Err(RecvTimeoutError::Disconnected) => {
-                    panic!("device-sim exited; saw {:#?}", self.seen)
+                    panic!(
+                        "device-sim exited; saw {:#?}\nstderr:\n{}",
+                        self.seen,
+                        self.log()
+                    )
                 }
             }
         }

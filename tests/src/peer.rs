@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use axon_core::transport::link::Credentials;
+
+use crate::broker::Broker;
 use crate::repo_root;
 
 /// A running peer.
@@ -33,16 +36,37 @@ impl Peer {
         )
     }
 
+    /// Runs `tests/interop/{script}` with `--username` and env `AXON_BROKER_PASSWORD` from
+    /// `account` (the password stays off the command line).
+    pub fn spawn_as(script: &str, args: &[&str], account: Option<&Credentials>) -> Peer {
+        let python = repo_root().join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/setup.sh",
+            python.display()
+        );
+        let mut cmd = Command::new(python);
+        cmd.arg(repo_root().join("tests/interop").join(script));
+        if let Some(a) = account {
+            cmd.args(["--username", &a.username])
+                .env("AXON_BROKER_PASSWORD", a.password());
+        }
+        Self::spawn_program(&mut cmd, args)
+    }
+
     /// Runs the spec device (`tests/interop/spec_device.py`, "their device") on `broker` as
-    /// `server_id` named `server_name`, with the habit switches in `extra`, and waits until it
-    /// is online.
+    /// `server_id` named `server_name` (with its own account at site home when the broker has
+    /// accounts), with the habit switches in `extra`, and waits until it is online.
     pub fn spec_device(
-        broker_tcp_port: u16,
+        broker: &Broker,
         server_id: &str,
         server_name: &str,
         extra: &[&str],
     ) -> Peer {
-        let addr = format!("127.0.0.1:{broker_tcp_port}");
+        let addr = format!("127.0.0.1:{}", broker.tcp_port());
+        let account = broker
+            .has_accounts()
+            .then(|| broker.provision_device(server_id, "home"));
         let mut args = vec![
             "--broker",
             addr.as_str(),
@@ -52,7 +76,7 @@ impl Peer {
             server_name,
         ];
         args.extend_from_slice(extra);
-        let mut p = Self::spawn("spec_device.py", &args);
+        let mut p = Self::spawn_as("spec_device.py", &args, account.as_ref());
         p.wait_for(Duration::from_secs(20), |v| v["event"] == "online");
         p
     }

@@ -45,14 +45,14 @@ impl VoiceHome {
 
     fn launch(local_ai: Option<LocalAi>, url: &str, vars: &[(&str, &str)]) -> VoiceHome {
         let broker = Broker::start();
-        let sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
+        let sim = DeviceSim::start(&broker, &["--profile", "home", "--fault-rate", "0"]);
         let mut all = vec![
             ("AXON_ASR", "local"),
             ("AXON_TTS", "local"),
             ("AXON_LOCAL_AI_URL", url),
         ];
         all.extend_from_slice(vars);
-        let worker = WranglerDev::start_with(broker.ws_port(), &all);
+        let worker = WranglerDev::start_with(&broker, &all);
         worker.wait_for("/healthz", Duration::from_secs(60), |v| {
             v["broker"] == "connected" && v["ready"] == DEMO_HOME_DEVICES
         });

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use axon_core::protocol::mcp::topics::check_server_name_filter;
+use axon_core::transport::link::Credentials;
+
+use crate::broker::Broker;
 use crate::http::{http, http_with, SseStream};
 use crate::{free_port, repo_root};
 
@@ -22,23 +26,57 @@ pub struct WranglerDev {
     broker_ws_port: u16,
 }
 
+/// Writes the Hub's broker password where `wrangler dev --env-file` reads it: values from an
+/// env file are secrets, which wrangler lists as "(hidden)", while `--var` values are printed.
+fn write_secrets(state: &std::path::Path, hub: &Option<Credentials>) -> Option<PathBuf> {
+    let c = hub.as_ref()?;
+    let path = state.with_extension("env");
+    std::fs::write(&path, format!("AXON_BROKER_PASSWORD={}\n", c.password())).expect("env file");
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    Some(path)
+}
+
 impl WranglerDev {
-    /// Starts the worker with `AXON_BROKER_URL` pointing at `broker_ws_port` and waits until
-    /// it serves `/` (300 s at most: the first run builds the web app and the worker).
-    pub fn start(broker_ws_port: u16) -> WranglerDev {
-        Self::start_with(broker_ws_port, &[])
+    /// Starts the worker with `AXON_BROKER_URL` pointing at `broker`'s WebSocket port and waits
+    /// until it serves `/` (300 s at most: the first run builds the web app and the worker).
+    /// On a broker with accounts the site's Hub account (`hub-{AXON_SITE}`, default home) is
+    /// provisioned and given to the worker.
+    pub fn start(broker: &Broker) -> WranglerDev {
+        Self::start_with(broker, &[])
     }
 
     /// As [`WranglerDev::start`], with more `--var NAME:VALUE` settings (AXON_LLM, AXON_MCP_TOKEN…).
-    pub fn start_with(broker_ws_port: u16, vars: &[(&str, &str)]) -> WranglerDev {
+    pub fn start_with(broker: &Broker, vars: &[(&str, &str)]) -> WranglerDev {
         let port = free_port();
         let state =
             std::env::temp_dir().join(format!("axon-wrangler-{}-{port}", std::process::id()));
-        let vars = vars
+        let mut vars: Vec<(String, String)> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Self::launch(broker_ws_port, port, state, vars)
+        let site = vars
+            .iter()
+            .find(|(k, _)| k == "AXON_SITE")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "home".into());
+        // The filters the Hub will use: like the Hub, a malformed one means the default.
+        let mut filters: Vec<String> = vars
+            .iter()
+            .find(|(k, _)| k == "AXON_SERVER_NAME_FILTERS")
+            .map(|(_, v)| v.split(',').map(|f| f.trim().to_string()).collect())
+            .unwrap_or_default();
+        if filters.iter().any(|f| check_server_name_filter(f).is_err()) {
+            filters.clear();
+        }
+        let hub = broker
+            .has_accounts()
+            .then(|| broker.provision_hub_with_filters(&site, &filters));
+        if let Some(c) = &hub {
+            vars.push(("AXON_BROKER_USERNAME".into(), c.username.clone()));
+        }
+        write_secrets(&state, &hub);
+        Self::launch(broker.ws_port(), port, state, vars)
     }
 
     /// Stops wrangler (SIGINT to its group) and starts it again on the same port with the
@@ -152,6 +190,11 @@ impl WranglerDev {
                 vars.iter()
                     .flat_map(|(k, v)| ["--var".to_string(), format!("{k}:{v}")]),
             )
+            .args(
+                Some(state.with_extension("env"))
+                    .filter(|p| p.exists())
+                    .map(|p| format!("--env-file={}", p.display())),
+            )
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -236,6 +279,7 @@ impl WranglerDev {
 impl Drop for WranglerDev {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_file(self.state.with_extension("env"));
     }
 }
 

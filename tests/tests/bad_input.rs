@@ -29,8 +29,8 @@ async fn rpc_within(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_board_answers_bad_input_with_clear_errors_and_keeps_serving() {
     let broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
-    let mut probe = Probe::connect(broker.tcp_port(), CID).await;
+    let mut sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
+    let mut probe = Probe::connect_to(&broker, CID).await;
     let rpc_topic = format!("$mcp-rpc/{CID}/lamp-1/{NAME}");
     probe.subscribe(&rpc_topic, true).await;
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}});

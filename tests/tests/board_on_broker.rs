@@ -15,7 +15,7 @@ use axon_core::protocol::mcp::client::{CallOptions, DeviceState};
 use axon_core::protocol::telemetry::Telemetry;
 use axon_tests::{Broker, Probe};
 use device_sim::board::{self, BoardReport, DeviceSpec};
-use device_sim::ctl::{Controller, ControllerOptions};
+use device_sim::ctl::Controller;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -74,7 +74,7 @@ impl Reports {
     }
 }
 
-fn lamp() -> DeviceSpec {
+fn lamp(broker: &Broker) -> DeviceSpec {
     DeviceSpec {
         id: ID.into(),
         kind: "lamp".into(),
@@ -85,12 +85,13 @@ fn lamp() -> DeviceSpec {
         telemetry_interval: Duration::from_secs(3600),
         fault_rate: 0.0,
         seed: 5,
+        credentials: Some(broker.provision_device(ID, "test")),
     }
 }
 
 /// The retained `/latest`, checked to be one valid sample.
 async fn latest(broker: &Broker, probe_id: &str) -> Telemetry {
-    let mut probe = Probe::connect(broker.tcp_port(), probe_id).await;
+    let mut probe = Probe::connect_to(broker, probe_id).await;
     let found = probe.retained(&format!("axon/telemetry/{ID}/latest")).await;
     probe.close().await;
     assert_eq!(found.len(), 1, "one retained /latest");
@@ -108,7 +109,7 @@ async fn a_lamp_board_serves_acts_once_per_call_id_and_leaves_cleanly() {
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let board = tokio::spawn(board::run(
-        lamp(),
+        lamp(&broker),
         broker.url().parse().unwrap(),
         reports_tx,
         async {
@@ -129,7 +130,7 @@ async fn a_lamp_board_serves_acts_once_per_call_id_and_leaves_cleanly() {
     assert!(sample.metrics.contains_key("power_w"), "{sample:?}");
 
     // Discovery and initialize.
-    let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+    let ctl = Controller::connect(&broker.url().parse().unwrap(), broker.ctl_options())
         .await
         .unwrap();
     ctl.wait_for_devices(&[ID], WAIT).await.unwrap();
@@ -223,7 +224,7 @@ async fn a_lamp_board_serves_acts_once_per_call_id_and_leaves_cleanly() {
             .await,
         "the client saw the device leave"
     );
-    let mut fresh = Probe::connect(broker.tcp_port(), "test-presence").await;
+    let mut fresh = Probe::connect_to(&broker, "test-presence").await;
     let presence = fresh.retained("$mcp-server/presence/+/axon/#").await;
     assert!(
         presence.is_empty(),

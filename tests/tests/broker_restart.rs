@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use axon_core::protocol::mcp::client::CallOptions;
 use axon_tests::{Broker, DeviceSim};
-use device_sim::ctl::{Controller, ControllerOptions};
+use device_sim::ctl::Controller;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_is_survived_and_a_retry_acts_once() {
     let mut broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
-    let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+    let mut sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
+    let ctl = Controller::connect(&broker.url().parse().unwrap(), broker.ctl_options())
         .await
         .unwrap();
     ctl.wait_for_devices(&["lamp-1"], Duration::from_secs(10))

@@ -6,17 +6,17 @@
 use std::time::Duration;
 
 use axon_tests::{Broker, DeviceSim};
-use device_sim::ctl::{Controller, ControllerOptions};
+use device_sim::ctl::Controller;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_calls_in_flight_to_ten_boards_are_each_matched() {
     let broker = Broker::start();
     let _sim = DeviceSim::start(
-        &broker.url(),
+        &broker,
         &["--profile", "lamp", "--devices", "10", "--fault-rate", "0"],
     );
-    let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+    let ctl = Controller::connect(&broker.url().parse().unwrap(), broker.ctl_options())
         .await
         .unwrap();
     let ids: Vec<String> = (1..=10).map(|i| format!("lamp-{i}")).collect();

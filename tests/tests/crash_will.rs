@@ -7,17 +7,17 @@ use std::time::{Duration, Instant};
 
 use axon_core::protocol::mcp::client::DeviceState;
 use axon_tests::{Broker, DeviceSim, Probe};
-use device_sim::ctl::{Controller, ControllerOptions};
+use device_sim::ctl::Controller;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_board_is_cleared_by_its_will() {
     let broker = Broker::start();
     let mut sim = DeviceSim::start(
-        &broker.url(),
+        &broker,
         &["--profile", "lamp", "--devices", "2", "--fault-rate", "0"],
     );
-    let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+    let ctl = Controller::connect(&broker.url().parse().unwrap(), broker.ctl_options())
         .await
         .unwrap();
     ctl.wait_for_devices(&["lamp-1", "lamp-2"], Duration::from_secs(10))
@@ -40,7 +40,7 @@ async fn a_killed_board_is_cleared_by_its_will() {
         t.elapsed() < Duration::from_secs(1),
         "refused at once, not after a timeout"
     );
-    let mut fresh = Probe::connect(broker.tcp_port(), "test-will").await;
+    let mut fresh = Probe::connect_to(&broker, "test-will").await;
     let presence = fresh.retained("$mcp-server/presence/+/axon/#").await;
     assert!(
         presence.is_empty(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axon_core::protocol::mcp::client::DeviceState;
 use axon_tests::{Broker, DeviceSim, Probe};
-use device_sim::ctl::{Controller, ControllerOptions};
+use device_sim::ctl::Controller;
 use device_sim::fleet::HOME;
 use serde_json::json;
 
@@ -15,7 +15,7 @@ use serde_json::json;
 async fn every_device_of_the_demo_home_is_discovered_listed_and_called() {
     let broker = Broker::start();
     let mut sim = DeviceSim::start(
-        &broker.url(),
+        &broker,
         &[
             "--profile",
             "home",
@@ -25,7 +25,7 @@ async fn every_device_of_the_demo_home_is_discovered_listed_and_called() {
             "0",
         ],
     );
-    let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+    let ctl = Controller::connect(&broker.url().parse().unwrap(), broker.ctl_options())
         .await
         .unwrap();
     let ids: Vec<&str> = HOME.iter().map(|d| d.0).collect();
@@ -98,7 +98,7 @@ async fn every_device_of_the_demo_home_is_discovered_listed_and_called() {
     assert_eq!(sim.wait_tool_calls("kitchen-lamp", "set_power", 1), 1);
 
     // Telemetry: live samples and the retained /latest, in ms, and the MCP resource matches.
-    let mut probe = Probe::connect(broker.tcp_port(), "test-telemetry").await;
+    let mut probe = Probe::connect_to(&broker, "test-telemetry").await;
     probe
         .subscribe("axon/telemetry/kitchen-lamp/latest", false)
         .await;
@@ -149,7 +149,7 @@ async fn every_device_of_the_demo_home_is_discovered_listed_and_called() {
             .map(|d| (&d.device_id, d.state))
             .collect::<Vec<_>>()
     );
-    let mut fresh = Probe::connect(broker.tcp_port(), "test-presence").await;
+    let mut fresh = Probe::connect_to(&broker, "test-presence").await;
     let presence = fresh.retained("$mcp-server/presence/+/axon/#").await;
     assert!(
         presence.is_empty(),

@@ -25,9 +25,9 @@ fn chat(worker: &WranglerDev, body: Value) -> SseStream {
 #[test]
 fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
     let broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "home", "--fault-rate", "0"]);
     let mut worker = WranglerDev::start_with(
-        broker.ws_port(),
+        &broker,
         &[
             ("AXON_PERMISSIONS", "kitchen-plug.set_power=deny"),
             ("AXON_MCP_TOKEN", TOKEN),
@@ -355,7 +355,7 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
     // 7. Device events reach the agent: a lamp that overheats (fault rate 1 while on) makes a
     //    warning, and the agent tells whoever watches /api/events.
     let mut porch = DeviceSim::start(
-        &broker.url(),
+        &broker,
         &[
             "--profile",
             "lamp",

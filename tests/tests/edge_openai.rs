@@ -34,10 +34,10 @@ fn deltas(events: &[SseEvent]) -> Vec<String> {
 #[test]
 fn the_openai_provider_streams_tool_calls_and_answers_through_a_wire_format_server() {
     let broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "home", "--fault-rate", "0"]);
     let (mut model, base) = Peer::spawn_server("openai_server.py", &[]);
     let worker = WranglerDev::start_with(
-        broker.ws_port(),
+        &broker,
         &[
             ("AXON_LLM", "openai"),
             ("AXON_LLM_BASE_URL", &base),
@@ -110,7 +110,7 @@ fn the_openai_provider_streams_tool_calls_and_answers_through_a_wire_format_serv
 
     // A wrong key: the endpoint's own error message reaches the person; nothing runs.
     let worker = WranglerDev::start_with(
-        broker.ws_port(),
+        &broker,
         &[
             ("AXON_LLM", "openai"),
             ("AXON_LLM_BASE_URL", &base),

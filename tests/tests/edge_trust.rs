@@ -51,9 +51,9 @@ fn voice_status(port: u16, extra: &str) -> String {
 #[test]
 fn strangers_wrong_tokens_and_widget_keys_are_refused_and_nothing_runs() {
     let broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "home", "--fault-rate", "0"]);
     let worker = WranglerDev::start_with(
-        broker.ws_port(),
+        &broker,
         &[
             ("AXON_WIDGET_KEY", WIDGET_KEY),
             ("AXON_ALLOWED_ORIGINS", SHOP),

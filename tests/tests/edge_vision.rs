@@ -35,10 +35,10 @@ fn photo_taken(turn: &[SseEvent]) -> Value {
 #[test]
 fn what_do_you_see_offline_reports_the_measured_photo_and_a_vision_model_describes_it() {
     let broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "home", "--fault-rate", "0"]);
 
     // Offline (the default): no vision model, the measured facts, labelled as such.
-    let worker = WranglerDev::start(broker.ws_port());
+    let worker = WranglerDev::start(&broker);
     worker.wait_for("/healthz", Duration::from_secs(30), |v| {
         v["broker"] == "connected" && v["ready"] == DEMO_HOME_DEVICES
     });
@@ -84,7 +84,7 @@ fn what_do_you_see_offline_reports_the_measured_photo_and_a_vision_model_describ
     // A vision model: the request that carries the photo goes to it; its words are the answer.
     let (mut vlm, base) = Peer::spawn_server("vlm_server.py", &[]);
     let worker = WranglerDev::start_with(
-        broker.ws_port(),
+        &broker,
         &[
             ("AXON_VLM", "openai"),
             ("AXON_VLM_BASE_URL", &base),

@@ -12,8 +12,8 @@ use serde_json::json;
 #[test]
 fn the_hub_discovers_the_demo_home_and_calls_tools_over_http() {
     let broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
-    let worker = WranglerDev::start(broker.ws_port());
+    let mut sim = DeviceSim::start(&broker, &["--profile", "home", "--fault-rate", "0"]);
+    let worker = WranglerDev::start(&broker);
     let health = worker.wait_for("/healthz", Duration::from_secs(20), |v| {
         v["broker"] == "connected" && v["ready"] == DEMO_HOME_DEVICES
     });

@@ -149,27 +149,31 @@ fn echo_tool() -> Tool {
     .unwrap()
 }
 
-fn device_role() -> McpServer {
+/// The lamp, with its own account on `broker` (site home).
+fn device_role(broker: &Broker) -> McpServer {
     let id = DeviceId::new("endpoint-lamp").unwrap();
-    McpServer::new(DeviceConfig::new(
-        id,
-        "lamp",
-        "Endpoint lamp",
-        vec![echo_tool()],
-    ))
-    .unwrap()
+    let mut config = DeviceConfig::new(id, "lamp", "Endpoint lamp", vec![echo_tool()]);
+    config.credentials = Some(broker.provision_device("endpoint-lamp", "home"));
+    McpServer::new(config).unwrap()
 }
 
-fn hub_role(client_id: &str) -> McpClient {
-    McpClient::new(ClientConfig::new(client_id, 5))
+/// A Hub of site home, with the site's account.
+fn hub_role(client_id: &str, broker: &Broker) -> McpClient {
+    let mut config = ClientConfig::new(client_id, 5);
+    config.credentials = Some(broker.provision_hub("home"));
+    McpClient::new(config)
 }
 
 #[test]
 fn a_device_and_a_hub_endpoint_discover_call_and_see_telemetry_on_a_real_broker() {
     let broker = Broker::start();
     let origin = Instant::now();
-    let mut device = Shell::new(device_role(), broker.tcp_port(), origin);
-    let mut hub = Shell::new(hub_role("endpoint-hub-1"), broker.tcp_port(), origin);
+    let mut device = Shell::new(device_role(&broker), broker.tcp_port(), origin);
+    let mut hub = Shell::new(
+        hub_role("endpoint-hub-1", &broker),
+        broker.tcp_port(),
+        origin,
+    );
 
     // Discovery: presence, initialize, tools/list, all through the endpoints' own pumping.
     drive_until(
@@ -281,8 +285,12 @@ fn a_device_and_a_hub_endpoint_discover_call_and_see_telemetry_on_a_real_broker(
 fn a_client_id_set_after_a_disconnect_is_the_one_the_next_connect_carries() {
     let mut broker = Broker::start();
     let origin = Instant::now();
-    let mut device = Shell::new(device_role(), broker.tcp_port(), origin);
-    let mut hub = Shell::new(hub_role("endpoint-hub-first"), broker.tcp_port(), origin);
+    let mut device = Shell::new(device_role(&broker), broker.tcp_port(), origin);
+    let mut hub = Shell::new(
+        hub_role("endpoint-hub-first", &broker),
+        broker.tcp_port(),
+        origin,
+    );
     drive_until(
         &mut device,
         &mut hub,

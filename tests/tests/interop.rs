@@ -24,13 +24,15 @@ fn client(broker: &Broker, extra: &[&str]) -> Peer {
         "8",
     ];
     args.extend_from_slice(extra);
-    Peer::spawn("spec_client.py", &args)
+    // The spec client plays an MCP client of any site: the owner's account.
+    let owner = broker.has_accounts().then(|| broker.admin());
+    Peer::spawn_as("spec_client.py", &args, owner.as_ref())
 }
 
 #[test]
 fn their_client_drives_our_board() {
     let broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     let mut c = client(
         &broker,
         &[
@@ -87,7 +89,7 @@ fn their_client_drives_our_board() {
 #[test]
 fn their_client_with_other_sdks_habits_still_works() {
     let broker = Broker::start();
-    let _sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let _sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     // TS client: offers 2024-11-05, string ids; C/Python: QoS 0; a client that drops MCP-MQTT-CLIENT-ID after initialize; id 0.
     let mut c = client(
         &broker,
@@ -123,12 +125,12 @@ fn their_client_with_other_sdks_habits_still_works() {
 #[test]
 fn their_client_sees_our_board_leave_and_crash() {
     let broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     let mut c = client(&broker, &["--expect-offline"]);
     c.wait_for(T, |v| v["step"] == "waiting_offline");
     sim.interrupt();
     c.wait_for(T, |v| v["step"] == "offline");
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     let mut c = client(&broker, &["--expect-offline"]);
     c.wait_for(T, |v| v["step"] == "waiting_offline");
     sim.kill9();
@@ -142,7 +144,7 @@ fn known_sdk_failure_strict_connack_refuses_mosquitto() {
     // Recorded here as a known failure of that SDK, not of ours: our session treats absent as
     // available.
     let broker = Broker::start();
-    let _sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let _sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     let mut c = client(&broker, &["--strict-connack"]);
     let steps = c.finish(T);
     let last = steps.last().unwrap();
@@ -151,19 +153,14 @@ fn known_sdk_failure_strict_connack_refuses_mosquitto() {
 }
 
 fn device(broker: &Broker, sid: &str, extra: &[&str]) -> Peer {
-    Peer::spec_device(
-        broker.tcp_port(),
-        sid,
-        &format!("axon/counter/{sid}"),
-        extra,
-    )
+    Peer::spec_device(broker, sid, &format!("axon/counter/{sid}"), extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_drives_their_device() {
     let broker = Broker::start();
     let mut dev = device(&broker, "counter-1", &[]);
-    let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+    let ctl = Controller::connect(&broker.url().parse().unwrap(), broker.ctl_options())
         .await
         .unwrap();
     ctl.wait_for_devices(&["counter-1"], T).await.unwrap();
@@ -241,7 +238,7 @@ async fn our_client_tolerates_other_sdks_device_habits() {
             "2024-11-05",
         ],
     );
-    let ctl = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+    let ctl = Controller::connect(&broker.url().parse().unwrap(), broker.ctl_options())
         .await
         .unwrap();
     ctl.wait_for_devices(&["counter-2"], T).await.unwrap();
@@ -292,7 +289,7 @@ fn known_failure_their_client_that_subscribes_late_misses_our_initialize_answer(
     // has it is designed in docs/protocol.md §11; it waits for room on the device page.) When it
     // lands, this test turns into the client finishing.
     let broker = Broker::start();
-    let _sim = DeviceSim::start(&broker.url(), &["--profile", "lamp", "--fault-rate", "0"]);
+    let _sim = DeviceSim::start(&broker, &["--profile", "lamp", "--fault-rate", "0"]);
     let mut c = client(&broker, &["--late-rpc-subscribe", "300", "--timeout", "3"]);
     let steps = c.finish(T);
     assert_eq!(c.steps("rpc_subscribed").len(), 1, "{steps:#?}");
@@ -309,8 +306,8 @@ async fn our_client_finds_their_device_outside_axon_with_a_filter() {
     // A device built on another SDK need not be named `axon/...`: discovery filters are
     // configuration (`ctl --filter`, the Hub's AXON_SERVER_NAME_FILTERS), `axon/#` by default.
     let broker = Broker::start();
-    let _dev = Peer::spec_device(broker.tcp_port(), "demo-1", "demo/counter/demo-1", &[]);
-    let default = Controller::connect(&broker.url().parse().unwrap(), ControllerOptions::default())
+    let _dev = Peer::spec_device(&broker, "demo-1", "demo/counter/demo-1", &[]);
+    let default = Controller::connect(&broker.url().parse().unwrap(), broker.ctl_options())
         .await
         .unwrap();
     assert!(
@@ -323,7 +320,7 @@ async fn our_client_finds_their_device_outside_axon_with_a_filter() {
     default.close().await;
     let options = ControllerOptions {
         filters: vec!["axon/#".into(), "demo/#".into()],
-        ..ControllerOptions::default()
+        ..broker.ctl_options()
     };
     let ctl = Controller::connect(&broker.url().parse().unwrap(), options)
         .await
@@ -357,10 +354,13 @@ async fn their_lamp_with_a_random_server_id_keeps_its_name_across_a_reboot() {
     // docs/protocol.md §2.5: a spec-built lamp the way EMQX's SDKs run it, with no `meta.axon`
     // and a random server-id per connection, is the device `ref-lamp-1` (its name's last
     // level), of kind `lamp`, before and after a reboot under a new server-id.
-    let broker = Broker::start();
+    // Anonymous on purpose: a device with a random server-id per connection cannot hold a
+    // per-device account on Mosquitto 2.0.11, whose ACLs are literal topics keyed by a fixed
+    // id (docs/security.md, "What is not done yet"); this test is about identity.
+    let broker = Broker::start_anonymous();
     let name = "axon/lamp/ref-lamp-1";
     let mut lamp = Peer::spec_device(
-        broker.tcp_port(),
+        &broker,
         "unused",
         name,
         &["--random-server-id", "--no-axon-meta"],

@@ -196,7 +196,8 @@ fn message_on(topic: &'static str) -> impl Fn(&SessionEvent) -> bool {
 
 #[test]
 fn connects_subscribes_with_no_local_and_publishes_qos1() {
-    let broker = Broker::start();
+    // MQTT-level behaviour of the session, unrelated to accounts (tests/tests/broker_acl.rs has those).
+    let broker = Broker::start_anonymous();
     let mut a = Shell::new(
         broker.tcp_port(),
         "session-a",
@@ -244,7 +245,8 @@ fn connects_subscribes_with_no_local_and_publishes_qos1() {
 
 #[test]
 fn retained_messages_and_tombstones() {
-    let broker = Broker::start();
+    // MQTT-level behaviour of the session, unrelated to accounts (tests/tests/broker_acl.rs has those).
+    let broker = Broker::start_anonymous();
     let mut a = Shell::new(broker.tcp_port(), "session-r", None);
     a.until("CONNACK", Duration::from_secs(5), connected);
     let pid = a
@@ -293,7 +295,8 @@ fn retained_messages_and_tombstones() {
 
 #[test]
 fn the_will_fires_when_the_connection_dies() {
-    let broker = Broker::start();
+    // MQTT-level behaviour of the session, unrelated to accounts (tests/tests/broker_acl.rs has those).
+    let broker = Broker::start_anonymous();
     let mut watcher = Shell::new(broker.tcp_port(), "session-watch", None);
     watcher.until("CONNACK", Duration::from_secs(5), connected);
     watcher.subscribe("$mcp-server/presence/#", false);
@@ -322,7 +325,8 @@ fn the_will_fires_when_the_connection_dies() {
 
 #[test]
 fn survives_a_broker_restart_with_backoff() {
-    let mut broker = Broker::start();
+    // MQTT-level behaviour of the session, unrelated to accounts (tests/tests/broker_acl.rs has those).
+    let mut broker = Broker::start_anonymous();
     let mut a = Shell::new(broker.tcp_port(), "session-restart", None);
     a.until("CONNACK", Duration::from_secs(5), connected);
     broker.stop();

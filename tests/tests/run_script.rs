@@ -49,6 +49,8 @@ impl RunSh {
             .env(MARKER_VAR, &marker)
             .env("AXON_RUN_DIR", dir.join("logs"))
             .env("AXON_STATE_DIR", dir.join("state"))
+            // Its own broker accounts, not the checkout's .axon/ (the two tests run at once).
+            .env("AXON_DATA_DIR", dir.join("data"))
             .env("AXON_MCP_TOKEN", MCP_TOKEN)
             .env("AXON_API_TOKEN", OWNER_TOKEN)
             .envs(env.iter().map(|(k, v)| (k, v)))

@@ -18,13 +18,13 @@ const WAIT: Duration = Duration::from_secs(20);
 #[test]
 fn speech_turns_on_the_lamp_and_the_answer_comes_back_as_audio() {
     let broker = Broker::start();
-    let mut sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
+    let mut sim = DeviceSim::start(&broker, &["--profile", "home", "--fault-rate", "0"]);
     let (mut speech, base) = Peer::spawn_server(
         "speech_server.py",
         &["--heard", "Turn on the kitchen lamp.", "[BLANK_AUDIO]"],
     );
     let worker = WranglerDev::start_with(
-        broker.ws_port(),
+        &broker,
         &[
             ("AXON_ASR", "openai"),
             ("AXON_TTS", "openai"),

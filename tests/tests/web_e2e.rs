@@ -55,7 +55,7 @@ fn steps(lines: &[Value]) -> Vec<String> {
 fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
     let mut broker = Broker::start();
     let mut sim = DeviceSim::start(
-        &broker.url(),
+        &broker,
         &[
             "--profile",
             "home",
@@ -72,7 +72,7 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
         .port();
     let widget_origin = format!("http://127.0.0.1:{widget_port}");
     let worker = WranglerDev::start_with(
-        broker.ws_port(),
+        &broker,
         &[
             ("AXON_ALLOWED_ORIGINS", &widget_origin),
             ("AXON_API_TOKEN", OWNER_TOKEN),

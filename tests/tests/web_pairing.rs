@@ -19,7 +19,7 @@ const OWNER_TOKEN: &str = "axon-pairing-owner-token";
 #[test]
 fn a_tab_pairs_by_its_code_in_the_console_and_is_revoked() {
     let broker = Broker::start();
-    let worker = WranglerDev::start_with(broker.ws_port(), &[("AXON_API_TOKEN", OWNER_TOKEN)]);
+    let worker = WranglerDev::start_with(&broker, &[("AXON_API_TOKEN", OWNER_TOKEN)]);
     worker.wait_for("/healthz", Duration::from_secs(30), |v| {
         v["broker"] == "connected"
     });

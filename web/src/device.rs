@@ -374,7 +374,7 @@ pub async fn run(ui: DeviceUi, id: String, url: String, account: Option<Json>) {
     config.room = query("room");
     if let Some(a) = account {
         config.site = a.get("site").as_str().unwrap_or(config.site);
-        config.credentials = Some((
+        config.credentials = Some(axon_core::transport::link::Credentials::new(
             a.get("username").str_or_empty(),
             a.get("password").str_or_empty(),
         ));

@@ -107,8 +107,58 @@ pub struct ConnectOptions {
     pub user_properties: Vec<UserProperty>,
     /// The will.
     pub will: Option<Publish>,
-    /// Optional username and password.
-    pub credentials: Option<(String, String)>,
+    /// The broker account, if the broker wants one.
+    pub credentials: Option<Credentials>,
+}
+
+/// A broker account's username and password. `Debug` hides the password, so CONNECT options
+/// can be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The CONNECT username.
+    pub username: String,
+    password: String,
+}
+
+impl Credentials {
+    /// An account.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Credentials {
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// The password, for the CONNECT packet only.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// Why the broker refused an account, for a CONNACK reason code that refuses the account
+/// itself (retrying with the same credentials cannot succeed); `None` for other codes.
+///
+/// Mosquitto 2.0.11 with dynamic security answers a wrong password, an unknown username, no
+/// username and a client id the account is not pinned to all with 0x87 (measured), so 0x87
+/// names every cause.
+pub fn account_refusal(reason_code: u8) -> Option<&'static str> {
+    match reason_code {
+        0x86 => Some("bad username or password"),
+        0x87 => Some(
+            "not authorised (a wrong or missing username or password, or a client id the account does not allow)",
+        ),
+        0x8C => Some("bad authentication method"),
+        _ => None,
+    }
 }
 
 /// What the broker said in CONNACK that the MCP layer cares about.
@@ -149,7 +199,25 @@ pub fn topic_matches(filter: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::topic_matches;
+    use super::{account_refusal, topic_matches, Credentials};
+
+    #[test]
+    fn account_refusals_are_the_credential_codes_only() {
+        assert!(account_refusal(0x86).unwrap().contains("password"));
+        assert!(account_refusal(0x87).unwrap().contains("not authorised"));
+        // Server busy, unavailable, banned... are not about the account's credentials.
+        for code in [0x00, 0x80, 0x88, 0x89, 0x8A, 0x85] {
+            assert_eq!(account_refusal(code), None, "{code:#x}");
+        }
+    }
+
+    #[test]
+    fn credentials_debug_hides_the_password() {
+        let c = Credentials::new("lamp-1", "s3cret-value");
+        let shown = format!("{c:?}");
+        assert!(shown.contains("lamp-1") && !shown.contains("s3cret"));
+        assert_eq!(c.password(), "s3cret-value");
+    }
 
     #[test]
     fn wildcards_match_as_mqtt_says() {

@@ -1,12 +1,14 @@
 //! Trust: who may do what, how often, and how a new device earns an account.
 //!
 //! Owns the access decisions of Axon's HTTP surface ([`access`]), per-credential rate limits
-//! ([`rate`]) and the pairing state machine that gives a new device its credentials
-//! ([`pairing`]). These are decisions, made once here and used by the worker (and any other
+//! ([`rate`]), the pairing state machine that gives a new device its credentials
+//! ([`pairing`]), and the broker accounts of devices, Hubs and the owner with their ACLs and
+//! the dynamic-security commands that manage them ([`broker`]). These are decisions, made once here and used by the worker (and any other
 //! shell); they never read a request, a cookie, a clock or a random source themselves: the
 //! shell brings the credential it found, the time and the random bytes.
 
 pub mod access;
+pub mod broker;
 pub mod pairing;
 pub mod rate;
 

@@ -65,6 +65,8 @@ pub struct Net {
     pub wire: Vec<(Node, Publish)>,
     /// Order of subscriptions and publishes as the broker saw them: `SUB Hub filter`, `PUB Device(0) topic`.
     pub trace: Vec<String>,
+    /// Every message handed to a node, by topic (to check receive ACLs).
+    pub delivered: Vec<(Node, String)>,
 }
 
 pub fn lamp_tools() -> Vec<Tool> {
@@ -151,6 +153,7 @@ impl Net {
             subacks: VecDeque::new(),
             wire: Vec::new(),
             trace: Vec::new(),
+            delivered: Vec::new(),
         }
     }
 
@@ -311,6 +314,7 @@ impl Net {
                 }
             } else if let Some((node, msg)) = self.inbox.pop_front() {
                 busy = true;
+                self.delivered.push((node, msg.topic.clone()));
                 let now = self.now;
                 match node {
                     Node::Hub => self.hub.handle_message(now, &msg),

@@ -71,8 +71,8 @@ fn main() {
     }
     eprintln!("starting Mosquitto, the demo home and wrangler dev…");
     let broker = Broker::start();
-    let _sim = DeviceSim::start(&broker.url(), &["--profile", "home", "--fault-rate", "0"]);
-    let worker = WranglerDev::start_with(broker.ws_port(), &[("AXON_MCP_TOKEN", TOKEN)]);
+    let _sim = DeviceSim::start(&broker, &["--profile", "home", "--fault-rate", "0"]);
+    let worker = WranglerDev::start_with(&broker, &[("AXON_MCP_TOKEN", TOKEN)]);
     worker.wait_for("/healthz", Duration::from_secs(60), |v| {
         v["broker"] == "connected" && v["ready"] == DEMO_HOME_DEVICES
     });

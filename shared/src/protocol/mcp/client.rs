@@ -32,7 +32,8 @@ use crate::protocol::mcp::MAX_RPC_PAYLOAD;
 use crate::protocol::tool;
 use crate::time::{Rng, Timestamp};
 use crate::transport::link::{
-    Connack, ConnectOptions, Inbound, Publish, QoS, SubscribeToken, Subscription, Transmit,
+    Connack, ConnectOptions, Credentials, Inbound, Publish, QoS, SubscribeToken, Subscription,
+    Transmit,
 };
 
 /// How the client identifies itself and how patient it is.
@@ -52,6 +53,8 @@ pub struct ClientConfig {
     pub max_request_timeout: Duration,
     /// Seed for call ids (UUID v4).
     pub seed: u64,
+    /// The broker account CONNECT carries (docs/security.md "Broker accounts").
+    pub credentials: Option<Credentials>,
 }
 
 impl ClientConfig {
@@ -69,6 +72,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(10),
             max_request_timeout: Duration::from_secs(60),
             seed,
+            credentials: None,
         }
     }
 }
@@ -302,7 +306,7 @@ impl McpClient {
                 will.to_bytes(),
                 false,
             )),
-            credentials: None,
+            credentials: self.config.credentials.clone(),
         }
     }
 

@@ -29,7 +29,8 @@ use crate::protocol::mcp::MAX_RPC_PAYLOAD;
 use crate::protocol::tool;
 use crate::time::Timestamp;
 use crate::transport::link::{
-    Connack, ConnectOptions, Inbound, Publish, QoS, SubscribeToken, Subscription, Transmit,
+    Connack, ConnectOptions, Credentials, Inbound, Publish, QoS, SubscribeToken, Subscription,
+    Transmit,
 };
 use crate::Error;
 
@@ -60,9 +61,8 @@ pub struct DeviceConfig {
     pub call_cache_size: usize,
     /// Lifetime of a cached call (docs/protocol.md §6.3: 300 s).
     pub call_cache_ttl: Duration,
-    /// The broker account (user name, password) CONNECT presents: a paired device's, from
-    /// `/api/pair/collect`; `None` where the broker lets the device in without one.
-    pub credentials: Option<(String, String)>,
+    /// The broker account CONNECT carries (docs/security.md "Broker accounts").
+    pub credentials: Option<Credentials>,
 }
 
 impl DeviceConfig {

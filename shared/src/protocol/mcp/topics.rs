@@ -52,6 +52,9 @@ pub enum NameError {
     /// A server name with a wildcard or an empty level.
     #[error("invalid server name {0:?}: it must not be empty or contain '+' or '#'")]
     ServerName(String),
+    /// A server-name filter that is not an MQTT topic filter.
+    #[error("invalid server-name filter {0:?}: use an MQTT topic filter over server names, e.g. axon/# or demo/+/#")]
+    ServerNameFilter(String),
     /// A client id with `/`, `+` or `#`.
     #[error("invalid MQTT client id {0:?}: it must not be empty or contain '/', '+' or '#'")]
     ClientId(String),
@@ -136,6 +139,22 @@ pub fn check_server_name(name: &str) -> Result<(), NameError> {
         Ok(())
     } else {
         Err(NameError::ServerName(name.to_string()))
+    }
+}
+
+/// Checks a server-name filter (`axon/#`, `demo/+/#`): no empty level, `#` only as the whole
+/// last level, `+` only as a whole level.
+pub fn check_server_name_filter(filter: &str) -> Result<(), NameError> {
+    let levels: Vec<&str> = filter.split('/').collect();
+    let bad = levels.iter().enumerate().any(|(i, l)| {
+        l.is_empty()
+            || (l.contains('#') && (*l != "#" || i + 1 != levels.len()))
+            || (l.contains('+') && *l != "+")
+    });
+    if bad {
+        Err(NameError::ServerNameFilter(filter.to_string()))
+    } else {
+        Ok(())
     }
 }
 
@@ -353,6 +372,16 @@ impl<'a> Topic<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_name_filters_are_topic_filters() {
+        for ok in ["axon/#", "demo/+/#", "#", "a/b", "+/x"] {
+            assert_eq!(check_server_name_filter(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "demo/#/x", "a//b", "a+/b", "a/#b", "/a"] {
+            assert!(check_server_name_filter(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn device_ids_follow_the_convention() {

@@ -359,11 +359,11 @@ impl Session {
                 .map_err(invalid("will"))?;
             b = b.will_props(user_props(&w.user_properties)?);
         }
-        if let Some((user, pass)) = &c.credentials {
+        if let Some(cred) = &c.credentials {
             b = b
-                .user_name(user.as_str())
+                .user_name(cred.username.as_str())
                 .map_err(invalid("user name"))?
-                .password(pass.as_bytes().to_vec())
+                .password(cred.password().as_bytes().to_vec())
                 .map_err(invalid("password"))?;
         }
         b.build().map_err(invalid("CONNECT"))
