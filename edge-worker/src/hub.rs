@@ -23,8 +23,9 @@ use axon_core::protocol::mcp::types::Implementation;
 use axon_core::protocol::telemetry::{Severity, TelemetryStore, TelemetryUpdate};
 use axon_core::protocol::tool::{effective_permission, Permission};
 use axon_core::time::{Rng, Timestamp};
-use axon_core::transport::link::{Credentials, QoS, Subscription};
+use axon_core::transport::link::{Credentials, Publish, QoS, Subscription};
 use axon_core::transport::mqtt::SessionState;
+use axon_core::trust::broker::{self, Batch};
 use axon_core::trust::pairing::Pairings;
 use axon_core::trust::rate::{Limit, RateLimits};
 use futures_channel::{mpsc, oneshot};
@@ -89,7 +90,20 @@ struct Link {
     confirmations: HashMap<String, oneshot::Sender<bool>>,
     /// Requests waiting for discovery to settle.
     settle_waiters: Vec<oneshot::Sender<()>>,
+    /// Broker account changes waiting for dynsec's answer, re-sent after a reconnect.
+    account_requests: Vec<AccountRequest>,
 }
+
+/// A batch of dynamic-security commands (create, rotate or revoke a device's account) and who
+/// waits for its answer.
+struct AccountRequest {
+    batch: Batch,
+    reply: Option<oneshot::Sender<std::result::Result<(), String>>>,
+}
+
+/// How long an account change may take: a change to the site's role disconnects the Hub
+/// itself (Mosquitto 2.0.11), which reconnects within its backoff and sends the batch again.
+const ACCOUNT_WAIT: Duration = Duration::from_secs(20);
 
 fn random_seed() -> u64 {
     (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64 ^ (js_sys::Date::now() as u64)
@@ -134,6 +148,7 @@ impl Link {
             mcp_sessions: HashSet::new(),
             confirmations: HashMap::new(),
             settle_waiters: Vec::new(),
+            account_requests: Vec::new(),
         }
     }
 
@@ -174,6 +189,48 @@ impl Link {
         open
     }
 
+    /// Subscribes to dynsec's answers and (re)publishes every waiting account change. Batches
+    /// are idempotent: one that was applied before a disconnect is answered "done" again.
+    fn send_account_requests(&mut self) {
+        let sub = vec![Subscription {
+            filter: broker::RESPONSE_TOPIC.to_string(),
+            qos: QoS::AtLeastOnce,
+            no_local: false,
+        }];
+        if let Err(e) = self.endpoint.subscribe(now(), sub) {
+            self.last_error = Some(format!(
+                "cannot subscribe to the broker's account answers: {e}"
+            ));
+            return;
+        }
+        for r in &self.account_requests {
+            let p = Publish {
+                topic: broker::CONTROL_TOPIC.to_string(),
+                payload: r.batch.payload(),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                user_properties: Vec::new(),
+            };
+            if let Err(e) = self.endpoint.publish(now(), p) {
+                self.last_error = Some(format!("cannot send an account change: {e}"));
+            }
+        }
+    }
+
+    fn handle_account_response(&mut self, payload: &[u8]) {
+        self.account_requests.retain_mut(|r| {
+            let outcome = match r.batch.check(payload) {
+                Ok(None) => return true, // another batch's answer
+                Ok(Some(())) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Some(reply) = r.reply.take() {
+                let _ = reply.send(outcome);
+            }
+            false
+        });
+    }
+
     /// Whether the broker link is up and every device heard of is initialized.
     fn is_settled(&self) -> bool {
         self.endpoint.is_connected()
@@ -206,6 +263,12 @@ impl Link {
                 if let Err(e) = self.endpoint.subscribe(now(), subs) {
                     self.last_error = Some(format!("cannot subscribe to telemetry: {e}"));
                 }
+                if !self.account_requests.is_empty() {
+                    self.send_account_requests();
+                }
+            }
+            EndpointEvent::Message(m) if m.topic == broker::RESPONSE_TOPIC => {
+                self.handle_account_response(&m.payload)
             }
             EndpointEvent::Message(m) if m.topic.starts_with("axon/") => {
                 self.handle_telemetry(&m.topic, &m.payload)
@@ -364,6 +427,52 @@ impl Hub {
     /// The site's waiting pairings.
     pub fn pairings<R>(&self, f: impl FnOnce(&mut Pairings) -> R) -> R {
         f(&mut self.pairings.borrow_mut())
+    }
+
+    /// Applies a batch of account changes over the Hub's own connection (its site role may
+    /// manage accounts: docs/security.md "Broker accounts") and waits for dynsec's answer.
+    pub async fn change_accounts(&self, batch: Batch) -> std::result::Result<(), ErrorObject> {
+        let rx = {
+            let mut link = self.link.borrow_mut();
+            let (tx, rx) = oneshot::channel();
+            link.account_requests.push(AccountRequest {
+                batch,
+                reply: Some(tx),
+            });
+            if link.endpoint.is_connected() {
+                link.send_account_requests();
+            }
+            link.pump();
+            rx
+        };
+        if let Some(k) = self.kick.borrow().as_ref() {
+            let _ = k.unbounded_send(());
+        }
+        let outcome = futures_util::select! {
+            r = rx.fuse() => r.unwrap_or_else(|_| Err("the Hub's link stopped".into())),
+            _ = worker::Delay::from(ACCOUNT_WAIT).fuse() => Err(format!(
+                "the broker did not answer within {} s: is Mosquitto's dynamic security plugin on, and may the Hub's account ({}) publish to {}? (docs/security.md)",
+                ACCOUNT_WAIT.as_secs(),
+                self.config.broker_credentials.as_ref().map(|c| c.username.as_str()).unwrap_or("anonymous"),
+                broker::CONTROL_TOPIC
+            )),
+        };
+        // A request that timed out is not sent again.
+        self.link
+            .borrow_mut()
+            .account_requests
+            .retain(|r| r.reply.as_ref().is_some_and(|t| !t.is_canceled()));
+        outcome.map_err(|e| {
+            ErrorObject::new(
+                code::BROKER_UNAVAILABLE,
+                format!("the device's broker account: {e}"),
+            )
+        })
+    }
+
+    /// A random batch id (dynsec answers every admin on one topic).
+    pub fn batch_id(&self) -> String {
+        self.link.borrow_mut().rng.hex(8)
     }
 
     /// The stored credentials and the activity log.

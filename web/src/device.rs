@@ -6,10 +6,11 @@
 //! like a physical board. It reconnects with the session's backoff and shows where it stands. The
 //! protocol is axon-core's; this file only moves bytes, time and UI state.
 //!
-//! Its credential: the owner's console session when this browser is signed in (the cookie rides
-//! along by itself), else a paired device's account kept in localStorage (`axon.device`), else
-//! it pairs first (docs/security.md, "Pairing"): it shows the worker's code until the owner
-//! enters it in the console, then keeps what `/api/pair/collect` hands over. It never sees the
+//! Its credential: a paired device's account kept in localStorage (`axon.device`: its broker
+//! user and password, its worker token), else it pairs first (docs/security.md, "Pairing"): it
+//! shows the worker's code until the owner enters it in the console (a tab of the signed-in
+//! owner enters its own), then keeps what `/api/pair/collect` hands over. When this browser is
+//! signed in, the owner's session cookie rides along on its requests too. It never sees the
 //! owner token.
 
 use std::cell::RefCell;
@@ -220,8 +221,9 @@ fn refusal(status: u16, answer: &str) -> String {
 /// Pairs this tab as `id`: asks for a code, shows it on the screen (as a board would on its
 /// display) until the owner enters it in the console, polling every 2 s, keeps the account in
 /// localStorage and returns it. An expired code is replaced by a new one; a refusal is shown
-/// and asked again after a while.
-pub async fn pair(ui: DeviceUi, id: &str) -> Json {
+/// and asked again after a while. A tab of the signed-in owner enters its own code: the owner
+/// is here, and every device, a tab included, has its own broker account.
+pub async fn pair(ui: DeviceUi, id: &str, owner_here: bool) -> Json {
     let ask = object(&[
         ("device", JsValue::from_str(id)),
         ("kind", JsValue::from_str("virtual")),
@@ -248,6 +250,11 @@ pub async fn pair(ui: DeviceUi, id: &str) -> Json {
                 ui.text.set(answer.get("code").str_or_empty());
                 ui.status
                     .set("not paired: enter the code on the screen in the Axon console".into());
+                if owner_here {
+                    let code = object(&[("code", answer.get("code").as_js())]);
+                    let _ = fetch_text("POST", "/api/pair/approve", Some(&code)).await;
+                    wait = 0;
+                }
             }
             (true, 200) if answer.get("password").as_str().is_some() => {
                 if let Some(s) = storage() {
@@ -283,8 +290,7 @@ pub async fn start(ui: DeviceUi, id: String, url: String, stored: Option<Json>) 
     let signed_in = matches!(fetch_text("GET", "/api/session", None).await, Ok((200, _)));
     let account = match stored.filter(|a| a.get("device").as_str().as_deref() == Some(&id)) {
         Some(a) => Some(a),
-        None if signed_in => None,
-        None => Some(pair(ui, &id).await),
+        None => Some(pair(ui, &id, signed_in).await),
     };
     if !signed_in {
         set_token(account.as_ref().and_then(|a| a.get("token").as_str()));

@@ -6,6 +6,8 @@
 //! connection; who may call which of these routes is decided in [`super::dispatch`].
 
 use axon_core::protocol::jsonrpc::{code, ErrorObject};
+use axon_core::protocol::mcp::topics::DeviceId;
+use axon_core::trust::broker;
 use axon_core::trust::pairing::{Collected, PairError, RANDOM_BYTES};
 use axon_core::trust::rate::Limit;
 use serde_json::{json, Value};
@@ -88,8 +90,8 @@ pub fn waiting(ctx: &Ctx) -> Result<Response> {
     Response::from_json(&json!({ "waiting": ctx.pairings(|p| p.waiting(now())) }))
 }
 
-/// `POST /api/pair/approve {"code": "7KQ3-M9ZD"}`: creates the device's credential and hands
-/// it to the waiting device.
+/// `POST /api/pair/approve {"code": "7KQ3-M9ZD"}`: creates the device's broker account and
+/// worker credential and hands them to the waiting device.
 pub async fn approve(ctx: &Ctx, mut req: Request, address: &str) -> Result<Response> {
     let body = match json_body(&mut req, 4096).await {
         Ok(v) => v,
@@ -113,10 +115,12 @@ pub async fn approve(ctx: &Ctx, mut req: Request, address: &str) -> Result<Respo
             return refused(status, &e);
         }
     };
-    // The device's one secret: its worker credential, and the password of its broker account
-    // once the broker has accounts (docs/security.md, "What is not done yet": until then the
-    // broker takes any device, and pairing gives the worker credential only).
+    // The device's one secret: its worker credential and its broker password.
     let password = new_secret("axd_")?;
+    if let Err(e) = broker_account(ctx, &approval.device, Some(&password)).await {
+        ctx.pairings(|p| p.fail(&approval.pair_id));
+        return error_response(502, &e);
+    }
     ctx.store()
         .add(&password, Kind::Device, &approval.device, None)?;
     let site = ctx.config().site.clone();
@@ -142,8 +146,40 @@ pub fn paired(ctx: &Ctx) -> Result<Response> {
     Response::from_json(&json!({ "paired": ctx.store().subjects(Kind::Device)? }))
 }
 
-/// `DELETE /api/paired/{id}`: the device's credential is gone; its next request is refused.
+/// Creates (`password` given) or deletes device `id`'s broker account, confined to its own
+/// topics and reachable by this site's Hub only. A Hub that connects without an account (a
+/// broker without accounts) has none to manage.
+async fn broker_account(
+    ctx: &Ctx,
+    id: &str,
+    password: Option<&str>,
+) -> std::result::Result<(), ErrorObject> {
+    if ctx.config().broker_credentials.is_none() {
+        return Ok(());
+    }
+    let device =
+        DeviceId::new(id).map_err(|e| ErrorObject::new(code::INVALID_PARAMS, e.to_string()))?;
+    let site = ctx.config().site.clone();
+    let batch = match password {
+        Some(p) => {
+            broker::provision_device(ctx.batch_id(), &device, broker::Secret::new(p), Some(&site))
+        }
+        None => broker::revoke_device(ctx.batch_id(), &device, Some(&site)),
+    }
+    .map_err(|e| ErrorObject::new(code::INVALID_PARAMS, e.to_string()))?;
+    ctx.change_accounts(batch).await
+}
+
+/// `DELETE /api/paired/{id}`: the device's credential and broker account are gone (which
+/// closes its broker connection); its next request is refused.
 pub async fn revoke(ctx: &Ctx, id: &str) -> Result<Response> {
+    let paired = ctx.store().subjects(Kind::Device)?.iter().any(|d| d == id);
+    if paired {
+        // The broker account first: a device that cannot be cut off stays listed.
+        if let Err(e) = broker_account(ctx, id, None).await {
+            return error_response(502, &e);
+        }
+    }
     let n = ctx.store().revoke(&[Kind::Device], id)?;
     if n == 0 {
         return error_response(
