@@ -29,6 +29,36 @@ fn call(
     (status, head, v)
 }
 
+/// What `mosquitto_sub` says when it connects as `user` and listens for a second: nothing when
+/// the broker lets it in, the refusal otherwise.
+fn broker_connect(port: u16, user: &str, password: &str) -> String {
+    let out = std::process::Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-V",
+            "5",
+            "-W",
+            "1",
+        ])
+        .args(["-u", user, "-i", user, "-t", "$mcp-server/hall-tab/#"])
+        .args(["-P", password])
+        .output()
+        .expect("mosquitto_sub (scripts/setup.sh installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // -W ends it after a second with "Timed out": that is a connection that was let in.
+    text.lines()
+        .filter(|l| !l.contains("Timed out"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The WebSocket handshake's status line for `/api/voice` with these extra header lines.
 fn voice_status(port: u16, extra: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -434,6 +464,13 @@ fn strangers_wrong_tokens_and_widget_keys_are_refused_and_nothing_runs() {
             .unwrap()
             .contains("already used"),
         "{v}"
+    );
+    // Its broker account: the device connects as itself (user = client id = its id).
+    let password = creds["password"].as_str().unwrap().to_string();
+    let out = broker_connect(broker.tcp_port(), "hall-tab", &password);
+    assert!(
+        out.is_empty(),
+        "the paired device cannot connect to the broker: {out}"
     );
     // The paired device's token talks, and nothing more.
     let tab = format!("Bearer {}", creds["token"].as_str().unwrap());
