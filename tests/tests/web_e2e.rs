@@ -54,6 +54,9 @@ fn steps(lines: &[Value]) -> Vec<String> {
 #[test]
 fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
     let mut broker = Broker::start();
+    // A tab that paired earlier: its broker account exists before the Hub connects (adding a
+    // device to the site's role would disconnect the Hub once).
+    let stored = broker.provision_device("tab-stored", "home");
     let mut sim = DeviceSim::start(
         &broker,
         &[
@@ -117,6 +120,7 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
             OWNER_TOKEN,
             &widget_port.to_string(),
             WIDGET_KEY,
+            stored.password(),
         ],
         Duration::from_secs(180),
         || worker.log(),
@@ -252,7 +256,8 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
         "{stored}"
     );
     // Pairing, the page's side: a code on the screen, a new one when it expires (saying so),
-    // then the account kept and the tab online as it, the screen cleared.
+    // then, approved, the account kept and the tab online as it (its own broker account), the
+    // screen cleared.
     let pairing = step(&lines, "device_pairs_by_its_code");
     let codes = pairing["codes"].as_array().unwrap();
     assert!(
@@ -267,6 +272,7 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
         pairing["id"].as_str().unwrap().starts_with("web-"),
         "{pairing}"
     );
+    assert_eq!(pairing["approved"], 200, "the owner's approval: {pairing}");
     assert_eq!(pairing["account_device"], pairing["id"], "{pairing}");
     assert_eq!(pairing["screen"], "", "{pairing}");
     assert_eq!(

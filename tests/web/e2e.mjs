@@ -17,7 +17,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import { launch, step, fail, say, signIn } from './harness.mjs';
 
-const [phase, base, brokerWs, outDir, token, widgetPort, widgetKey] = process.argv.slice(2);
+const [phase, base, brokerWs, outDir, token, widgetPort, widgetKey, storedPassword] = process.argv.slice(2);
 fs.mkdirSync(outDir, { recursive: true });
 const { browser, context, logs, watch } = await launch({ origins: [base] });
 
@@ -163,12 +163,12 @@ try {
     });
 
     await step('stored_account_is_used', async () => {
-      // A tab that paired earlier (its account in localStorage) and no session: it is that
-      // device, asks for no code, and connects (this broker takes any account).
+      // A tab that paired earlier (its account in localStorage; the test made its broker
+      // account) and no session: it is that device, asks for no code, and connects as itself.
       const other = await browser.newContext();
       try {
-        await other.addInitScript(() => localStorage.setItem('axon.device', JSON.stringify({
-          device: 'tab-stored', kind: 'virtual', site: 'home', username: 'tab-stored', password: 'axd_test', token: 'axd_test' })));
+        await other.addInitScript((pw) => localStorage.setItem('axon.device', JSON.stringify({
+          device: 'tab-stored', kind: 'virtual', site: 'home', username: 'tab-stored', password: pw, token: pw })), storedPassword);
         const p = await other.newPage(); watch(p, 'stored');
         const pairs = [];
         p.on('request', (r) => { if (r.url().includes('/api/pair')) pairs.push(r.url()); });
@@ -181,9 +181,9 @@ try {
     });
 
     await step('device_pairs_by_its_code', async () => {
-      // A fresh browser: the tab asks the real worker for a code and shows it. Collecting is
-      // played by the test (the first code expires, the second is approved), so the page's side
-      // of pairing is checked whatever the worker's approval does (web_pairing.rs runs it all).
+      // A fresh browser: the tab asks the real worker for a code and shows it. The first code's
+      // expiry is played by the test; the owner then enters the second code for real (the Hub
+      // makes the tab's broker account) and the tab collects it from the worker.
       const other = await browser.newContext();
       try {
         const p = await other.newPage(); watch(p, 'pairing');
@@ -200,8 +200,11 @@ try {
           if (seen.codes.length === 1) {
             return route.fulfill({ status: 410, json: { error: { code: -32602, message: 'the code expired' } } });
           }
-          if (seen.collects < 4) return route.fulfill({ json: { waiting: true, expires_in_s: 290 } });
-          return route.fulfill({ json: { device: id, kind: 'virtual', site: 'home', username: id, password: 'axd_mock', token: 'axd_mock' } });
+          if (seen.collects === 2) {
+            const r = await api('/api/pair/approve', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: seen.codes[1] }) });
+            seen.approved = r.status;
+          }
+          return route.fulfill({ response: await route.fetch() });
         });
         await p.goto(`${base}/device?broker=${encodeURIComponent(brokerWs)}`);
         id = await p.getByTestId('device-id').textContent();
