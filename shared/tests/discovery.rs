@@ -125,12 +125,10 @@ fn every_publish_carries_component_type_and_sender_id() {
 #[test]
 fn a_paired_device_presents_its_broker_account_in_connect() {
     let mut config = common::lamp_config("k1");
-    config.credentials = Some(("k1".into(), "axd_secret".into()));
+    let account = axon_core::transport::link::Credentials::new("k1", "axd_secret");
+    config.credentials = Some(account.clone());
     let server = McpServer::new(config).unwrap();
-    assert_eq!(
-        server.connect_options().credentials,
-        Some(("k1".to_string(), "axd_secret".to_string()))
-    );
+    assert!(server.connect_options().credentials == Some(account));
     // And the CONNECT on the wire carries them (user name and password flags set).
     let t0 = Timestamp::from_millis(0);
     let mut device = Endpoint::new(server, 1);
