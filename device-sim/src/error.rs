@@ -37,6 +37,9 @@ pub enum SimError {
     /// Reading or writing credentials, or managing accounts, failed.
     #[error("broker accounts: {0}")]
     Accounts(String),
+    /// Pairing with the worker failed.
+    #[error("pairing: {0}")]
+    Pairing(String),
     /// The MQTT client stopped.
     #[error("MQTT client stopped: {0}")]
     Client(String),

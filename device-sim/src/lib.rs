@@ -16,7 +16,16 @@ mod error;
 pub mod fleet;
 pub mod hostile;
 pub mod mqtt;
+pub mod pairing;
 pub mod profiles;
 pub mod voice;
 
 pub use error::SimError;
+
+/// One JSON line on stdout (the events scripts and tests read), flushed at once.
+pub fn emit_line(v: serde_json::Value) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}

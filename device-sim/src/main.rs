@@ -96,6 +96,25 @@ enum Command {
         #[command(subcommand)]
         action: CtlAction,
     },
+    /// Pair a board with the Hub (docs/security.md "Pairing"): show a code, wait until the
+    /// owner enters it (console, or `ctl pair CODE`), keep the account where `run` finds it.
+    Pair {
+        /// The Hub (the edge worker): http://HOST:PORT.
+        #[arg(long, env = "AXON_WORKER", default_value = "http://127.0.0.1:8787")]
+        worker: String,
+        /// The id the board proposes, e.g. porch-lamp.
+        #[arg(long)]
+        device: String,
+        /// Its kind.
+        #[arg(long, default_value = "lamp")]
+        kind: String,
+        /// Where boards keep their accounts (`run` reads them there).
+        #[arg(long, env = "AXON_DEVICE_STATE_DIR", default_value = accounts::DEVICE_STATE_DIR)]
+        state_dir: std::path::PathBuf,
+        /// How long to wait for the owner.
+        #[arg(long, default_value_t = 300)]
+        timeout_s: u64,
+    },
     /// Benchmark: tool-call round trip vs raw MQTT request/response, throughput, memory per board.
     Bench {
         /// Broker address (use a loopback broker).
@@ -254,6 +273,17 @@ impl AccountArgs {
 
 #[derive(Subcommand)]
 enum CtlAction {
+    /// Enter a pairing code a board or a tab shows (the owner's side; needs the owner token).
+    Pair {
+        /// The code, e.g. 7KQ3-M9ZD.
+        code: String,
+        /// The Hub (the edge worker): http://HOST:PORT.
+        #[arg(long, env = "AXON_WORKER", default_value = "http://127.0.0.1:8787")]
+        worker: String,
+        /// The owner token (AXON_API_TOKEN in edge-worker/.dev.vars).
+        #[arg(long, env = "AXON_API_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// List discovered devices with their state and tools.
     List {
         /// Print JSON instead of a table.
@@ -497,8 +527,36 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
             account,
             action,
         } => {
+            if let CtlAction::Pair {
+                code,
+                worker,
+                token,
+            } = &action
+            {
+                // The worker's business: no broker connection needed.
+                let v = device_sim::pairing::approve(worker, token, code).await?;
+                emit(v);
+                return Ok(ExitCode::SUCCESS);
+            }
             let wait = Duration::from_millis(wait_ms);
             ctl(broker, wait, filters, account.or_owner(), action).await
+        }
+        Command::Pair {
+            worker,
+            device,
+            kind,
+            state_dir,
+            timeout_s,
+        } => {
+            device_sim::pairing::pair(
+                &worker,
+                &device,
+                &kind,
+                &state_dir,
+                Duration::from_secs(timeout_s.max(1)),
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
             broker,
@@ -751,6 +809,8 @@ async fn ctl(
                 .all(|d| d.state != axon_core::protocol::mcp::client::DeviceState::Initializing)
     };
     let code = match action {
+        // Answered before connecting (see `run`).
+        CtlAction::Pair { .. } => ExitCode::SUCCESS,
         CtlAction::List { json } => {
             ctl.wait_until(wait, settled).await;
             let devices = ctl.devices();

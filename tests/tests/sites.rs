@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly by design
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -97,20 +98,42 @@ fn two_sites_on_one_broker_see_and_call_only_their_own_devices() {
         1
     );
 
-    // A device paired to the office: its account reaches the office Hub only.
-    let (status, ticket) = office.post("/api/pair", r#"{"device":"desk-1","kind":"lamp"}"#);
-    assert_eq!(status, 200, "{ticket}");
-    let (status, v) = office.post(
-        "/api/pair/approve",
-        &json!({"code": ticket["code"]}).to_string(),
-    );
-    assert_eq!(status, 200, "{v}\n{}", office.log());
-    let (status, creds) = office.post(
-        "/api/pair/collect",
-        &json!({"pair_id": ticket["pair_id"], "secret": ticket["secret"]}).to_string(),
-    );
-    assert_eq!(status, 200, "{creds}");
+    // A board paired to the office (`axon-device-sim pair`, the owner's `ctl pair CODE`): its
+    // account reaches the office Hub only.
     let dir = broker.dir().join("desk");
+    let base = format!("http://127.0.0.1:{}", office.port());
+    let mut pairing = Command::new(axon_tests::device_sim::binary())
+        .args([
+            "pair", "--worker", &base, "--device", "desk-1", "--kind", "lamp",
+        ])
+        .arg("--state-dir")
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(pairing.stdout.take().unwrap()).lines();
+    let shown: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(shown["event"], "pairing_code", "{shown}");
+    let code = shown["code"].as_str().unwrap();
+    let approve = Command::new(axon_tests::device_sim::binary())
+        .args(["ctl", "pair", code, "--worker", &base])
+        .env("AXON_API_TOKEN", office.owner_token())
+        .output()
+        .unwrap();
+    assert!(
+        approve.status.success(),
+        "ctl pair: {}",
+        String::from_utf8_lossy(&approve.stderr)
+    );
+    let paired: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        (&paired["event"], &paired["site"]),
+        (&json!("paired"), &json!("office")),
+        "{paired}"
+    );
+    assert!(pairing.wait().unwrap().success());
+    let stored = std::fs::read_to_string(dir.join("desk-1.json")).unwrap();
     let _desk = Board(
         Command::new(axon_tests::device_sim::binary())
             .args([
@@ -123,8 +146,6 @@ fn two_sites_on_one_broker_see_and_call_only_their_own_devices() {
                 "1",
             ])
             .args(["--id-prefix", "desk", "--site", "office"])
-            .args(["--username", "desk-1"])
-            .env("AXON_BROKER_PASSWORD", creds["password"].as_str().unwrap())
             .env("AXON_DEVICE_STATE_DIR", &dir)
             .env_remove("AXON_BROKER_ADMIN_USERNAME")
             .env_remove("AXON_BROKER_ADMIN_PASSWORD")
@@ -133,6 +154,20 @@ fn two_sites_on_one_broker_see_and_call_only_their_own_devices() {
             .spawn()
             .unwrap(),
     );
+    // The password was kept for the board and never printed.
+    let password: Value = serde_json::from_str(&stored).unwrap();
+    let password = password["password"].as_str().unwrap();
+    assert!(password.len() > 16);
+    for printed in [
+        shown.to_string(),
+        paired.to_string(),
+        String::from_utf8_lossy(&approve.stdout).into(),
+    ] {
+        assert!(
+            !printed.contains(password),
+            "the password was printed: {printed}"
+        );
+    }
     office.wait_for("/api/devices", T, |v| {
         ids(v).contains(&"desk-1".to_string())
     });

@@ -291,8 +291,22 @@ fn the_web_app_in_chromium_with_the_worker_broker_and_demo_home() {
     }
 
     // The broker is down when a device page loads: it says so, then comes online by itself.
+    // The tab paired earlier (pairing needs the broker: the Hub makes the account there).
+    let late = broker.provision_device("tab-late", "home");
     broker.stop();
-    let mut node = Peer::spawn_node("e2e.mjs", &["broker-down", &base, &ws, &out_s, OWNER_TOKEN]);
+    let mut node = Peer::spawn_node(
+        "e2e.mjs",
+        &[
+            "broker-down",
+            &base,
+            &ws,
+            &out_s,
+            OWNER_TOKEN,
+            "",
+            "",
+            late.password(),
+        ],
+    );
     node.wait_for(Duration::from_secs(60), |l| {
         l["step"] == "waiting_for_broker" || l.get("error").is_some()
     });

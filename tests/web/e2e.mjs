@@ -264,6 +264,8 @@ try {
     });
   } else if (phase === 'broker-down') {
     await signIn(context, base, token);
+    await context.addInitScript((pw) => localStorage.setItem('axon.device', JSON.stringify({
+      device: 'tab-late', kind: 'virtual', site: 'home', username: 'tab-late', password: pw, token: pw })), storedPassword);
     const page = await context.newPage(); watch(page, 'device');
     await page.goto(`${base}/device?id=tab-late&broker=${encodeURIComponent(brokerWs)}`);
     await step('broker_down_is_shown', async () => {
