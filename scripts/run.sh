@@ -233,6 +233,8 @@ api_token=${AXON_API_TOKEN:-$(sed -n 's/^AXON_API_TOKEN=//p' edge-worker/.dev.va
 # (an env file's values are secrets, which wrangler does not print; --var values it prints).
 hub_env="$run_dir/hub.env"
 if ! hub_line=$(env "${owner_env[@]}" "$sim" provision --broker "mqtt://127.0.0.1:$mqtt_port" --hub --site "$site"); then
+  # A broker that died right after it listened (a port of its taken) is the reason: say so.
+  check_services
   say "could not create the Hub's broker account (see above); delete $data/broker to start the accounts afresh"
   exit 1
 fi
