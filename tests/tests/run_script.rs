@@ -196,6 +196,37 @@ fn one_sigint_stops_everything_run_sh_started() {
     }
     let (status, _) = http(local_ai_port, "GET", "/healthz", None).unwrap();
     assert_eq!(status, 200, "the local AI server does not answer");
+
+    // No service logged a secret: the tokens, the Hub's broker password, the owner's.
+    let value_in = |file: &str, key: &str| -> String {
+        std::fs::read_to_string(run.dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(String::from))
+            .unwrap_or_else(|| panic!("{key} missing from {file}"))
+    };
+    let secrets = [
+        OWNER_TOKEN.to_string(),
+        MCP_TOKEN.to_string(),
+        value_in("logs/hub.env", "AXON_BROKER_PASSWORD"),
+        value_in("data/broker.env", "AXON_BROKER_ADMIN_PASSWORD"),
+    ];
+    let mut logs = 0;
+    for entry in std::fs::read_dir(run.dir.join("logs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            logs += 1;
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for s in &secrets {
+                assert!(
+                    !text.contains(s.as_str()),
+                    "{} holds a secret",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(logs >= 3, "the services' logs are missing");
     assert!(
         !run.leftovers().is_empty(),
         "the marker must reach the processes"
