@@ -33,15 +33,6 @@ pub fn unauthorized(realm: &str, message: &str) -> Result<Response> {
     Ok(r.with_headers(headers))
 }
 
-/// Compares two secrets without stopping at the first difference.
-pub fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 /// Reads a JSON object body, or says what is wrong with it.
 pub async fn json_body(req: &mut Request, limit: usize) -> std::result::Result<Value, String> {
     let bytes = req

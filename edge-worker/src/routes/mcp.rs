@@ -6,11 +6,12 @@
 //! `mcp::gateway`; tool calls go through the Hub like any other caller's.
 
 use axon_core::protocol::mcp::gateway::{self, GatewayOutcome, HTTP_PROTOCOL_VERSIONS};
+use axon_core::trust::same_secret;
 use serde_json::json;
 use worker::{Method, Request, Response, Result};
 
 use crate::events::sse_response;
-use crate::http::{plain, same_secret, unauthorized};
+use crate::http::{plain, unauthorized};
 use crate::hub::Ctx;
 
 /// Largest POST body.
