@@ -1,6 +1,5 @@
 //! `axon-device-sim`: simulated Axon boards, a small MCP-over-MQTT client, and the benchmark.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -434,9 +433,7 @@ fn hostile(
 }
 
 fn emit(v: Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{v}");
-    let _ = out.flush();
+    device_sim::emit_line(v);
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, SimError> {

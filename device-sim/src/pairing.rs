@@ -16,22 +16,6 @@ use tokio::net::TcpStream;
 use crate::accounts;
 use crate::error::SimError;
 
-/// `host:port` of `http://HOST:PORT` (no TLS here, as for `say`).
-fn host_of(worker: &str) -> Result<String, SimError> {
-    let w = worker.trim();
-    if w.starts_with("https://") {
-        return Err(SimError::VoiceTls(w.to_string()));
-    }
-    let rest = w
-        .strip_prefix("http://")
-        .ok_or_else(|| SimError::VoiceUrl(w.to_string()))?;
-    let host = rest.split('/').next().unwrap_or("");
-    if host.is_empty() {
-        return Err(SimError::VoiceUrl(w.to_string()));
-    }
-    Ok(host.to_string())
-}
-
 /// One JSON POST: the status and the answer's JSON (`Null` when it is not JSON).
 async fn post(
     worker: &str,
@@ -39,7 +23,7 @@ async fn post(
     bearer: Option<&str>,
     body: &Value,
 ) -> Result<(u16, Value), SimError> {
-    let host = host_of(worker)?;
+    let host = crate::voice::worker_host(worker)?;
     let fail = |e: String| SimError::Pairing(format!("POST {worker}{path}: {e}"));
     let mut s = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&host))
         .await
@@ -197,10 +181,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunked_bodies_and_hosts() {
+    fn chunked_bodies() {
         assert_eq!(dechunk("4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n"), "{\"a\":1}");
-        assert_eq!(host_of("http://127.0.0.1:8787/").unwrap(), "127.0.0.1:8787");
-        assert!(host_of("https://x").is_err());
-        assert!(host_of("ftp://x").is_err());
     }
 }

@@ -90,7 +90,21 @@ impl VoiceOptions {
 /// `ws://HOST:PORT/api/voice?...` for these options. `https://` and `wss://` are refused with
 /// a message: this client has no TLS.
 pub fn voice_url(o: &VoiceOptions) -> Result<String, SimError> {
-    let w = o.worker.trim();
+    let host = worker_host(&o.worker)?;
+    let mut url = format!("ws://{host}/api/voice?mode={}", o.mode.as_str());
+    if let Some(u) = &o.user {
+        url.push_str(&format!("&user={}", query_escape(u)));
+    }
+    if let Some(d) = &o.device {
+        url.push_str(&format!("&device={}", query_escape(d)));
+    }
+    Ok(url)
+}
+
+/// `HOST:PORT` of the Hub at `http://HOST:PORT` (or `ws://`); `https://` and `wss://` are
+/// refused with a message: this client has no TLS.
+pub fn worker_host(worker: &str) -> Result<String, SimError> {
+    let w = worker.trim();
     let rest = if let Some(r) = w
         .strip_prefix("http://")
         .or_else(|| w.strip_prefix("ws://"))
@@ -105,14 +119,7 @@ pub fn voice_url(o: &VoiceOptions) -> Result<String, SimError> {
     if host.is_empty() {
         return Err(SimError::VoiceUrl(w.to_string()));
     }
-    let mut url = format!("ws://{host}/api/voice?mode={}", o.mode.as_str());
-    if let Some(u) = &o.user {
-        url.push_str(&format!("&user={}", query_escape(u)));
-    }
-    if let Some(d) = &o.device {
-        url.push_str(&format!("&device={}", query_escape(d)));
-    }
-    Ok(url)
+    Ok(host.to_string())
 }
 
 fn query_escape(s: &str) -> String {

@@ -96,12 +96,8 @@ pub async fn drive(
                 (false, Some(e)) => Err(e),
                 (false, None) => Err(&failed),
             };
-            if let Err(e) = ctx
-                .store()
-                .log(&who.label(), "agent", device, tool, outcome, refused)
-            {
-                worker::console_error!("activity log: {e}");
-            }
+            ctx.store()
+                .record(&who.label(), "agent", device, tool, outcome, refused);
         }
         // The client may have gone; the turn still finishes and is remembered.
         let _ = tx.unbounded_send(TurnUpdate::Event(ev.clone()));

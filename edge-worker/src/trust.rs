@@ -298,8 +298,23 @@ impl Store {
         Ok(rows.into_iter().map(|s| s.subject).collect())
     }
 
-    /// Appends to the activity log.
-    pub fn log(
+    /// Appends to the activity log. A failed write is reported on the worker's console and
+    /// never fails the call it records.
+    pub fn record(
+        &self,
+        who: &str,
+        via: &str,
+        device: &str,
+        tool: &str,
+        outcome: std::result::Result<(), &ErrorObject>,
+        refused: bool,
+    ) {
+        if let Err(e) = self.write(who, via, device, tool, outcome, refused) {
+            worker::console_error!("activity log: {e}");
+        }
+    }
+
+    fn write(
         &self,
         who: &str,
         via: &str,

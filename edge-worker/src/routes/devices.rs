@@ -73,12 +73,8 @@ pub async fn call_tool(
     };
     let id = id.as_str();
     let log = |outcome: std::result::Result<(), &ErrorObject>, refused: bool| {
-        if let Err(e) = ctx
-            .store()
-            .log(&who.label(), "console", id, tool, outcome, refused)
-        {
-            worker::console_error!("activity log: {e}");
-        }
+        ctx.store()
+            .record(&who.label(), "console", id, tool, outcome, refused)
     };
     // An unknown tool gets its error from the MCP client below.
     if let Some(permission) = ctx.permission(id, tool) {

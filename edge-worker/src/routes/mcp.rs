@@ -126,16 +126,14 @@ pub async fn handle(ctx: &Ctx, mut req: Request) -> Result<Response> {
         } => {
             let outcome = ctx.call_tool(&device, &tool, arguments).await;
             let (logged, refused) = crate::trust::outcome_of(&outcome);
-            if let Err(e) = ctx.store().log(
+            ctx.store().record(
                 "mcp",
                 "mcp",
                 &device,
                 &tool,
                 logged.as_ref().map(|_| ()),
                 refused,
-            ) {
-                worker::console_error!("activity log: {e}");
-            }
+            );
             Response::from_json(&gateway::call_result(id, outcome))
         }
     }
