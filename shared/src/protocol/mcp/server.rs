@@ -142,7 +142,25 @@ struct ClientSession {
     rpc_topic: String,
     ready: bool,
     resource_subscriptions: HashSet<String>,
+    /// The `initialize` answer, sent again until the client shows it has it.
+    init_resend: Option<InitResend>,
 }
+
+/// A client that publishes `initialize` before it subscribes to its RPC topic (EMQX's
+/// TypeScript SDK) misses an answer that comes fast: the device sends the same answer again
+/// until the client shows it has it (`notifications/initialized` or any other message on the
+/// RPC topic), at most [`INIT_RESENDS`] times (docs/protocol.md §11 quirk 17).
+#[derive(Debug, Clone)]
+struct InitResend {
+    payload: Vec<u8>,
+    sent: u32,
+    next_at: Timestamp,
+}
+
+/// How often an unacknowledged `initialize` answer goes out again, and after how long the first
+/// time (doubling after that: 150, 450 and 1050 ms after the first answer).
+const INIT_RESENDS: u32 = 3;
+const INIT_RESEND_FIRST: Duration = Duration::from_millis(150);
 
 #[derive(Debug, Clone)]
 struct PendingInit {
@@ -314,7 +332,7 @@ impl McpServer {
     }
 
     /// A SUBACK arrived for `token`.
-    pub fn handle_subscribed(&mut self, _now: Timestamp, token: SubscribeToken) {
+    pub fn handle_subscribed(&mut self, now: Timestamp, token: SubscribeToken) {
         if self.control_token == Some(token) {
             self.control_token = None;
             self.publish_online();
@@ -331,7 +349,16 @@ impl McpServer {
                 id: Some(init.request_id),
                 outcome: init.outcome,
             });
-            self.send_rpc(topic, &msg);
+            let payload = self.send_rpc(topic, &msg);
+            if ok {
+                if let Some(session) = self.sessions.get_mut(&init.client_id) {
+                    session.init_resend = Some(InitResend {
+                        payload,
+                        sent: 0,
+                        next_at: now + INIT_RESEND_FIRST,
+                    });
+                }
+            }
         }
         if ok {
             self.events.push_back(ServerEvent::ClientInitialized {
@@ -445,6 +472,30 @@ impl McpServer {
             self.send_resource_updated(now);
         }
         self.expire_calls(now);
+        self.resend_init_answers(now);
+    }
+
+    /// Sends each unacknowledged `initialize` answer that is due again.
+    fn resend_init_answers(&mut self, now: Timestamp) {
+        let mut due = Vec::new();
+        for s in self.sessions.values_mut() {
+            let Some(r) = s.init_resend.as_mut() else {
+                continue;
+            };
+            if r.next_at > now {
+                continue;
+            }
+            due.push((s.rpc_topic.clone(), r.payload.clone()));
+            r.sent += 1;
+            r.next_at = now + INIT_RESEND_FIRST * 2u32.pow(r.sent);
+            if r.sent >= INIT_RESENDS {
+                s.init_resend = None;
+            }
+        }
+        for (topic, payload) in due {
+            let p = self.publish(topic, payload, false);
+            self.transmits.push_back(Transmit::Publish(p));
+        }
     }
 
     /// The next thing to send.
@@ -464,7 +515,15 @@ impl McpServer {
             .front()
             .and_then(|id| self.call_cache.get(id))
             .map(|c| c.expires);
-        crate::time::earliest(self.resource_update_due, cache)
+        let resend = self
+            .sessions
+            .values()
+            .filter_map(|s| s.init_resend.as_ref().map(|r| r.next_at))
+            .min();
+        crate::time::earliest(
+            crate::time::earliest(self.resource_update_due, cache),
+            resend,
+        )
     }
 
     // --- control topic: initialize -------------------------------------------------------
@@ -573,6 +632,7 @@ impl McpServer {
                 rpc_topic: rpc_topic.clone(),
                 ready: false,
                 resource_subscriptions: HashSet::new(),
+                init_resend: None,
             },
         );
         let token = self.token();
@@ -625,6 +685,10 @@ impl McpServer {
             // A client that never initialized (or that we dropped) has no session; we are not
             // subscribed to its topic either, so this is a stray delivery. Ignore it.
             return;
+        }
+        // Anything from the client on its RPC topic shows it has the initialize answer.
+        if let Some(s) = self.sessions.get_mut(client_id) {
+            s.init_resend = None;
         }
         let message = match self.check_payload(&msg.payload) {
             Ok(m) => m,
@@ -963,7 +1027,8 @@ impl McpServer {
         self.send_rpc(topic, &msg);
     }
 
-    fn send_rpc(&mut self, topic: String, msg: &Message) {
+    /// Publishes `msg` on `topic` and returns the payload that went out.
+    fn send_rpc(&mut self, topic: String, msg: &Message) -> Vec<u8> {
         let mut bytes = msg.to_bytes();
         if bytes.len() > MAX_RPC_PAYLOAD {
             let id = match msg {
@@ -981,8 +1046,9 @@ impl McpServer {
             );
             bytes = Message::error(id, e).to_bytes();
         }
-        let p = self.publish(topic, bytes, false);
+        let p = self.publish(topic, bytes.clone(), false);
         self.transmits.push_back(Transmit::Publish(p));
+        bytes
     }
 
     fn send_capability(&mut self, msg: &Message) {
@@ -1087,5 +1153,117 @@ mod tests {
         let a: Value = serde_json::from_str(r#"{"a":1,"b":2}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{"b":2,"a":1}"#).unwrap();
         assert_eq!(hash_json(&a), hash_json(&b));
+    }
+
+    /// A device with no tools, online, with its transmits drained.
+    fn online_device() -> McpServer {
+        let id = DeviceId::new("lamp-1").unwrap();
+        let mut d = McpServer::new(DeviceConfig::new(id, "lamp", "Lamp", Vec::new())).unwrap();
+        d.handle_connected(Timestamp::ZERO, &Default::default());
+        while let Some(t) = d.poll_transmit() {
+            if let Transmit::Subscribe { token, .. } = t {
+                d.handle_subscribed(Timestamp::ZERO, token);
+            }
+        }
+        while d.poll_transmit().is_some() {}
+        d
+    }
+
+    fn from_client(topic: String, body: Value) -> Inbound {
+        Inbound {
+            topic,
+            payload: body.to_string().into_bytes(),
+            retain: false,
+            user_properties: vec![
+                (topics::PROP_CLIENT_ID.into(), "late-client".into()),
+                (topics::PROP_COMPONENT_TYPE.into(), "mcp-client".into()),
+            ],
+        }
+    }
+
+    /// The payloads published on `topic` since the last call.
+    fn published_on(d: &mut McpServer, topic: &str) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(t) = d.poll_transmit() {
+            if let Transmit::Publish(p) = t {
+                if p.topic == topic {
+                    out.push(p.payload);
+                }
+            }
+        }
+        out
+    }
+
+    /// Initializes `late-client` and returns its RPC topic and the first answer.
+    fn initialize(d: &mut McpServer, at: Timestamp) -> (String, Vec<u8>) {
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "late", "version": "1"}}});
+        d.handle_message(
+            at,
+            &from_client(topics::control("lamp-1", d.server_name()), init),
+        );
+        let token = std::iter::from_fn(|| d.poll_transmit())
+            .find_map(|t| match t {
+                Transmit::Subscribe { token, .. } => Some(token),
+                _ => None,
+            })
+            .expect("the device subscribes to the client's topics");
+        d.handle_subscribed(at, token);
+        let rpc = topics::rpc("late-client", "lamp-1", d.server_name());
+        let answers = published_on(d, &rpc);
+        assert_eq!(answers.len(), 1, "one answer right after the SUBACK");
+        (rpc, answers[0].clone())
+    }
+
+    #[test]
+    fn an_initialize_answer_goes_out_again_until_the_client_shows_it_has_it() {
+        let mut d = online_device();
+        let t0 = Timestamp::from_millis(1000);
+        let (rpc, first) = initialize(&mut d, t0);
+        // Nothing from the client yet (it subscribed too late for the first answer): the same
+        // answer again at 150 ms, then 450 ms, then 1050 ms, and never a fourth time.
+        let mut resent_at = Vec::new();
+        let mut now = t0;
+        while now < t0 + Duration::from_secs(5) {
+            now = d.poll_timeout().expect("a resend is pending").max(now);
+            if now >= t0 + Duration::from_secs(5) {
+                break;
+            }
+            d.handle_timeout(now);
+            for p in published_on(&mut d, &rpc) {
+                assert_eq!(p, first, "the resent answer is the same message, same id");
+                resent_at.push(now.saturating_since(t0).as_millis());
+            }
+            if d.poll_timeout().is_none() {
+                break;
+            }
+        }
+        assert_eq!(resent_at, vec![150, 450, 1050]);
+        assert_eq!(d.poll_timeout(), None, "nothing left to resend");
+    }
+
+    #[test]
+    fn notifications_initialized_stops_the_resends() {
+        let mut d = online_device();
+        let t0 = Timestamp::from_millis(1000);
+        let (rpc, _) = initialize(&mut d, t0);
+        d.handle_timeout(t0 + Duration::from_millis(150));
+        assert_eq!(
+            published_on(&mut d, &rpc).len(),
+            1,
+            "one resend before the client answered"
+        );
+        let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        d.handle_message(
+            t0 + Duration::from_millis(200),
+            &from_client(rpc.clone(), done),
+        );
+        assert_eq!(d.poll_timeout(), None);
+        d.handle_timeout(t0 + Duration::from_secs(2));
+        assert!(
+            published_on(&mut d, &rpc).is_empty(),
+            "no resend after the client has it"
+        );
     }
 }
