@@ -402,12 +402,24 @@ impl Hub {
         if let Err(e) = crate::trust::Store::create_tables(&sql) {
             worker::console_error!("credential tables: {e}");
         }
+        let mut link = Link::new(
+            config.site.clone(),
+            config.server_name_filters.clone(),
+            config.broker_credentials.clone(),
+        );
+        // Paired devices named outside the filters are discovered by name (pair.rs).
+        match crate::trust::Store::open(sql.clone()).paired_names() {
+            Ok(names) => {
+                for (device, name) in names {
+                    if let Err(e) = link.endpoint.role_mut().add_paired_server_name(&name) {
+                        worker::console_error!("paired device {device}: {e}");
+                    }
+                }
+            }
+            Err(e) => worker::console_error!("paired names: {e}"),
+        }
         Hub {
-            link: RefCell::new(Link::new(
-                config.site.clone(),
-                config.server_name_filters.clone(),
-                config.broker_credentials.clone(),
-            )),
+            link: RefCell::new(link),
             kick: RefCell::new(None),
             config,
             env,
@@ -468,6 +480,31 @@ impl Hub {
                 format!("the device's broker account: {e}"),
             )
         })
+    }
+
+    /// A paired device's own server name joins discovery (`join`) or leaves it: subscribed or
+    /// unsubscribed now, and on every connection after.
+    pub fn discover_paired_name(&self, name: &str, join: bool) -> std::result::Result<(), String> {
+        let mut link = self.link.borrow_mut();
+        let client = link.endpoint.role_mut();
+        if join {
+            client
+                .add_paired_server_name(name)
+                .map_err(|e| e.to_string())?;
+        } else {
+            client.remove_paired_server_name(name);
+        }
+        link.pump();
+        drop(link);
+        if let Some(k) = self.kick.borrow().as_ref() {
+            let _ = k.unbounded_send(());
+        }
+        Ok(())
+    }
+
+    /// The Hub's discovery filters as configured (`AXON_SERVER_NAME_FILTERS`).
+    pub fn server_name_filters(&self) -> Vec<String> {
+        self.link.borrow().filters.clone()
     }
 
     /// A random batch id (dynsec answers every admin on one topic).

@@ -155,6 +155,12 @@ impl Store {
              subject TEXT NOT NULL, created INTEGER NOT NULL, expires INTEGER)",
             None,
         )?;
+        // Paired devices named outside the site's discovery filters: their names are
+        // discovered as filters of their own (docs/security.md "Pairing").
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS paired_names (device TEXT PRIMARY KEY, server_name TEXT NOT NULL)",
+            None,
+        )?;
         sql.exec(
             "CREATE TABLE IF NOT EXISTS activity (id INTEGER PRIMARY KEY AUTOINCREMENT, \
              ts INTEGER NOT NULL, who TEXT NOT NULL, via TEXT NOT NULL, device TEXT NOT NULL, \
@@ -280,6 +286,44 @@ impl Store {
             )?;
         }
         Ok(n)
+    }
+
+    /// Remembers that paired device `device` is discovered by its own server name.
+    pub fn add_paired_name(&self, device: &str, server_name: &str) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT OR REPLACE INTO paired_names (device, server_name) VALUES (?, ?)",
+            vec![device.into(), server_name.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets device `device`'s own server name.
+    pub fn remove_paired_name(&self, device: &str) -> worker::Result<()> {
+        self.sql.exec(
+            "DELETE FROM paired_names WHERE device = ?",
+            vec![device.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Every paired device discovered by its own server name: (device, server name).
+    pub fn paired_names(&self) -> worker::Result<Vec<(String, String)>> {
+        #[derive(Deserialize)]
+        struct N {
+            device: String,
+            server_name: String,
+        }
+        let rows: Vec<N> = self
+            .sql
+            .exec(
+                "SELECT device, server_name FROM paired_names ORDER BY device",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .map(|n| (n.device, n.server_name))
+            .collect())
     }
 
     /// The subjects of one kind (people, paired devices), sorted.

@@ -242,3 +242,67 @@ fn broker_assigned_names_and_filters_are_used() {
     net.settle();
     assert!(net.ready("k1"));
 }
+
+/// A device named outside the filters, by the broker's CONNACK (as a third-party name would be).
+fn renamed_device(net: &mut Net, name: &str) {
+    let connack = axon_core::transport::link::Connack {
+        user_properties: vec![("MCP-SERVER-NAME".into(), name.into())],
+    };
+    let now = net.now;
+    net.devices[0].connected = true;
+    net.devices[0].server.handle_connected(now, &connack);
+    net.settle();
+}
+
+#[test]
+fn a_paired_server_name_joins_discovery_and_leaves_it_when_revoked() {
+    let mut net = Net::new(&["k1"]);
+    renamed_device(&mut net, "demo/lamp/k1");
+    net.connect_hub();
+    assert!(
+        net.hub.device("k1").is_none(),
+        "outside axon/# and not paired: invisible"
+    );
+    // Paired while connected: subscribed at once, the retained presence replays.
+    net.hub.add_paired_server_name("demo/lamp/k1").unwrap();
+    net.settle();
+    assert!(net.ready("k1"));
+    assert!(
+        net.hub.add_paired_server_name("demo/+/k1").is_err(),
+        "a pairing names one device, never a filter"
+    );
+    // Revoked: no presence of its will reach the Hub any more, so the Hub says it left.
+    net.hub.remove_paired_server_name("demo/lamp/k1");
+    net.settle();
+    assert_eq!(net.hub.device("k1").unwrap().state, DeviceState::Offline);
+    assert!(net
+        .trace
+        .iter()
+        .any(|l| l.starts_with("UNSUB Hub") && l.contains("$mcp-server/presence/+/demo/lamp/k1")));
+    assert!(net.hub_events.iter().any(
+        |e| matches!(e, ClientEvent::DeviceOffline { device_id } if device_id.as_str() == "k1")
+    ));
+}
+
+#[test]
+fn a_paired_name_is_subscribed_on_every_connection_and_kept_when_the_filters_cover_it() {
+    let mut net = Net::new(&["k1"]);
+    renamed_device(&mut net, "demo/lamp/k1");
+    net.hub.add_paired_server_name("demo/lamp/k1").unwrap();
+    // Paired before the connection: the first SUBSCRIBE carries it, beside the filters.
+    net.connect_hub();
+    assert!(net.ready("k1"));
+    // The broker's filters cover the name as well: revoking the pairing leaves the device.
+    net.drop_hub();
+    let connack = axon_core::transport::link::Connack {
+        user_properties: vec![("MCP-SERVER-NAME-FILTERS".into(), r#"["demo/#"]"#.into())],
+    };
+    let now = net.now;
+    net.hub_connected = true;
+    net.hub.handle_connected(now, &connack);
+    net.settle();
+    assert!(net.ready("k1"));
+    net.hub.remove_paired_server_name("demo/lamp/k1");
+    net.settle();
+    assert!(net.ready("k1"), "still inside the filters in force");
+}

@@ -238,6 +238,11 @@ impl WranglerDev {
         self.owner_request("GET", path, None)
     }
 
+    /// DELETE `path`, JSON body (as the owner, when the worker has an owner token).
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        self.owner_request("DELETE", path, None)
+    }
+
     /// POST `body` to `path`, JSON body (as the owner, when the worker has an owner token).
     pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
         self.owner_request("POST", path, Some(body))

@@ -2,14 +2,17 @@
 //! `AXON_SERVER_NAME_FILTERS` listing its name, the Hub under `wrangler dev` discovers it and
 //! calls it through `/api` and through `/mcp` (the official MCP Python SDK as the outside
 //! client), with a presence that leaves out `server_name` (quirk 9); without the filter it stays
-//! invisible (docs/protocol.md §11 quirk 18).
+//! invisible (docs/protocol.md §11 quirk 18), unless it was paired with its server name, which
+//! then joins the site's discovery with no configuration.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly by design
 
 use std::time::Duration;
 
+use axon_core::transport::link::Credentials;
 use axon_tests::peer::mcp_sdk_client;
-use axon_tests::{Broker, DeviceSim, Peer, WranglerDev};
+use axon_tests::{http_with, Broker, DeviceSim, Peer, WranglerDev};
+use serde_json::{json, Value};
 
 const TOKEN: &str = "test-token-91ab";
 const T: Duration = Duration::from_secs(20);
@@ -195,4 +198,102 @@ fn the_hub_keeps_a_device_with_a_random_server_id_under_one_id_across_a_reboot()
         .unwrap_or_else(|| panic!("no call step: {lines:?}"));
     assert_eq!(call["is_error"], false, "{call}");
     assert_eq!(call["structured"]["value"], 6, "{call}");
+}
+
+fn listed(worker: &WranglerDev, id: &str) -> Option<Value> {
+    let (_, list) = worker.get("/api/devices");
+    list["devices"]
+        .as_array()?
+        .iter()
+        .find(|d| d["device_id"] == id)
+        .cloned()
+}
+
+#[test]
+fn a_device_paired_with_its_server_name_outside_axon_joins_discovery() {
+    // The owner pairs a device built on another SDK, named `demo/...`, without touching
+    // AXON_SERVER_NAME_FILTERS: its name joins the site's discovery (and the site role may now
+    // subscribe to that presence), while another `demo/` device with an account but no pairing
+    // stays invisible; revoking takes the name out again.
+    let broker = Broker::start();
+    let worker = WranglerDev::start_with(&broker, &[]);
+    worker.wait_for("/healthz", T, |v| v["broker"] == "connected");
+    let _other = Peer::spec_device(&broker, "demo-9", "demo/counter/demo-9", &[]);
+
+    let stranger = [("authorization", "")];
+    let ask = json!({"device": "ts-counter-1", "kind": "counter",
+                     "server_name": "demo/counter/ts-counter-1"});
+    let (status, _, ticket) = http_with(
+        worker.port(),
+        "POST",
+        "/api/pair",
+        &stranger,
+        Some(&ask.to_string()),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{ticket}");
+    let ticket: Value = serde_json::from_str(&ticket).unwrap();
+    let (_, waiting) = worker.get("/api/pair");
+    assert_eq!(
+        waiting["waiting"][0]["server_name"], "demo/counter/ts-counter-1",
+        "the owner sees the name it will be discovered by: {waiting}"
+    );
+    let (status, v) = worker.post(
+        "/api/pair/approve",
+        &json!({"code": ticket["code"]}).to_string(),
+    );
+    assert_eq!(status, 200, "{v}");
+    let collect = json!({"pair_id": ticket["pair_id"], "secret": ticket["secret"]}).to_string();
+    let (status, _, creds) = http_with(
+        worker.port(),
+        "POST",
+        "/api/pair/collect",
+        &stranger,
+        Some(&collect),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{creds}");
+    let creds: Value = serde_json::from_str(&creds).unwrap();
+    let account = Credentials::new(
+        creds["username"].as_str().unwrap(),
+        creds["password"].as_str().unwrap(),
+    );
+    let addr = format!("127.0.0.1:{}", broker.tcp_port());
+    let mut dev = Peer::spawn_as(
+        "spec_device.py",
+        &[
+            "--broker",
+            &addr,
+            "--server-id",
+            "ts-counter-1",
+            "--server-name",
+            "demo/counter/ts-counter-1",
+        ],
+        Some(&account),
+    );
+    dev.wait_for(T, |v| v["event"] == "online");
+
+    let d = worker.wait_for("/api/devices", T, |list| {
+        list["devices"].as_array().is_some_and(|ds| {
+            ds.iter()
+                .any(|d| d["device_id"] == "ts-counter-1" && d["state"] == "ready")
+        })
+    });
+    assert!(
+        listed(&worker, "demo-9").is_none(),
+        "an unpaired device outside the filters stays invisible: {d}"
+    );
+    let (status, r) = worker.post("/api/devices/ts-counter-1/tools/increment", r#"{"by":2}"#);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["structuredContent"]["value"], 2);
+
+    // Revoked: the account is gone (its connection closed) and its name leaves discovery.
+    let (status, v) = worker.delete("/api/paired/ts-counter-1");
+    assert_eq!(status, 200, "{v}");
+    worker.wait_for("/api/devices", T, |list| {
+        !list["devices"].as_array().is_some_and(|ds| {
+            ds.iter()
+                .any(|d| d["device_id"] == "ts-counter-1" && d["state"] == "ready")
+        })
+    });
 }

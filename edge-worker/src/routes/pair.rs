@@ -8,7 +8,7 @@
 use axon_core::protocol::jsonrpc::{code, ErrorObject};
 use axon_core::protocol::mcp::topics::DeviceId;
 use axon_core::trust::broker;
-use axon_core::trust::pairing::{Collected, PairError, RANDOM_BYTES};
+use axon_core::trust::pairing::{outside_filters, Collected, PairError, RANDOM_BYTES};
 use axon_core::trust::rate::Limit;
 use serde_json::{json, Value};
 use worker::{Request, Response, Result};
@@ -31,7 +31,9 @@ fn field<'a>(body: &'a Value, name: &str) -> Option<&'a str> {
 
 /// `POST /api/pair {"device": "kitchen-tab", "kind": "virtual"}` → `{pair_id, code, secret,
 /// expires_in_s}`. Anyone may ask (a new device has nothing else); asking is rate-limited per
-/// address and the number waiting is bounded.
+/// address and the number waiting is bounded. A device built on another SDK adds its MCP
+/// `"server_name"` (e.g. `demo/light/ts-light-1`): named outside the site's filters, it is
+/// discovered by that name once approved.
 pub async fn begin(ctx: &Ctx, mut req: Request) -> Result<Response> {
     let body = match json_body(&mut req, 4096).await {
         Ok(v) => v,
@@ -54,8 +56,17 @@ pub async fn begin(ctx: &Ctx, mut req: Request) -> Result<Response> {
             ),
         );
     }
+    let server_name = match body.get("server_name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(n)) => Some(n.as_str()),
+        Some(_) => {
+            return bad_request(
+                "\"server_name\" must be a string: the device's MCP server name, e.g. \"demo/light/ts-light-1\"",
+            )
+        }
+    };
     let random = random_bytes(RANDOM_BYTES)?;
-    match ctx.pairings(|p| p.begin(now(), device, kind, &random)) {
+    match ctx.pairings(|p| p.begin(now(), device, kind, server_name, &random)) {
         Ok(ticket) => {
             worker::console_log!("pairing: device {device} ({kind}) waits for the owner");
             Response::from_json(&ticket)
@@ -117,12 +128,29 @@ pub async fn approve(ctx: &Ctx, mut req: Request, address: &str) -> Result<Respo
     };
     // The device's one secret: its worker credential and its broker password.
     let password = new_secret("axd_")?;
-    if let Err(e) = broker_account(ctx, &approval.device, Some(&password)).await {
+    // A name the site's filters miss is discovered as a filter of its own.
+    let own_name = approval
+        .server_name
+        .clone()
+        .filter(|n| outside_filters(n, &ctx.server_name_filters()));
+    if let Err(e) =
+        broker_account(ctx, &approval.device, Some(&password), own_name.as_deref()).await
+    {
         ctx.pairings(|p| p.fail(&approval.pair_id));
         return error_response(502, &e);
     }
     ctx.store()
         .add(&password, Kind::Device, &approval.device, None)?;
+    if let Some(name) = &own_name {
+        ctx.store().add_paired_name(&approval.device, name)?;
+        if let Err(e) = ctx.discover_paired_name(name, true) {
+            worker::console_error!("pairing: device {}: {e}", approval.device);
+        }
+        worker::console_log!(
+            "pairing: device {} is discovered by its name {name} (outside the site's filters)",
+            approval.device
+        );
+    }
     let site = ctx.config().site.clone();
     ctx.pairings(|p| {
         p.grant(
@@ -149,24 +177,32 @@ pub fn paired(ctx: &Ctx) -> Result<Response> {
 /// Creates (`password` given) or deletes device `id`'s broker account, confined to its own
 /// topics and reachable by this site's Hub only. A Hub that connects without an account (a
 /// broker without accounts) has none to manage.
+/// `own_name` is the device's server name when the site discovers it by name: the site's
+/// role may then subscribe to that presence (removed again on revoke).
 async fn broker_account(
     ctx: &Ctx,
     id: &str,
     password: Option<&str>,
+    own_name: Option<&str>,
 ) -> std::result::Result<(), ErrorObject> {
     if ctx.config().broker_credentials.is_none() {
         return Ok(());
     }
-    let device =
-        DeviceId::new(id).map_err(|e| ErrorObject::new(code::INVALID_PARAMS, e.to_string()))?;
+    let bad = |e: String| ErrorObject::new(code::INVALID_PARAMS, e);
+    let device = DeviceId::new(id).map_err(|e| bad(e.to_string()))?;
     let site = ctx.config().site.clone();
-    let batch = match password {
+    let mut batch = match password {
         Some(p) => {
             broker::provision_device(ctx.batch_id(), &device, broker::Secret::new(p), Some(&site))
         }
         None => broker::revoke_device(ctx.batch_id(), &device, Some(&site)),
     }
-    .map_err(|e| ErrorObject::new(code::INVALID_PARAMS, e.to_string()))?;
+    .map_err(|e| bad(e.to_string()))?;
+    if let Some(name) = own_name {
+        batch
+            .site_server_name(&site, name, password.is_none())
+            .map_err(|e| bad(e.to_string()))?;
+    }
     ctx.change_accounts(batch).await
 }
 
@@ -174,11 +210,21 @@ async fn broker_account(
 /// closes its broker connection); its next request is refused.
 pub async fn revoke(ctx: &Ctx, id: &str) -> Result<Response> {
     let paired = ctx.store().subjects(Kind::Device)?.iter().any(|d| d == id);
+    let own_name = ctx
+        .store()
+        .paired_names()?
+        .into_iter()
+        .find(|(d, _)| d == id)
+        .map(|(_, n)| n);
     if paired {
         // The broker account first: a device that cannot be cut off stays listed.
-        if let Err(e) = broker_account(ctx, id, None).await {
+        if let Err(e) = broker_account(ctx, id, None, own_name.as_deref()).await {
             return error_response(502, &e);
         }
+    }
+    if let Some(name) = &own_name {
+        ctx.store().remove_paired_name(id)?;
+        let _ = ctx.discover_paired_name(name, false);
     }
     let n = ctx.store().revoke(&[Kind::Device], id)?;
     if n == 0 {

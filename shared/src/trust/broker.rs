@@ -338,6 +338,40 @@ impl Batch {
         self.steps.push((command, tolerate));
     }
 
+    /// Lets `site`'s Hub subscribe to the presence of a paired device named `server_name`
+    /// outside its filters (`$mcp-server/presence/+/{server_name}`; receiving is already the
+    /// device's own entry, [`site_device_acls`]). `remove` takes the entry away again.
+    pub fn site_server_name(
+        &mut self,
+        site: &str,
+        server_name: &str,
+        remove: bool,
+    ) -> Result<(), BrokerAdminError> {
+        check_site(site)?;
+        topics::check_server_name(server_name)
+            .map_err(|_| BrokerAdminError::ServerNameFilter(server_name.into()))?;
+        let topic = format!("$mcp-server/presence/+/{server_name}");
+        if remove {
+            self.push(
+                Command::RemoveRoleAcl {
+                    rolename: site_role(site),
+                    acltype: AclType::SubscribePattern,
+                    topic,
+                },
+                GONE,
+            );
+        } else {
+            self.push(
+                Command::AddRoleAcl {
+                    rolename: site_role(site),
+                    acl: Acl::allow(AclType::SubscribePattern, topic),
+                },
+                ALREADY,
+            );
+        }
+        Ok(())
+    }
+
     /// The commands, in order.
     pub fn commands(&self) -> impl Iterator<Item = &Command> {
         self.steps.iter().map(|(c, _)| c)

@@ -14,8 +14,9 @@ use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::protocol::mcp::topics::DeviceId;
+use crate::protocol::mcp::topics::{self, DeviceId};
 use crate::time::Timestamp;
+use crate::transport::link::topic_matches;
 
 /// How long a code lasts.
 pub const CODE_TTL_MS: u64 = 5 * 60 * 1000;
@@ -49,6 +50,9 @@ pub enum PairError {
     /// The code was approved already.
     #[error("code {0} was already used: pairing again needs a new code from the device")]
     Used(String),
+    /// The proposed MCP server name breaks the naming rules.
+    #[error("server name {0:?} must be non-empty levels separated by '/', without '+' or '#' (e.g. demo/light/ts-light-1)")]
+    BadServerName(String),
     /// A device polled with a pairing id or secret that does not match.
     #[error("no pairing is waiting under this id and secret: ask for a new code (POST /api/pair)")]
     UnknownPairing,
@@ -76,6 +80,8 @@ pub struct Approval {
     pub device: String,
     /// Its kind.
     pub kind: String,
+    /// Its MCP server name, when it gave one (a device built on another SDK).
+    pub server_name: Option<String>,
 }
 
 /// What a device's poll gets.
@@ -98,6 +104,9 @@ pub struct PendingView {
     pub device: String,
     /// Proposed kind.
     pub kind: String,
+    /// The MCP server name it gave, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
     /// Seconds left.
     pub expires_in_s: u64,
 }
@@ -119,6 +128,7 @@ struct Pending {
     secret: String,
     device: String,
     kind: String,
+    server_name: Option<String>,
     expires_at: u64,
     state: State,
 }
@@ -166,17 +176,23 @@ impl Pairings {
     }
 
     /// A device asks for a code. A device that asks again replaces its earlier request.
-    /// `random` must hold at least [`RANDOM_BYTES`] bytes from a secure source.
+    /// `server_name` is its MCP server name when it was built on another SDK and may be named
+    /// outside the site's discovery filters ([`outside_filters`]). `random` must hold at least
+    /// [`RANDOM_BYTES`] bytes from a secure source.
     pub fn begin(
         &mut self,
         now: Timestamp,
         device: &str,
         kind: &str,
+        server_name: Option<&str>,
         random: &[u8],
     ) -> Result<Ticket, PairError> {
         DeviceId::new(device).map_err(|e| PairError::BadDevice(e.to_string()))?;
         if !valid_kind(kind) {
             return Err(PairError::BadKind(kind.into()));
+        }
+        if let Some(name) = server_name {
+            topics::check_server_name(name).map_err(|_| PairError::BadServerName(name.into()))?;
         }
         assert!(
             random.len() >= RANDOM_BYTES,
@@ -209,6 +225,7 @@ impl Pairings {
             secret: ticket.secret.clone(),
             device: device.into(),
             kind: kind.into(),
+            server_name: server_name.map(str::to_string),
             expires_at: now.as_millis() + CODE_TTL_MS,
             state: State::Waiting,
         });
@@ -235,6 +252,7 @@ impl Pairings {
             pair_id: p.pair_id.clone(),
             device: p.device.clone(),
             kind: p.kind.clone(),
+            server_name: p.server_name.clone(),
         })
     }
 
@@ -287,6 +305,7 @@ impl Pairings {
             .map(|p| PendingView {
                 device: p.device.clone(),
                 kind: p.kind.clone(),
+                server_name: p.server_name.clone(),
                 expires_in_s: (p.expires_at - now.as_millis()) / 1000,
             })
             .collect()
@@ -296,6 +315,14 @@ impl Pairings {
     pub fn expire(&mut self, now: Timestamp) {
         self.pending.retain(|p| now.as_millis() < p.expires_at);
     }
+}
+
+/// Whether a paired device named `server_name` would be missed by discovery through
+/// `filters` (server-name filters such as `axon/#`): then its name joins the site's discovery
+/// as a filter of its own, so the owner pairs a device built on another SDK without editing
+/// configuration.
+pub fn outside_filters(server_name: &str, filters: &[String]) -> bool {
+    !filters.iter().any(|f| topic_matches(f, server_name))
 }
 
 #[cfg(test)]
@@ -315,7 +342,9 @@ mod tests {
     #[test]
     fn code_approve_grant_collect_once() {
         let mut p = Pairings::new();
-        let ticket = p.begin(t(0), "kitchen-tab", "virtual", &random(1)).unwrap();
+        let ticket = p
+            .begin(t(0), "kitchen-tab", "virtual", None, &random(1))
+            .unwrap();
         assert_eq!(ticket.code.len(), 9);
         assert_eq!(&ticket.code[4..5], "-");
         assert_eq!(ticket.expires_in_s, 300);
@@ -356,7 +385,7 @@ mod tests {
     #[test]
     fn wrong_expired_and_stolen() {
         let mut p = Pairings::new();
-        let ticket = p.begin(t(0), "lamp-9", "lamp", &random(2)).unwrap();
+        let ticket = p.begin(t(0), "lamp-9", "lamp", None, &random(2)).unwrap();
         assert!(matches!(
             p.approve(t(1), "0000-0000"),
             Err(PairError::UnknownCode(_))
@@ -384,7 +413,7 @@ mod tests {
     #[test]
     fn a_failed_account_spends_the_code() {
         let mut p = Pairings::new();
-        let ticket = p.begin(t(0), "lamp-9", "lamp", &random(3)).unwrap();
+        let ticket = p.begin(t(0), "lamp-9", "lamp", None, &random(3)).unwrap();
         let a = p.approve(t(1), &ticket.code).unwrap();
         p.fail(&a.pair_id);
         assert_eq!(
@@ -401,33 +430,69 @@ mod tests {
     fn bad_requests_and_floods_create_nothing() {
         let mut p = Pairings::new();
         assert!(matches!(
-            p.begin(t(0), "Front Door", "lock", &random(0)),
+            p.begin(t(0), "Front Door", "lock", None, &random(0)),
             Err(PairError::BadDevice(_))
         ));
         assert!(matches!(
-            p.begin(t(0), "presence", "lock", &random(0)),
+            p.begin(t(0), "presence", "lock", None, &random(0)),
             Err(PairError::BadDevice(_))
         ));
         assert!(matches!(
-            p.begin(t(0), "door", "", &random(0)),
+            p.begin(t(0), "door", "", None, &random(0)),
             Err(PairError::BadKind(_))
         ));
+        for name in ["", "demo/#", "demo/+/x", "demo//x", "/demo"] {
+            assert_eq!(
+                p.begin(t(0), "door", "lock", Some(name), &random(0)),
+                Err(PairError::BadServerName(name.into())),
+                "{name:?}"
+            );
+        }
         assert!(p.waiting(t(0)).is_empty());
         for i in 0..MAX_PENDING {
-            p.begin(t(0), &format!("d{i}"), "lamp", &random(i as u8))
+            p.begin(t(0), &format!("d{i}"), "lamp", None, &random(i as u8))
                 .unwrap();
         }
         assert_eq!(
-            p.begin(t(0), "one-more", "lamp", &random(200)),
+            p.begin(t(0), "one-more", "lamp", None, &random(200)),
             Err(PairError::TooMany)
         );
         // Asking again for the same device replaces its request.
-        p.begin(t(0), "d0", "lamp", &random(201)).unwrap();
+        p.begin(t(0), "d0", "lamp", None, &random(201)).unwrap();
         assert_eq!(p.waiting(t(0)).len(), MAX_PENDING);
         // Expired requests make room.
         assert!(p
-            .begin(t(CODE_TTL_MS), "one-more", "lamp", &random(202))
+            .begin(t(CODE_TTL_MS), "one-more", "lamp", None, &random(202))
             .is_ok());
+    }
+
+    #[test]
+    fn a_server_name_travels_from_the_request_to_the_approval() {
+        let mut p = Pairings::new();
+        let ticket = p
+            .begin(
+                t(0),
+                "ts-light-1",
+                "light",
+                Some("demo/light/ts-light-1"),
+                &random(4),
+            )
+            .unwrap();
+        let view = &p.waiting(t(0))[0];
+        assert_eq!(view.server_name.as_deref(), Some("demo/light/ts-light-1"));
+        let a = p.approve(t(1), &ticket.code).unwrap();
+        assert_eq!(a.server_name.as_deref(), Some("demo/light/ts-light-1"));
+    }
+
+    #[test]
+    fn a_name_outside_every_filter_joins_discovery() {
+        let filters = vec!["axon/#".to_string(), "acme/+/x".to_string()];
+        assert!(!outside_filters("axon/lamp/lamp-1", &filters));
+        assert!(!outside_filters("acme/light/x", &filters));
+        assert!(outside_filters("acme/light/y", &filters));
+        assert!(outside_filters("demo/light/ts-light-1", &filters));
+        assert!(outside_filters("axon", &["axon/+".to_string()]));
+        assert!(outside_filters("axon/lamp/lamp-1", &[]));
     }
 
     #[test]

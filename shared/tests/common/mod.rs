@@ -406,6 +406,9 @@ impl Net {
                 self.subacks.push_back((node, token));
             }
             Transmit::Unsubscribe { filters } => {
+                for f in &filters {
+                    self.trace.push(format!("UNSUB {node:?} {f}"));
+                }
                 self.subs
                     .retain(|(n, s)| !(*n == node && filters.contains(&s.filter)));
             }

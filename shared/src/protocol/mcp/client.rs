@@ -55,6 +55,10 @@ pub struct ClientConfig {
     pub seed: u64,
     /// The broker account CONNECT carries (docs/security.md "Broker accounts").
     pub credentials: Option<Credentials>,
+    /// Server names of paired devices outside the filters (docs/security.md "Pairing"): each is
+    /// discovered whatever filters are in force, the broker's included, because the owner
+    /// approved that device by name.
+    pub paired_server_names: Vec<String>,
 }
 
 impl ClientConfig {
@@ -73,6 +77,7 @@ impl ClientConfig {
             max_request_timeout: Duration::from_secs(60),
             seed,
             credentials: None,
+            paired_server_names: Vec::new(),
         }
     }
 }
@@ -213,6 +218,8 @@ pub struct McpClient {
     config: ClientConfig,
     rng: Rng,
     connected: bool,
+    /// The filters of this connection (the broker's or the configured ones), paired names apart.
+    filters_in_force: Vec<String>,
     next_id: i64,
     next_handle: u64,
     next_token: u64,
@@ -234,6 +241,7 @@ impl McpClient {
             config,
             rng,
             connected: false,
+            filters_in_force: Vec::new(),
             next_id: 1,
             next_handle: 1,
             next_token: 1,
@@ -249,6 +257,61 @@ impl McpClient {
     /// The mcp-client-id.
     pub fn client_id(&self) -> &str {
         &self.config.client_id
+    }
+
+    /// A paired device's server name joins discovery: subscribed now when connected, and on
+    /// every connection after. A name already present changes nothing.
+    pub fn add_paired_server_name(&mut self, name: &str) -> Result<(), crate::Error> {
+        topics::check_server_name(name)?;
+        if self.config.paired_server_names.iter().any(|n| n == name) {
+            return Ok(());
+        }
+        self.config.paired_server_names.push(name.to_string());
+        if self.connected {
+            let token = self.token();
+            self.transmits.push_back(Transmit::Subscribe {
+                token,
+                subscriptions: vec![Subscription {
+                    filter: topics::server_presence_filter(name),
+                    qos: QoS::AtLeastOnce,
+                    no_local: false,
+                }],
+            });
+        }
+        Ok(())
+    }
+
+    /// A revoked device's server name leaves discovery. Unless the filters in force cover it
+    /// too, the devices under that name go offline now: no presence of theirs (a will included)
+    /// reaches this client any more, so nothing else would ever say they left.
+    pub fn remove_paired_server_name(&mut self, name: &str) {
+        let before = self.config.paired_server_names.len();
+        self.config.paired_server_names.retain(|n| n != name);
+        if self.config.paired_server_names.len() == before {
+            return;
+        }
+        if self.connected {
+            self.transmits.push_back(Transmit::Unsubscribe {
+                filters: vec![topics::server_presence_filter(name)],
+            });
+        }
+        if self
+            .filters_in_force
+            .iter()
+            .any(|f| crate::transport::link::topic_matches(f, name))
+        {
+            return;
+        }
+        let gone: Vec<DeviceId> = self
+            .devices
+            .iter()
+            .filter(|(_, d)| d.server_name == name)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for device_id in gone {
+            self.forget_device_topics(&device_id);
+            self.mark_offline(&device_id, "its pairing was revoked");
+        }
     }
 
     /// Uses a new client id for the next connection (the Hub's is fresh per connection).
@@ -318,6 +381,11 @@ impl McpClient {
             .and_then(|f| serde_json::from_str::<Vec<String>>(f).ok())
             .filter(|f| !f.is_empty())
             .unwrap_or_else(|| self.config.server_name_filters.clone());
+        self.filters_in_force = filters.clone();
+        let filters: Vec<String> = filters
+            .into_iter()
+            .chain(self.config.paired_server_names.iter().cloned())
+            .collect();
         let token = self.token();
         self.transmits.push_back(Transmit::Subscribe {
             token,

@@ -376,3 +376,35 @@ fn prepare_config_gives_the_admin_the_owner_role_and_default_deny() {
     assert_eq!(prepare_config(&out).unwrap(), out);
     assert!(prepare_config(r#"{"clients":[{"username":"someone"}]}"#).is_err());
 }
+
+#[test]
+fn a_paired_server_name_outside_the_filters_becomes_a_site_subscription() {
+    // The Hub's site role grows one subscribe entry per paired device named outside its
+    // filters, exactly the filter the Hub's client subscribes to, and loses it on revoke.
+    let mut b = Batch::new("b");
+    b.site_server_name("home", "demo/light/ts-light-1", false)
+        .unwrap();
+    let acl = match b.commands().next() {
+        Some(Command::AddRoleAcl { rolename, acl }) => {
+            assert_eq!(rolename, "site-home");
+            acl.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    let filter = topics::server_presence_filter("demo/light/ts-light-1");
+    assert!(allows(std::slice::from_ref(&acl), AclType::SubscribePattern, &filter));
+    assert!(!allows(
+        &[acl],
+        AclType::SubscribePattern,
+        &topics::server_presence_filter("demo/#")
+    ));
+    let mut r = Batch::new("r");
+    r.site_server_name("home", "demo/light/ts-light-1", true)
+        .unwrap();
+    assert!(matches!(
+        r.commands().next(),
+        Some(Command::RemoveRoleAcl { topic, .. }) if *topic == filter
+    ));
+    assert!(b.site_server_name("home", "demo/#", false).is_err());
+    assert!(b.site_server_name("bad site", "demo/x", false).is_err());
+}
