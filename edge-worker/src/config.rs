@@ -118,6 +118,11 @@ pub struct Config {
     /// Endpointing silence for voice sessions.
     pub vad_silence_ms: u32,
     pub vad_pause_ms: u32,
+    /// End an utterance at a pause when it is a whole command (`AXON_VOICE_SEMANTIC_ENDPOINT`,
+    /// on unless `off`; it needs early ASR, `AXON_VAD_PAUSE_MS` above 0).
+    pub semantic_endpoint: bool,
+    /// Keep the speech of sentences already said (`AXON_TTS_CACHE`, on unless `off`).
+    pub speech_cache: bool,
     pub asr_prompt: AsrPrompt,
     /// Who looks at photos.
     pub vlm: VlmProvider,
@@ -328,6 +333,26 @@ impl Config {
                 0
             }
         };
+        let semantic_endpoint = match var(env, "AXON_VOICE_SEMANTIC_ENDPOINT")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("") | Some("on") => true,
+            Some("off") => false,
+            Some(_) => {
+                problem =
+                    Some("AXON_VOICE_SEMANTIC_ENDPOINT must be on or off (on is used)".into());
+                true
+            }
+        };
+        let speech_cache = match var(env, "AXON_TTS_CACHE").as_deref().map(str::trim) {
+            None | Some("") | Some("on") => true,
+            Some("off") => false,
+            Some(_) => {
+                problem = Some("AXON_TTS_CACHE must be on or off (on is used)".into());
+                true
+            }
+        };
         let asr_prompt = match var(env, "AXON_ASR_PROMPT").as_deref().map(str::trim) {
             None | Some("") | Some("auto") => AsrPrompt::Auto,
             Some("off") => AsrPrompt::Off,
@@ -351,6 +376,8 @@ impl Config {
             tts,
             vad_silence_ms,
             vad_pause_ms,
+            semantic_endpoint,
+            speech_cache,
             asr_prompt,
             vlm,
             site: var(env, "AXON_SITE").unwrap_or_else(|| "home".into()),

@@ -15,6 +15,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use axon_core::endpoint::{Endpoint, EndpointEvent};
+use axon_core::media::voice::{SpeechCache, SpeechKey};
 use axon_core::protocol::jsonrpc::{code, ErrorObject};
 use axon_core::protocol::mcp::client::{
     ClientConfig, ClientEvent, DeviceInfo, DeviceState, McpClient, RequestHandle,
@@ -65,6 +66,8 @@ pub struct Hub {
     pairings: RefCell<Pairings>,
     /// When this Hub instance started (its registry is empty until discovery has run).
     started: Timestamp,
+    /// Sentences already spoken, for every voice session of the site (docs/voice.md §1.4).
+    speech_cache: RefCell<SpeechCache>,
 }
 
 /// The broker link and everything that changes with it.
@@ -418,6 +421,10 @@ impl Hub {
             }
             Err(e) => worker::console_error!("paired names: {e}"),
         }
+        let speech_cache = match config.speech_cache {
+            true => SpeechCache::default(),
+            false => SpeechCache::new(0, 0),
+        };
         Hub {
             link: RefCell::new(link),
             kick: RefCell::new(None),
@@ -428,7 +435,27 @@ impl Hub {
             started: now(),
             limits: RefCell::new(RateLimits::new()),
             pairings: RefCell::new(Pairings::new()),
+            speech_cache: RefCell::new(speech_cache),
         }
+    }
+
+    /// The speech cache's key for `text` said by the configured TTS.
+    pub fn speech_key(&self, text: &str) -> SpeechKey {
+        let (model, voice) = match &self.config.tts {
+            SpeechProvider::Http { model, voice, .. } => (model.as_str(), voice.as_str()),
+            SpeechProvider::WorkersAi { model } => (model.as_str(), ""),
+        };
+        SpeechKey::new(self.config.tts.name(), model, voice, text)
+    }
+
+    /// The audio of a sentence already spoken, if the cache holds it.
+    pub fn cached_speech(&self, key: &SpeechKey) -> Option<Vec<i16>> {
+        self.speech_cache.borrow_mut().get(key)
+    }
+
+    /// Keeps a sentence's audio for the next time it is said.
+    pub fn keep_speech(&self, key: SpeechKey, samples: Vec<i16>) {
+        self.speech_cache.borrow_mut().put(key, samples);
     }
 
     /// Takes one request from `key`'s allowance, or says how many seconds to wait.

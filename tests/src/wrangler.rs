@@ -85,7 +85,21 @@ impl WranglerDev {
         self.stop();
         let state = self.state.clone();
         let vars = std::mem::take(&mut self.vars);
-        *self = Self::launch(self.broker_ws_port, self.port, state, vars);
+        let new = Self::launch(self.broker_ws_port, self.port, state, vars);
+        // The old handle must not delete the secrets file on drop: the new wrangler reads it
+        // again on its own restart (a second restart lost the Hub's broker password).
+        let mut old = std::mem::replace(self, new);
+        old.state = PathBuf::new();
+    }
+
+    /// Restarts with `vars` set (replacing any earlier value of each), as
+    /// [`WranglerDev::restart`] does.
+    pub fn restart_with(&mut self, vars: &[(&str, &str)]) {
+        for (k, v) in vars {
+            self.vars.retain(|(old, _)| old != k);
+            self.vars.push((k.to_string(), v.to_string()));
+        }
+        self.restart();
     }
 
     fn launch(
@@ -284,7 +298,9 @@ impl WranglerDev {
 impl Drop for WranglerDev {
     fn drop(&mut self) {
         self.stop();
-        let _ = std::fs::remove_file(self.state.with_extension("env"));
+        if !self.state.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(self.state.with_extension("env"));
+        }
     }
 }
 

@@ -14,7 +14,10 @@ use serde_json::{json, Value};
 
 #[test]
 fn a_spoken_command_turns_the_kitchen_lamp_on_and_is_answered_in_speech() {
-    let mut home = VoiceHome::start();
+    // A silence long enough that the early transcript (at the 200 ms pause) is always back
+    // before it ends, even on a loaded machine: the semantic endpoint, not the silence, must end
+    // a whole command.
+    let mut home = VoiceHome::start_with_vars(&[("AXON_VAD_SILENCE_MS", "1500")]);
     let dir = temp_dir("turn");
     let (wav, out) = (dir.join("in.wav"), dir.join("answer.wav"));
     espeak_wav("turn on the kitchen lamp", &wav);
@@ -96,6 +99,13 @@ fn a_spoken_command_turns_the_kitchen_lamp_on_and_is_answered_in_speech() {
         "end of speech → first answer audio: {} ms at the client, {} ms by the Hub ({timings})",
         said["speech_end_to_first_audio_ms"], timings["end_of_speech_to_first_audio_ms"]
     );
+    // A whole command ended at the pause (docs/voice.md §1.4), not after the 1.5 s silence.
+    assert_eq!(timings["endpoint"], "semantic", "{timings}");
+    assert!(timings["endpoint_ms"].as_u64().unwrap() < 1500, "{timings}");
+    assert_eq!(
+        timings["tts_cached"], false,
+        "the first answer is synthesised: {timings}"
+    );
 
     // The lamp itself is on.
     assert_eq!(home.sim.wait_tool_calls("kitchen-lamp", "set_power", 1), 1);
@@ -103,5 +113,28 @@ fn a_spoken_command_turns_the_kitchen_lamp_on_and_is_answered_in_speech() {
         .worker
         .post("/api/devices/kitchen-lamp/tools/get_state", "");
     assert_eq!(state["structuredContent"]["on"], true, "{state}");
+
+    // The same command again: the same answer, its speech from the Hub's cache.
+    let again = Command::new(axon_tests::device_sim::binary())
+        .arg("say")
+        .env("AXON_API_TOKEN", home.owner_token())
+        .args(["--worker", &home.url(), "--device", "living-speaker"])
+        .args(["--user", "voice-turn", "--timeout-s", "60"])
+        .arg("--wav")
+        .arg(&wav)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{stdout}");
+    let line = |kind: &str| {
+        stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["type"] == kind || l["event"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} line: {stdout}"))
+    };
+    assert_eq!(line("answer")["text"], "Kitchen lamp is on.");
+    assert_eq!(line("timings")["tts_cached"], true, "{stdout}");
+    assert!(line("said")["audio_ms"].as_u64().unwrap() > 300, "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }

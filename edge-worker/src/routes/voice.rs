@@ -13,7 +13,7 @@ use axon_core::agent::turn::{TurnEvent, TurnUpdate};
 use axon_core::media::audio::VadConfig;
 use axon_core::media::speech::asr_prompt;
 use axon_core::media::voice::{
-    ErrorCode, Mode, Outbound, ServerMessage, VoiceAction, VoiceConfig, VoiceSession,
+    ErrorCode, Mode, Outbound, ServerMessage, SpeechKey, VoiceAction, VoiceConfig, VoiceSession,
 };
 use futures_channel::mpsc;
 use futures_util::future::LocalBoxFuture;
@@ -30,7 +30,12 @@ use axon_core::trust::access::{Access, Action, Principal};
 
 enum Done {
     Transcript(u64, std::result::Result<String, String>),
-    Speech(String, u32, std::result::Result<Vec<i16>, String>),
+    Speech(
+        String,
+        u32,
+        SpeechKey,
+        std::result::Result<Vec<i16>, String>,
+    ),
 }
 
 /// Accepts the WebSocket and starts the session's loop.
@@ -93,6 +98,8 @@ pub async fn handle(ctx: &Ctx, req: Request, who: Principal) -> Result<Response>
     config.asr = ctx.config().asr.name().into();
     config.tts = ctx.config().tts.name().into();
     config.llm = ctx.config().llm_name().into();
+    config.semantic_endpoint = ctx.config().semantic_endpoint;
+    config.device = device.clone();
     let pair = WebSocketPair::new()?;
     pair.server.accept()?;
     wasm_bindgen_futures::spawn_local(run(ctx.clone(), pair.server, config, who, person, device));
@@ -126,6 +133,9 @@ async fn run(
         while let Some(action) = session.poll_action() {
             match action {
                 VoiceAction::Transcribe { utterance, wav } => {
+                    // The semantic endpoint judges the transcript against the devices as
+                    // they are when it was asked for.
+                    session.set_devices(ctx.devices());
                     let ctx = ctx.clone();
                     let prompt = match &ctx.config().asr_prompt {
                         AsrPrompt::Auto => ctx.registry(|c| asr_prompt(c.devices())),
@@ -147,12 +157,17 @@ async fn run(
                     );
                 }
                 VoiceAction::Synthesize { turn, index, text } => {
+                    let key = ctx.speech_key(&text);
+                    if let Some(samples) = ctx.cached_speech(&key) {
+                        session.handle_cached_speech(now(), &turn, index, samples);
+                        continue;
+                    }
                     let ctx = ctx.clone();
                     work.push(
                         async move {
                             let r = crate::speech::synthesize(&ctx.config().tts, ctx.env(), &text)
                                 .await;
-                            Some(Done::Speech(turn, index, r))
+                            Some(Done::Speech(turn, index, key, r))
                         }
                         .boxed_local(),
                     );
@@ -224,7 +239,12 @@ async fn run(
             },
             done = work.next() => match done.flatten() {
                 Some(Done::Transcript(utterance, r)) => session.handle_transcript(now(), utterance, r),
-                Some(Done::Speech(turn, index, r)) => session.handle_speech(now(), &turn, index, r),
+                Some(Done::Speech(turn, index, key, r)) => {
+                    if let Ok(samples) = &r {
+                        ctx.keep_speech(key, samples.clone());
+                    }
+                    session.handle_speech(now(), &turn, index, r)
+                }
                 None => {}
             },
             ev = turn_rx.next() => {

@@ -11,6 +11,6 @@ pub mod memory;
 pub mod offline;
 pub mod planner;
 #[cfg(test)]
-mod test_home;
+pub(crate) mod test_home;
 pub mod turn;
 pub mod wording;

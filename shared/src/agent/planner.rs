@@ -361,6 +361,30 @@ pub fn plan_for<'a>(
     Plan::Calls { intent, calls }
 }
 
+/// Words a request does not end on when it is whole: "turn on the", "the lamp and", "set it
+/// to". ("on" and "off" are not among them: "turn the lamp off" is whole.)
+const DANGLING: [&str; 17] = [
+    "the", "a", "an", "and", "or", "but", "to", "of", "at", "in", "into", "for", "with", "my",
+    "then", "also", "its",
+];
+
+/// Whether `text` is a whole request by this planner's own reading: it would run calls on a
+/// device (every argument there, "set the bedroom thermostat to" has no number yet), and it
+/// does not end on a word that wants more. The voice session's semantic endpoint
+/// (docs/voice.md §1.4) ends an utterance early on it; whatever the model that answers, a
+/// request this planner cannot read only waits for the full silence, so nothing is lost.
+pub fn is_complete<'a>(
+    text: &str,
+    devices: impl IntoIterator<Item = &'a DeviceInfo>,
+    preferred: Option<&str>,
+) -> bool {
+    let ws = words(text);
+    if ws.last().is_none_or(|w| DANGLING.contains(&w.as_str())) {
+        return false;
+    }
+    matches!(plan_for(text, devices, preferred), Plan::Calls { calls, .. } if !calls.is_empty())
+}
+
 /// "look at the kitchen" when no camera is in the kitchen: say so rather than show the hall.
 fn photo_elsewhere(ws: &[String], ready: &[&DeviceInfo]) -> Option<Plan> {
     let room_of = |d: &DeviceInfo| d.meta.room.as_deref().map(words).unwrap_or_default();
@@ -503,6 +527,38 @@ mod tests {
 
     fn one(d: &str, t: &str, a: Value) -> Vec<(String, String, Value)> {
         vec![(d.into(), t.into(), a)]
+    }
+
+    /// The semantic endpoint's test: a request with its device and every argument is whole;
+    /// one that stops on a word wanting more, or lacks its number, is not.
+    #[test]
+    fn a_request_is_complete_only_with_its_device_and_arguments() {
+        let home = home();
+        let complete = |t: &str| is_complete(t, &home, None);
+        for whole in [
+            "Turn on the kitchen lamp.",
+            "turn off the kitchen lamp",
+            "Set the bedroom thermostat to 21.",
+            "What is the temperature in the hall?",
+            "turn the kitchen lamp off",
+            "lock the front door",
+        ] {
+            assert!(complete(whole), "{whole:?} is whole");
+        }
+        for part in [
+            "Turn on the",
+            "turn on the.",
+            "Turn on the kitchen lamp and",
+            "Set the bedroom thermostat to",
+            "Set the bedroom thermostat",
+            "turn on",
+            "",
+            "Thank you.",
+        ] {
+            assert!(!complete(part), "{part:?} is not whole");
+        }
+        // No devices, nothing to do: never whole (the full silence is waited for).
+        assert!(!is_complete("turn on the kitchen lamp", &[], None));
     }
 
     #[test]

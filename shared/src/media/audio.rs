@@ -263,6 +263,11 @@ pub enum VadEvent {
         /// When the silence reached `pause_ms`.
         at_ms: u64,
     },
+    /// Speech went on after a `Paused` in the same utterance (the pause was not its end).
+    Resumed {
+        /// When the speech went on.
+        at_ms: u64,
+    },
     /// The utterance ended: `silence_ms` of silence followed it.
     SpeechEnded {
         /// When the silence was long enough (the endpoint).
@@ -327,6 +332,16 @@ impl Vad {
             }
             if level > threshold {
                 self.run_ms += 10;
+                let pause = u64::from(self.config.pause_ms);
+                if self.started_ms.is_some()
+                    && pause > 0
+                    && pause < u64::from(self.config.silence_ms)
+                    && self.silence_ms >= pause
+                {
+                    out.push(VadEvent::Resumed {
+                        at_ms: self.pos_ms - 10,
+                    });
+                }
                 self.silence_ms = 0;
                 if self.started_ms.is_none() && self.run_ms >= u64::from(self.config.min_speech_ms)
                 {
@@ -482,6 +497,7 @@ mod tests {
             vec![
                 VadEvent::SpeechStarted { at_ms: 300 },
                 VadEvent::Paused { at_ms: 1100 },
+                VadEvent::Resumed { at_ms: 1200 },
                 VadEvent::Paused { at_ms: 1800 },
                 VadEvent::SpeechEnded {
                     at_ms: 2000,

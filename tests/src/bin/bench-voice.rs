@@ -7,7 +7,13 @@
 //! first answer audio received. From the Hub's `timings` (docs/voice.md §1.4): each stage, and
 //! its share of the Hub's own end of speech → first audio.
 //!
-//! Then barge-in: 300 ms into an answer the client speaks again; measured from the frame with
+//! Three series in the same run, the Hub restarted between them: the baseline
+//! (`AXON_VOICE_SEMANTIC_ENDPOINT=off`, `AXON_TTS_CACHE=off`: the VAD's full silence ends every
+//! utterance, every sentence is synthesised), the semantic endpoint alone (answers synthesised
+//! as if said for the first time), then both (the defaults); the table gives each measure in
+//! each series and the ratio of the last to the baseline.
+//!
+//! Then barge-in (with both on): 300 ms into an answer the client speaks again; measured from the frame with
 //! that speech's first voiced sample sent → `tts_terminate` received (goal ≤ 200 ms).
 //!
 //! Prints a table. Usage: `cargo run --release -p axon-tests --bin bench-voice -- [--utterances N]
@@ -19,6 +25,7 @@
 use std::time::Duration;
 
 use axon_tests::voice_home::{runtime, speech, VoiceHome};
+use device_sim::voice::VoiceOptions;
 use device_sim::voice::{signed_ms, turn_of, Inbound, TurnEnd, VoiceSession};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -34,7 +41,10 @@ const COMMANDS: [&str; 5] = [
 
 /// The Hub's stages, in the order they happen.
 const STAGES: [(&str, &str); 6] = [
-    ("endpoint_ms", "endpoint (the VAD's silence)"),
+    (
+        "endpoint_ms",
+        "endpoint (silence, or the semantic endpoint)",
+    ),
     ("asr_ms", "ASR (endpoint → transcript)"),
     ("llm_first_token_ms", "LLM first token (transcript →)"),
     ("first_tool_result_ms", "first tool result (transcript →)"),
@@ -57,6 +67,90 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
 
 fn cell(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| format!("{v:.0} ms"))
+}
+
+/// One measured series: `warmup` turns, then `utterances` measured, in one session.
+#[derive(Default)]
+struct Pass {
+    client: Vec<f64>,
+    hub_total: Vec<f64>,
+    stages: Vec<Vec<f64>>,
+    shares: Vec<Vec<f64>>,
+    failed: Vec<String>,
+    tools: usize,
+    semantic: usize,
+    cached: usize,
+}
+
+async fn pass(
+    opts: &VoiceOptions,
+    speeches: &[Vec<i16>],
+    warmup: usize,
+    utterances: usize,
+) -> Pass {
+    let mut p = Pass {
+        stages: vec![Vec::new(); STAGES.len()],
+        shares: vec![Vec::new(); STAGES.len()],
+        ..Pass::default()
+    };
+    let mut s = VoiceSession::connect(opts).await.unwrap();
+    for i in 0..warmup + utterances {
+        let k = i % COMMANDS.len();
+        let t = s
+            .turn(speeches[k].clone(), Duration::from_secs(60), &mut |_| {})
+            .await
+            .unwrap();
+        let measured = i >= warmup;
+        let heard = t
+            .event("transcript")
+            .and_then(|v| v["text"].as_str())
+            .unwrap_or("")
+            .to_string();
+        let first = t.speech_end_to_first_audio_ms();
+        let timings = t.event("timings").cloned().unwrap_or(Value::Null);
+        eprintln!(
+            "{}{:>2} {:?}: heard {heard:?}, {} ms of answer, first audio {} after the speech ended (endpoint {}{}){}",
+            if measured { "" } else { "warm-up " },
+            i + 1,
+            COMMANDS[k],
+            t.audio_ms(),
+            cell(first),
+            timings["endpoint"].as_str().unwrap_or("?"),
+            if timings["tts_cached"] == true { ", cached speech" } else { "" },
+            if t.errors().is_empty() {
+                String::new()
+            } else {
+                format!(", errors {:?}", t.errors())
+            }
+        );
+        if !measured {
+            continue;
+        }
+        let (Some(first), TurnEnd::Timings) = (first, &t.end) else {
+            p.failed.push(format!("{:?}: {:?}", COMMANDS[k], t.end));
+            continue;
+        };
+        if t.event("tool_finished").is_some() {
+            p.tools += 1;
+        }
+        p.semantic += usize::from(timings["endpoint"] == "semantic");
+        p.cached += usize::from(timings["tts_cached"] == true);
+        p.client.push(first);
+        let total = timings["end_of_speech_to_first_audio_ms"].as_f64();
+        if let Some(total) = total {
+            p.hub_total.push(total);
+        }
+        for (j, (field, _)) in STAGES.iter().enumerate() {
+            if let Some(v) = timings[*field].as_f64() {
+                p.stages[j].push(v);
+                if let Some(total) = total.filter(|t| *t > 0.0) {
+                    p.shares[j].push(v / total * 100.0);
+                }
+            }
+        }
+    }
+    s.close().await;
+    p
 }
 
 fn main() {
@@ -83,72 +177,40 @@ fn main() {
     }
     eprintln!("rendering speech, starting Mosquitto, the demo home, the local AI server and wrangler dev…");
     let speeches: Vec<Vec<i16>> = COMMANDS.iter().map(|c| speech(c)).collect();
-    let home = VoiceHome::start();
+    // The baseline first: the VAD's full silence ends every utterance, every sentence is
+    // synthesised. Then the same Hub restarted with both on (their defaults).
+    let mut home = VoiceHome::start_with_vars(&[
+        ("AXON_VOICE_SEMANTIC_ENDPOINT", "off"),
+        ("AXON_TTS_CACHE", "off"),
+    ]);
     let rt = runtime();
     let mut opts = home.options("bench-voice");
     opts.device = Some("living-speaker".into());
-
-    let mut client = Vec::new();
-    let mut hub_total = Vec::new();
-    let mut stages: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
-    let mut shares: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
-    let (mut failed, mut tools) = (Vec::new(), 0usize);
+    eprintln!("baseline (silence endpoint, no speech cache): {warmup} warm-up utterances, then {utterances} measured…");
+    let baseline = rt.block_on(pass(&opts, &speeches, warmup, utterances));
+    let mut series = vec![("baseline", baseline)];
+    for (label, cache) in [
+        ("semantic endpoint", "off"),
+        ("semantic endpoint + speech cache", "on"),
+    ] {
+        eprintln!("restarting the Hub: {label}…");
+        home.worker.restart_with(&[
+            ("AXON_VOICE_SEMANTIC_ENDPOINT", "on"),
+            ("AXON_TTS_CACHE", cache),
+        ]);
+        home.worker
+            .wait_for("/healthz", Duration::from_secs(60), |v| {
+                v["broker"] == "connected" && v["ready"].as_u64() >= Some(13)
+            });
+        eprintln!("{label}: {warmup} warm-up utterances, then {utterances} measured…");
+        series.push((
+            label,
+            rt.block_on(pass(&opts, &speeches, warmup, utterances)),
+        ));
+    }
     let (mut barges, mut barge_failed) = (Vec::new(), Vec::<String>::new());
     rt.block_on(async {
         let mut s = VoiceSession::connect(&opts).await.unwrap();
-        eprintln!("{warmup} warm-up utterances, then {utterances} measured…");
-        for i in 0..warmup + utterances {
-            let k = i % COMMANDS.len();
-            let t = s
-                .turn(speeches[k].clone(), Duration::from_secs(60), &mut |_| {})
-                .await
-                .unwrap();
-            let measured = i >= warmup;
-            let heard = t
-                .event("transcript")
-                .and_then(|v| v["text"].as_str())
-                .unwrap_or("")
-                .to_string();
-            let first = t.speech_end_to_first_audio_ms();
-            eprintln!(
-                "{}{:>2} {:?}: heard {heard:?}, {} ms of answer, first audio {} after the speech ended{}",
-                if measured { "" } else { "warm-up " },
-                i + 1,
-                COMMANDS[k],
-                t.audio_ms(),
-                cell(first),
-                if t.errors().is_empty() {
-                    String::new()
-                } else {
-                    format!(", errors {:?}", t.errors())
-                }
-            );
-            if !measured {
-                continue;
-            }
-            let (Some(first), TurnEnd::Timings) = (first, &t.end) else {
-                failed.push(format!("{:?}: {:?}", COMMANDS[k], t.end));
-                continue;
-            };
-            if t.event("tool_finished").is_some() {
-                tools += 1;
-            }
-            client.push(first);
-            let timings = t.event("timings").cloned().unwrap_or(Value::Null);
-            let total = timings["end_of_speech_to_first_audio_ms"].as_f64();
-            if let Some(total) = total {
-                hub_total.push(total);
-            }
-            for (j, (field, _)) in STAGES.iter().enumerate() {
-                if let Some(v) = timings[*field].as_f64() {
-                    stages[j].push(v);
-                    if let Some(total) = total.filter(|t| *t > 0.0) {
-                        shares[j].push(v / total * 100.0);
-                    }
-                }
-            }
-        }
-
         // Barge-in: the first command's answer is cut by the second command.
         for i in 0..barge_ins {
             let (a, b) = (&speeches[i % 2], &speeches[(i + 1) % 2]);
@@ -198,52 +260,79 @@ fn main() {
         s.close().await;
     });
 
-    let client = sorted(client);
+    let ai = home
+        .local_ai
+        .as_ref()
+        .map(|a| {
+            a.health()["tts"]["engine"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string()
+        })
+        .unwrap_or_default();
     println!();
     println!(
-        "Voice loop on loopback (device-sim say client → wrangler dev → local AI: faster-whisper tiny.en, {}; offline planner), {} utterances after {warmup} warm-up, {} answered with a tool call",
-        home.local_ai
-            .as_ref()
-            .map(|a| a.health()["tts"]["engine"].as_str().unwrap_or("?").to_string())
-            .unwrap_or_default(),
-        client.len(),
-        tools
+        "Voice loop on loopback (device-sim say client → wrangler dev → local AI: faster-whisper tiny.en, {ai}; offline planner), {utterances} utterances after {warmup} warm-up in each series, same run"
     );
     println!();
-    println!("| measure | p50 | p90 | share of the Hub's total (p50) |");
-    println!("|---|---:|---:|---:|");
     println!(
-        "| **end of speech → first answer audio, at the client** | **{}** | **{}** | |",
-        cell(pct(&client, 0.5)),
-        cell(pct(&client, 0.9))
+        "| measure | {} | {} / baseline (p50) |",
+        series
+            .iter()
+            .map(|(l, _)| format!("{l} p50 | {l} p90"))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        series.last().unwrap().0
     );
-    let hub = sorted(hub_total);
-    println!(
-        "| Hub: end_of_speech_to_first_audio_ms | {} | {} | 100 % |",
-        cell(pct(&hub, 0.5)),
-        cell(pct(&hub, 0.9))
+    println!("|---|{}---:|", "---:|".repeat(series.len() * 2));
+    let row = |name: &str, get: &dyn Fn(&Pass) -> &Vec<f64>| {
+        let all: Vec<Vec<f64>> = series.iter().map(|(_, p)| sorted(get(p).clone())).collect();
+        let ratio = match (pct(&all[0], 0.5), pct(all.last().unwrap(), 0.5)) {
+            (Some(x), Some(y)) if x > 0.0 => format!("{:.2}×", y / x),
+            _ => "–".into(),
+        };
+        let cells: Vec<String> = all
+            .iter()
+            .map(|v| format!("{} | {}", cell(pct(v, 0.5)), cell(pct(v, 0.9))))
+            .collect();
+        println!("| {name} | {} | {ratio} |", cells.join(" | "));
+    };
+    row(
+        "**end of speech → first answer audio, at the client**",
+        &|p| &p.client,
     );
+    row("Hub: end_of_speech_to_first_audio_ms", &|p| &p.hub_total);
     for (j, (field, name)) in STAGES.iter().enumerate() {
-        let v = sorted(stages[j].clone());
-        let share = sorted(shares[j].clone());
-        println!(
-            "| Hub: {name} `{field}` | {} | {} | {} |",
-            cell(pct(&v, 0.5)),
-            cell(pct(&v, 0.9)),
-            pct(&share, 0.5).map_or("–".into(), |s| format!("{s:.0} %"))
-        );
+        row(&format!("Hub: {name} `{field}`"), &|p| &p.stages[j]);
     }
     println!();
-    let goal = 800.0;
-    match pct(&client, 0.5) {
+    for (label, p) in &series {
+        println!(
+            "{label}: the endpoint's share of the Hub's end of speech → first audio (p50) {}; {} of {} utterances ended by the semantic endpoint; {} answers' first audio from the speech cache; {} turns with a tool call.",
+            pct(&sorted(p.shares[0].clone()), 0.5).map_or("–".into(), |s| format!("{s:.0} %")),
+            p.semantic,
+            p.client.len(),
+            p.cached,
+            p.tools
+        );
+    }
+    let goal = 500.0;
+    let fast = &series.last().unwrap().1;
+    match pct(&sorted(fast.client.clone()), 0.5) {
         Some(p50) => println!(
-            "End of speech → first answer audio at the client: p50 {p50:.0} ms (goal ≤ {goal:.0} ms warm: {})",
+            "End of speech → first answer audio at the client: p50 {p50:.0} ms (goal ≤ {goal:.0} ms: {})",
             if p50 <= goal { "met" } else { "not met" }
         ),
         None => println!("No turn was answered in speech."),
     }
-    if !failed.is_empty() {
-        println!("{} turns without a spoken answer: {failed:?}", failed.len());
+    for (name, p) in &series {
+        if !p.failed.is_empty() {
+            println!(
+                "{name}: {} turns without a spoken answer: {:?}",
+                p.failed.len(),
+                p.failed
+            );
+        }
     }
     if barge_ins > 0 {
         let b = sorted(barges);

@@ -17,10 +17,11 @@
 //! | module | owns |
 //! |---|---|
 //! | [`wire`] | the JSON messages both ways as enums ([`ClientMessage`], [`ServerMessage`]), [`Mode`], the frame constants; the only place a message's `"type"` is read or written |
-//! | `session` | [`VoiceSession`]: the drive loop, endpointing, early ASR, turn ids, barge-in |
+//! | `session` | [`VoiceSession`]: the drive loop, endpointing (silence, and the semantic endpoint), early ASR, turn ids, barge-in |
 //! | `playout` | one turn's speech: sentences synthesised one at a time, sent in order, its playback state |
 //! | `sentences` | [`SentenceSplitter`], [`transcript_text`], [`yes_or_no`] |
 //! | `timings` | one turn's stage times and its `timings` report |
+//! | `cache` | [`SpeechCache`]: sentences already spoken, by [`SpeechKey`] (bounded, least recently used first) |
 //!
 //! ```no_run
 //! use axon_core::time::Timestamp;
@@ -45,15 +46,17 @@
 //! // and call s.handle_timeout(now) at s.poll_timeout()
 //! ```
 
+mod cache;
 mod playout;
 mod sentences;
 mod session;
 mod timings;
 pub mod wire;
 
+pub use cache::{SpeechCache, SpeechKey, SPEECH_CACHE_ENTRIES, SPEECH_CACHE_SAMPLES};
 pub use sentences::{transcript_text, yes_or_no, SentenceSplitter, FIRST_CLAUSE_MIN_CHARS};
 pub use session::{Outbound, VoiceAction, VoiceConfig, VoiceSession, REPROMPT};
 pub use wire::{
-    ClientMessage, ErrorCode, Mode, ServerMessage, StopReason, TurnTimings, VoiceState, WireError,
-    FRAME_MS, FRAME_SAMPLES, MAX_FRAME_BYTES, SAMPLE_RATE,
+    ClientMessage, EndpointKind, ErrorCode, Mode, ServerMessage, StopReason, TurnTimings,
+    VoiceState, WireError, FRAME_MS, FRAME_SAMPLES, MAX_FRAME_BYTES, SAMPLE_RATE,
 };

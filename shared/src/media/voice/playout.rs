@@ -4,7 +4,7 @@
 //! Owns the per-turn bookkeeping the session drives; it never sends anything itself (the
 //! session turns what it reports into messages) and never reads the clock.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::sentences::SentenceSplitter;
 use super::timings::Timings;
@@ -80,6 +80,8 @@ pub(crate) struct Speech {
     /// Sentences back from synthesis, waiting for their turn to be sent (`None`: failed or
     /// dropped, sent as nothing).
     pub ready: BTreeMap<u32, Option<Vec<i16>>>,
+    /// Sentences whose audio came from the Hub's speech cache.
+    pub cached: BTreeSet<u32>,
     pub next_index: u32,
     pub next_to_send: u32,
     pub playout: Playout,

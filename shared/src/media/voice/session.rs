@@ -1,7 +1,8 @@
 //! The voice session: the order of one spoken exchange (docs/voice.md §1), behind
 //! [`VoiceSession`]'s `handle_*` / `poll_*` drive loop.
 //!
-//! Owns format checks, endpointing, early ASR, turn ids, what is passed on to the device, and
+//! Owns format checks, endpointing (the VAD's silence, and the semantic endpoint: a pause whose
+//! early transcript is a whole command ends the utterance there), early ASR, turn ids, what is passed on to the device, and
 //! which turn's speech plays; the per-turn speech is [`super::playout`]'s, sentence cutting
 //! [`super::sentences`]', stage times [`super::timings`]'. It never touches a socket or a clock
 //! and never reads or writes JSON itself: messages go through [`super::wire`].
@@ -12,14 +13,16 @@ use super::playout::{AnswerText, Speech};
 use super::sentences::{transcript_text, yes_or_no};
 use super::timings::Timings;
 use super::wire::{
-    ClientMessage, ErrorCode, Mode, ServerMessage, StopReason, VoiceState, FORMAT, FRAME_MS,
-    MAX_FRAME_BYTES, SAMPLE_RATE,
+    ClientMessage, EndpointKind, ErrorCode, Mode, ServerMessage, StopReason, VoiceState, FORMAT,
+    FRAME_MS, MAX_FRAME_BYTES, SAMPLE_RATE,
 };
+use crate::agent::planner;
 use crate::agent::turn::{TurnEvent, TurnUpdate};
 use crate::media::audio::SAMPLES_PER_10MS;
 use crate::media::audio::{
     has_speech, pcm_from_bytes, pcm_to_bytes, wav_encode, Vad, VadConfig, VadEvent,
 };
+use crate::protocol::mcp::client::DeviceInfo;
 use crate::time::Timestamp;
 
 /// What the agent says when it understood nothing.
@@ -48,6 +51,11 @@ pub struct VoiceConfig {
     pub tts: String,
     /// LLM provider name.
     pub llm: String,
+    /// End an utterance at a pause when its early transcript is a whole command
+    /// ([`planner::is_complete`]), instead of waiting for the rest of `vad.silence_ms`.
+    pub semantic_endpoint: bool,
+    /// The device that speaks and listens: the command's device when it names none.
+    pub device: Option<String>,
 }
 
 impl VoiceConfig {
@@ -60,6 +68,8 @@ impl VoiceConfig {
             asr: "local".into(),
             tts: "local".into(),
             llm: "offline".into(),
+            semantic_endpoint: true,
+            device: None,
         }
     }
 }
@@ -122,6 +132,16 @@ struct EarlyAsr {
     outcome: Option<Result<String, String>>,
 }
 
+/// An utterance the semantic endpoint ended, kept until its turn's answer starts: speech
+/// before then is the same utterance going on (the end was wrong), and is transcribed with it.
+#[derive(Debug)]
+struct Joinable {
+    /// The turn it started.
+    turn: String,
+    /// Its audio, up to the semantic endpoint.
+    samples: Vec<i16>,
+}
+
 /// One voice session.
 #[derive(Debug)]
 pub struct VoiceSession {
@@ -139,6 +159,10 @@ pub struct VoiceSession {
     asr_pending: HashMap<u64, Timings>,
     /// A transcription started at the VAD's pause, before the endpoint (hands-free).
     early: Option<EarlyAsr>,
+    /// What the semantic endpoint judges a command against (the Hub's devices).
+    devices: Vec<DeviceInfo>,
+    /// The last utterance, if the semantic endpoint ended it and its answer has not started.
+    joinable: Option<Joinable>,
     speeches: HashMap<String, Speech>,
     current: Option<String>,
     /// A confirmation waiting for the person: (call id, turn).
@@ -165,6 +189,8 @@ impl VoiceSession {
             next_turn: 1,
             asr_pending: HashMap::new(),
             early: None,
+            devices: Vec::new(),
+            joinable: None,
             speeches: HashMap::new(),
             current: None,
             pending_confirmation: None,
@@ -189,6 +215,13 @@ impl VoiceSession {
             state: VoiceState::Listening,
         });
         s
+    }
+
+    /// The devices commands are judged against by the semantic endpoint (a copy of the Hub's
+    /// registry; refresh it when ASR is asked for). Without any, no command is whole and every
+    /// utterance waits for the full silence.
+    pub fn set_devices(&mut self, devices: Vec<DeviceInfo>) {
+        self.devices = devices;
     }
 
     /// The next thing to do.
@@ -280,6 +313,7 @@ impl VoiceSession {
                     match ev {
                         VadEvent::SpeechStarted { at_ms } => self.speech_started(now, at_ms),
                         VadEvent::Paused { at_ms } => self.paused(at_ms),
+                        VadEvent::Resumed { at_ms } => self.resumed(now, at_ms),
                         VadEvent::SpeechEnded { at_ms, speech_ms } => {
                             self.speech_ended(now, at_ms, speech_ms)
                         }
@@ -294,13 +328,44 @@ impl VoiceSession {
         let recent_start = self.audio_ms - self.recent.len() as u64 / SAMPLES_PER_MS;
         let from_ms = at_ms.saturating_sub(PRE_ROLL_MS).max(recent_start);
         let skip = ((from_ms - recent_start) * SAMPLES_PER_MS) as usize;
-        let u: Vec<i16> = self.recent.iter().skip(skip).copied().collect();
+        let mut u: Vec<i16> = self.recent.iter().skip(skip).copied().collect();
         self.recent.clear();
+        // The semantic endpoint ended the last utterance too soon: the speaker went on before
+        // its answer started. The words so far stay in: one utterance, transcribed whole.
+        if let Some(mut before) = self.take_joinable() {
+            before.append(&mut u);
+            u = before;
+        }
         self.utterance = Some(u);
         self.speech_start_ms = at_ms;
         self.send(ServerMessage::SpeechStarted { at_ms });
         self.barge_in(now, StopReason::BargeIn);
         self.set_state(VoiceState::Listening);
+    }
+
+    /// The semantic endpoint's utterance, if its turn has not started speaking (nor ended,
+    /// nor been stopped): then speech now is that utterance going on.
+    fn take_joinable(&mut self) -> Option<Vec<i16>> {
+        let j = self.joinable.take()?;
+        let speech = self.speeches.get(&j.turn)?;
+        let pending = self.current.as_deref() == Some(j.turn.as_str())
+            && !speech.playout.audible()
+            && !speech.playout.complete()
+            && !speech.playout.stopped();
+        pending.then_some(j.samples)
+    }
+
+    /// Speech went on after a pause, within the VAD's utterance. Its early transcript will not
+    /// be the utterance's. If the semantic endpoint had already ended the utterance there, this
+    /// is new speech for the session (joined to the last utterance while its answer has not
+    /// started, a barge-in once it has); the VAD's start stays the utterance's start.
+    fn resumed(&mut self, now: Timestamp, at_ms: u64) {
+        self.drop_early();
+        if self.utterance.is_none() {
+            let vad_start = self.speech_start_ms;
+            self.speech_started(now, at_ms);
+            self.speech_start_ms = vad_start;
+        }
     }
 
     /// The speaker paused: transcribe what was said so far, in case that was all.
@@ -354,6 +419,7 @@ impl VoiceSession {
             Some(e) if at_ms.checked_sub(e.paused_at_ms) == Some(wait) => {
                 if let Some(t) = self.asr_pending.get_mut(&e.utterance) {
                     t.endpoint_ms = Some(endpoint_ms);
+                    t.endpoint = Some(EndpointKind::Silence);
                     t.t_endpoint = Some(now);
                 }
                 self.set_state(VoiceState::Thinking);
@@ -364,18 +430,63 @@ impl VoiceSession {
             other => {
                 self.early = other;
                 self.drop_early();
-                self.transcribe(now, u, Some(endpoint_ms));
+                self.transcribe(now, u, endpoint_ms, EndpointKind::Silence);
             }
         }
     }
 
-    fn transcribe(&mut self, now: Timestamp, samples: Vec<i16>, endpoint_ms: Option<u64>) {
+    /// The semantic endpoint: the early transcript of a pause that still stands is a whole
+    /// command, so the utterance ends here rather than after the rest of the silence.
+    fn semantic_endpoint(&mut self, now: Timestamp, e: EarlyAsr, outcome: Result<String, String>) {
+        let Some(samples) = self.utterance.take() else {
+            return;
+        };
+        // The words ended `pause_ms` before the pause was reported.
+        let words_end = e
+            .paused_at_ms
+            .saturating_sub(u64::from(self.config.vad.pause_ms));
+        let speech_ms = words_end.saturating_sub(self.speech_start_ms);
+        self.send(ServerMessage::SpeechEnded {
+            at_ms: self.audio_ms,
+            speech_ms,
+        });
+        if let Some(t) = self.asr_pending.get_mut(&e.utterance) {
+            t.endpoint_ms = Some(self.audio_ms.saturating_sub(words_end));
+            t.endpoint = Some(EndpointKind::Semantic);
+            t.t_endpoint = Some(now);
+        }
+        self.set_state(VoiceState::Thinking);
+        let before = self.next_turn;
+        self.handle_transcript(now, e.utterance, outcome);
+        if self.next_turn != before {
+            if let Some(turn) = self.current.clone() {
+                self.joinable = Some(Joinable { turn, samples });
+            }
+        }
+    }
+
+    /// Whether `text` ends the utterance now (the semantic endpoint's judgement, made once by
+    /// the planner's reading of a whole command; a pending confirmation's yes or no counts).
+    fn is_whole(&self, text: &str) -> bool {
+        let text = transcript_text(text);
+        (self.pending_confirmation.is_some() && yes_or_no(&text).is_some())
+            || planner::is_complete(&text, &self.devices, self.config.device.as_deref())
+    }
+
+    fn transcribe(
+        &mut self,
+        now: Timestamp,
+        samples: Vec<i16>,
+        endpoint_ms: u64,
+        endpoint: EndpointKind,
+    ) {
         let id = self.next_utterance;
         self.next_utterance += 1;
         self.asr_pending.insert(
             id,
             Timings {
-                endpoint_ms,
+                endpoint_ms: Some(endpoint_ms),
+                endpoint: Some(endpoint),
                 t_endpoint: Some(now),
                 ..Default::default()
             },
@@ -453,6 +564,7 @@ impl VoiceSession {
                         let floor = self.config.vad.min_speech_dbfs as i32;
                         let timings = Timings {
                             endpoint_ms: Some(0),
+                            endpoint: Some(EndpointKind::PushToTalk),
                             t_endpoint: Some(now),
                             t_transcript: Some(now),
                             ..Default::default()
@@ -463,7 +575,7 @@ impl VoiceSession {
                             &format!("the press held {ms} ms without speech (nothing louder than {floor} dBFS): speak while you hold the button"),
                         );
                     } else {
-                        self.transcribe(now, u, Some(0));
+                        self.transcribe(now, u, 0, EndpointKind::PushToTalk);
                     }
                 }
             }
@@ -489,9 +601,25 @@ impl VoiceSession {
         utterance: u64,
         outcome: Result<String, String>,
     ) {
-        if let Some(e) = self.early.as_mut().filter(|e| e.utterance == utterance) {
-            // Before the endpoint: kept until the VAD says whether the pause was the end.
-            e.outcome = Some(outcome);
+        if self
+            .early
+            .as_ref()
+            .is_some_and(|e| e.utterance == utterance)
+        {
+            // Before the endpoint, and the pause still stands (speech going on drops it): a
+            // whole command ends the utterance now; anything else is kept until the VAD says
+            // whether the pause was the end.
+            let whole = self.config.semantic_endpoint
+                && self.utterance.is_some()
+                && outcome.as_ref().is_ok_and(|text| self.is_whole(text));
+            match self.early.take() {
+                Some(e) if whole => self.semantic_endpoint(now, e, outcome),
+                Some(mut e) => {
+                    e.outcome = Some(outcome);
+                    self.early = Some(e);
+                }
+                None => {}
+            }
             return;
         }
         let Some(mut timings) = self.asr_pending.remove(&utterance) else {
@@ -762,6 +890,22 @@ impl VoiceSession {
         self.flush(now, turn);
     }
 
+    /// A sentence's audio that the Hub already had (its speech cache, docs/voice.md §1.4):
+    /// the same as [`VoiceSession::handle_speech`], and the turn's `tts_cached` says so when it
+    /// is the first audio sent.
+    pub fn handle_cached_speech(
+        &mut self,
+        now: Timestamp,
+        turn: &str,
+        index: u32,
+        samples: Vec<i16>,
+    ) {
+        if let Some(speech) = self.speeches.get_mut(turn) {
+            speech.cached.insert(index);
+        }
+        self.handle_speech(now, turn, index, Ok(samples));
+    }
+
     /// Sends whatever is ready in order; completes the turn's speech when all is sent.
     fn flush(&mut self, now: Timestamp, turn: &str) {
         let is_current = self.current.as_deref() == Some(turn);
@@ -794,6 +938,7 @@ impl VoiceSession {
             }
             if speech.timings.t_first_audio.is_none() {
                 speech.timings.t_first_audio = Some(now);
+                speech.timings.first_audio_cached = speech.cached.contains(&index);
             }
             let ms = audio.len() as u64 / SAMPLES_PER_MS;
             speech.audio_ms += ms;
@@ -1173,6 +1318,209 @@ mod tests {
             s.poll_action(),
             Some(VoiceAction::StartTurn { .. })
         ));
+    }
+
+    /// A session that knows a kitchen lamp and a bedroom thermostat (the semantic endpoint's
+    /// home).
+    fn home_session(semantic: bool) -> VoiceSession {
+        use crate::agent::test_home::device;
+        let mut cfg = VoiceConfig::new("v1");
+        cfg.semantic_endpoint = semantic;
+        let mut s = VoiceSession::new(cfg);
+        texts(&mut s);
+        s.set_devices(vec![
+            device(
+                "kitchen-lamp",
+                "lamp",
+                "kitchen",
+                "Kitchen lamp",
+                &["set_power", "get_state"],
+            ),
+            device(
+                "bedroom-thermostat",
+                "thermostat",
+                "bedroom",
+                "Bedroom thermostat",
+                &["set_target", "get_state"],
+            ),
+        ]);
+        s
+    }
+
+    fn start_turn(s: &mut VoiceSession) -> (String, String) {
+        match s.poll_action() {
+            Some(VoiceAction::StartTurn { turn, text }) => (turn, text),
+            other => panic!("expected StartTurn, got {other:?}"),
+        }
+    }
+
+    /// The early transcript at the 200 ms pause is a whole command: the utterance ends when it
+    /// comes back (300 ms after the words), not at the 400 ms silence, and the VAD's own end
+    /// later changes nothing.
+    #[test]
+    fn a_whole_command_ends_the_utterance_at_the_pause() {
+        let mut s = home_session(true);
+        let paused = speak(&mut s, 0, 1000, 200);
+        let (utt, _) = transcribe_action(&mut s);
+        drain(&mut s);
+        // ASR takes 100 ms of audio time; the silence goes on meanwhile.
+        let now = speak(&mut s, paused, 0, 100);
+        assert!(texts(&mut s).is_empty(), "nothing before the transcript");
+        s.handle_transcript(t(now), utt, Ok(" Turn on the kitchen lamp.".into()));
+        let ev = texts(&mut s);
+        assert_eq!(
+            types(&ev),
+            ["speech_ended", "state", "transcript"].map(String::from),
+            "{ev:?}"
+        );
+        assert_eq!(ev[0]["speech_ms"], 1000);
+        assert_eq!(ev[0]["at_ms"], 1300);
+        let (turn, text) = start_turn(&mut s);
+        assert_eq!(text, "Turn on the kitchen lamp.");
+        // The rest of the VAD's silence: no second end, no second transcription.
+        let now = speak(&mut s, now, 0, 300);
+        assert!(texts(&mut s).is_empty());
+        assert!(s.poll_action().is_none());
+        s.handle_turn(t(now), &turn, &answer("Kitchen lamp is on."));
+        s.handle_turn(t(now + 1), &turn, &done(&turn));
+        let (_, index, _) = synth_actions(&mut s).remove(0);
+        s.handle_speech(t(now + 50), &turn, index, Ok(vec![1; 1600]));
+        let timings = texts(&mut s)
+            .into_iter()
+            .find(|e| e["type"] == "timings")
+            .expect("timings");
+        assert_eq!(timings["endpoint"], "semantic", "{timings}");
+        assert_eq!(timings["endpoint_ms"], 300, "{timings}");
+        assert_eq!(timings["asr_ms"], 0, "{timings}");
+        assert_eq!(timings["asr_early"], true, "{timings}");
+        assert_eq!(timings["tts_cached"], false, "{timings}");
+    }
+
+    /// "Turn on the" is no whole command: the session waits for the full silence, and then uses
+    /// the same early transcript; with the semantic endpoint off, a whole command waits too.
+    #[test]
+    fn an_incomplete_phrase_or_a_session_without_it_waits_for_the_silence() {
+        for (semantic, said) in [
+            (true, "Turn on the"),
+            (true, "Set the bedroom thermostat to"),
+            (false, "Turn on the kitchen lamp."),
+        ] {
+            let mut s = home_session(semantic);
+            let paused = speak(&mut s, 0, 800, 200);
+            let (utt, _) = transcribe_action(&mut s);
+            drain(&mut s);
+            s.handle_transcript(t(paused + 50), utt, Ok(said.into()));
+            let now = speak(&mut s, paused, 0, 180);
+            assert!(texts(&mut s).is_empty(), "{said:?} waits");
+            assert!(s.poll_action().is_none(), "{said:?} waits");
+            let now = speak(&mut s, now, 0, 20);
+            let ev = texts(&mut s);
+            assert_eq!(
+                types(&ev),
+                ["speech_ended", "state", "transcript"].map(String::from),
+                "{said:?}: {ev:?}"
+            );
+            let (turn, text) = start_turn(&mut s);
+            assert_eq!(text, said);
+            s.handle_turn(t(now), &turn, &answer("Which one?"));
+            s.handle_turn(t(now), &turn, &done(&turn));
+            synth_actions(&mut s);
+            s.handle_speech(t(now + 50), &turn, 0, Ok(vec![1; 1600]));
+            let timings = texts(&mut s)
+                .into_iter()
+                .find(|e| e["type"] == "timings")
+                .expect("timings");
+            assert_eq!(timings["endpoint"], "silence", "{said:?}: {timings}");
+            assert_eq!(timings["endpoint_ms"], 400, "{said:?}: {timings}");
+        }
+    }
+
+    /// A wrong early end loses no words: speech that goes on before the answer starts, within
+    /// the VAD's silence or after it, joins the utterance, which is transcribed whole as the next
+    /// turn; the early turn says nothing.
+    #[test]
+    fn speech_before_the_answer_starts_joins_the_early_ended_utterance() {
+        // (gap after the early end, in ms of silence): 60 is inside the VAD's 400 ms, 500 after.
+        for gap in [60u64, 500] {
+            let mut s = home_session(true);
+            let paused = speak(&mut s, 0, 1000, 200);
+            let (utt, _) = transcribe_action(&mut s);
+            s.handle_transcript(t(paused), utt, Ok("Turn on the kitchen lamp.".into()));
+            let (first, _) = start_turn(&mut s);
+            drain(&mut s);
+            // "… and the bedroom thermostat to 21": 600 ms more, then the full silence.
+            let resumed = speak(&mut s, paused, 0, gap);
+            let now = speak(&mut s, resumed, 600, 0);
+            let ev = texts(&mut s);
+            assert!(
+                types(&ev).contains(&"speech_started".to_string()),
+                "gap {gap}: {ev:?}"
+            );
+            assert!(
+                !types(&ev).contains(&"tts_terminate".to_string()),
+                "nothing was playing"
+            );
+            // The early turn's answer is never spoken.
+            s.handle_turn(t(now), &first, &answer("Kitchen lamp is on."));
+            s.handle_turn(t(now), &first, &done(&first));
+            assert!(synth_actions(&mut s).is_empty(), "gap {gap}");
+            let (_, audio) = drain(&mut s);
+            assert_eq!(audio, 0);
+            // The whole utterance, both parts, goes to ASR (early at the pause, used at the end).
+            let paused = speak(&mut s, now, 0, 200);
+            let (utt, wav) = transcribe_action(&mut s);
+            let ms = crate::media::audio::wav_decode(&wav).unwrap().samples.len() as u64 / 16;
+            assert!(ms >= 1000 + 600, "gap {gap}: {ms} ms, the first words too");
+            s.handle_transcript(
+                t(paused),
+                utt,
+                Ok("Turn on the kitchen lamp and the bedroom thermostat to 21.".into()),
+            );
+            let (second, text) = start_turn(&mut s);
+            assert_ne!(second, first);
+            assert!(text.starts_with("Turn on the kitchen lamp and"), "{text}");
+        }
+    }
+
+    /// Once the early turn's answer is playing, speech is a barge-in as always: it stops the
+    /// answer and is an utterance of its own.
+    #[test]
+    fn speech_after_the_answer_started_is_a_barge_in_not_a_join() {
+        let mut s = home_session(true);
+        let paused = speak(&mut s, 0, 1000, 200);
+        let (utt, _) = transcribe_action(&mut s);
+        s.handle_transcript(t(paused), utt, Ok("Turn on the kitchen lamp.".into()));
+        let (turn, _) = start_turn(&mut s);
+        s.handle_turn(t(paused + 5), &turn, &answer("Kitchen lamp is on."));
+        synth_actions(&mut s);
+        s.handle_speech(t(paused + 20), &turn, 0, Ok(vec![1; 16000 * 2]));
+        drain(&mut s);
+        let now = speak(&mut s, paused, 0, 600);
+        let now = speak(&mut s, now, 500, 0);
+        let ev = texts(&mut s);
+        assert!(types(&ev).contains(&"tts_terminate".to_string()), "{ev:?}");
+        let paused = speak(&mut s, now, 0, 200);
+        let (_, wav) = transcribe_action(&mut s);
+        let ms = crate::media::audio::wav_decode(&wav).unwrap().samples.len() as u64 / 16;
+        assert!(ms < 1000, "only the new words: {ms} ms");
+        let _ = paused;
+    }
+
+    /// Speech the Hub had cached goes out at once and the turn's timings say so.
+    #[test]
+    fn cached_speech_is_sent_and_reported_as_cached() {
+        let (mut s, turn) = typed_turn_answered("Kitchen lamp is on.");
+        let (_, index, _) = synth_actions(&mut s).remove(0);
+        s.handle_cached_speech(t(2), &turn, index, vec![1; 1600]);
+        let (ev, audio) = drain(&mut s);
+        assert_eq!(audio, 3200);
+        let timings = ev.iter().find(|e| e["type"] == "timings").expect("timings");
+        assert_eq!(timings["tts_cached"], true, "{timings}");
+        assert_eq!(
+            timings["tts_first_audio_ms"], 0,
+            "sent as soon as the sentence was whole: {timings}"
+        );
+        assert!(timings.get("endpoint").is_none(), "a typed turn: {timings}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Owns when each stage was reached, as the session saw it; never the clock (times come in
 //! from the session's inputs) and never the wire (the report is a [`TurnTimings`]).
 
-use super::wire::TurnTimings;
+use super::wire::{EndpointKind, TurnTimings};
 use crate::time::Timestamp;
 
 /// When one turn reached each stage.
@@ -12,6 +12,10 @@ pub(crate) struct Timings {
     /// ASR began at the VAD's pause, before the endpoint.
     pub early: bool,
     pub endpoint_ms: Option<u64>,
+    /// What ended the utterance.
+    pub endpoint: Option<EndpointKind>,
+    /// The first audio sent was the speech cache's.
+    pub first_audio_cached: bool,
     pub t_endpoint: Option<Timestamp>,
     pub t_transcript: Option<Timestamp>,
     pub t_first_token: Option<Timestamp>,
@@ -37,6 +41,8 @@ impl Timings {
             tts_first_audio_ms: since(self.t_first_sentence, self.t_first_audio),
             first_audio_ms: first_audio,
             asr_early: self.early,
+            endpoint: self.endpoint,
+            tts_cached: self.first_audio_cached,
             end_of_speech_to_first_audio_ms: match (self.endpoint_ms, first_audio) {
                 (Some(e), Some(f)) => Some(e + f),
                 _ => None,

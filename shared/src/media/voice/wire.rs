@@ -213,6 +213,18 @@ impl ErrorCode {
     }
 }
 
+/// What ended an utterance (`timings`' `endpoint`, docs/voice.md §1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointKind {
+    /// The VAD's full silence (`silence_ms`).
+    Silence,
+    /// The semantic endpoint: a pause, and a transcript that is a whole command.
+    Semantic,
+    /// The push-to-talk button's release.
+    PushToTalk,
+}
+
 /// A turn's stage timings (`timings`, docs/voice.md §1.4); a stage that did not happen is left
 /// out.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -240,6 +252,12 @@ pub struct TurnTimings {
     /// ASR started at the speaker's pause.
     #[serde(default)]
     pub asr_early: bool,
+    /// What ended the utterance (absent for a typed turn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<EndpointKind>,
+    /// The first sentence's audio came from the Hub's speech cache.
+    #[serde(default)]
+    pub tts_cached: bool,
     /// `endpoint_ms` + `first_audio_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_of_speech_to_first_audio_ms: Option<u64>,
@@ -694,14 +712,16 @@ mod tests {
                 },
             ),
             (
-                json!({"type":"timings","turn":"t3","endpoint_ms":400,"asr_ms":0,"asr_early":true,"first_audio_ms":350,"end_of_speech_to_first_audio_ms":750}),
+                json!({"type":"timings","turn":"t3","endpoint_ms":180,"asr_ms":0,"asr_early":true,"endpoint":"semantic","tts_cached":true,"first_audio_ms":350,"end_of_speech_to_first_audio_ms":530}),
                 ServerMessage::Timings(TurnTimings {
                     turn: t3(),
-                    endpoint_ms: Some(400),
+                    endpoint_ms: Some(180),
                     asr_ms: Some(0),
                     asr_early: true,
+                    endpoint: Some(EndpointKind::Semantic),
+                    tts_cached: true,
                     first_audio_ms: Some(350),
-                    end_of_speech_to_first_audio_ms: Some(750),
+                    end_of_speech_to_first_audio_ms: Some(530),
                     ..TurnTimings::default()
                 }),
             ),

@@ -392,7 +392,11 @@ fn a_paired_server_name_outside_the_filters_becomes_a_site_subscription() {
         other => panic!("{other:?}"),
     };
     let filter = topics::server_presence_filter("demo/light/ts-light-1");
-    assert!(allows(std::slice::from_ref(&acl), AclType::SubscribePattern, &filter));
+    assert!(allows(
+        std::slice::from_ref(&acl),
+        AclType::SubscribePattern,
+        &filter
+    ));
     assert!(!allows(
         &[acl],
         AclType::SubscribePattern,
