@@ -837,6 +837,58 @@ pub fn provision_hub(
     Ok(b)
 }
 
+/// The username (and pinned client id) of the media endpoint (`axon-media`).
+pub const MEDIA_USERNAME: &str = "axon-media";
+/// The media endpoint's role.
+pub const MEDIA_ROLE: &str = "axon-media";
+
+/// The media endpoint's ACL (docs/protocol.md §9): it reads every device's signalling and text
+/// (`…/multimedia_proxy`) and writes to every device's `$webrtc/{id}` and `$message/{id}`. It
+/// cannot write a proxy topic (so it cannot offer as a device), nor touch MCP or telemetry.
+pub fn media_acls() -> Vec<Acl> {
+    use AclType::*;
+    let mut v = Vec::new();
+    for f in crate::media::signalling::ENDPOINT_FILTERS {
+        v.push(Acl::allow(SubscribePattern, f));
+        v.push(Acl::allow(PublishClientReceive, f));
+    }
+    for t in ["$webrtc/+", "$message/+"] {
+        v.push(Acl::allow(PublishClientSend, t));
+    }
+    v
+}
+
+/// Creates the media endpoint's account ([`MEDIA_USERNAME`], client id pinned) with `password`,
+/// or rotates it.
+pub fn provision_media(batch_id: impl Into<String>, password: Secret) -> Batch {
+    let mut b = Batch::new(batch_id);
+    add_defaults(&mut b);
+    b.push(
+        Command::CreateRole {
+            rolename: MEDIA_ROLE.into(),
+            acls: media_acls(),
+        },
+        ALREADY,
+    );
+    b.push(
+        Command::CreateClient {
+            username: MEDIA_USERNAME.into(),
+            password: password.clone(),
+            clientid: Some(MEDIA_USERNAME.into()),
+            roles: vec![role(MEDIA_ROLE)],
+        },
+        ALREADY,
+    );
+    b.push(
+        Command::SetClientPassword {
+            username: MEDIA_USERNAME.into(),
+            password,
+        },
+        &[],
+    );
+    b
+}
+
 /// Whether the covering ACL filter `acl` lets a client subscribe with `filter`, the way
 /// dynsec's `subscribePattern` decides: a `+` in the entry covers any one level (a `+` too),
 /// a `#` covers the rest; a wildcard in the subscription is only covered by a wildcard.

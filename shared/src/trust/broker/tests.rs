@@ -412,3 +412,73 @@ fn a_paired_server_name_outside_the_filters_becomes_a_site_subscription() {
     assert!(b.site_server_name("home", "demo/#", false).is_err());
     assert!(b.site_server_name("bad site", "demo/x", false).is_err());
 }
+
+#[test]
+fn the_media_endpoint_answers_every_device_and_can_offer_for_none() {
+    use AclType::*;
+    let acls = media_acls();
+    for d in ["d1", "kitchen-speaker"] {
+        for (kind, topic) in [
+            (SubscribePattern, "$webrtc/+/multimedia_proxy".to_string()),
+            (SubscribePattern, "$message/+/multimedia_proxy".to_string()),
+            (
+                PublishClientReceive,
+                format!("$webrtc/{d}/multimedia_proxy"),
+            ),
+            (
+                PublishClientReceive,
+                format!("$message/{d}/multimedia_proxy"),
+            ),
+            (PublishClientSend, format!("$webrtc/{d}")),
+            (PublishClientSend, format!("$message/{d}")),
+        ] {
+            assert!(allows(&acls, kind, &topic), "media {kind:?} {topic}");
+        }
+        // It cannot speak as a device (offer, candidates, chat) nor hear what it sends.
+        for (kind, topic) in [
+            (PublishClientSend, format!("$webrtc/{d}/multimedia_proxy")),
+            (PublishClientSend, format!("$message/{d}/multimedia_proxy")),
+            (PublishClientReceive, format!("$webrtc/{d}")),
+            (SubscribePattern, format!("$webrtc/{d}")),
+        ] {
+            assert!(!allows(&acls, kind, &topic), "media {kind:?} {topic}");
+        }
+    }
+    for (kind, topic) in [
+        (SubscribePattern, "#"),
+        (SubscribePattern, "$mcp-server/#"),
+        (PublishClientSend, "$mcp-server/d1/axon/lamp"),
+        (PublishClientSend, "axon/telemetry/d1"),
+        (PublishClientSend, CONTROL_TOPIC),
+    ] {
+        assert!(!allows(&acls, kind, topic), "media {kind:?} {topic}");
+    }
+    // And a device cannot take the endpoint's part for another device.
+    let dev = device_acls(&id("d1"));
+    assert!(!allows(&dev, PublishClientSend, "$webrtc/d2"));
+    assert!(!allows(
+        &dev,
+        SubscribePattern,
+        "$webrtc/+/multimedia_proxy"
+    ));
+    assert!(!allows(
+        &dev,
+        PublishClientSend,
+        "$webrtc/d2/multimedia_proxy"
+    ));
+}
+
+#[test]
+fn the_media_account_is_pinned_and_rotatable() {
+    let b = provision_media("m1", Secret::new("pw"));
+    let v = json_of(&b);
+    let cmds = v["commands"].as_array().unwrap();
+    let client = cmds
+        .iter()
+        .find(|c| c["command"] == "createClient")
+        .unwrap();
+    assert_eq!(client["username"], MEDIA_USERNAME);
+    assert_eq!(client["clientid"], MEDIA_USERNAME);
+    assert_eq!(client["roles"][0]["rolename"], MEDIA_ROLE);
+    assert!(cmds.iter().any(|c| c["command"] == "setClientPassword"));
+}
