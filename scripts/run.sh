@@ -45,6 +45,9 @@
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Every board and browser is one broker connection and one open file for Mosquitto: lift the
+# soft open-file limit (often 1024) to the hard one, which needs no privilege.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 case "${1:-}" in
   -h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;

@@ -5,12 +5,14 @@
 //! graceful leave. Protocol decisions stay in `McpServer`; hardware behaviour stays in the
 //! profile.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axon_core::protocol::mcp::server::{DeviceConfig, McpServer, ServerEvent};
 use axon_core::protocol::mcp::topics::{self, DeviceId};
-use axon_core::protocol::mcp::types::Implementation;
+use axon_core::protocol::mcp::types::{Implementation, Tool};
 use axon_core::time::Rng;
 use axon_core::transport::link::Credentials;
 use rumqttc::v5::mqttbytes::QoS as RQoS;
@@ -95,7 +97,7 @@ pub async fn run(
         DeviceId::new(spec.id.clone()).map_err(axon_core::Error::from)?,
         spec.kind.clone(),
         hw.description(),
-        hw.tools(),
+        shared_tools(&spec.kind, hw.tools()),
     );
     config.room = spec.room.clone();
     config.title = spec.title.clone();
@@ -361,4 +363,48 @@ async fn leave(
         }
     })
     .await;
+}
+
+/// The tool table of `kind` that every board of this process shares: a lamp's is ~9.6 KB of
+/// JSON schema maps, a copy per board of a 10,000-board fleet otherwise. A board whose table
+/// differs from its kind's first keeps its own.
+fn shared_tools(kind: &str, tools: Vec<Tool>) -> Arc<[Tool]> {
+    static TABLES: OnceLock<Mutex<HashMap<String, Arc<[Tool]>>>> = OnceLock::new();
+    let mut tables = TABLES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    match tables.get(kind) {
+        Some(shared) if shared[..] == tools[..] => shared.clone(),
+        Some(_) => tools.into(),
+        None => {
+            let shared: Arc<[Tool]> = tools.into();
+            tables.insert(kind.to_string(), shared.clone());
+            shared
+        }
+    }
+}
+
+#[cfg(test)]
+mod shared_tools_tests {
+    use super::*;
+
+    #[test]
+    fn boards_of_one_kind_share_one_tool_table() {
+        let lamp = || profiles::profile("lamp").unwrap().tools();
+        let a = shared_tools("lamp", lamp());
+        let b = shared_tools("lamp", lamp());
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "the second lamp reuses the first's table"
+        );
+        let mut other = lamp();
+        other.pop();
+        let c = shared_tools("lamp", other);
+        assert!(
+            !Arc::ptr_eq(&a, &c),
+            "a different table is kept, not replaced"
+        );
+        assert_eq!(c.len(), a.len() - 1);
+    }
 }

@@ -29,3 +29,20 @@ pub fn emit_line(v: serde_json::Value) {
     let _ = writeln!(out, "{v}");
     let _ = out.flush();
 }
+
+/// Raises this process's open-file limit for `boards` broker connections, plus room for the
+/// rest: the soft limit goes up towards the hard one, which needs no privilege (a shell's
+/// default soft limit, often 1024, stops a 10,000-board fleet at about a thousand). Returns a
+/// warning that says what to do when even the hard limit is too low.
+pub fn raise_open_file_limit(boards: usize) -> Option<String> {
+    let want = boards as u64 + 64;
+    match rlimit::increase_nofile_limit(want) {
+        Ok(have) if have >= want => None,
+        Ok(have) => Some(format!(
+            "{boards} boards need about {want} open files and this process may open {have} (its hard limit): raise the hard limit (`ulimit -Hn` as root, or LimitNOFILE= in a systemd unit) or run fewer boards"
+        )),
+        Err(e) => Some(format!(
+            "could not raise the open-file limit for {boards} boards: {e}"
+        )),
+    }
+}

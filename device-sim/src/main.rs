@@ -461,6 +461,9 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
                 seed,
             };
             let mut specs = fleet::specs(&options)?;
+            if let Some(warning) = device_sim::raise_open_file_limit(specs.len()) {
+                tracing::warn!("{warning}");
+            }
             for spec in &mut specs {
                 spec.credentials = Some(match account.given() {
                     Some(c) => c,
@@ -561,6 +564,9 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
             rss_devices,
             account,
         } => {
+            if let Some(warning) = device_sim::raise_open_file_limit(rss_devices + 8) {
+                tracing::warn!("{warning}");
+            }
             let o = bench::BenchOptions {
                 calls: calls.max(10),
                 rss_devices,

@@ -86,11 +86,13 @@ fn a_hundred_calls_in_flight_to_ten_devices_are_each_matched() {
 fn tools_list_is_paginated_and_followed() {
     let mut config = lamp_config("big");
     let template = config.tools[2].clone();
+    let mut tools = config.tools.to_vec();
     for i in 0..117 {
         let mut t = template.clone();
         t.name = format!("tool_{i}");
-        config.tools.push(t);
+        tools.push(t);
     }
+    config.tools = tools.into();
     config.page_size = 50;
     let mut net = Net::with_configs(vec![config]);
     net.connect_device(0);

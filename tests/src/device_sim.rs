@@ -200,7 +200,15 @@ impl DeviceSim {
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
-                    self.drain();
+                    // The reader thread may not have read the last lines (`stopped`) yet when
+                    // the process is already gone: read until it reaches the end of the pipe.
+                    let end = Instant::now() + Duration::from_secs(5);
+                    while let Some(left) = end.checked_duration_since(Instant::now()) {
+                        match self.lines.recv_timeout(left) {
+                            Ok(v) => self.seen.push(v),
+                            Err(_) => break,
+                        }
+                    }
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(20));

@@ -22,17 +22,23 @@ fn a_spoken_command_turns_the_kitchen_lamp_on_and_is_answered_in_speech() {
     let (wav, out) = (dir.join("in.wav"), dir.join("answer.wav"));
     espeak_wav("turn on the kitchen lamp", &wav);
 
-    let run = Command::new(axon_tests::device_sim::binary())
-        .arg("say")
-        .env("AXON_API_TOKEN", home.owner_token())
-        .args(["--worker", &home.url(), "--device", "living-speaker"])
-        .args(["--user", "voice-turn", "--timeout-s", "60"])
-        .arg("--wav")
-        .arg(&wav)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    // The board says the WAV; `out` keeps the answer's audio.
+    let say = |home: &VoiceHome, out: &[&std::path::Path]| {
+        Command::new(axon_tests::device_sim::binary())
+            .arg("say")
+            .env("AXON_API_TOKEN", home.owner_token())
+            .args(["--worker", &home.url(), "--device", "living-speaker"])
+            .args(["--user", "voice-turn", "--timeout-s", "60"])
+            .arg("--wav")
+            .arg(&wav)
+            .args(
+                out.iter()
+                    .flat_map(|o| [std::ffi::OsStr::new("--out"), o.as_os_str()]),
+            )
+            .output()
+            .unwrap()
+    };
+    let run = say(&home, &[&out]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     let lines: Vec<Value> = stdout
         .lines()
@@ -115,15 +121,7 @@ fn a_spoken_command_turns_the_kitchen_lamp_on_and_is_answered_in_speech() {
     assert_eq!(state["structuredContent"]["on"], true, "{state}");
 
     // The same command again: the same answer, its speech from the Hub's cache.
-    let again = Command::new(axon_tests::device_sim::binary())
-        .arg("say")
-        .env("AXON_API_TOKEN", home.owner_token())
-        .args(["--worker", &home.url(), "--device", "living-speaker"])
-        .args(["--user", "voice-turn", "--timeout-s", "60"])
-        .arg("--wav")
-        .arg(&wav)
-        .output()
-        .unwrap();
+    let again = say(&home, &[]);
     let stdout = String::from_utf8_lossy(&again.stdout);
     assert!(again.status.success(), "{stdout}");
     let line = |kind: &str| {

@@ -15,6 +15,7 @@
 //! [`McpServer::handle_timeout`] at [`McpServer::poll_timeout`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -53,8 +54,9 @@ pub struct DeviceConfig {
     pub site: String,
     /// Who the server is, in the `initialize` result.
     pub server_info: Implementation,
-    /// The tool table.
-    pub tools: Vec<Tool>,
+    /// The tool table, shared: boards of one kind hold one copy (a lamp's table is ~9.6 KB of
+    /// JSON schema maps, more than a lean board's whole budget).
+    pub tools: Arc<[Tool]>,
     /// Tools per `tools/list` page.
     pub page_size: usize,
     /// Size of the `axon/call-id` cache (docs/protocol.md §6.3: 256).
@@ -71,7 +73,7 @@ impl DeviceConfig {
         device_id: DeviceId,
         kind: impl Into<String>,
         description: impl Into<String>,
-        tools: Vec<Tool>,
+        tools: impl Into<Arc<[Tool]>>,
     ) -> Self {
         DeviceConfig {
             device_id,
@@ -86,7 +88,7 @@ impl DeviceConfig {
                 title: None,
                 version: env!("CARGO_PKG_VERSION").into(),
             },
-            tools,
+            tools: tools.into(),
             page_size: 50,
             call_cache_size: 256,
             call_cache_ttl: Duration::from_secs(300),
@@ -223,7 +225,7 @@ impl McpServer {
     pub fn new(config: DeviceConfig) -> Result<Self, Error> {
         let server_name = topics::axon_server_name(&config.kind, &config.device_id);
         topics::check_server_name(&server_name)?;
-        for t in &config.tools {
+        for t in config.tools.iter() {
             tool::check_tool_definition(t).map_err(Error::ToolDefinition)?;
         }
         Ok(McpServer {
@@ -425,8 +427,9 @@ impl McpServer {
 
     /// Replaces the tool table and tells every client (`notifications/tools/list_changed`
     /// on the capability topic, a broadcast).
-    pub fn set_tools(&mut self, tools: Vec<Tool>) -> Result<(), Error> {
-        for t in &tools {
+    pub fn set_tools(&mut self, tools: impl Into<Arc<[Tool]>>) -> Result<(), Error> {
+        let tools = tools.into();
+        for t in tools.iter() {
             tool::check_tool_definition(t).map_err(Error::ToolDefinition)?;
         }
         self.config.tools = tools;

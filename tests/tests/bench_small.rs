@@ -1,0 +1,71 @@
+//! The device-side benchmark (`axon-device-sim bench`), small: CI runs it so that the long run's
+//! code keeps working (the README's figures come from the long run, never from here). Every
+//! figure the long run prints must come out as a number: both round-trip paths with their ratio,
+//! throughput, and memory per board with the tool tables shared per kind.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly by design
+
+use std::process::Command;
+
+use axon_tests::broker::Broker;
+
+/// The numbers in a Markdown table row that starts with `prefix`.
+fn row(stdout: &str, prefix: &str) -> Vec<f64> {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no row {prefix:?} in:\n{stdout}"));
+    line.split('|')
+        .filter_map(|cell| {
+            let t = cell.trim().trim_end_matches(['×', ' ']);
+            let t = t
+                .trim_end_matches(" KB")
+                .trim_end_matches(" MB")
+                .trim_end_matches('×');
+            t.parse::<f64>().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn the_device_benchmark_runs_small_and_prints_every_figure() {
+    let broker = Broker::start();
+    let out = Command::new(axon_tests::device_sim::binary())
+        .args(["bench", "--broker", &broker.url()])
+        .args(["--calls", "200", "--rss-devices", "50"])
+        .envs(broker.admin_env())
+        .env("AXON_DEVICE_STATE_DIR", broker.dir().join("devices"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = row(&stdout, "| raw MQTT 5 request/response");
+    assert_eq!(raw.len(), 4, "p50, p99 and two 1.00 ratios: {raw:?}");
+    assert!(raw[0] > 0.0 && raw[1] >= raw[0], "{raw:?}");
+    let mcp = row(&stdout, "| MCP `tools/call`");
+    assert_eq!(mcp.len(), 4, "{mcp:?}");
+    assert!(mcp[0] > 0.0, "{mcp:?}");
+    assert!(
+        (mcp[2] - mcp[0] / raw[0]).abs() < 0.01,
+        "the ratio is MCP over raw: {mcp:?} {raw:?}"
+    );
+    for c in [1, 16, 64] {
+        let r = row(&stdout, &format!("| {c} |"));
+        assert!(
+            r.len() == 2 && r[1] > 0.0,
+            "calls/s at concurrency {c}: {r:?}"
+        );
+    }
+    let online = row(&stdout, "| 50 | all online");
+    assert!(online.len() == 3 && online[2] > 0.0, "{online:?}");
+    let running = row(&stdout, "| 50 | after");
+    assert!(
+        running.len() >= 3 && running[running.len() - 1] > 0.0,
+        "{running:?}"
+    );
+    println!("{stdout}");
+}
