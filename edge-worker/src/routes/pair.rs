@@ -6,9 +6,9 @@
 //! connection; who may call which of these routes is decided in [`super::dispatch`].
 
 use axon_core::protocol::jsonrpc::{code, ErrorObject};
-use axon_core::protocol::mcp::topics::DeviceId;
+use axon_core::protocol::mcp::topics::{covered_by_filters, DeviceId};
 use axon_core::trust::broker;
-use axon_core::trust::pairing::{outside_filters, Collected, PairError, RANDOM_BYTES};
+use axon_core::trust::pairing::{Collected, PairError, RANDOM_BYTES};
 use axon_core::trust::rate::Limit;
 use serde_json::{json, Value};
 use worker::{Request, Response, Result};
@@ -132,7 +132,7 @@ pub async fn approve(ctx: &Ctx, mut req: Request, address: &str) -> Result<Respo
     let own_name = approval
         .server_name
         .clone()
-        .filter(|n| outside_filters(n, &ctx.server_name_filters()));
+        .filter(|n| !covered_by_filters(n, &ctx.server_name_filters()));
     if let Err(e) =
         broker_account(ctx, &approval.device, Some(&password), own_name.as_deref()).await
     {

@@ -16,7 +16,6 @@ use thiserror::Error;
 
 use crate::protocol::mcp::topics::{self, DeviceId};
 use crate::time::Timestamp;
-use crate::transport::link::topic_matches;
 
 /// How long a code lasts.
 pub const CODE_TTL_MS: u64 = 5 * 60 * 1000;
@@ -177,7 +176,7 @@ impl Pairings {
 
     /// A device asks for a code. A device that asks again replaces its earlier request.
     /// `server_name` is its MCP server name when it was built on another SDK and may be named
-    /// outside the site's discovery filters ([`outside_filters`]). `random` must hold at least
+    /// outside the site's discovery filters ([`topics::covered_by_filters`]). `random` must hold at least
     /// [`RANDOM_BYTES`] bytes from a secure source.
     pub fn begin(
         &mut self,
@@ -315,14 +314,6 @@ impl Pairings {
     pub fn expire(&mut self, now: Timestamp) {
         self.pending.retain(|p| now.as_millis() < p.expires_at);
     }
-}
-
-/// Whether a paired device named `server_name` would be missed by discovery through
-/// `filters` (server-name filters such as `axon/#`): then its name joins the site's discovery
-/// as a filter of its own, so the owner pairs a device built on another SDK without editing
-/// configuration.
-pub fn outside_filters(server_name: &str, filters: &[String]) -> bool {
-    !filters.iter().any(|f| topic_matches(f, server_name))
 }
 
 #[cfg(test)]
@@ -486,6 +477,7 @@ mod tests {
 
     #[test]
     fn a_name_outside_every_filter_joins_discovery() {
+        let outside_filters = |n: &str, f: &[String]| !topics::covered_by_filters(n, f);
         let filters = vec!["axon/#".to_string(), "acme/+/x".to_string()];
         assert!(!outside_filters("axon/lamp/lamp-1", &filters));
         assert!(!outside_filters("acme/light/x", &filters));

@@ -295,11 +295,7 @@ impl McpClient {
                 filters: vec![topics::server_presence_filter(name)],
             });
         }
-        if self
-            .filters_in_force
-            .iter()
-            .any(|f| crate::transport::link::topic_matches(f, name))
-        {
+        if topics::covered_by_filters(name, &self.filters_in_force) {
             return;
         }
         let gone: Vec<DeviceId> = self

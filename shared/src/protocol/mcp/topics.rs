@@ -213,6 +213,15 @@ pub fn server_presence_filter(server_name_filter: &str) -> String {
     format!("$mcp-server/presence/+/{server_name_filter}")
 }
 
+/// Whether discovery through the server-name `filters` (such as `axon/#`) sees a server named
+/// `server_name`. A paired device's name that none covers is discovered by name (the Hub's
+/// pairing and `McpClient::add_paired_server_name`).
+pub fn covered_by_filters(server_name: &str, filters: &[String]) -> bool {
+    filters
+        .iter()
+        .any(|f| crate::transport::link::topic_matches(f, server_name))
+}
+
 /// `$mcp-client/presence/{mcp-client-id}`.
 pub fn client_presence(client_id: &str) -> String {
     format!("$mcp-client/presence/{client_id}")
