@@ -1,0 +1,261 @@
+//! A device's side of a call, as an EMQX-built device makes it: it offers on
+//! `$webrtc/{id}/multimedia_proxy`, trickles its candidate, speaks into its microphone track
+//! and plays the answer track; the transcript and the answer's markers arrive on
+//! `$message/{id}`. Used by `axon-device-sim say --webrtc` and the tests.
+//!
+//! Owns the board's MQTT connection (the device's own account), its microphone pacing (the
+//! speech, then silence for the Hub's endpoint, 20 ms at a time) and the bookkeeping of one
+//! spoken exchange. It decides nothing about the call beyond hanging up when the answer is
+//! over.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axon_core::media::signalling::{
+    self, Channel, Description, DeviceSignal, EndpointSignal, IceCandidate, TextToDevice,
+};
+use axon_core::protocol::mcp::topics::DeviceId;
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, SubscribeReasonCode};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::Event;
+use tokio::time::Instant;
+
+use crate::broker::{self, Account, BrokerAddr};
+use crate::codec::HUB_FRAME;
+use crate::peer::{Peer, PeerEvent, PeerStats};
+use crate::MediaError;
+
+/// How a board calls.
+#[derive(Debug, Clone)]
+pub struct BoardOptions {
+    /// The broker.
+    pub broker: BrokerAddr,
+    /// The device's own broker account.
+    pub account: Account,
+    /// The device (its topics are `$webrtc/{device}…`).
+    pub device: DeviceId,
+    /// Where its UDP socket listens.
+    pub bind: IpAddr,
+    /// How long the whole exchange may take, from the offer to the end of the answer.
+    pub timeout: Duration,
+    /// Silence sent before the speech (the Hub's VAD learns the room first).
+    pub lead_in: Duration,
+}
+
+/// What one spoken exchange gave.
+#[derive(Debug, Clone, Default)]
+pub struct Exchange {
+    /// The answer audio received, 16 kHz mono.
+    pub answer: Vec<i16>,
+    /// Everything that came on `$message/{device}`, in order.
+    pub texts: Vec<TextToDevice>,
+    /// From the last speech frame sent to the first answer audio received.
+    pub speech_end_to_first_audio_ms: Option<u64>,
+    /// From the offer to ICE and DTLS up.
+    pub connect_ms: Option<u64>,
+    /// The call's packet counts.
+    pub stats: PeerStats,
+}
+
+impl Exchange {
+    /// What speech recognition heard (the last `asr_response`).
+    pub fn transcript(&self) -> Option<&str> {
+        self.texts.iter().rev().find_map(|t| match t {
+            TextToDevice::AsrResponse { results } => Some(results.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// After the answer's `tts_complete`, the call ends once no audio came for this long (the
+/// endpoint paces the answer in real time, so its end arrives after the marker).
+const QUIET_AFTER_COMPLETE: Duration = Duration::from_millis(600);
+
+/// Calls the media endpoint, says `speech` (16 kHz) and returns the answer, then hangs up.
+/// `on_text` sees each side-channel message as it arrives.
+pub async fn say(
+    o: &BoardOptions,
+    speech: &[i16],
+    on_text: &mut dyn FnMut(&TextToDevice),
+) -> Result<Exchange, MediaError> {
+    let deadline = Instant::now() + o.timeout;
+    let (client, mut events) = broker::connect(&o.broker, &o.account);
+    let to_device = [
+        signalling::topic(Channel::SignalToDevice, &o.device),
+        signalling::topic(Channel::TextToDevice, &o.device),
+    ];
+    // Connected and subscribed before offering, so the answer cannot be missed.
+    let mut acks = 0;
+    while acks < to_device.len() {
+        let ev = tokio::time::timeout_at(deadline, events.poll())
+            .await
+            .map_err(|_| MediaError::Timeout("connecting to the broker".into()))?;
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(a))) => {
+                if a.code != ConnectReturnCode::Success {
+                    return Err(broker::refused(&o.broker, &o.account.username, a.code));
+                }
+                for t in &to_device {
+                    client
+                        .subscribe(t.clone(), QoS::AtLeastOnce)
+                        .await
+                        .map_err(|e| MediaError::Broker {
+                            addr: o.broker.to_string(),
+                            detail: e.to_string(),
+                        })?;
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(a))) => {
+                if a.return_codes
+                    .iter()
+                    .any(|c| !matches!(c, SubscribeReasonCode::Success(_)))
+                {
+                    return Err(MediaError::Broker {
+                        addr: o.broker.to_string(),
+                        detail: format!(
+                            "refused {}'s subscription to its own $webrtc/$message topics ({:?})",
+                            o.device, a.return_codes
+                        ),
+                    });
+                }
+                acks += 1;
+            }
+            Ok(_) => {}
+            Err(rumqttc::v5::ConnectionError::ConnectionRefused(code)) => {
+                return Err(broker::refused(&o.broker, &o.account.username, code))
+            }
+            Err(e) => {
+                return Err(MediaError::Broker {
+                    addr: o.broker.to_string(),
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+
+    let mut peer = Peer::bind(o.bind).await?;
+    let offered_at = Instant::now();
+    let offer = DeviceSignal::SdpOffer {
+        data: Description {
+            kind: "offer".into(),
+            sdp: peer.offer()?,
+        },
+        device_id: Some(o.device.as_str().to_string()),
+    };
+    let proxy = signalling::topic(Channel::SignalToEndpoint, &o.device);
+    let send = |msg: DeviceSignal| {
+        let client = client.clone();
+        let proxy = proxy.clone();
+        async move {
+            client
+                .publish(proxy, QoS::AtLeastOnce, false, msg.to_bytes())
+                .await
+                .map_err(|e| MediaError::Broker {
+                    addr: String::new(),
+                    detail: e.to_string(),
+                })
+        }
+    };
+    send(offer).await?;
+    // Trickled too, as a browser does (the offer's SDP carries it already).
+    send(DeviceSignal::IceCandidate {
+        data: IceCandidate {
+            candidate: peer.local_candidate(),
+            sdp_mid: Some("0".into()),
+            sdp_m_line_index: Some(0),
+            username_fragment: None,
+        },
+    })
+    .await?;
+
+    let mut x = Exchange::default();
+    let mut mic = tokio::time::interval(Duration::from_millis(20));
+    mic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let lead_in = (o.lead_in.as_millis() as usize / 20) * HUB_FRAME;
+    let mut sent = 0usize;
+    let total = lead_in + speech.len();
+    let mut connected = false;
+    let mut speech_end: Option<Instant> = None;
+    let mut complete = false;
+    let mut last_audio = Instant::now();
+    let result = loop {
+        if complete && last_audio.elapsed() >= QUIET_AFTER_COMPLETE {
+            break Ok(());
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {
+                break Err(MediaError::Timeout(format!(
+                    "no whole answer within {} s (connected: {connected}, heard: {:?})",
+                    o.timeout.as_secs(), x.transcript()
+                )));
+            }
+            _ = mic.tick(), if connected => {
+                let frame: Vec<i16> = (sent..sent + HUB_FRAME)
+                    .map(|i| if i >= lead_in { speech.get(i - lead_in).copied().unwrap_or(0) } else { 0 })
+                    .collect();
+                sent += HUB_FRAME;
+                if sent >= total && speech_end.is_none() {
+                    speech_end = Some(Instant::now());
+                }
+                peer.queue_speech(&frame)?;
+            }
+            ev = peer.next() => match ev? {
+                PeerEvent::Connected => {
+                    connected = true;
+                    x.connect_ms = Some(offered_at.elapsed().as_millis() as u64);
+                }
+                PeerEvent::Disconnected => break Err(MediaError::CallEnded("the connection was lost".into())),
+                PeerEvent::Audio(pcm) => {
+                    if let (Some(end), None) = (speech_end, x.speech_end_to_first_audio_ms) {
+                        x.speech_end_to_first_audio_ms = Some(end.elapsed().as_millis() as u64);
+                    }
+                    last_audio = Instant::now();
+                    x.answer.extend(pcm);
+                }
+                PeerEvent::Drained => {}
+            },
+            ev = events.poll() => match ev {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let topic = String::from_utf8_lossy(&p.topic);
+                    match signalling::parse_topic(&topic).map(|(c, _)| c) {
+                        Some(Channel::SignalToDevice) => match EndpointSignal::parse(&p.payload) {
+                            Ok(EndpointSignal::SdpAnswer { data }) => peer.accept_answer(&data.sdp)?,
+                            Ok(EndpointSignal::IceCandidate { data }) => {
+                                let _ = peer.add_remote_candidate(&data.candidate);
+                            }
+                            Ok(EndpointSignal::WebrtcTerminated { reason }) => {
+                                break Err(MediaError::CallEnded(reason));
+                            }
+                            Err(e) => tracing::info!(error = %e, "signalling message ignored"),
+                        },
+                        Some(Channel::TextToDevice) => {
+                            if let Ok(t) = TextToDevice::parse(&p.payload) {
+                                on_text(&t);
+                                if matches!(t, TextToDevice::TtsComplete { .. }) && speech_end.is_some() {
+                                    complete = true;
+                                }
+                                x.texts.push(t);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => break Err(MediaError::Broker { addr: o.broker.to_string(), detail: e.to_string() }),
+            }
+        }
+    };
+    x.stats = peer.stats();
+    // Hang up, whatever happened: the endpoint frees the call at once.
+    let _ = send(DeviceSignal::WebrtcTerminated {
+        reason: "hangup".into(),
+    })
+    .await;
+    peer.close();
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_millis(300), async {
+        while events.poll().await.is_ok() {}
+    })
+    .await;
+    result.map(|()| x)
+}
