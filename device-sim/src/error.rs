@@ -34,6 +34,9 @@ pub enum SimError {
     /// A board has no broker account and none can be created.
     #[error("board {0} has no broker account: run `axon-device-sim provision --device {0}` (needs the owner's credentials: AXON_BROKER_ADMIN_USERNAME/AXON_BROKER_ADMIN_PASSWORD or .axon/broker.env, which scripts/run.sh writes), or give --username/--password")]
     NoCredentials(String),
+    /// A WebRTC call (`say --webrtc`) failed.
+    #[error(transparent)]
+    Media(#[from] axon_media::MediaError),
     /// Reading or writing credentials, or managing accounts, failed.
     #[error("broker accounts: {0}")]
     Accounts(String),

@@ -140,7 +140,7 @@ enum Command {
     #[command(
         after_help = "A device's account may use only its own topics (docs/security.md); it is added to its site's role,\n\
         so that site's Hub can reach it. Its credentials are also stored under --state-dir for `run`.\n\
-        --hub provisions the site's Hub (username hub-SITE). --revoke deletes a device's account (a connected\n\
+        --hub provisions the site's Hub (username hub-SITE); --media the media endpoint (axon-media). --revoke deletes a device's account (a connected\n\
         client is disconnected) and takes it out of its site.\n\n\
         Examples:\n  axon-device-sim provision --device kitchen-lamp\n  axon-device-sim provision --hub --site home"
     )]
@@ -149,11 +149,14 @@ enum Command {
         #[arg(long, env = "AXON_BROKER", default_value = "mqtt://127.0.0.1:1883")]
         broker: BrokerAddr,
         /// The device whose account to create or rotate.
-        #[arg(long, required_unless_present = "hub", conflicts_with = "hub")]
+        #[arg(long, required_unless_present_any = ["hub", "media"], conflicts_with_all = ["hub", "media"])]
         device: Option<String>,
         /// Provision the site's Hub (hub-SITE) instead of a device.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "media")]
         hub: bool,
+        /// Provision the media endpoint (axon-media: it answers devices' WebRTC calls) instead.
+        #[arg(long)]
+        media: bool,
         /// The site the device belongs to, or whose Hub this is.
         #[arg(long, env = "AXON_SITE", default_value = "home")]
         site: String,
@@ -206,6 +209,16 @@ enum Command {
         /// person's token or a paired device's.
         #[arg(long, env = "AXON_API_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Call the media endpoint over WebRTC instead (signalling over MQTT as the device, with
+        /// its own broker account from --state-dir; Opus both ways). Needs --device.
+        #[arg(long, requires = "device")]
+        webrtc: bool,
+        /// For --webrtc: the broker.
+        #[arg(long, env = "AXON_BROKER", default_value = "mqtt://127.0.0.1:1883")]
+        broker: BrokerAddr,
+        /// For --webrtc: where the device's broker account is stored.
+        #[arg(long, env = "AXON_DEVICE_STATE_DIR", default_value = accounts::DEVICE_STATE_DIR)]
+        state_dir: PathBuf,
     },
     /// Hostile input at volume: feeds generated MQTT packets, JSON-RPC/MCP messages, tool
     /// arguments and topic names to the protocol core and checks each gets a clear outcome.
@@ -591,6 +604,7 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
             broker,
             device,
             hub,
+            media,
             site,
             filters,
             revoke,
@@ -625,7 +639,17 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
                     accounts::apply(&broker, &admin, &batch).await?;
                     println!("{} {}", broker::hub_username(&site), password.expose());
                 }
-                None => unreachable!("clap requires --device or --hub"),
+                None if media => {
+                    let password = accounts::random_password()?;
+                    accounts::apply(
+                        &broker,
+                        &admin,
+                        &broker::provision_media(id, password.clone()),
+                    )
+                    .await?;
+                    println!("{} {}", broker::MEDIA_USERNAME, password.expose());
+                }
+                None => unreachable!("clap requires --device, --hub or --media"),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -639,7 +663,22 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
             timeout_s,
             repeat,
             token,
+            webrtc,
+            broker,
+            state_dir,
         } => {
+            if webrtc {
+                let device = device.unwrap_or_default();
+                return say_webrtc(
+                    &broker,
+                    &state_dir,
+                    &device,
+                    &wav,
+                    out.as_deref(),
+                    Duration::from_secs(timeout_s.max(1)),
+                )
+                .await;
+            }
             let mut o = voice::VoiceOptions::new(&worker);
             o.token = token;
             o.device = device;
@@ -753,6 +792,74 @@ async fn say(
     }
     eprintln!("{answered} of {repeat} turns answered in speech; {errors} errors from the Hub");
     Ok(ExitCode::from(1))
+}
+
+/// `say --webrtc`: one spoken exchange over a WebRTC call to the media endpoint.
+async fn say_webrtc(
+    broker_addr: &BrokerAddr,
+    state_dir: &Path,
+    device: &str,
+    wav: &Path,
+    out: Option<&Path>,
+    timeout: Duration,
+) -> Result<ExitCode, SimError> {
+    let d = DeviceId::new(device).map_err(axon_core::Error::from)?;
+    let creds = accounts::load_device(state_dir, device)?
+        .ok_or_else(|| SimError::NoCredentials(device.into()))?;
+    let speech = voice::read_wav(wav)?;
+    let o = axon_media::board::BoardOptions {
+        broker: axon_media::broker::BrokerAddr {
+            host: broker_addr.host.clone(),
+            port: broker_addr.port,
+        },
+        account: axon_media::broker::Account {
+            username: creds.username.clone(),
+            password: creds.password().to_string(),
+        },
+        device: d,
+        bind: std::net::Ipv4Addr::LOCALHOST.into(),
+        timeout,
+        lead_in: Duration::from_millis(300),
+    };
+    let x = match axon_media::board::say(&o, &speech, &mut |t| {
+        emit(serde_json::to_value(t).unwrap_or_default())
+    })
+    .await
+    {
+        Ok(x) => x,
+        Err(e @ axon_media::MediaError::CallEnded(_))
+        | Err(e @ axon_media::MediaError::Timeout(_)) => {
+            emit(json!({"event": "said", "transport": "webrtc", "end": e.to_string()}));
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    emit(json!({
+        "event": "said",
+        "transport": "webrtc",
+        "end": "played",
+        "transcript": x.transcript(),
+        "audio_ms": x.answer.len() as u64 * 1000 / u64::from(axon_core::media::audio::SAMPLE_RATE),
+        "speech_end_to_first_audio_ms": x.speech_end_to_first_audio_ms,
+        "connect_ms": x.connect_ms,
+        "packets_out": x.stats.packets_out,
+        "packets_in": x.stats.packets_in,
+        "concealed": x.stats.concealed,
+    }));
+    if let Some(path) = out {
+        let bytes =
+            axon_core::media::audio::wav_encode(&x.answer, axon_core::media::audio::SAMPLE_RATE);
+        if let Err(e) = std::fs::write(path, bytes) {
+            eprintln!("error: cannot write the answer to {}: {e}", path.display());
+            return Ok(ExitCode::from(3));
+        }
+    }
+    if x.answer.is_empty() {
+        eprintln!("error: the call ended without a spoken answer");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Creates or rotates device `d`'s account, stores its credentials and returns them.

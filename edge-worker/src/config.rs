@@ -113,6 +113,9 @@ pub struct Config {
     pub api_token: Option<String>,
     /// The widget's publishable key (`AXON_WIDGET_KEY`).
     pub widget_key: Option<String>,
+    /// The media endpoint's credential (`AXON_MEDIA_TOKEN`): voice sessions for calling
+    /// devices only. Unset: no media endpoint may connect.
+    pub media_token: Option<String>,
     pub asr: SpeechProvider,
     pub tts: SpeechProvider,
     /// Endpointing silence for voice sessions.
@@ -393,6 +396,7 @@ impl Config {
             mcp_token: var(env, "AXON_MCP_TOKEN"),
             api_token: var(env, "AXON_API_TOKEN"),
             widget_key: var(env, "AXON_WIDGET_KEY"),
+            media_token: var(env, "AXON_MEDIA_TOKEN"),
             allowed_origins,
             server_name_filters,
         }

@@ -186,6 +186,11 @@ impl Store {
                     return Principal::Owner;
                 }
             }
+            if let Some(media) = &config.media_token {
+                if same_secret(token, media) {
+                    return Principal::MediaEndpoint;
+                }
+            }
             if let Some(key) = &config.widget_key {
                 if same_secret(token, key) {
                     return match origin {

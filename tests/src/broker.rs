@@ -277,6 +277,16 @@ impl Broker {
         Credentials::new(id, pw)
     }
 
+    /// Creates (or rotates) the media endpoint's account (`axon-media`).
+    pub fn provision_media(&self) -> Credentials {
+        let pw = test_password();
+        self.apply(&trust::provision_media(
+            format!("media-{}", test_password()),
+            Secret::new(pw.clone()),
+        ));
+        Credentials::new(trust::MEDIA_USERNAME, pw)
+    }
+
     /// Creates (or rotates) site `site`'s Hub account (`hub-{site}`).
     pub fn provision_hub(&self, site: &str) -> Credentials {
         self.provision_hub_with_filters(site, &[])

@@ -16,20 +16,26 @@ use crate::broker::Broker;
 /// that waits for the home to be ready compares with, kept here so a new device changes one line.
 pub const DEMO_HOME_DEVICES: u64 = 13;
 
-/// The `axon-device-sim` binary of the same profile as the running executable: beside it
-/// (a binary in `target/release/`) or one folder up (a test in `target/debug/deps/`).
+/// The `axon-device-sim` binary of the same profile as the running executable.
 pub fn binary() -> PathBuf {
+    workspace_binary("axon-device-sim", "device-sim")
+}
+
+/// A workspace binary (`name`, from package `package`) of the same profile as the running
+/// executable: beside it (a binary in `target/release/`) or one folder up (a test in
+/// `target/debug/deps/`).
+pub fn workspace_binary(name: &str, package: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let here = exe.parent().expect("executable dir");
-    let beside = here.join("axon-device-sim");
+    let beside = here.join(name);
     let bin = if beside.exists() {
         beside
     } else {
-        here.parent().expect("target dir").join("axon-device-sim")
+        here.parent().expect("target dir").join(name)
     };
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo build -p device-sim` first (scripts/test.sh does)",
+        "{} is missing: run `cargo build -p {package}` first (scripts/test.sh does)",
         bin.display()
     );
     bin
@@ -79,7 +85,13 @@ impl DeviceSim {
         if broker.has_accounts() {
             cmd.envs(broker.admin_env());
         }
-        let mut child = cmd.spawn().expect("spawn axon-device-sim");
+        DeviceSim::from_command(cmd, log)
+    }
+
+    /// Spawns any workspace process that writes JSON lines on stdout (`axon-media` too) and
+    /// reads them as [`DeviceSim::start`] does; stdout must be piped.
+    pub fn from_command(mut cmd: Command, log: PathBuf) -> DeviceSim {
+        let mut child = cmd.spawn().expect("spawn a workspace binary");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {

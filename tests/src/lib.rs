@@ -8,6 +8,7 @@ pub mod broker;
 pub mod device_sim;
 pub mod http;
 pub mod local_ai;
+pub mod media;
 pub mod peer;
 pub mod probe;
 pub mod voice;

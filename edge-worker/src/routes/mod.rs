@@ -217,6 +217,8 @@ pub async fn dispatch(ctx: &Ctx, req: Request) -> Result<Response> {
             "requests",
         )),
         (Principal::Device(_), _) => Some((who.label(), Limit::TALK, "requests")),
+        // One voice session per call, for every calling device: a person's allowance.
+        (Principal::MediaEndpoint, _) => Some((who.label(), Limit::PERSON, "requests")),
     };
     if let Some((key, limit, what)) = allowance {
         if let Err(wait) = ctx.rate_check(&key, limit) {

@@ -65,8 +65,15 @@ pub async fn handle(ctx: &Ctx, req: Request, who: Principal) -> Result<Response>
             Err(e) => return bad_request(e),
         },
     };
-    let person = match who.speaks_as(named.as_deref()) {
+    let device = match device_of(&json!({ "device": query("device") })) {
+        Ok(d) => d,
+        Err(e) => return bad_request(e),
+    };
+    let person = match who.voice_speaker(named.as_deref(), device.as_deref()) {
         Ok(p) => p,
+        Err(e) if e.code == axon_core::protocol::jsonrpc::code::INVALID_PARAMS => {
+            return bad_request(e.message)
+        }
         Err(e) => return crate::http::error_response(403, &e),
     };
     // A browser that offered subprotocols (its credential rides in one) needs one back.
@@ -76,10 +83,6 @@ pub async fn handle(ctx: &Ctx, req: Request, who: Principal) -> Result<Response>
         .ok()
         .flatten()
         .is_some_and(|p| p.split(',').any(|p| p.trim() == "axon"));
-    let device = match device_of(&json!({ "device": query("device") })) {
-        Ok(d) => d,
-        Err(e) => return bad_request(e),
-    };
     let mode = match query("mode").as_deref() {
         None | Some("") => Mode::HandsFree,
         Some(m) => match Mode::parse(m) {

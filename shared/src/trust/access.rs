@@ -16,6 +16,9 @@ pub enum Principal {
     Person(String),
     /// A paired device, with its own credential.
     Device(String),
+    /// The media endpoint (`axon-media`, `AXON_MEDIA_TOKEN`): it opens voice sessions for the
+    /// devices that call it over WebRTC, each one speaking for the calling device only.
+    MediaEndpoint,
     /// A product site's widget: the publishable widget key from a listed origin.
     Widget {
         /// The page's origin.
@@ -78,6 +81,7 @@ impl Principal {
             Principal::Owner => true,
             Principal::Person(_) => !matches!(action, Approve | Administer),
             Principal::Device(_) => matches!(action, Chat | Voice),
+            Principal::MediaEndpoint => matches!(action, Voice),
             Principal::Widget { .. } => matches!(action, Chat | Voice),
             Principal::Stranger | Principal::Invalid(_) => false,
         };
@@ -97,6 +101,12 @@ impl Principal {
             Principal::Device(d) => (
                 403,
                 format!("device {d} may only talk and chat with the agent"),
+            ),
+            Principal::MediaEndpoint => (
+                403,
+                "the media endpoint's token opens voice sessions for calling devices and \
+                 nothing else"
+                    .to_string(),
             ),
             Principal::Widget { .. } => (
                 403,
@@ -120,7 +130,11 @@ impl Principal {
             Principal::Person(p) => Some(p.clone()),
             // A dot never occurs in a person's name: a device's speaker cannot be a person.
             Principal::Device(d) => Some(format!("device.{d}")),
-            Principal::Widget { .. } | Principal::Stranger | Principal::Invalid(_) => None,
+            // The media endpoint speaks for the device that calls (`speaks_for_device`).
+            Principal::MediaEndpoint
+            | Principal::Widget { .. }
+            | Principal::Stranger
+            | Principal::Invalid(_) => None,
         }
     }
 
@@ -131,6 +145,7 @@ impl Principal {
             Principal::Owner => "owner".into(),
             Principal::Person(p) => format!("person:{p}"),
             Principal::Device(d) => format!("device:{d}"),
+            Principal::MediaEndpoint => "media".into(),
             Principal::Widget { origin } => format!("widget:{origin}"),
             Principal::Stranger => "stranger".into(),
             Principal::Invalid(_) => "invalid".into(),
@@ -158,6 +173,30 @@ impl Principal {
                     "your credential speaks for {}, not {n}: leave \"user\" out, or sign in as {n}",
                     own.as_deref().unwrap_or("nobody with a memory")
                 ),
+            )),
+        }
+    }
+
+    /// The person a voice session speaks as, given the request's `user` and `device`: as
+    /// [`Principal::speaks_as`], except that the media endpoint must name the calling device
+    /// and speaks as that device's speaker, never as a person it names.
+    pub fn voice_speaker(
+        &self,
+        named: Option<&str>,
+        device: Option<&str>,
+    ) -> Result<Option<String>, ErrorObject> {
+        if *self != Principal::MediaEndpoint {
+            return self.speaks_as(named);
+        }
+        match (named, device) {
+            (None, Some(d)) => Ok(Some(format!("device.{d}"))),
+            (Some(_), _) => Err(ErrorObject::new(
+                code::DENIED,
+                "the media endpoint speaks for the calling device only: leave \"user\" out",
+            )),
+            (None, None) => Err(ErrorObject::new(
+                code::INVALID_PARAMS,
+                "the media endpoint must name the calling device (device=)",
             )),
         }
     }
@@ -230,6 +269,10 @@ mod tests {
             ]
         );
         let talk = vec![Health, Session, PairDevice, Chat, Voice];
+        assert_eq!(
+            allowed(&Principal::MediaEndpoint),
+            vec![Health, Session, PairDevice, Voice]
+        );
         assert_eq!(allowed(&Principal::Device("tab".into())), talk);
         assert_eq!(
             allowed(&Principal::Widget {
@@ -253,6 +296,8 @@ mod tests {
         assert_eq!(status(Principal::Invalid("revoked"), Chat), 401);
         assert_eq!(status(Principal::Person("ada".into()), Approve), 403);
         assert_eq!(status(Principal::Device("tab".into()), Memory), 403);
+        assert_eq!(status(Principal::MediaEndpoint, Chat), 403);
+        assert_eq!(status(Principal::MediaEndpoint, ReadDevices), 403);
         let w = Principal::Widget {
             origin: "https://shop.example".into(),
         };
@@ -291,5 +336,31 @@ mod tests {
         assert!(!valid_person("device.tab"));
         assert!(!valid_person("1ada"));
         assert!(!valid_person(&"a".repeat(33)));
+    }
+
+    #[test]
+    fn the_media_endpoint_speaks_for_the_calling_device_only() {
+        let m = Principal::MediaEndpoint;
+        assert_eq!(
+            m.voice_speaker(None, Some("kitchen-tab"))
+                .ok()
+                .flatten()
+                .as_deref(),
+            Some("device.kitchen-tab")
+        );
+        let named = m
+            .voice_speaker(Some("ada"), Some("kitchen-tab"))
+            .unwrap_err();
+        assert_eq!(named.code, code::DENIED);
+        let nameless = m.voice_speaker(None, None).unwrap_err();
+        assert_eq!(nameless.code, code::INVALID_PARAMS);
+        assert_eq!(m.person(), None);
+        assert_eq!(m.label(), "media");
+        // Everyone else: as speaks_as, the device ignored.
+        let ada = Principal::Person("ada".into());
+        assert_eq!(
+            ada.voice_speaker(None, Some("x")).ok().flatten().as_deref(),
+            Some("ada")
+        );
     }
 }
