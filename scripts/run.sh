@@ -4,7 +4,8 @@
 # 13 devices, the edge worker under wrangler dev (http://127.0.0.1:8787; the first start builds the
 # web app and the worker, which takes minutes) with its Hub connected to them, and the local AI
 # server for offline speech (http://127.0.0.1:8788/v1, scripts/local-ai.sh; its first run
-# installs about 290 MB of PyPI wheels into .venv-ai). It says "Axon is running" only once the
+# installs about 290 MB of PyPI wheels into .venv-ai), and the media endpoint (axon-media: it
+# answers devices' WebRTC calls, account axon-media, Hub credential AXON_MEDIA_TOKEN). It says "Axon is running" only once the
 # worker answers /healthz, and while it waits prints a progress line with the worker's log.
 # A service that exits makes run.sh say which one, why (its log's last lines), and stop the rest.
 # The broker has accounts on (docs/security.md "Broker accounts"): the first run creates the
@@ -161,8 +162,8 @@ scripts/setup.sh
 
 # The debug build: the one scripts/test.sh and the system tests build, so that run.sh reuses it
 # (a release build of device-sim is minutes more on a fresh machine, for a demo that does not need it).
-say "building device-sim"
-cargo build -q -p device-sim --bins
+say "building device-sim and the media endpoint"
+cargo build -q -p device-sim -p axon-media --bins
 sim=target/debug/axon-device-sim
 
 if listening "$http_port"; then
@@ -231,6 +232,11 @@ if [ -z "${AXON_API_TOKEN:-}" ] && ! grep -qs '^AXON_API_TOKEN=' edge-worker/.de
   printf 'AXON_API_TOKEN=%s\n' "$new_owner_token" >>edge-worker/.dev.vars
 fi
 api_token=${AXON_API_TOKEN:-$(sed -n 's/^AXON_API_TOKEN=//p' edge-worker/.dev.vars | head -1)}
+# The media endpoint's Hub credential: voice sessions for the devices that call it, nothing else.
+if [ -z "${AXON_MEDIA_TOKEN:-}" ] && ! grep -qs '^AXON_MEDIA_TOKEN=' edge-worker/.dev.vars; then
+  printf 'AXON_MEDIA_TOKEN=%s\n' "axm_$(secret)" >>edge-worker/.dev.vars
+fi
+media_token=${AXON_MEDIA_TOKEN:-$(sed -n 's/^AXON_MEDIA_TOKEN=//p' edge-worker/.dev.vars | head -1)}
 
 # The Hub's account, rotated on every run: its password goes to wrangler in a file of its own
 # (an env file's values are secrets, which wrangler does not print; --var values it prints).
@@ -243,13 +249,27 @@ if ! hub_line=$(env "${owner_env[@]}" "$sim" provision --broker "mqtt://127.0.0.
 fi
 read -r hub_user hub_pw <<<"$hub_line"
 # Secrets go to wrangler in an env file: it prints --var values in its log, env files as "(hidden)".
-(umask 077 && printf 'AXON_BROKER_PASSWORD=%s\nAXON_MCP_TOKEN=%s\nAXON_API_TOKEN=%s\n' \
-  "$hub_pw" "$mcp_token" "$api_token" >"$hub_env")
+(umask 077 && printf 'AXON_BROKER_PASSWORD=%s\nAXON_MCP_TOKEN=%s\nAXON_API_TOKEN=%s\nAXON_MEDIA_TOKEN=%s\n' \
+  "$hub_pw" "$mcp_token" "$api_token" "$media_token" >"$hub_env")
 unset hub_line hub_pw
+
+# The media endpoint's broker account (axon-media), rotated on every run like the Hub's.
+if ! media_line=$(env "${owner_env[@]}" "$sim" provision --broker "mqtt://127.0.0.1:$mqtt_port" --media); then
+  check_services
+  say "could not create the media endpoint's broker account (see above)"
+  exit 1
+fi
+read -r _ media_pw <<<"$media_line"
+unset media_line
 
 say "starting the demo home (profile ${AXON_PROFILE:-home}; log: $run_dir/devices.log)"
 start devices "$run_dir/devices.log" env "${owner_env[@]}" "$sim" run --broker "mqtt://127.0.0.1:$mqtt_port" \
   --profile "${AXON_PROFILE:-home}" --devices "${AXON_DEVICES:-1}" --site "$site"
+
+say "starting the media endpoint (WebRTC calls; log: $run_dir/media.log)"
+start media "$run_dir/media.log" env AXON_MEDIA_BROKER_PASSWORD="$media_pw" AXON_MEDIA_TOKEN="$media_token" \
+  target/debug/axon-media --broker "mqtt://127.0.0.1:$mqtt_port" --worker "http://127.0.0.1:$http_port"
+unset media_pw
 
 wrangler_args=(dev --ip 127.0.0.1 --port "$http_port" --show-interactive-dev-session=false
   --var "AXON_BROKER_URL:ws://127.0.0.1:$ws_port/mqtt"
@@ -343,6 +363,9 @@ cat >&2 <<MSG
     live events curl -N -H "Authorization: Bearer \$T" $w/api/events
     MCP clients $w/mcp   (Authorization: Bearer AXON_MCP_TOKEN from edge-worker/.dev.vars)
     local AI    $local_ai_line
+    WebRTC      the media endpoint answers devices' calls (signalling on \$webrtc/ID, EMQX's scheme); a board's call:
+                $sim provision $broker --device hall-board   (once: a device of its own)
+                $sim say --webrtc $broker --device hall-board --wav in.wav --out answer.wav
     devices     $sim ctl $broker list
     call a tool $sim ctl $broker call kitchen-lamp set_power --args '{"on":true}'
     logs        $run_dir/

@@ -10,10 +10,11 @@ step_started=$SECONDS
 step() { say "$*"; step_started=$SECONDS; }
 done_in() { say "  done in $((SECONDS - step_started)) s"; }
 
-# 1. Debian packages: the broker (tests start their own; scripts/run.sh starts the dev one) and
-#    the browser for the web app's end-to-end tests (driven by npm's playwright-core).
+# 1. Debian packages: the broker (tests start their own; scripts/run.sh starts the dev one),
+#    the browser for the web app's end-to-end tests (driven by npm's playwright-core), and
+#    libopus (found by pkg-config) for the media endpoint's Opus codec.
 missing=()
-for p in mosquitto mosquitto-clients chromium chromium-driver; do
+for p in mosquitto mosquitto-clients chromium chromium-driver libopus-dev pkg-config; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if ((${#missing[@]})); then

@@ -45,7 +45,7 @@ scripts/setup-local-ai.sh
 .venv-ai/bin/python -m pytest -q -p no:cacheprovider local-ai/tests 2>&1 | tee -a "$log" || status=$?
 
 step "native tests (axon-core, device-sim, system tests)"
-cargo build -q -p device-sim --bins
+cargo build -q -p device-sim -p axon-media --bins
 cargo test --workspace --exclude edge-worker --exclude web 2>&1 | tee -a "$log" || status=$?
 
 step "browser tests of the web crate (wasm-bindgen-test in headless Chromium)"

@@ -25,6 +25,7 @@ const MARKER_VAR: &str = "AXON_RUN_SH_TEST";
 /// The secrets the test hands run.sh, looked for in its output.
 const OWNER_TOKEN: &str = "run-sh-owner-7c41d";
 const MCP_TOKEN: &str = "run-sh-mcp-93be0";
+const MEDIA_TOKEN: &str = "run-sh-media-5d02a";
 
 struct RunSh {
     child: Child,
@@ -53,6 +54,7 @@ impl RunSh {
             .env("AXON_DATA_DIR", dir.join("data"))
             .env("AXON_MCP_TOKEN", MCP_TOKEN)
             .env("AXON_API_TOKEN", OWNER_TOKEN)
+            .env("AXON_MEDIA_TOKEN", MEDIA_TOKEN)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -172,7 +174,7 @@ fn one_sigint_stops_everything_run_sh_started() {
     // Secrets are never printed (only a freshly made owner token is, once).
     let out = run.output();
     assert!(
-        !out.contains(OWNER_TOKEN) && !out.contains(MCP_TOKEN),
+        !out.contains(OWNER_TOKEN) && !out.contains(MCP_TOKEN) && !out.contains(MEDIA_TOKEN),
         "run.sh printed a secret:\n{out}"
     );
 
@@ -196,6 +198,13 @@ fn one_sigint_stops_everything_run_sh_started() {
     }
     let (status, _) = http(local_ai_port, "GET", "/healthz", None).unwrap();
     assert_eq!(status, 200, "the local AI server does not answer");
+    // The media endpoint is up: connected with its own account and subscribed.
+    let media_log = std::fs::read_to_string(run.dir.join("logs/media.log")).unwrap_or_default();
+    assert!(
+        media_log.contains(r#""event":"ready""#),
+        "the media endpoint is not ready:\n{media_log}\nrun.sh output:\n{}",
+        run.output()
+    );
 
     // No service logged a secret: the tokens, the Hub's broker password, the owner's.
     let value_in = |file: &str, key: &str| -> String {
@@ -208,6 +217,7 @@ fn one_sigint_stops_everything_run_sh_started() {
     let secrets = [
         OWNER_TOKEN.to_string(),
         MCP_TOKEN.to_string(),
+        MEDIA_TOKEN.to_string(),
         value_in("logs/hub.env", "AXON_BROKER_PASSWORD"),
         value_in("data/broker.env", "AXON_BROKER_ADMIN_PASSWORD"),
     ];
