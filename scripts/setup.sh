@@ -43,6 +43,12 @@ if ! .venv/bin/python -c 'import paho.mqtt' 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check paho-mqtt==2.2.0
   done_in
 fi
+if [ "$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("aiortc"))' 2>/dev/null)" != "1.16.0" ]; then
+  # The independent WebRTC device of the media tests (tests/interop/webrtc_device.py).
+  step "installing aiortc 1.16.0"
+  .venv/bin/pip install -q --disable-pip-version-check aiortc==1.16.0
+  done_in
+fi
 if [ "$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null)" != "2.3.0" ]; then
   step "installing the MCP Python SDK 2.3.0"
   .venv/bin/pip install -q --disable-pip-version-check mcp==2.3.0

@@ -70,6 +70,8 @@ impl Exchange {
 /// After the answer's `tts_complete`, the call ends once no audio came for this long (the
 /// endpoint paces the answer in real time, so its end arrives after the marker).
 const QUIET_AFTER_COMPLETE: Duration = Duration::from_millis(600);
+/// After `tts_complete`, the call ends without an answer if no audio came for this long.
+const NO_AUDIO_AFTER_COMPLETE: Duration = Duration::from_secs(3);
 
 /// Calls the media endpoint, says `speech` (16 kHz) and returns the answer, then hangs up.
 /// `on_text` sees each side-channel message as it arrives.
@@ -176,10 +178,17 @@ pub async fn say(
     let total = lead_in + speech.len();
     let mut connected = false;
     let mut speech_end: Option<Instant> = None;
-    let mut complete = false;
-    let mut last_audio = Instant::now();
+    let mut complete: Option<Instant> = None;
+    let mut last_audio: Option<Instant> = None;
     let result = loop {
-        if complete && last_audio.elapsed() >= QUIET_AFTER_COMPLETE {
+        // The answer's marker can overtake its first packet (the endpoint paces the audio, the
+        // marker goes at once): done once the audio has come and stopped, or never came.
+        let quiet = match (complete, last_audio) {
+            (Some(_), Some(t)) => t.elapsed() >= QUIET_AFTER_COMPLETE,
+            (Some(c), None) => c.elapsed() >= NO_AUDIO_AFTER_COMPLETE,
+            (None, _) => false,
+        };
+        if quiet {
             break Ok(());
         }
         tokio::select! {
@@ -209,7 +218,7 @@ pub async fn say(
                     if let (Some(end), None) = (speech_end, x.speech_end_to_first_audio_ms) {
                         x.speech_end_to_first_audio_ms = Some(end.elapsed().as_millis() as u64);
                     }
-                    last_audio = Instant::now();
+                    last_audio = Some(Instant::now());
                     x.answer.extend(pcm);
                 }
                 PeerEvent::Drained => {}
@@ -232,7 +241,7 @@ pub async fn say(
                             if let Ok(t) = TextToDevice::parse(&p.payload) {
                                 on_text(&t);
                                 if matches!(t, TextToDevice::TtsComplete { .. }) && speech_end.is_some() {
-                                    complete = true;
+                                    complete.get_or_insert_with(Instant::now);
                                 }
                                 x.texts.push(t);
                             }

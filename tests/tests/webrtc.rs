@@ -12,7 +12,7 @@ use axon_tests::http::http_with;
 use axon_tests::local_ai::espeak_wav;
 use axon_tests::media::{say_webrtc, state_dir_with, MediaEndpoint};
 use axon_tests::voice_home::{temp_dir, VoiceHome};
-use axon_tests::Probe;
+use axon_tests::{Peer, Probe};
 use serde_json::Value;
 
 const MEDIA_TOKEN: &str = "media-token-for-the-webrtc-test-0123456789";
@@ -131,11 +131,56 @@ fn a_board_speaks_over_webrtc_and_the_kitchen_lamp_turns_on() {
         MEDIA_TOKEN,
         &["--ice-timeout-s", "2"],
     );
+    their_device_calls_over_webrtc(&mut home, &mut media, &dir);
     bad_signalling(&home, &mut media, &account);
 
     // 4. Who may use it: the endpoint's Hub token opens voice sessions and nothing else.
     the_media_token_opens_voice_for_a_calling_device_only(&home);
     home.sim.drain();
+}
+
+/// An independent WebRTC device (aiortc, `tests/interop/webrtc_device.py`, written from the
+/// signalling scheme in docs/protocol.md §9) speaks a command and hears the answer.
+fn their_device_calls_over_webrtc(
+    home: &mut VoiceHome,
+    media: &mut MediaEndpoint,
+    dir: &std::path::Path,
+) {
+    let account = home.broker.provision_device("their-board", "home");
+    let wav = dir.join("theirs.wav");
+    espeak_wav("turn on the kitchen lamp", &wav);
+    let wav = wav.to_string_lossy().to_string();
+    let url = home.broker.url();
+    let mut peer = Peer::spawn_as(
+        "webrtc_device.py",
+        &["--broker", &url, "--device", "their-board", "--wav", &wav],
+        Some(&account),
+    );
+    let done = peer.wait_for(Duration::from_secs(90), |v| {
+        v["step"] == "done" || v["step"] == "terminated" || v["step"] == "timeout"
+    });
+    assert_eq!(done["step"], "done", "their device: {:?}", peer.seen);
+    let heard = done["transcript"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(
+        heard.contains("kitchen") && heard.contains("lamp"),
+        "heard {heard:?}"
+    );
+    let ended = media.wait_ended("their-board", 1);
+    assert!(
+        done["answer_ms"].as_u64().unwrap_or(0) > 500,
+        "{done}; the endpoint: {ended}"
+    );
+    assert!(
+        peer.seen
+            .iter()
+            .any(|v| v["step"] == "message" && v["message"]["type"] == "tts_text"),
+        "the side channel reached their device: {:?}",
+        peer.seen
+    );
+    assert_eq!(home.sim.wait_tool_calls("kitchen-lamp", "set_power", 3), 3);
 }
 
 fn bad_signalling(
