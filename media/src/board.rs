@@ -228,7 +228,14 @@ pub async fn say(
                     let topic = String::from_utf8_lossy(&p.topic);
                     match signalling::parse_topic(&topic).map(|(c, _)| c) {
                         Some(Channel::SignalToDevice) => match EndpointSignal::parse(&p.payload) {
-                            Ok(EndpointSignal::SdpAnswer { data }) => peer.accept_answer(&data.sdp)?,
+                            Ok(EndpointSignal::SdpAnswer { data }) => {
+                                // The topic has no call id: an answer to an earlier call of this
+                                // device (one that gave up) can arrive first. It does not fit this
+                                // offer, so it is skipped; the right one follows.
+                                if let Err(e) = peer.accept_answer(&data.sdp) {
+                                    tracing::info!(error = %e, "an answer that is not for this offer skipped");
+                                }
+                            }
                             Ok(EndpointSignal::IceCandidate { data }) => {
                                 let _ = peer.add_remote_candidate(&data.candidate);
                             }

@@ -1,5 +1,5 @@
 //! The media endpoint: answers every device's WebRTC call and bridges it to the Hub's voice
-//! session (docs/voice.md §8).
+//! session (docs/voice.md §6).
 //!
 //! Owns the endpoint's MQTT connection (its own account, `axon-media`: it reads only
 //! `…/multimedia_proxy` topics and writes only `$webrtc/{id}` and `$message/{id}`), one call

@@ -1,5 +1,5 @@
 //! Axon's media endpoint (`axon-media`): the role EMQX's multimedia server plays for
-//! EMQX-built devices (docs/voice.md §8, docs/protocol.md §9).
+//! EMQX-built devices (docs/voice.md §6, docs/protocol.md §9).
 //!
 //! A device offers a WebRTC call on `$webrtc/{id}/multimedia_proxy`; the endpoint answers,
 //! decodes the device's Opus microphone track to 16 kHz PCM and feeds it into the Hub's voice

@@ -1,4 +1,4 @@
-//! `axon-media`: the media endpoint's command line (docs/voice.md §8).
+//! `axon-media`: the media endpoint's command line (docs/voice.md §6).
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -157,6 +157,16 @@ impl Peer {
 
     /// Takes the answer to [`Peer::offer`].
     pub fn accept_answer(&mut self, answer_sdp: &str) -> Result<(), MediaError> {
+        // Checked before the pending offer is used up: an answer to another offer (a late one,
+        // from an earlier call) names other media ids, and must leave this offer waiting.
+        if let Some(mid) = self.mid {
+            let ours = format!("a=mid:{mid}");
+            if !answer_sdp.lines().any(|l| l.trim() == ours) {
+                return Err(MediaError::Rtc(format!(
+                    "the answer is not for this offer (no media id {mid})"
+                )));
+            }
+        }
         let pending = self
             .pending_offer
             .take()

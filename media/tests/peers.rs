@@ -132,6 +132,25 @@ async fn a_barge_in_stops_the_answer_at_once() {
 }
 
 #[tokio::test]
+async fn an_answer_to_another_offer_is_refused_and_the_right_one_still_fits() {
+    let ip = "127.0.0.1".parse().unwrap();
+    let mut earlier = Peer::bind(ip).await.unwrap();
+    let mut board = Peer::bind(ip).await.unwrap();
+    let stale = Peer::bind(ip)
+        .await
+        .unwrap()
+        .answer(&earlier.offer().unwrap())
+        .unwrap();
+    let offer = board.offer().unwrap();
+    assert!(
+        board.accept_answer(&stale).is_err(),
+        "a late answer to an earlier call"
+    );
+    let answer = Peer::bind(ip).await.unwrap().answer(&offer).unwrap();
+    board.accept_answer(&answer).unwrap();
+}
+
+#[tokio::test]
 async fn a_garbage_offer_is_an_error_not_a_panic() {
     let mut endpoint = Peer::bind("127.0.0.1".parse().unwrap()).await.unwrap();
     assert!(endpoint.answer("v=0\r\nthis is not sdp").is_err());

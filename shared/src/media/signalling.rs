@@ -483,13 +483,16 @@ impl Call {
         }
     }
 
-    /// Ends the call for `why`; `None` if it had ended already (one reason per call).
+    /// Ends the call for `why`: the `webrtc_terminated` to send, or `None` if it had ended
+    /// already (one reason per call) or the device hung up itself. A device that hung up knows;
+    /// and the topic carries no call id, so a late reply would reach the device's next call
+    /// and end it (seen: back-to-back calls from one board).
     pub fn end(&mut self, why: Termination, detail: &str) -> Option<EndpointSignal> {
         if self.state == CallState::Ended {
             return None;
         }
         self.state = CallState::Ended;
-        Some(why.message(detail))
+        (why != Termination::Hangup).then(|| why.message(detail))
     }
 }
 
@@ -759,5 +762,17 @@ mod tests {
         assert!(reason.starts_with("disconnected: "));
         c.connected();
         assert_eq!(c.state(), CallState::Ended, "an ended call stays ended");
+    }
+
+    #[test]
+    fn a_device_that_hangs_up_is_not_told_so() {
+        let mut c = Call::answered(Timestamp::from_millis(0));
+        c.connected();
+        assert_eq!(c.end(Termination::Hangup, "the device hung up"), None);
+        assert_eq!(c.state(), CallState::Ended);
+        // Any other end is told, once.
+        let mut c = Call::answered(Timestamp::from_millis(0));
+        assert!(c.end(Termination::Shutdown, "stopping").is_some());
+        assert_eq!(c.end(Termination::Shutdown, "stopping"), None);
     }
 }

@@ -13,7 +13,13 @@
 //! as if said for the first time), then both (the defaults); the table gives each measure in
 //! each series and the ratio of the last to the baseline.
 //!
-//! Then barge-in (with both on): 300 ms into an answer the client speaks again; measured from the frame with
+//! Then the same commands over WebRTC (the defaults still on): the media endpoint (`axon-media`)
+//! answers a board's call (`axon_media::board`, the code behind `say --webrtc`), one call per
+//! utterance; measured at the board from its last speech frame sent to the first answer audio
+//! decoded, beside the WebSocket series, with the endpoint's CPU per active call and its peak
+//! memory growth over one call (from /proc).
+//!
+//! Then barge-in (with both on, over the WebSocket): 300 ms into an answer the client speaks again; measured from the frame with
 //! that speech's first voiced sample sent → `tts_terminate` received (goal ≤ 200 ms).
 //!
 //! Prints a table. Usage: `cargo run --release -p axon-tests --bin bench-voice -- [--utterances N]
@@ -153,6 +159,121 @@ async fn pass(
     p
 }
 
+const MEDIA_TOKEN: &str = "bench-voice-media-token-6f1e0c";
+
+#[derive(Default)]
+struct WebRtcPass {
+    client: Vec<f64>,
+    connect: Vec<f64>,
+    failed: Vec<String>,
+    calls: usize,
+    cpu_percent: f64,
+    peak_growth_kb: i64,
+}
+
+/// CPU seconds (user + system) of process `pid` so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces): state is the 3rd, utime the 14th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `VmRSS` or `VmHWM` of process `pid`, KB.
+fn memory_kb(pid: u32, field: &str) -> i64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| {
+            v.trim_start_matches(':')
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+fn webrtc_series(
+    home: &VoiceHome,
+    speeches: &[Vec<i16>],
+    warmup: usize,
+    utterances: usize,
+) -> WebRtcPass {
+    use axon_media::board::{say, BoardOptions};
+    let media =
+        axon_tests::media::MediaEndpoint::start(&home.broker, &home.url(), MEDIA_TOKEN, &[]);
+    let pid = media.process.pid().expect("axon-media runs");
+    let account = home.broker.provision_device("bench-board", "home");
+    let o = BoardOptions {
+        broker: axon_media::broker::BrokerAddr {
+            host: "127.0.0.1".into(),
+            port: home.broker.tcp_port(),
+        },
+        account: axon_media::broker::Account {
+            username: account.username.clone(),
+            password: account.password().to_string(),
+        },
+        device: axon_core::protocol::mcp::topics::DeviceId::new("bench-board").unwrap(),
+        bind: std::net::Ipv4Addr::LOCALHOST.into(),
+        timeout: Duration::from_secs(60),
+        lead_in: Duration::from_millis(300),
+    };
+    let mut p = WebRtcPass::default();
+    let rt = runtime();
+    let rss_before = memory_kb(pid, "VmRSS");
+    let (mut cpu, mut busy) = (0.0, Duration::ZERO);
+    for i in 0..warmup + utterances {
+        let k = i % COMMANDS.len();
+        // Up to the last voiced sample, as the WebSocket client measures from it.
+        let end =
+            device_sim::voice::speech_span(&speeches[k]).map_or(speeches[k].len(), |(_, e)| e);
+        let (cpu0, t0) = (cpu_seconds(pid), std::time::Instant::now());
+        let r = rt.block_on(say(&o, &speeches[k][..end], &mut |_| {}));
+        if i == 0 {
+            p.peak_growth_kb = memory_kb(pid, "VmHWM") - rss_before;
+        }
+        let measured = i >= warmup;
+        match r {
+            Ok(x) => {
+                eprintln!(
+                    "{}{:>2} {:?} over WebRTC: heard {:?}, {} ms of answer, first audio {} ms after the speech ended",
+                    if measured { "" } else { "warm-up " },
+                    i + 1,
+                    COMMANDS[k],
+                    x.transcript().unwrap_or(""),
+                    x.answer.len() / 16,
+                    x.speech_end_to_first_audio_ms.map_or("–".into(), |m| m.to_string())
+                );
+                if !measured {
+                    continue;
+                }
+                cpu += cpu_seconds(pid) - cpu0;
+                busy += t0.elapsed();
+                p.calls += 1;
+                match x.speech_end_to_first_audio_ms {
+                    Some(ms) if !x.answer.is_empty() => p.client.push(ms as f64),
+                    _ => p.failed.push(format!("{:?}: no answer audio", COMMANDS[k])),
+                }
+                if let Some(c) = x.connect_ms {
+                    p.connect.push(c as f64);
+                }
+            }
+            Err(e) if measured => p.failed.push(format!("{:?}: {e}", COMMANDS[k])),
+            Err(e) => eprintln!("warm-up call failed: {e}"),
+        }
+    }
+    p.cpu_percent = if busy.is_zero() {
+        0.0
+    } else {
+        cpu / busy.as_secs_f64() * 100.0
+    };
+    p
+}
+
 fn main() {
     let (mut utterances, mut warmup, mut barge_ins) = (20usize, COMMANDS.len(), 10usize);
     let mut args = std::env::args().skip(1);
@@ -182,6 +303,7 @@ fn main() {
     let mut home = VoiceHome::start_with_vars(&[
         ("AXON_VOICE_SEMANTIC_ENDPOINT", "off"),
         ("AXON_TTS_CACHE", "off"),
+        ("AXON_MEDIA_TOKEN", MEDIA_TOKEN),
     ]);
     let rt = runtime();
     let mut opts = home.options("bench-voice");
@@ -208,6 +330,8 @@ fn main() {
             rt.block_on(pass(&opts, &speeches, warmup, utterances)),
         ));
     }
+    eprintln!("WebRTC: the media endpoint, {warmup} warm-up calls, then {utterances} measured…");
+    let webrtc = webrtc_series(&home, &speeches, warmup, utterances);
     let (mut barges, mut barge_failed) = (Vec::new(), Vec::<String>::new());
     rt.block_on(async {
         let mut s = VoiceSession::connect(&opts).await.unwrap();
@@ -314,6 +438,35 @@ fn main() {
             p.client.len(),
             p.cached,
             p.tools
+        );
+    }
+    {
+        let ws = sorted(series.last().unwrap().1.client.clone());
+        let rtc = sorted(webrtc.client.clone());
+        println!();
+        println!("| transport (semantic endpoint + speech cache) | end of speech → first answer audio p50 | p90 | turns |");
+        println!("|---|---:|---:|---:|");
+        println!(
+            "| WebSocket (`/api/voice`, s16le 16 kHz) | {} | {} | {} |",
+            cell(pct(&ws, 0.5)),
+            cell(pct(&ws, 0.9)),
+            ws.len()
+        );
+        println!(
+            "| WebRTC (media endpoint, Opus 48 kHz) | {} | {} | {} |",
+            cell(pct(&rtc, 0.5)),
+            cell(pct(&rtc, 0.9)),
+            rtc.len()
+        );
+        println!();
+        println!(
+            "WebRTC: call set-up (offer → ICE and DTLS up) p50 {}; the media endpoint used {:.1} % of one core per active call (CPU time over call time, {} calls one at a time) and grew by {} KB of peak memory over its first call (VmHWM); {} calls without a spoken answer {:?}.",
+            cell(pct(&sorted(webrtc.connect.clone()), 0.5)),
+            webrtc.cpu_percent,
+            webrtc.calls,
+            webrtc.peak_growth_kb,
+            webrtc.failed.len(),
+            webrtc.failed
         );
     }
     let goal = 500.0;
