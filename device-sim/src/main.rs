@@ -820,6 +820,7 @@ async fn say_webrtc(
         bind: std::net::Ipv4Addr::LOCALHOST.into(),
         timeout,
         lead_in: Duration::from_millis(300),
+        barge_in: None,
     };
     let x = match axon_media::board::say(&o, &speech, &mut |t| {
         emit(serde_json::to_value(t).unwrap_or_default())

@@ -40,6 +40,9 @@ pub struct BoardOptions {
     pub timeout: Duration,
     /// Silence sent before the speech (the Hub's VAD learns the room first).
     pub lead_in: Duration,
+    /// Speak again while the answer plays (a barge-in): this speech (16 kHz), this long after
+    /// the answer's first audio arrived.
+    pub barge_in: Option<(Duration, Vec<i16>)>,
 }
 
 /// What one spoken exchange gave.
@@ -53,6 +56,12 @@ pub struct Exchange {
     pub speech_end_to_first_audio_ms: Option<u64>,
     /// From the offer to ICE and DTLS up.
     pub connect_ms: Option<u64>,
+    /// With [`BoardOptions::barge_in`]: from the frame with the barge-in's first voiced sample
+    /// sent to the `tts_terminate` received.
+    pub barge_in_ms: Option<u64>,
+    /// With [`BoardOptions::barge_in`]: answer audio received more than 100 ms after the
+    /// `tts_terminate` (what was already on its way when the endpoint stopped), in ms.
+    pub audio_after_terminate_ms: u64,
     /// The call's packet counts.
     pub stats: PeerStats,
 }
@@ -73,7 +82,8 @@ const QUIET_AFTER_COMPLETE: Duration = Duration::from_millis(600);
 /// After `tts_complete`, the call ends without an answer if no audio came for this long.
 const NO_AUDIO_AFTER_COMPLETE: Duration = Duration::from_secs(3);
 
-/// Calls the media endpoint, says `speech` (16 kHz) and returns the answer, then hangs up.
+/// Calls the media endpoint, says `speech` (16 kHz) and returns the answer (with a barge-in,
+/// the answer to what was said last), then hangs up.
 /// `on_text` sees each side-channel message as it arrives.
 pub async fn say(
     o: &BoardOptions,
@@ -173,11 +183,20 @@ pub async fn say(
     let mut x = Exchange::default();
     let mut mic = tokio::time::interval(Duration::from_millis(20));
     mic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let lead_in = (o.lead_in.as_millis() as usize / 20) * HUB_FRAME;
-    let mut sent = 0usize;
-    let total = lead_in + speech.len();
+    // The microphone: what is still to be said, then silence.
+    let mut mic_queue: std::collections::VecDeque<i16> =
+        std::iter::repeat_n(0, (o.lead_in.as_millis() as usize / 20) * HUB_FRAME)
+            .chain(speech.iter().copied())
+            .collect();
+    let mut barge_in = o.barge_in.clone();
+    let mut barge_started: Option<Instant> = None;
+    // Samples still to send before the barge-in's first voiced one.
+    let mut barge_voiced_at: Option<usize> = None;
+    let mut terminated_at: Option<Instant> = None;
     let mut connected = false;
     let mut speech_end: Option<Instant> = None;
+    let mut first_audio: Option<Instant> = None;
+    let mut first_turn: Option<String> = None;
     let mut complete: Option<Instant> = None;
     let mut last_audio: Option<Instant> = None;
     let result = loop {
@@ -199,11 +218,30 @@ pub async fn say(
                 )));
             }
             _ = mic.tick(), if connected => {
-                let frame: Vec<i16> = (sent..sent + HUB_FRAME)
-                    .map(|i| if i >= lead_in { speech.get(i - lead_in).copied().unwrap_or(0) } else { 0 })
-                    .collect();
-                sent += HUB_FRAME;
-                if sent >= total && speech_end.is_none() {
+                if let (Some((after, again)), Some(first)) = (&barge_in, first_audio) {
+                    if first.elapsed() >= *after {
+                        // Measured from its first voiced 10 ms, as the Hub's VAD would hear it.
+                        let floor = axon_core::media::audio::VadConfig::default().min_speech_dbfs;
+                        let voiced = again
+                            .chunks(HUB_FRAME / 2)
+                            .position(|c| axon_core::media::audio::level_dbfs(c) > floor)
+                            .unwrap_or(0)
+                            * (HUB_FRAME / 2);
+                        barge_voiced_at = Some(mic_queue.len() + voiced);
+                        mic_queue.extend(again.iter().copied());
+                        barge_in = None;
+                    }
+                }
+                let frame: Vec<i16> = (0..HUB_FRAME).map(|_| mic_queue.pop_front().unwrap_or(0)).collect();
+                if let Some(left) = barge_voiced_at {
+                    if left < HUB_FRAME {
+                        barge_started = Some(Instant::now());
+                        barge_voiced_at = None;
+                    } else {
+                        barge_voiced_at = Some(left - HUB_FRAME);
+                    }
+                }
+                if mic_queue.is_empty() && speech_end.is_none() {
                     speech_end = Some(Instant::now());
                 }
                 peer.queue_speech(&frame)?;
@@ -217,6 +255,13 @@ pub async fn say(
                 PeerEvent::Audio(pcm) => {
                     if let (Some(end), None) = (speech_end, x.speech_end_to_first_audio_ms) {
                         x.speech_end_to_first_audio_ms = Some(end.elapsed().as_millis() as u64);
+                        first_audio = Some(Instant::now());
+                    }
+                    if terminated_at.is_some_and(|t| t.elapsed() > Duration::from_millis(100))
+                        && x.barge_in_ms.is_some()
+                        && x.texts.iter().filter(|t| matches!(t, TextToDevice::TtsBegin { .. })).count() < 2
+                    {
+                        x.audio_after_terminate_ms += pcm.len() as u64 / 16;
                     }
                     last_audio = Some(Instant::now());
                     x.answer.extend(pcm);
@@ -247,8 +292,24 @@ pub async fn say(
                         Some(Channel::TextToDevice) => {
                             if let Ok(t) = TextToDevice::parse(&p.payload) {
                                 on_text(&t);
-                                if matches!(t, TextToDevice::TtsComplete { .. }) && speech_end.is_some() {
+                                // With a barge-in, only the answer to what was said last ends the
+                                // exchange.
+                                if let (TextToDevice::TtsBegin { task_id }, None) = (&t, &first_turn) {
+                                    first_turn = Some(task_id.clone());
+                                }
+                                let last_said = match (&t, &first_turn) {
+                                    (TextToDevice::TtsComplete { task_id }, Some(first)) => {
+                                        o.barge_in.is_none() || task_id != first
+                                    }
+                                    (TextToDevice::TtsComplete { .. }, None) => o.barge_in.is_none(),
+                                    _ => false,
+                                };
+                                if last_said && speech_end.is_some() {
                                     complete.get_or_insert_with(Instant::now);
+                                }
+                                if let (TextToDevice::TtsTerminate { .. }, Some(b), None) = (&t, barge_started, x.barge_in_ms) {
+                                    x.barge_in_ms = Some(b.elapsed().as_millis() as u64);
+                                    terminated_at = Some(Instant::now());
                                 }
                                 x.texts.push(t);
                             }

@@ -169,6 +169,8 @@ struct WebRtcPass {
     calls: usize,
     cpu_percent: f64,
     peak_growth_kb: i64,
+    barge_ins: Vec<f64>,
+    after_terminate: Vec<f64>,
 }
 
 /// CPU seconds (user + system) of process `pid` so far.
@@ -202,6 +204,7 @@ fn webrtc_series(
     speeches: &[Vec<i16>],
     warmup: usize,
     utterances: usize,
+    barge_ins: usize,
 ) -> WebRtcPass {
     use axon_media::board::{say, BoardOptions};
     let media =
@@ -221,6 +224,7 @@ fn webrtc_series(
         bind: std::net::Ipv4Addr::LOCALHOST.into(),
         timeout: Duration::from_secs(60),
         lead_in: Duration::from_millis(300),
+        barge_in: None,
     };
     let mut p = WebRtcPass::default();
     let rt = runtime();
@@ -271,6 +275,25 @@ fn webrtc_series(
     } else {
         cpu / busy.as_secs_f64() * 100.0
     };
+    // Barge-in over WebRTC: 300 ms into the temperature answer (the longest), the first
+    // command (measured from its first voiced sample, as over the WebSocket).
+    let mut b = o.clone();
+    b.barge_in = Some((Duration::from_millis(300), speeches[0].clone()));
+    for i in 0..barge_ins {
+        match rt.block_on(say(&b, &speeches[4], &mut |_| {})) {
+            Ok(x) => match x.barge_in_ms {
+                Some(ms) => {
+                    eprintln!("barge-in {:>2} over WebRTC: tts_terminate {ms} ms after the speech started; {} ms of the cut answer played after it", i + 1, x.audio_after_terminate_ms);
+                    p.barge_ins.push(ms as f64);
+                    p.after_terminate.push(x.audio_after_terminate_ms as f64);
+                }
+                None => p
+                    .failed
+                    .push(format!("barge-in {}: no tts_terminate", i + 1)),
+            },
+            Err(e) => p.failed.push(format!("barge-in {}: {e}", i + 1)),
+        }
+    }
     p
 }
 
@@ -331,7 +354,7 @@ fn main() {
         ));
     }
     eprintln!("WebRTC: the media endpoint, {warmup} warm-up calls, then {utterances} measured…");
-    let webrtc = webrtc_series(&home, &speeches, warmup, utterances);
+    let webrtc = webrtc_series(&home, &speeches, warmup, utterances, barge_ins);
     let (mut barges, mut barge_failed) = (Vec::new(), Vec::<String>::new());
     rt.block_on(async {
         let mut s = VoiceSession::connect(&opts).await.unwrap();
@@ -496,10 +519,25 @@ fn main() {
         );
         println!("|---|---:|---:|---:|");
         println!(
-            "| speech start sent → `tts_terminate` received | {} | {} | {} |",
+            "| speech start sent → `tts_terminate` received (WebSocket) | {} | {} | {} |",
             cell(pct(&b, 0.5)),
             cell(pct(&b, 0.9)),
             cell(b.last().copied())
+        );
+        let w = sorted(webrtc.barge_ins.clone());
+        println!(
+            "| the same over WebRTC ({} of {barge_ins}; the side channel's `tts_terminate`) | {} | {} | {} |",
+            w.len(),
+            cell(pct(&w, 0.5)),
+            cell(pct(&w, 0.9)),
+            cell(w.last().copied())
+        );
+        let a = sorted(webrtc.after_terminate.clone());
+        println!(
+            "| WebRTC: answer audio still arriving > 100 ms after `tts_terminate` (ms) | {} | {} | {} |",
+            cell(pct(&a, 0.5)),
+            cell(pct(&a, 0.9)),
+            cell(a.last().copied())
         );
         println!();
         match b.last() {
