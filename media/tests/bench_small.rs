@@ -8,7 +8,11 @@ fn the_media_benchmark_runs_small_and_prints_numbers() {
         .output()
         .expect("run bench-media");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("| peers connected | 8 of 8"), "{text}");
     let value = |row: &str| -> f64 {
         let line = text

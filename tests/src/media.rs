@@ -78,6 +78,38 @@ impl Drop for MediaEndpoint {
     }
 }
 
+/// Options for a board of `device` with `account` calling on `broker` in-process
+/// (`axon_media::board::say`), as `say --webrtc` would: loopback, 300 ms lead-in, 60 s.
+pub fn board_options(
+    broker: &Broker,
+    device: &str,
+    account: &Credentials,
+) -> axon_media::board::BoardOptions {
+    axon_media::board::BoardOptions {
+        broker: axon_media::broker::BrokerAddr {
+            host: "127.0.0.1".into(),
+            port: broker.tcp_port(),
+        },
+        account: axon_media::broker::Account {
+            username: account.username.clone(),
+            password: account.password().to_string(),
+        },
+        device: axon_core::protocol::mcp::topics::DeviceId::new(device).expect("a valid device id"),
+        bind: std::net::Ipv4Addr::LOCALHOST.into(),
+        timeout: Duration::from_secs(60),
+        lead_in: Duration::from_millis(300),
+        barge_in: None,
+    }
+}
+
+/// Whether a `call_ended` line says the device hung up.
+pub fn hung_up(ended: &Value) -> bool {
+    ended["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("hangup")
+}
+
 /// A folder holding `device`'s broker account as boards store it (`--state-dir`).
 pub fn state_dir_with(dir: &Path, device: &str, account: &Credentials) -> PathBuf {
     let state = dir.join("webrtc-boards");

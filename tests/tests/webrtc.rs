@@ -10,7 +10,7 @@ use axon_core::media::audio::wav_decode;
 use axon_core::media::signalling::{Description, DeviceSignal, EndpointSignal};
 use axon_tests::http::http_with;
 use axon_tests::local_ai::espeak_wav;
-use axon_tests::media::{say_webrtc, state_dir_with, MediaEndpoint};
+use axon_tests::media::{board_options, hung_up, say_webrtc, state_dir_with, MediaEndpoint};
 use axon_tests::voice_home::{runtime, speech, temp_dir, VoiceHome};
 use axon_tests::{Peer, Probe};
 use serde_json::Value;
@@ -75,13 +75,7 @@ fn a_board_speaks_over_webrtc_and_the_kitchen_lamp_turns_on() {
     // The lamp changed, and the call is over with nothing left running.
     assert_eq!(home.sim.wait_tool_calls("kitchen-lamp", "set_power", 1), 1);
     let ended = media.wait_ended(BOARD, 1);
-    assert!(
-        ended["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("hangup"),
-        "{ended}"
-    );
+    assert!(hung_up(&ended), "{ended}");
     assert_eq!(ended["active_calls"], 0);
     assert!(ended["packets_in"].as_u64().unwrap_or(0) > 50, "{ended}");
     // At once, the same board calls again: nothing of the first call (its late messages on the
@@ -94,25 +88,13 @@ fn a_board_speaks_over_webrtc_and_the_kitchen_lamp_turns_on() {
     );
     assert_eq!(home.sim.wait_tool_calls("kitchen-lamp", "set_power", 2), 2);
     let ended = media.wait_ended(BOARD, 2);
-    assert!(
-        ended["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("hangup"),
-        "{ended}"
-    );
+    assert!(hung_up(&ended), "{ended}");
 
     // Barge-in over WebRTC: 300 ms into the (long) answer the board speaks again; the answer
     // stops and the new command is carried out.
     barge_in_over_webrtc(&home, &account);
     let ended = media.wait_ended(BOARD, 3);
-    assert!(
-        ended["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("hangup"),
-        "{ended}"
-    );
+    assert!(hung_up(&ended), "{ended}");
 
     // 2. With 5 % of the device's audio packets dropped in the endpoint, the command is
     //    still understood (libopus conceals each loss).
@@ -169,23 +151,10 @@ fn a_board_speaks_over_webrtc_and_the_kitchen_lamp_turns_on() {
 }
 
 fn barge_in_over_webrtc(home: &VoiceHome, account: &axon_core::transport::link::Credentials) {
-    use axon_media::board::{say, BoardOptions};
+    use axon_media::board::say;
     let again = speech("switch on the living room lamp");
-    let o = BoardOptions {
-        broker: axon_media::broker::BrokerAddr {
-            host: "127.0.0.1".into(),
-            port: home.broker.tcp_port(),
-        },
-        account: axon_media::broker::Account {
-            username: account.username.clone(),
-            password: account.password().to_string(),
-        },
-        device: axon_core::protocol::mcp::topics::DeviceId::new(BOARD).expect("valid id"),
-        bind: std::net::Ipv4Addr::LOCALHOST.into(),
-        timeout: Duration::from_secs(60),
-        lead_in: Duration::from_millis(300),
-        barge_in: Some((Duration::from_millis(300), again)),
-    };
+    let mut o = board_options(&home.broker, BOARD, account);
+    o.barge_in = Some((Duration::from_millis(300), again));
     let first = speech("what is the temperature in the hall");
     let x = runtime()
         .block_on(say(&o, &first, &mut |_| {}))

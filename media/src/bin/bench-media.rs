@@ -17,7 +17,13 @@ fn status_kb(field: &str) -> u64 {
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim_start_matches(':').split_whitespace().next()?.parse().ok())
+        .and_then(|v| {
+            v.trim_start_matches(':')
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }
 
@@ -46,7 +52,11 @@ async fn pair() -> Result<(Peer, Peer), axon_media::MediaError> {
 
 /// Drives one peer: waits for ICE, then speaks 20 ms every 20 ms until `until`; counts the
 /// audio it hears.
-async fn drive(mut p: Peer, until: Instant, connected: tokio::sync::mpsc::Sender<()>) -> (u64, Peer) {
+async fn drive(
+    mut p: Peer,
+    until: Instant,
+    connected: tokio::sync::mpsc::Sender<()>,
+) -> (u64, Peer) {
     let frame = tone(20);
     let mut heard = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(20));

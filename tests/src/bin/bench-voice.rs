@@ -206,26 +206,12 @@ fn webrtc_series(
     utterances: usize,
     barge_ins: usize,
 ) -> WebRtcPass {
-    use axon_media::board::{say, BoardOptions};
+    use axon_media::board::say;
     let media =
         axon_tests::media::MediaEndpoint::start(&home.broker, &home.url(), MEDIA_TOKEN, &[]);
     let pid = media.process.pid().expect("axon-media runs");
     let account = home.broker.provision_device("bench-board", "home");
-    let o = BoardOptions {
-        broker: axon_media::broker::BrokerAddr {
-            host: "127.0.0.1".into(),
-            port: home.broker.tcp_port(),
-        },
-        account: axon_media::broker::Account {
-            username: account.username.clone(),
-            password: account.password().to_string(),
-        },
-        device: axon_core::protocol::mcp::topics::DeviceId::new("bench-board").unwrap(),
-        bind: std::net::Ipv4Addr::LOCALHOST.into(),
-        timeout: Duration::from_secs(60),
-        lead_in: Duration::from_millis(300),
-        barge_in: None,
-    };
+    let o = axon_tests::media::board_options(&home.broker, "bench-board", &account);
     let mut p = WebRtcPass::default();
     let rt = runtime();
     let rss_before = memory_kb(pid, "VmRSS");
