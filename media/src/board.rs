@@ -158,13 +158,14 @@ pub async fn say(
     let send = |msg: DeviceSignal| {
         let client = client.clone();
         let proxy = proxy.clone();
+        let addr = o.broker.to_string();
         async move {
             client
                 .publish(proxy, QoS::AtLeastOnce, false, msg.to_bytes())
                 .await
                 .map_err(|e| MediaError::Broker {
-                    addr: String::new(),
-                    detail: e.to_string(),
+                    addr,
+                    detail: format!("the signalling message was not sent ({e})"),
                 })
         }
     };

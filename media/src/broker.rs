@@ -79,7 +79,7 @@ pub fn refused(addr: &BrokerAddr, who: &str, code: impl std::fmt::Debug) -> Medi
         addr: addr.to_string(),
         detail: format!(
             "refused {who} ({code:?}); check the username and password (the media endpoint's \
-             account is created by `axon-device-sim ctl accounts --media`)"
+             account is created by `axon-device-sim provision --media`)"
         ),
     }
 }

@@ -16,7 +16,7 @@ use clap::Parser;
     $webrtc/{id}, opens the Hub's /api/voice for that device, decodes the device's Opus to 16 kHz\n\
     for the Hub and encodes the answer speech back. Transcript and answer markers go to\n\
     $message/{id}. One JSON line per call event on stdout; logs on stderr (RUST_LOG).\n\n\
-    Accounts: the broker account is created by `axon-device-sim ctl accounts --media`; the Hub\n\
+    Accounts: the broker account is created by `axon-device-sim provision --media`; the Hub\n\
     credential is AXON_MEDIA_TOKEN, set to the same value in the worker's environment.\n\n\
     Example:\n\
     \x20 AXON_MEDIA_BROKER_PASSWORD=... AXON_MEDIA_TOKEN=... axon-media --broker mqtt://127.0.0.1:1883"

@@ -375,3 +375,27 @@ fn the_media_token_opens_voice_for_a_calling_device_only(home: &VoiceHome) {
     }
     // Nothing ran: the lamp was switched twice by voice, never by these requests.
 }
+
+/// A media endpoint whose broker password is wrong stops at once and says what to do.
+#[test]
+fn a_media_endpoint_the_broker_refuses_exits_with_what_to_do() {
+    let broker = axon_tests::Broker::start();
+    broker.provision_media();
+    let out = std::process::Command::new(axon_tests::device_sim::workspace_binary(
+        "axon-media",
+        "axon-media",
+    ))
+    .args(["--broker", &broker.url(), "--worker", "http://127.0.0.1:9"])
+    .env("AXON_MEDIA_BROKER_PASSWORD", "not-the-password")
+    .env("AXON_MEDIA_TOKEN", MEDIA_TOKEN)
+    .stdin(std::process::Stdio::null())
+    .output()
+    .expect("run axon-media");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("refused axon-media") && err.contains("provision --media"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\"ready\""));
+}

@@ -130,7 +130,7 @@ impl Principal {
             Principal::Person(p) => Some(p.clone()),
             // A dot never occurs in a person's name: a device's speaker cannot be a person.
             Principal::Device(d) => Some(format!("device.{d}")),
-            // The media endpoint speaks for the device that calls (`speaks_for_device`).
+            // The media endpoint speaks for the device that calls (`voice_speaker`).
             Principal::MediaEndpoint
             | Principal::Widget { .. }
             | Principal::Stranger
