@@ -12,7 +12,8 @@
 //! - [`peer`]: one WebRTC peer on one UDP socket (str0m, sans-I/O), either side of a call;
 //! - [`endpoint`]: the service: signalling over MQTT, one call per device, the Hub bridge;
 //! - [`board`]: a device's side of a call (`axon-device-sim say --webrtc`);
-//! - [`broker`]: the MQTT connection both use.
+//! - [`broker`]: the MQTT connection both use;
+//! - [`usage`]: a process's CPU time and memory, for the benchmarks.
 //!
 //! What a call may do and why it ends are axon-core's decisions
 //! (`axon_core::media::signalling`); this crate only does the I/O.
@@ -23,6 +24,7 @@ pub mod codec;
 pub mod endpoint;
 mod error;
 pub mod peer;
+pub mod usage;
 
 pub use error::MediaError;
 
