@@ -4,7 +4,9 @@
 //! real local AI server (faster-whisper, piper), `wrangler dev`, Mosquitto and the demo home.
 //! The kitchen lamp in device-sim turns on each time, the answer's audio reaches the page, and
 //! the tab's face goes listening → thinking → speaking, and the push-to-talk button pressed while
-//! the answer plays cuts it off (barge-in). Screenshots go to `test-output/web/`.
+//! the answer plays cuts it off (barge-in). No media endpoint runs, so the device page's first
+//! session (WebRTC by default) falls back to the WebSocket and says so; the second is the
+//! WebSocket picked by hand. Screenshots go to `test-output/web/`.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly by design
 
@@ -80,6 +82,15 @@ fn a_tab_and_the_widget_speak_to_the_agent_and_the_kitchen_lamp_turns_on() {
     assert!(tab["audio_bytes"].as_u64().unwrap() > 0, "{tab}");
     assert!(tab["audio_ms"].as_u64().unwrap() > 300, "{tab}");
     assert_eq!(tab["voice_error"], "", "{tab}");
+    // WebRTC is the page's default; with no media endpoint the call went unanswered and the
+    // session fell back to the WebSocket, saying so.
+    assert!(
+        tab["link"]
+            .as_str()
+            .unwrap()
+            .starts_with("WebSocket (WebRTC: no media endpoint answered"),
+        "{tab}"
+    );
     assert!(
         tab["peak_level"].as_u64().unwrap() > 30,
         "the meter never moved: {tab}"
@@ -113,6 +124,7 @@ fn a_tab_and_the_widget_speak_to_the_agent_and_the_kitchen_lamp_turns_on() {
     // listens again (a press with nothing said is reported, not taken as a turn).
     let barge = step(&lines, "barge_in_on_the_device_page");
     assert_eq!(barge["terminated"], 1, "{barge}");
+    assert_eq!(barge["link_during"], "WebSocket", "{barge}");
     assert_ne!(barge["phase_during"], "speaking", "{barge}");
     assert_eq!(barge["phase"], "listening", "{barge}");
     assert!(

@@ -2,7 +2,9 @@
 // fake microphone plays a WAV rendered by espeak-ng, the virtual device page talks to the Hub's
 // /api/voice hands-free, the widget on another origin by push-to-talk. The Rust side
 // (tests/tests/voice_browser.rs) started the broker, the demo home, the local AI server and the
-// worker, and checks the devices. Prints one JSON line per step.
+// worker, and checks the devices. Prints one JSON line per step. No media endpoint runs here, so
+// the device page's first session tries a WebRTC call, hears no answer and falls back to the
+// WebSocket; the second is the WebSocket picked by hand.
 //
 // usage: node voice.mjs WORKER_URL BROKER_WS_URL OUT_DIR WAV_FILE WAV_MS WIDGET_PORT OWNER_TOKEN WIDGET_KEY
 // The device page runs in a browser signed in as the owner; the widget uses its key.
@@ -22,6 +24,7 @@ const { browser, context, logs, watch } = await launch({
 async function voiceState(page) {
   return page.getByTestId('voice').evaluate((el) => ({
     phase: el.dataset.phase,
+    link: el.dataset.link,
     audio_bytes: Number(el.dataset.audioBytes),
     audio_ms: Number(el.dataset.audioMs),
     turns: Number(el.dataset.turns),
@@ -90,6 +93,8 @@ try {
     // Voice on again (a new capture: the file plays again); while the answer plays, the
     // button cuts it off.
     const page = context.pages().find((p) => p.url().includes('/device'));
+    // This time the person picks the WebSocket: no call is tried first.
+    await page.getByTestId('voice-transport').selectOption('websocket');
     await page.getByTestId('voice-toggle').click();
     await page.getByTestId('voice').and(page.locator('[data-phase="speaking"]')).waitFor({ timeout: 45000 + Number(wavMs) });
     await page.getByTestId('voice-ptt').hover();
@@ -98,6 +103,7 @@ try {
     await page.getByTestId('voice').and(page.locator('[data-terminated="1"]')).waitFor({ timeout: 5000 });
     const terminatedMs = Date.now() - t0;
     const during = await voiceState(page);
+    const linkDuring = during.link;
     await sleep(300);
     await page.mouse.up();
     // Nothing was said into that press: the Hub says so, and the session listens again.
@@ -106,7 +112,7 @@ try {
     const after = await voiceState(page);
     await page.getByTestId('voice-toggle').click();
     await page.close();
-    return { press_to_terminate_ms: terminatedMs, phase_during: during.phase, ...after };
+    return { press_to_terminate_ms: terminatedMs, phase_during: during.phase, link_during: linkDuring, ...after };
   });
 
   await step('push_to_talk_in_the_widget', async () => {

@@ -24,7 +24,7 @@ use axon_core::protocol::mcp::types::{
     CallToolResult, ContentBlock, Implementation, Tool, ToolAnnotations, META_PERMISSION,
 };
 use axon_core::time::earliest;
-use axon_core::transport::link::{Publish, QoS};
+use axon_core::transport::link::{Publish, QoS, Subscription};
 use futures_channel::mpsc;
 use futures_util::future::{self, Either};
 use futures_util::StreamExt;
@@ -33,6 +33,7 @@ use serde_json::{json, Value};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
+use crate::call::CallLink;
 use crate::json::{object, Json};
 use crate::util::{fetch_text, js_error, now, query, seed, set_token, sleep};
 use crate::voice::{VoicePanel, VoiceUi};
@@ -286,7 +287,7 @@ pub async fn pair(ui: DeviceUi, id: &str, owner_here: bool) -> Json {
 /// Finds the tab's credential (see the module's doc), pairing first if it has none, then
 /// starts the device ([`run`], a task of its own: awaited here, its state machine would be
 /// built into this one's, 1.6 KB more of the page).
-pub async fn start(ui: DeviceUi, id: String, url: String, stored: Option<Json>) {
+pub async fn start(ui: DeviceUi, id: String, url: String, stored: Option<Json>, link: Link) {
     let signed_in = matches!(fetch_text("GET", "/api/session", None).await, Ok((200, _)));
     let account = match stored.filter(|a| a.get("device").as_str().as_deref() == Some(&id)) {
         Some(a) => Some(a),
@@ -295,7 +296,35 @@ pub async fn start(ui: DeviceUi, id: String, url: String, stored: Option<Json>) 
     if !signed_in {
         set_token(account.as_ref().and_then(|a| a.get("token").as_str()));
     }
-    leptos::task::spawn_local(run(ui, id, url, account));
+    leptos::task::spawn_local(run(ui, id, url, account, link));
+}
+
+/// What the device's loop shares with the page: its input (the page's calls publish through
+/// it) and the calls' signalling, which rides on the device's MQTT session.
+pub struct Link {
+    tx: mpsc::UnboundedSender<Input>,
+    rx: mpsc::UnboundedReceiver<Input>,
+    call: Option<CallLink>,
+}
+
+impl Link {
+    /// A fresh link for device `id`; `call` is `None` for an id that is not a device id (the
+    /// loop then says so and stops).
+    pub fn new(id: &str) -> Link {
+        let (tx, rx) = mpsc::unbounded::<Input>();
+        let publish = tx.clone();
+        let call = DeviceId::new(id).ok().map(|d| {
+            CallLink::new(d, move |topic, payload| {
+                let _ = publish.unbounded_send(Input::Publish(topic, payload));
+            })
+        });
+        Link { tx, rx, call }
+    }
+
+    /// The calls' signalling path, for the voice panel.
+    pub fn call(&self) -> Option<CallLink> {
+        self.call.clone()
+    }
 }
 
 fn state(ui: &DeviceUi) -> Value {
@@ -306,11 +335,14 @@ fn state(ui: &DeviceUi) -> Value {
     })
 }
 
-enum Input {
+/// What wakes the device's loop.
+pub enum Input {
     Open,
     Bytes(Vec<u8>),
     Closed(String),
     Photo(axon_core::protocol::mcp::server::CallHandle, CallToolResult),
+    /// A voice call's signalling to publish (topic, payload).
+    Publish(String, Vec<u8>),
 }
 
 struct Socket {
@@ -362,7 +394,7 @@ impl Socket {
 
 /// Runs the device's link until the page goes away, as the paired `account` (its broker user
 /// name, password and site) where it has one.
-pub async fn run(ui: DeviceUi, id: String, url: String, account: Option<Json>) {
+pub async fn run(ui: DeviceUi, id: String, url: String, account: Option<Json>, link: Link) {
     let device_id = match DeviceId::new(id.clone()) {
         Ok(d) => d,
         Err(e) => {
@@ -398,7 +430,11 @@ pub async fn run(ui: DeviceUi, id: String, url: String, account: Option<Json>) {
         }
     };
     let mut device = Endpoint::new(server, seed());
-    let (tx, mut rx) = mpsc::unbounded::<Input>();
+    let Link {
+        tx,
+        mut rx,
+        call: calls,
+    } = link;
     let mut socket: Option<Socket> = None;
     let mut next_telemetry = now();
     let audio: Rc<RefCell<Option<web_sys::AudioContext>>> = Rc::new(RefCell::new(None));
@@ -426,7 +462,27 @@ pub async fn run(ui: DeviceUi, id: String, url: String, account: Option<Json>) {
                             s.close();
                         }
                     }
-                    EndpointEvent::Connected => next_telemetry = now(),
+                    EndpointEvent::Connected => {
+                        next_telemetry = now();
+                        // The voice calls' topics (docs/protocol.md §9), on every connection.
+                        if let Some(c) = &calls {
+                            let subs = c
+                                .topics()
+                                .into_iter()
+                                .map(|filter| Subscription {
+                                    filter,
+                                    qos: QoS::AtLeastOnce,
+                                    no_local: false,
+                                })
+                                .collect();
+                            let _ = device.subscribe(now(), subs);
+                        }
+                    }
+                    EndpointEvent::Message(m) => {
+                        if let Some(c) = &calls {
+                            c.deliver(&m.topic, &m.payload);
+                        }
+                    }
                     EndpointEvent::Disconnected { reason } => {
                         ui.status.set(format!("offline: {reason}; reconnecting"));
                     }
@@ -502,6 +558,19 @@ pub async fn run(ui: DeviceUi, id: String, url: String, account: Option<Json>) {
                 }
                 Some(Input::Photo(call, result)) => {
                     device.role_mut().handle_tool_result(now(), call, result)
+                }
+                // Not connected: the call hears no answer and says so.
+                Some(Input::Publish(topic, payload)) => {
+                    let _ = device.publish(
+                        now(),
+                        Publish {
+                            topic,
+                            payload,
+                            qos: QoS::AtLeastOnce,
+                            retain: false,
+                            user_properties: Vec::new(),
+                        },
+                    );
                 }
                 None => return,
             }
@@ -761,7 +830,9 @@ pub fn DevicePage() -> impl IntoView {
     let stored = stored_account();
     let id = device_id(stored.as_ref());
     let url = broker_url();
-    leptos::task::spawn_local(start(ui, id.clone(), url, stored));
+    let link = Link::new(&id);
+    let call = link.call();
+    leptos::task::spawn_local(start(ui, id.clone(), url, stored, link));
     // While a voice session listens, thinks or speaks, the face shows it; otherwise it is the
     // device's own (set_expression).
     let mut voice = VoiceUi::new();
@@ -790,7 +861,7 @@ pub fn DevicePage() -> impl IntoView {
                 <span data-testid="calls">{move || ui.calls.get()}</span> " tool calls · last: "
                 <code data-testid="last-call">{move || ui.last_call.get()}</code>
             </p>
-            <VoicePanel ui=voice api="" device=voice_device volume=ui.volume choose_mode=true />
+            <VoicePanel ui=voice api="" device=voice_device volume=ui.volume choose_mode=true call=call />
         </main>
     }
 }

@@ -3,8 +3,9 @@
 //! Owns the browser UI: the virtual device (`/device`, [`device`]), the console (`/`,
 //! [`console`]) and the embeddable chat widget ([`mount_widget`]). It drives `axon-core` for
 //! the device's protocol and the worker's HTTP API for everything else (speech goes over
-//! `/api/voice`, [`voice`]); it never talks to an LLM or holds a key.
+//! `/api/voice`, [`voice`], or a WebRTC call from the device page, [`call`]); it never talks to an LLM or holds a key.
 
+pub mod call;
 pub mod chat;
 #[cfg(feature = "console")]
 pub mod console;

@@ -78,6 +78,9 @@ pub struct VoiceUi {
     pub answer: RwSignal<String>,
     /// The last error, with its code.
     pub error: RwSignal<String>,
+    /// How the session travels and where that stands ("WebSocket", "WebRTC: connected"…);
+    /// empty while off.
+    pub link: RwSignal<String>,
     /// Answer audio received (bytes) and its length (ms), since the page opened.
     pub audio_bytes: RwSignal<u32>,
     pub audio_ms: RwSignal<u32>,
@@ -97,6 +100,7 @@ impl VoiceUi {
             transcript: RwSignal::new(String::new()),
             answer: RwSignal::new(String::new()),
             error: RwSignal::new(String::new()),
+            link: RwSignal::new(String::new()),
             audio_bytes: RwSignal::new(0),
             audio_ms: RwSignal::new(0),
             turns: RwSignal::new(0),
@@ -156,6 +160,74 @@ pub fn pcm_to_f32(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+/// The microphone (with the browser's echo cancellation, noise suppression and gain control)
+/// and the worklet that frames and meters it, pulled by `ctx` through a muted gain. Both
+/// transports hear through it: the WebSocket sends its frames, a WebRTC call only its level.
+pub(crate) async fn open_microphone(
+    window: &web_sys::Window,
+    ctx: &web_sys::AudioContext,
+) -> Result<(web_sys::MediaStream, web_sys::AudioWorkletNode), String> {
+    let media = window
+        .navigator()
+        .media_devices()
+        .map_err(|_| "this browser has no microphone API (a secure origin is needed)")?;
+    let audio = js_sys::Object::new();
+    for (k, v) in [
+        ("echoCancellation", true),
+        ("noiseSuppression", true),
+        ("autoGainControl", true),
+    ] {
+        let _ = js_sys::Reflect::set(&audio, &k.into(), &JsValue::from_bool(v));
+    }
+    let constraints = web_sys::MediaStreamConstraints::new();
+    constraints.set_audio(&audio);
+    let stream: web_sys::MediaStream = JsFuture::from(
+        media
+            .get_user_media_with_constraints(&constraints)
+            .map_err(js_error)?,
+    )
+    .await
+    .map_err(|e| format!("the microphone was not allowed: {}", js_error(e)))?
+    .dyn_into()
+    .map_err(|_| "not a media stream")?;
+
+    let parts = js_sys::Array::of1(&JsValue::from_str(MIC_WORKLET));
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type("application/javascript");
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts).map_err(js_error)?;
+    let module = web_sys::Url::create_object_url_with_blob(&blob).map_err(js_error)?;
+    let worklet = ctx.audio_worklet().map_err(js_error)?;
+    JsFuture::from(worklet.add_module(&module).map_err(js_error)?)
+        .await
+        .map_err(|e| format!("cannot load the microphone worklet: {}", js_error(e)))?;
+    let _ = web_sys::Url::revoke_object_url(&module);
+    let source = ctx.create_media_stream_source(&stream).map_err(js_error)?;
+    let mic = web_sys::AudioWorkletNode::new(ctx, "axon-mic").map_err(js_error)?;
+    source.connect_with_audio_node(&mic).map_err(js_error)?;
+    // A worklet is only pulled when it leads to the destination: through a muted gain.
+    let mute = ctx.create_gain().map_err(js_error)?;
+    mute.gain().set_value(0.0);
+    mic.connect_with_audio_node(&mute).map_err(js_error)?;
+    mute.connect_with_audio_node(&ctx.destination())
+        .map_err(js_error)?;
+    Ok((stream, mic))
+}
+
+/// Shows a worklet frame's level on the meter and raises the peak; returns the level (0–100).
+pub(crate) fn show_level(ui: &VoiceUi, frame: &JsValue) -> u32 {
+    let rms = js_sys::Reflect::get(frame, &"rms".into())
+        .ok()
+        .and_then(|v| v.as_f64())
+        .unwrap_or(0.0);
+    // -60 dBFS .. 0 dBFS onto 0..100, as a meter reads.
+    let db = 20.0 * rms.max(1e-6).log10();
+    let level = ((db + 60.0) / 60.0 * 100.0).clamp(0.0, 100.0) as u32;
+    ui.level.set(level);
+    ui.peak
+        .update_untracked(|p| *p = Some(p.unwrap_or(0).max(level)));
+    level
+}
+
 struct Inner {
     ui: VoiceUi,
     mode: Mode,
@@ -196,9 +268,11 @@ impl Voice {
     ) -> Result<Voice, String> {
         ui.phase.set("connecting".into());
         ui.error.set(String::new());
+        ui.link.set("WebSocket".into());
         let started = Self::open(ui, url, mode, volume, talking).await;
         if let Err(e) = &started {
             ui.phase.set("off".into());
+            ui.link.set(String::new());
             ui.error.set(e.clone());
         }
         started
@@ -216,50 +290,7 @@ impl Voice {
         if let Ok(p) = ctx.resume() {
             let _ = JsFuture::from(p).await;
         }
-        let media = window
-            .navigator()
-            .media_devices()
-            .map_err(|_| "this browser has no microphone API (a secure origin is needed)")?;
-        let audio = js_sys::Object::new();
-        for (k, v) in [
-            ("echoCancellation", true),
-            ("noiseSuppression", true),
-            ("autoGainControl", true),
-        ] {
-            let _ = js_sys::Reflect::set(&audio, &k.into(), &JsValue::from_bool(v));
-        }
-        let constraints = web_sys::MediaStreamConstraints::new();
-        constraints.set_audio(&audio);
-        let stream: web_sys::MediaStream = JsFuture::from(
-            media
-                .get_user_media_with_constraints(&constraints)
-                .map_err(js_error)?,
-        )
-        .await
-        .map_err(|e| format!("the microphone was not allowed: {}", js_error(e)))?
-        .dyn_into()
-        .map_err(|_| "not a media stream")?;
-
-        let parts = js_sys::Array::of1(&JsValue::from_str(MIC_WORKLET));
-        let opts = web_sys::BlobPropertyBag::new();
-        opts.set_type("application/javascript");
-        let blob =
-            web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts).map_err(js_error)?;
-        let module = web_sys::Url::create_object_url_with_blob(&blob).map_err(js_error)?;
-        let worklet = ctx.audio_worklet().map_err(js_error)?;
-        JsFuture::from(worklet.add_module(&module).map_err(js_error)?)
-            .await
-            .map_err(|e| format!("cannot load the microphone worklet: {}", js_error(e)))?;
-        let _ = web_sys::Url::revoke_object_url(&module);
-        let source = ctx.create_media_stream_source(&stream).map_err(js_error)?;
-        let mic = web_sys::AudioWorkletNode::new(&ctx, "axon-mic").map_err(js_error)?;
-        source.connect_with_audio_node(&mic).map_err(js_error)?;
-        // A worklet is only pulled when it leads to the destination: through a muted gain.
-        let mute = ctx.create_gain().map_err(js_error)?;
-        mute.gain().set_value(0.0);
-        mic.connect_with_audio_node(&mute).map_err(js_error)?;
-        mute.connect_with_audio_node(&ctx.destination())
-            .map_err(js_error)?;
+        let (stream, mic) = open_microphone(&window, &ctx).await?;
         let out = ctx.create_gain().map_err(js_error)?;
         out.gain().set_value(volume.min(100) as f32 / 100.0);
         out.connect_with_audio_node(&ctx.destination())
@@ -385,18 +416,7 @@ impl Voice {
         let Ok(mut inner) = self.inner.try_borrow_mut() else {
             return;
         };
-        let rms = js_sys::Reflect::get(data, &"rms".into())
-            .ok()
-            .and_then(|v| v.as_f64())
-            .unwrap_or(0.0);
-        // -60 dBFS .. 0 dBFS onto 0..100, as a meter reads.
-        let db = 20.0 * rms.max(1e-6).log10();
-        let level = ((db + 60.0) / 60.0 * 100.0).clamp(0.0, 100.0) as u32;
-        inner.ui.level.set(level);
-        inner
-            .ui
-            .peak
-            .update_untracked(|p| *p = Some(p.unwrap_or(0).max(level)));
+        show_level(&inner.ui, data);
         let send = inner.mode == Mode::HandsFree || inner.talking;
         let Some(frame) = js_sys::Reflect::get(data, &"pcm".into())
             .ok()
@@ -565,6 +585,7 @@ impl Voice {
         inner.ui.hearing.set(false);
         inner.ui.level.set(0);
         inner.ui.peak.set(None);
+        inner.ui.link.set(String::new());
         inner.ws.set_onopen(None);
         inner.ws.set_onmessage(None);
         inner.ws.set_onclose(None);
@@ -590,8 +611,54 @@ impl Voice {
     }
 }
 
+/// How a voice session travels: a WebRTC call to the media endpoint (a device page whose MQTT
+/// session carries the signalling), or the Hub's `/api/voice` WebSocket.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// An `RTCPeerConnection` (docs/voice.md §6).
+    WebRtc,
+    /// PCM over `/api/voice` (docs/voice.md §1).
+    WebSocket,
+}
+
+/// A running session on either transport.
+#[derive(Clone)]
+enum Session {
+    Socket(Voice),
+    #[cfg(feature = "device")]
+    Call(crate::call::Call),
+}
+
+impl Session {
+    fn stop(&self) {
+        match self {
+            Session::Socket(v) => v.stop(),
+            #[cfg(feature = "device")]
+            Session::Call(c) => c.stop(),
+        }
+    }
+
+    fn ptt(&self, down: bool) {
+        match self {
+            Session::Socket(v) => v.ptt(down),
+            #[cfg(feature = "device")]
+            Session::Call(c) => c.ptt(down),
+        }
+    }
+
+    fn set_volume(&self, volume: u32) {
+        match self {
+            Session::Socket(v) => v.set_volume(volume),
+            #[cfg(feature = "device")]
+            Session::Call(c) => c.set_volume(volume),
+        }
+    }
+}
+
 /// Voice controls: start/stop, mode, push-to-talk, a mic level meter, what was heard and
 /// answered. `device` names the device this tab is (the agent prefers it for "say", "show").
+/// With `call` (the device page's MQTT session), the session is a WebRTC call unless the
+/// person picks the WebSocket (or `?voice=websocket`); a call nobody answers falls back to it.
 #[component]
 pub fn VoicePanel(
     ui: VoiceUi,
@@ -603,8 +670,19 @@ pub fn VoicePanel(
     /// Offer the mode choice (the widget is push-to-talk only).
     #[prop(optional)]
     choose_mode: bool,
+    /// The device's signalling path for WebRTC calls.
+    #[prop(default = None)]
+    call: Option<crate::call::CallLink>,
 ) -> impl IntoView {
-    let session: Rc<RefCell<Option<Voice>>> = Rc::new(RefCell::new(None));
+    let session: Rc<RefCell<Option<Session>>> = Rc::new(RefCell::new(None));
+    let can_call = call.is_some();
+    let transport = RwSignal::new(
+        if can_call && crate::util::query("voice").as_deref() != Some("websocket") {
+            Transport::WebRtc
+        } else {
+            Transport::WebSocket
+        },
+    );
     let mode = RwSignal::new(if choose_mode {
         Mode::HandsFree
     } else {
@@ -612,6 +690,8 @@ pub fn VoicePanel(
     });
     let held = RwSignal::new(false);
     let url = move || voice_url(&api, device.as_deref(), mode.get_untracked());
+    #[cfg(not(feature = "device"))]
+    let _ = (&call, &transport);
 
     let s = session.clone();
     Effect::new(move |_| {
@@ -638,17 +718,31 @@ pub fn VoicePanel(
                 if let Some(v) = session.borrow().as_ref() {
                     return Some(v.clone());
                 }
-                let v = Voice::start(
-                    ui,
-                    &url(),
-                    mode.get_untracked(),
-                    volume.get_untracked(),
-                    held.get_untracked() && mode.get_untracked() == Mode::PushToTalk,
-                )
-                .await
-                .ok()?;
-                *session.borrow_mut() = Some(v.clone());
-                Some(v)
+                let (m, vol) = (mode.get_untracked(), volume.get_untracked());
+                let talking = held.get_untracked() && m == Mode::PushToTalk;
+                // Why a WebRTC call was not taken, when the WebSocket stands in for it.
+                #[cfg_attr(not(feature = "device"), allow(unused_mut))]
+                let mut fell_back: Option<String> = None;
+                #[cfg(feature = "device")]
+                if let (Transport::WebRtc, Some(link)) = (transport.get_untracked(), call.clone()) {
+                    use crate::call::{Call, CallError};
+                    match Call::start(ui, link, m, vol, talking).await {
+                        Ok(c) => {
+                            let s = Session::Call(c);
+                            *session.borrow_mut() = Some(s.clone());
+                            return Some(s);
+                        }
+                        Err(CallError::NoAnswer(why)) => fell_back = Some(why),
+                        Err(CallError::Tab(_)) => return None,
+                    }
+                }
+                let v = Voice::start(ui, &url(), m, vol, talking).await.ok()?;
+                if let Some(why) = fell_back {
+                    ui.link.set(format!("WebSocket (WebRTC: {why})"));
+                }
+                let s = Session::Socket(v);
+                *session.borrow_mut() = Some(s.clone());
+                Some(s)
             }
         }
     };
@@ -699,7 +793,8 @@ pub fn VoicePanel(
             data-audio-bytes=move || ui.audio_bytes.get()
             data-audio-ms=move || ui.audio_ms.get()
             data-turns=move || ui.turns.get()
-            data-terminated=move || ui.terminated.get()>
+            data-terminated=move || ui.terminated.get()
+            data-link=move || ui.link.get()>
             <div class="voice-controls">
                 {choose_mode.then(|| view! {
                     <label>
@@ -712,6 +807,7 @@ pub fn VoicePanel(
                             <option value="push_to_talk">"Push to talk"</option>
                         </select>
                     </label>
+                    {can_call.then(|| transport_choice(transport, Signal::derive(running)))}
                     <button type="button" data-testid="voice-toggle" aria-pressed=move || running().to_string() on:click=toggle.clone()>
                         {move || if running() { "Stop voice" } else { "Start voice" }}
                     </button>
@@ -732,12 +828,42 @@ pub fn VoicePanel(
                     {move || ui.phase.get()}
                 </span>
             </div>
+            {can_call.then(|| link_line(ui))}
             <p class="voice-heard" data-testid="voice-transcript">{move || ui.transcript.get()}</p>
             <p class="voice-answer" data-testid="voice-answer" aria-live="polite">{move || ui.answer.get()}</p>
             <p class="voice-error" role="alert" data-testid="voice-error" hidden=move || ui.error.get().is_empty()>{move || ui.error.get()}</p>
         </section>
     }
 }
+/// The transport picker (a device page's: only it can call).
+#[cfg(feature = "device")]
+fn transport_choice(transport: RwSignal<Transport>, running: Signal<bool>) -> impl IntoView {
+    view! {
+        <label>
+            "Transport "
+            <select data-testid="voice-transport" disabled=move || running.get()
+                on:change=move |ev| transport.set(if event_target_value(&ev) == "websocket" { Transport::WebSocket } else { Transport::WebRtc })>
+                <option value="webrtc" selected=transport.get_untracked() == Transport::WebRtc>"WebRTC"</option>
+                <option value="websocket" selected=transport.get_untracked() == Transport::WebSocket>"WebSocket"</option>
+            </select>
+        </label>
+    }
+}
+
+#[cfg(not(feature = "device"))]
+fn transport_choice(_: RwSignal<Transport>, _: Signal<bool>) {}
+
+/// How the session travels, and why when WebRTC was not taken.
+#[cfg(feature = "device")]
+fn link_line(ui: VoiceUi) -> impl IntoView {
+    view! {
+        <p class="voice-link" data-testid="voice-link" hidden=move || ui.link.get().is_empty()>{move || ui.link.get()}</p>
+    }
+}
+
+#[cfg(not(feature = "device"))]
+fn link_line(_: VoiceUi) {}
+
 /// The push-to-talk message: the button (or Space) went down or up.
 fn ptt_message(down: bool) -> String {
     object(&[

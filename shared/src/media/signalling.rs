@@ -128,8 +128,9 @@ pub enum DeviceSignal {
     },
 }
 
-/// Endpoint → device, on `$webrtc/{device_id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Endpoint → device, on `$webrtc/{device_id}`. Read by [`EndpointSignal::parse`] (by hand,
+/// see [`read`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EndpointSignal {
     /// The answer to the device's offer.
@@ -149,8 +150,9 @@ pub enum EndpointSignal {
     },
 }
 
-/// Endpoint → device text, on `$message/{device_id}` (EMQX's side channel).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Endpoint → device text, on `$message/{device_id}` (EMQX's side channel). Read by
+/// [`TextToDevice::parse`] (by hand, see [`read`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TextToDevice {
     /// What speech recognition heard.
@@ -255,11 +257,11 @@ fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, SignalError> {
 }
 
 macro_rules! wire {
-    ($t:ty) => {
+    ($t:ty, $parse:path) => {
         impl $t {
             /// Reads one message from an MQTT payload.
             pub fn parse(bytes: &[u8]) -> Result<Self, SignalError> {
-                parse(bytes)
+                $parse(bytes)
             }
             /// The MQTT payload.
             pub fn to_bytes(&self) -> Vec<u8> {
@@ -269,10 +271,149 @@ macro_rules! wire {
         }
     };
 }
-wire!(DeviceSignal);
-wire!(EndpointSignal);
-wire!(TextToDevice);
-wire!(TextToEndpoint);
+wire!(DeviceSignal, parse);
+wire!(EndpointSignal, read::endpoint_signal);
+wire!(TextToDevice, read::text_to_device);
+wire!(TextToEndpoint, parse);
+
+/// The readers of what a device receives, written by hand over `serde_json::Value`.
+///
+/// The browser's device page reads these messages too, and every byte of its wasm is
+/// downloaded: serde's derived readers for them (and for the agent's events inside a
+/// `message`) cost the page 44 KB gzip, these a few (docs/web-size.md). Each message's
+/// writer is still serde's, and the tests read back everything it writes.
+pub mod read {
+    use serde_json::{Map, Value};
+
+    use super::{Description, EndpointSignal, IceCandidate, SignalError, TextToDevice};
+
+    fn object(bytes: &[u8]) -> Result<Map<String, Value>, SignalError> {
+        if bytes.len() > super::MAX_MESSAGE_BYTES {
+            return Err(SignalError::TooLarge(bytes.len()));
+        }
+        match serde_json::from_slice(bytes) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(_) => Err(SignalError::Malformed("not a JSON object".into())),
+            Err(e) => Err(SignalError::Malformed(e.to_string())),
+        }
+    }
+
+    fn text(m: &Map<String, Value>, key: &str) -> Result<String, SignalError> {
+        m.get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| SignalError::Malformed(format!("no string field `{key}`")))
+    }
+
+    fn maybe_text(m: &Map<String, Value>, key: &str) -> Option<String> {
+        m.get(key).and_then(Value::as_str).map(str::to_string)
+    }
+
+    fn inner<'a>(
+        m: &'a Map<String, Value>,
+        key: &str,
+    ) -> Result<&'a Map<String, Value>, SignalError> {
+        m.get(key)
+            .and_then(Value::as_object)
+            .ok_or_else(|| SignalError::Malformed(format!("no object field `{key}`")))
+    }
+
+    fn unknown(kind: &str) -> SignalError {
+        SignalError::Malformed(format!("unknown message type `{kind}`"))
+    }
+
+    /// Reads an [`EndpointSignal`].
+    pub fn endpoint_signal(bytes: &[u8]) -> Result<EndpointSignal, SignalError> {
+        let m = object(bytes)?;
+        Ok(match text(&m, "type")?.as_str() {
+            "sdp_answer" => {
+                let d = inner(&m, "data")?;
+                EndpointSignal::SdpAnswer {
+                    data: Description {
+                        kind: text(d, "type")?,
+                        sdp: text(d, "sdp")?,
+                    },
+                }
+            }
+            "ice_candidate" => {
+                let d = inner(&m, "data")?;
+                EndpointSignal::IceCandidate {
+                    data: IceCandidate {
+                        candidate: text(d, "candidate")?,
+                        sdp_mid: maybe_text(d, "sdpMid"),
+                        sdp_m_line_index: d
+                            .get("sdpMLineIndex")
+                            .and_then(Value::as_u64)
+                            .and_then(|i| u32::try_from(i).ok()),
+                        username_fragment: maybe_text(d, "usernameFragment"),
+                    },
+                }
+            }
+            "webrtc_terminated" => EndpointSignal::WebrtcTerminated {
+                reason: text(&m, "reason")?,
+            },
+            other => return Err(unknown(other)),
+        })
+    }
+
+    /// Reads a [`TextToDevice`].
+    pub fn text_to_device(bytes: &[u8]) -> Result<TextToDevice, SignalError> {
+        let mut m = object(bytes)?;
+        let task = |m: &Map<String, Value>| text(m, "task_id");
+        Ok(match text(&m, "type")?.as_str() {
+            "asr_response" => TextToDevice::AsrResponse {
+                results: text(&m, "results")?,
+            },
+            "tts_begin" => TextToDevice::TtsBegin { task_id: task(&m)? },
+            "tts_text" => TextToDevice::TtsText {
+                task_id: task(&m)?,
+                text: text(&m, "text")?,
+            },
+            "tts_complete" => TextToDevice::TtsComplete { task_id: task(&m)? },
+            "tts_terminate" => TextToDevice::TtsTerminate {
+                task_id: task(&m)?,
+                reason: maybe_text(&m, "reason").unwrap_or_default(),
+            },
+            "message" => TextToDevice::Message {
+                payload: m
+                    .remove("payload")
+                    .ok_or_else(|| SignalError::Malformed("no field `payload`".into()))?,
+            },
+            other => return Err(unknown(other)),
+        })
+    }
+}
+
+/// What a person reads of a side-channel `message`: the agent's answer, or why the turn
+/// failed (with the Hub's error code when it gave one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// The agent's whole answer.
+    Answer(String),
+    /// An error: its message, and the Hub's code (`asr_empty`…) when it has one.
+    Error {
+        /// For a person.
+        message: String,
+        /// The Hub's error code.
+        code: Option<String>,
+    },
+}
+
+impl Note {
+    /// Reads a `message`'s payload as [`side_channel`] writes it (an agent's `answer` or
+    /// `error`, or the Hub's `error` with a code); `None` for anything else.
+    pub fn of(payload: &serde_json::Value) -> Option<Note> {
+        let field = |k: &str| payload.get(k).and_then(serde_json::Value::as_str);
+        match field("type")? {
+            "answer" => Some(Note::Answer(field("text")?.to_string())),
+            "error" => Some(Note::Error {
+                message: field("message")?.to_string(),
+                code: field("code").map(str::to_string),
+            }),
+            _ => None,
+        }
+    }
+}
 
 /// Why a call ended, as the first word of `webrtc_terminated`'s reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -774,5 +915,138 @@ mod tests {
         let mut c = Call::answered(Timestamp::from_millis(0));
         assert!(c.end(Termination::Shutdown, "stopping").is_some());
         assert_eq!(c.end(Termination::Shutdown, "stopping"), None);
+    }
+
+    /// The hand-written readers read back everything serde writes, for every message a
+    /// device receives.
+    #[test]
+    fn what_a_device_receives_reads_back_as_written() {
+        let signals = [
+            EndpointSignal::SdpAnswer {
+                data: Description {
+                    kind: "answer".into(),
+                    sdp: AUDIO_SDP.into(),
+                },
+            },
+            EndpointSignal::IceCandidate {
+                data: IceCandidate {
+                    candidate: "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host".into(),
+                    sdp_mid: Some("0".into()),
+                    sdp_m_line_index: Some(0),
+                    username_fragment: Some("abcd".into()),
+                },
+            },
+            EndpointSignal::IceCandidate {
+                data: IceCandidate {
+                    candidate: String::new(),
+                    sdp_mid: None,
+                    sdp_m_line_index: None,
+                    username_fragment: None,
+                },
+            },
+            Termination::IceTimeout.message("no ICE"),
+        ];
+        for s in signals {
+            assert_eq!(EndpointSignal::parse(&s.to_bytes()).unwrap(), s);
+        }
+        let texts = [
+            TextToDevice::AsrResponse {
+                results: "turn on the lamp".into(),
+            },
+            TextToDevice::TtsBegin {
+                task_id: "t1".into(),
+            },
+            TextToDevice::TtsText {
+                task_id: "t1".into(),
+                text: "Kitchen lamp is on.".into(),
+            },
+            TextToDevice::TtsComplete {
+                task_id: "t1".into(),
+            },
+            TextToDevice::TtsTerminate {
+                task_id: "t1".into(),
+                reason: "barge_in".into(),
+            },
+            TextToDevice::Message {
+                payload: serde_json::json!({"type": "answer", "text": "ok", "steps": 1}),
+            },
+        ];
+        for t in texts {
+            assert_eq!(TextToDevice::parse(&t.to_bytes()).unwrap(), t);
+        }
+        // EMQX's own spelling of a reason-less terminate still reads.
+        assert_eq!(
+            TextToDevice::parse(br#"{"type":"tts_terminate","task_id":"t2"}"#).unwrap(),
+            TextToDevice::TtsTerminate {
+                task_id: "t2".into(),
+                reason: String::new()
+            }
+        );
+    }
+
+    /// Bad input to the readers is an error that says what is wrong, never a panic.
+    #[test]
+    fn the_readers_refuse_what_is_not_a_message_and_say_why() {
+        for (bytes, says) in [
+            (&b"not json"[..], "not a signalling message"),
+            (b"[1,2]", "not a JSON object"),
+            (br#"{"type":"sdp_answer"}"#, "`data`"),
+            (
+                br#"{"type":"sdp_answer","data":{"type":"answer"}}"#,
+                "`sdp`",
+            ),
+            (br#"{"type":"dance"}"#, "unknown message type `dance`"),
+            (br#"{"reason":"x"}"#, "`type`"),
+        ] {
+            let e = EndpointSignal::parse(bytes).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
+        let e = TextToDevice::parse(br#"{"type":"tts_text","task_id":"t"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`text`"), "{e}");
+        let big = vec![b' '; MAX_MESSAGE_BYTES + 1];
+        assert!(matches!(
+            TextToDevice::parse(&big),
+            Err(SignalError::TooLarge(_))
+        ));
+    }
+
+    /// A page reads the agent's answer and the Hub's errors out of what [`side_channel`]
+    /// writes as a `message`.
+    #[test]
+    fn a_note_reads_what_the_side_channel_writes_as_a_message() {
+        use crate::media::voice::ErrorCode;
+        let note = |m: ServerMessage| match side_channel(&m) {
+            Some(TextToDevice::Message { payload }) => Note::of(&payload),
+            other => panic!("not a message: {other:?}"),
+        };
+        assert_eq!(
+            note(ServerMessage::Agent(TurnEvent::Answer {
+                text: "Kitchen lamp is on.".into(),
+                steps: 1
+            })),
+            Some(Note::Answer("Kitchen lamp is on.".into()))
+        );
+        assert_eq!(
+            note(ServerMessage::Agent(TurnEvent::Error {
+                message: "the model failed".into()
+            })),
+            Some(Note::Error {
+                message: "the model failed".into(),
+                code: None
+            })
+        );
+        assert_eq!(
+            note(ServerMessage::error(
+                ErrorCode::AsrEmpty,
+                "nothing was heard"
+            )),
+            Some(Note::Error {
+                message: "nothing was heard".into(),
+                code: Some("asr_empty".into())
+            })
+        );
+        assert_eq!(Note::of(&serde_json::json!({"type": "state"})), None);
     }
 }
