@@ -207,9 +207,19 @@ pub async fn run(
                 }));
             }
             () = &mut shutdown => {
-                for (device, h) in calls.drain() {
+                let ending: Vec<_> = calls.drain().collect();
+                let mut left = ending.len();
+                for (device, h) in ending {
                     h.task.abort();
-                    publish(&client, &device, Termination::Shutdown.message("the media endpoint is stopping")).await;
+                    let detail = "the media endpoint is stopping";
+                    publish(&client, &device, Termination::Shutdown.message(detail)).await;
+                    let reason = format!("{}: {detail}", Termination::Shutdown.code());
+                    // Every call's end is reported, a cut one too (its packet counts died with
+                    // its task).
+                    left -= 1;
+                    report("call_ended", json!({
+                        "device": device.as_str(), "reason": reason, "active_calls": left,
+                    }));
                 }
                 let _ = client.disconnect().await;
                 // Let the DISCONNECT and the terminations go out.

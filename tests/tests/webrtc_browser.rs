@@ -9,7 +9,9 @@
 #![allow(clippy::unwrap_used)] // a test fails loudly by design
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axon_core::media::audio::{wav_decode, wav_encode};
 use axon_tests::local_ai::espeak_wav;
@@ -26,7 +28,12 @@ fn the_device_page_speaks_over_webrtc_and_a_barge_in_cuts_the_answer() {
         ("AXON_API_TOKEN", OWNER_TOKEN),
         ("AXON_MEDIA_TOKEN", MEDIA_TOKEN),
     ]);
-    let mut media = MediaEndpoint::start(&home.broker, &home.url(), MEDIA_TOKEN, &[]);
+    let endpoint = Mutex::new(MediaEndpoint::start(
+        &home.broker,
+        &home.url(),
+        MEDIA_TOKEN,
+        &[],
+    ));
 
     // The fake microphone: a second of silence (the call is still being set up), then speech.
     let dir = temp_dir("browser-webrtc");
@@ -46,21 +53,53 @@ fn the_device_page_speaks_over_webrtc_and_a_barge_in_cuts_the_answer() {
         .unwrap()
         .join("test-output/web");
     let ws = format!("ws://127.0.0.1:{}/mqtt", home.broker.ws_port());
-    let lines = browser_steps(
-        "webrtc.mjs",
-        &[
-            &home.url(),
-            &ws,
-            &out.display().to_string(),
-            &mic.display().to_string(),
-            &mic_ms.to_string(),
-            OWNER_TOKEN,
-            &first.display().to_string(),
-            &second.display().to_string(),
-        ],
-        Duration::from_secs(240),
-        || format!("{}\nendpoint log:\n{}", home.worker.log(), media.log()),
-    );
+    let restart = dir.join("restart-endpoint");
+    let browser_done = AtomicBool::new(false);
+    let url = home.url();
+    let (lines, first_endpoint) = std::thread::scope(|scope| {
+        // When the page asks (the file appears), the endpoint is stopped (its calls end with
+        // `shutdown`) and a new one started; the file goes once it is ready.
+        let restarter = scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(240);
+            while !restart.exists() {
+                if browser_done.load(Ordering::Relaxed) || Instant::now() > deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let mut guard = endpoint.lock().unwrap();
+            guard.process.interrupt();
+            let old = std::mem::replace(
+                &mut *guard,
+                MediaEndpoint::start(&home.broker, &url, MEDIA_TOKEN, &[]),
+            );
+            let _ = std::fs::remove_file(&restart);
+            Some(old)
+        });
+        let lines = browser_steps(
+            "webrtc.mjs",
+            &[
+                &url,
+                &ws,
+                &out.display().to_string(),
+                &mic.display().to_string(),
+                &mic_ms.to_string(),
+                OWNER_TOKEN,
+                &first.display().to_string(),
+                &second.display().to_string(),
+                &restart.display().to_string(),
+            ],
+            Duration::from_secs(240),
+            || {
+                let log = endpoint.try_lock().map(|m| m.log()).unwrap_or_default();
+                format!("{}\nendpoint log:\n{log}", home.worker.log())
+            },
+        );
+        browser_done.store(true, Ordering::Relaxed);
+        (lines, restarter.join().unwrap())
+    });
+    let mut media = first_endpoint.expect("the page never asked for the endpoint's restart");
+    let mut restarted = endpoint.into_inner().unwrap();
 
     // 1. WebRTC is the page's default, the call connects, and the command is carried out.
     let tab = step(&lines, "webrtc_voice_on_the_device_page");
@@ -106,12 +145,50 @@ fn the_device_page_speaks_over_webrtc_and_a_barge_in_cuts_the_answer() {
         "the barge-in's utterance was not heard: {barge}"
     );
     assert_eq!(barge["voice_sockets"], serde_json::json!([]), "{barge}");
-    // Every command was carried out: the kitchen lamp on (1) and off (2, before the barge-in
-    // cut its spoken answer), then the living room lamp on.
-    assert_eq!(home.sim.wait_tool_calls("kitchen-lamp", "set_power", 2), 2);
+    // The barge-in's utterance was carried out (the living room lamp on).
     assert_eq!(home.sim.wait_tool_calls("living-lamp", "set_power", 1), 1);
     let ended = media.wait_ended("tab-barge", 1);
     assert!(hung_up(&ended), "{ended}");
     assert_eq!(ended["active_calls"], 0, "{ended}");
     assert!(out.join("device-webrtc.png").exists());
+
+    // 3. The endpoint restarts under a connected call: the page shows the drop, calls again
+    //    by itself, and the new call carries a spoken turn.
+    let redial = step(&lines, "the_call_is_made_again_after_the_endpoint_restarts");
+    assert!(
+        redial["link_dropped"]
+            .as_str()
+            .unwrap()
+            .contains("calling again (1 of 3)"),
+        "{redial}"
+    );
+    assert_eq!(redial["phase_dropped"], "connecting", "{redial}");
+    assert_eq!(redial["link"], "WebRTC: connected", "{redial}");
+    assert!(
+        redial["transcript"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("kitchen lamp"),
+        "{redial}"
+    );
+    assert_eq!(
+        redial["voice_error"], "",
+        "the drop's error outlived the new call: {redial}"
+    );
+    assert_eq!(redial["voice_sockets"], serde_json::json!([]), "{redial}");
+    let ended = media.wait_ended("tab-redial", 1);
+    assert!(
+        ended["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("shutdown"),
+        "{ended}"
+    );
+    let ended = restarted.wait_ended("tab-redial", 1);
+    assert!(hung_up(&ended), "{ended}");
+    assert_eq!(ended["active_calls"], 0, "{ended}");
+    // Every spoken command reached the kitchen lamp once: on (1), off before the barge-in
+    // cut its spoken answer (2), and off again over the call made again (3).
+    assert_eq!(home.sim.wait_tool_calls("kitchen-lamp", "set_power", 3), 3);
 }

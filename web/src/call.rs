@@ -418,10 +418,14 @@ impl Call {
         let ui = self.inner.borrow().ui;
         match pc.connection_state() {
             web_sys::RtcPeerConnectionState::Connected => {
-                {
+                let again = {
                     let mut inner = self.inner.borrow_mut();
                     inner.connected = true;
-                    inner.ever_connected = true;
+                    std::mem::replace(&mut inner.ever_connected, true)
+                };
+                // Called again after a drop: the drop's error is over.
+                if again {
+                    ui.error.set(String::new());
                 }
                 ui.link.set("WebRTC: connected".into());
                 if ui.phase.get_untracked() == "connecting" {
