@@ -83,7 +83,13 @@ async fn the_virtual_device_comes_online_over_the_browser_mqtt_session() {
         panic!("AXON_TEST_BROKER_WS is unset at build time: run scripts/test.sh, which starts a broker")
     };
     let ui = DeviceUi::new();
-    wasm_bindgen_futures::spawn_local(web::device::run(ui, "tab-wbt".into(), url.into(), None));
+    wasm_bindgen_futures::spawn_local(web::device::run(
+        ui,
+        "tab-wbt".into(),
+        url.into(),
+        None,
+        web::device::Link::new("tab-wbt"),
+    ));
     for _ in 0..100 {
         if ui.status.get_untracked() == "online" {
             return;
@@ -91,6 +97,36 @@ async fn the_virtual_device_comes_online_over_the_browser_mqtt_session() {
         web::util::sleep(100).await;
     }
     panic!("not online after 10 s: {}", ui.status.get_untracked());
+}
+
+/// A tab's calls take only what arrives on its own device's `$webrtc/{id}` and
+/// `$message/{id}`: not another device's, not the proxy topics (what the tab itself sends), not
+/// anything else on the session.
+#[wasm_bindgen_test]
+fn a_call_link_takes_only_its_own_devices_call_topics() {
+    let link = web::device::Link::new("tab-calls")
+        .call()
+        .expect("a valid device id has a call link");
+    assert_eq!(
+        link.topics(),
+        [
+            "$webrtc/tab-calls".to_string(),
+            "$message/tab-calls".to_string()
+        ]
+    );
+    assert!(link.deliver("$webrtc/tab-calls", b"{}"));
+    assert!(link.deliver("$message/tab-calls", b"{}"));
+    for topic in [
+        "$webrtc/other-tab",
+        "$message/other-tab",
+        "$webrtc/tab-calls/multimedia_proxy",
+        "$message/tab-calls/multimedia_proxy",
+        "axon/telemetry/tab-calls",
+        "$webrtc",
+    ] {
+        assert!(!link.deliver(topic, b"{}"), "{topic}");
+    }
+    assert!(web::device::Link::new("not a device id!").call().is_none());
 }
 
 #[wasm_bindgen_test]
@@ -102,6 +138,7 @@ async fn a_broker_that_is_not_there_is_reported_not_hidden() {
         "tab-nobroker".into(),
         "ws://127.0.0.1:9/mqtt".into(),
         None,
+        web::device::Link::new("tab-nobroker"),
     ));
     for _ in 0..50 {
         let s = ui.status.get_untracked();
