@@ -29,6 +29,7 @@
 //! | `AXON_VLM_MODEL` | `AXON_LLM_MODEL`, else `gpt-4o-mini` | the vision model |
 //! | `AXON_VLM_API_KEY` (secret) | `AXON_LLM_API_KEY` | bearer key for `openai` |
 //! | `AXON_SERVER_NAME_FILTERS` | `axon/#` | server-name filters for discovery, comma-separated (a device built on another SDK may be named outside `axon/`); the broker's `MCP-SERVER-NAME-FILTERS` wins |
+//! | `AXON_MCP_PAGE_TOOLS` | 500 | tools per `/mcp` `tools/list` page (1–5000; clients follow `nextCursor`) |
 //! | `AXON_ALLOWED_ORIGINS` | none | other sites' origins a browser may call the worker from (comma-separated; `*` is refused) |
 
 use axon_core::agent::turn::DEFAULT_PERSONA;
@@ -121,6 +122,9 @@ pub struct Config {
     /// Endpointing silence for voice sessions.
     pub vad_silence_ms: u32,
     pub vad_pause_ms: u32,
+    /// Tools per `/mcp` `tools/list` page (`AXON_MCP_PAGE_TOOLS`, default
+    /// `gateway::TOOLS_PER_PAGE`).
+    pub mcp_page_tools: usize,
     /// End an utterance at a pause when it is a whole command (`AXON_VOICE_SEMANTIC_ENDPOINT`,
     /// on unless `off`; it needs early ASR, `AXON_VAD_PAUSE_MS` above 0).
     pub semantic_endpoint: bool,
@@ -336,6 +340,17 @@ impl Config {
                 0
             }
         };
+        let page_default = axon_core::protocol::mcp::gateway::TOOLS_PER_PAGE;
+        let mcp_page_tools = match var(env, "AXON_MCP_PAGE_TOOLS").map(|s| s.parse::<usize>()) {
+            None => page_default,
+            Some(Ok(n)) if (1..=5000).contains(&n) => n,
+            Some(_) => {
+                problem = Some(format!(
+                    "AXON_MCP_PAGE_TOOLS must be 1 to 5000 ({page_default} is used)"
+                ));
+                page_default
+            }
+        };
         let semantic_endpoint = match var(env, "AXON_VOICE_SEMANTIC_ENDPOINT")
             .as_deref()
             .map(str::trim)
@@ -379,6 +394,7 @@ impl Config {
             tts,
             vad_silence_ms,
             vad_pause_ms,
+            mcp_page_tools,
             semantic_endpoint,
             speech_cache,
             asr_prompt,

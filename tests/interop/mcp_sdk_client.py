@@ -8,7 +8,7 @@ import asyncio
 import json
 import sys
 
-from mcp import ClientSession, MCPError
+from mcp import ClientSession, MCPError, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
@@ -26,9 +26,18 @@ async def main(url, token, tool, args):
                 init = await session.initialize()
                 say(step="initialize", protocol=init.protocol_version, server=init.server_info.name,
                     list_changed=bool(init.capabilities.tools and init.capabilities.tools.list_changed))
-                listed = await session.list_tools()
-                say(step="list", names=[t.name for t in listed.tools],
-                    titles={t.name: t.title for t in listed.tools})
+                # Every page, following nextCursor (the Hub pages the aggregated list).
+                tools, pages, cursor = [], 0, None
+                while True:
+                    params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+                    listed = await session.list_tools(params=params)
+                    tools.extend(listed.tools)
+                    pages += 1
+                    cursor = listed.next_cursor
+                    if not cursor or pages > 1000:
+                        break
+                say(step="list", names=[t.name for t in tools], pages=pages,
+                    titles={t.name: t.title for t in tools})
                 result = await session.call_tool(tool, args)
                 say(step="call", is_error=result.is_error,
                     structured=result.structured_content,

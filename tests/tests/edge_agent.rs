@@ -31,6 +31,8 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
         &[
             ("AXON_PERMISSIONS", "kitchen-plug.set_power=deny"),
             ("AXON_MCP_TOKEN", TOKEN),
+            // Small pages, so that the SDK's listing below follows `nextCursor`.
+            ("AXON_MCP_PAGE_TOOLS", "8"),
             // `*` is refused (one rule, read once in config.rs); the listed origin counts.
             ("AXON_ALLOWED_ORIGINS", "*, http://shop.example"),
         ],
@@ -233,6 +235,12 @@ fn chat_confirm_deny_events_memory_and_mcp_against_the_demo_home() {
     assert!(tool_names.contains(&"kitchen-lamp.set_power"));
     assert!(tool_names.contains(&"front-door.unlock"));
     assert!(tool_names.len() >= 30, "{tool_names:?}");
+    // Paged (8 tools a page, whole devices), and every tool listed once.
+    assert!(listed["pages"].as_u64().unwrap() >= 3, "{listed}");
+    let mut unique = tool_names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), tool_names.len(), "{tool_names:?}");
     assert_eq!(
         listed["titles"]["kitchen-lamp.set_power"],
         "Kitchen lamp: Switch power"

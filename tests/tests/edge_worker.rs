@@ -23,6 +23,46 @@ fn the_hub_discovers_the_demo_home_and_calls_tools_over_http() {
     assert_eq!(status, 200);
     let devices = list["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 13);
+    assert!(list.get("next").is_none(), "one page: {list}");
+    // Page by page: 5, 5, 3, in device id order, each device once; `next` only while more follow.
+    let mut paged = Vec::new();
+    let mut path = "/api/devices?limit=5".to_string();
+    loop {
+        let (status, page) = worker.get(&path);
+        assert_eq!(status, 200, "{page}");
+        paged.extend(
+            page["devices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["device_id"].as_str().unwrap().to_string()),
+        );
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/devices?limit=5&after={next}"),
+            None => break,
+        }
+    }
+    let mut whole: Vec<String> = devices
+        .iter()
+        .map(|d| d["device_id"].as_str().unwrap().to_string())
+        .collect();
+    whole.sort();
+    assert_eq!(paged, whole);
+    // Bad paging is refused with what to use, and lists nothing.
+    for bad in [
+        "/api/devices?limit=0",
+        "/api/devices?limit=all",
+        "/api/devices?after=no%20such!",
+    ] {
+        let (status, e) = worker.get(bad);
+        assert_eq!(status, 400, "{bad}: {e}");
+        assert!(e.get("devices").is_none(), "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains("after")
+                || e["error"]["message"].as_str().unwrap().contains("limit"),
+            "{e}"
+        );
+    }
     let lamp = devices
         .iter()
         .find(|d| d["device_id"] == "kitchen-lamp")

@@ -429,8 +429,20 @@ pub fn ConsolePage() -> impl IntoView {
     let live = RwSignal::new("connecting".to_string());
     let refresh = move || {
         leptos::task::spawn_local(async move {
-            if let Ok((200, v)) = fetch_json("GET", "/api/devices", None).await {
-                devices.set(rows(&v));
+            // Every page of the registry (a big site has several; README "HTTP API").
+            let mut all = Vec::new();
+            let mut url = "/api/devices".to_string();
+            while let Ok((200, mut v)) = fetch_json("GET", &url, None).await {
+                if let Some(page) = v["devices"].as_array_mut() {
+                    all.append(page);
+                }
+                match v["next"].as_str() {
+                    Some(next) => url = format!("/api/devices?after={next}"),
+                    None => {
+                        devices.set(rows(&serde_json::json!({ "devices": all })));
+                        break;
+                    }
+                }
             }
         })
     };

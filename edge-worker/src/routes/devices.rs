@@ -12,15 +12,28 @@ use axon_core::protocol::tool::{authorize, Caller, Verdict};
 use serde_json::{json, Value};
 use worker::{Request, Response, Result};
 
-use crate::http::{error_response, status_of};
+use crate::http::{error_response, query, status_of};
 use crate::hub::Ctx;
+use axon_core::protocol::mcp::gateway;
 use axon_core::trust::access::{Access, Action, Principal};
 
-/// `GET /api/devices`.
-pub fn list(ctx: &Ctx) -> Result<Response> {
+/// `GET /api/devices[?after=ID][&limit=N]`: a page of the registry in device id order, with
+/// `next` (the `after` of the next page) when more follow.
+pub fn list(ctx: &Ctx, req: &Request) -> Result<Response> {
+    let (after, limit) = match gateway::devices_query(
+        query(req, "after")?.as_deref(),
+        query(req, "limit")?.as_deref(),
+    ) {
+        Ok(q) => q,
+        Err(e) => return error_response(400, &e),
+    };
     ctx.registry(|c| {
-        let devices: Vec<&axon_core::protocol::mcp::client::DeviceInfo> = c.devices().collect();
-        Response::from_json(&json!({ "devices": devices }))
+        let (devices, next) = gateway::devices_page(c, after.as_deref(), limit);
+        let mut body = json!({ "devices": devices });
+        if let Some(n) = next {
+            body["next"] = json!(n);
+        }
+        Response::from_json(&body)
     })
 }
 

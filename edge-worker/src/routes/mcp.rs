@@ -100,10 +100,8 @@ pub async fn handle(ctx: &Ctx, mut req: Request) -> Result<Response> {
     }
     // A Hub that has just started lists its devices once it has discovered them.
     ctx.settle_discovery().await;
-    let outcome = ctx.registry(|c| {
-        let devices: Vec<&axon_core::protocol::mcp::client::DeviceInfo> = c.devices().collect();
-        gateway::handle(&body, devices.iter().copied(), &ctx.config().policy)
-    });
+    let outcome = ctx
+        .registry(|c| gateway::handle(&body, c, &ctx.config().policy, ctx.config().mcp_page_tools));
     match outcome {
         GatewayOutcome::Accepted => Ok(Response::empty()?.with_status(202)),
         GatewayOutcome::Reply {

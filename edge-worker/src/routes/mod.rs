@@ -237,7 +237,7 @@ pub async fn dispatch(ctx: &Ctx, req: Request) -> Result<Response> {
     }
     match route {
         Route::Health => Response::from_json(&ctx.health(who.sees_details())),
-        Route::Devices => devices::list(ctx),
+        Route::Devices => devices::list(ctx, &req),
         Route::Device(id) => devices::detail(ctx, &id),
         Route::CallTool(id, tool) => devices::call_tool(ctx, req, &id, &tool, &who).await,
         Route::Chat => chat::start(ctx, req, &who).await,

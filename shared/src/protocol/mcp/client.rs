@@ -325,6 +325,19 @@ impl McpClient {
         self.devices.values()
     }
 
+    /// The devices after `after` (every device when `None`), in device id order: a page of a
+    /// listing, read from its cursor rather than from the start.
+    pub fn devices_after(&self, after: Option<&str>) -> impl Iterator<Item = &DeviceInfo> {
+        use std::ops::Bound;
+        let from = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Unbounded,
+        };
+        self.devices
+            .range::<str, _>((from, Bound::Unbounded))
+            .map(|(_, d)| d)
+    }
+
     /// The device with this device id.
     pub fn device(&self, device_id: &str) -> Option<&DeviceInfo> {
         self.devices.get(device_id)

@@ -11,7 +11,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::protocol::jsonrpc::{self, code, ErrorObject, Message, RequestId};
-use crate::protocol::mcp::client::{DeviceInfo, DeviceState};
+use crate::protocol::mcp::client::{DeviceInfo, DeviceState, McpClient};
+use crate::protocol::mcp::topics::DeviceId;
 use crate::protocol::mcp::types::{
     CallToolResult, LATEST_PROTOCOL_VERSION, META_DEVICE_ID, META_ERROR_CODE,
 };
@@ -69,8 +70,84 @@ fn error(id: Option<RequestId>, e: ErrorObject, status: u16) -> GatewayOutcome {
     }
 }
 
-/// The aggregated tool list: the original schemas, annotations and `_meta`, plus
-/// `_meta["axon/device-id"]`, titled `{device title}: {tool title}`.
+/// Tools on one `tools/list` page, unless the Hub is configured otherwise
+/// (`AXON_MCP_PAGE_TOOLS`): a site of 10,000 devices has ~30,000 tools, which a client reads
+/// page by page, following `nextCursor`.
+pub const TOOLS_PER_PAGE: usize = 500;
+
+/// Where the gateway finds devices: by id, and in device id order from a point, so that a
+/// page is read without a scan from the start and a call without a scan at all.
+pub trait Registry {
+    /// The device with this id.
+    fn device(&self, device_id: &str) -> Option<&DeviceInfo>;
+    /// The devices after `after` (all when `None`), in device id order.
+    fn devices_after<'a>(
+        &'a self,
+        after: Option<&str>,
+    ) -> Box<dyn Iterator<Item = &'a DeviceInfo> + 'a>;
+}
+
+impl Registry for McpClient {
+    fn device(&self, device_id: &str) -> Option<&DeviceInfo> {
+        McpClient::device(self, device_id)
+    }
+    fn devices_after<'a>(
+        &'a self,
+        after: Option<&str>,
+    ) -> Box<dyn Iterator<Item = &'a DeviceInfo> + 'a> {
+        Box::new(McpClient::devices_after(self, after))
+    }
+}
+
+/// A plain list (tests, tools): scanned, sorted on each call.
+impl Registry for [DeviceInfo] {
+    fn device(&self, device_id: &str) -> Option<&DeviceInfo> {
+        self.iter().find(|d| d.device_id.as_str() == device_id)
+    }
+    fn devices_after<'a>(
+        &'a self,
+        after: Option<&str>,
+    ) -> Box<dyn Iterator<Item = &'a DeviceInfo> + 'a> {
+        let mut v: Vec<&DeviceInfo> = self
+            .iter()
+            .filter(|d| after.is_none_or(|a| d.device_id.as_str() > a))
+            .collect();
+        v.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+        Box::new(v.into_iter())
+    }
+}
+
+/// One device's tools as the aggregated list shows them: the original schemas, annotations and
+/// `_meta`, plus `_meta["axon/device-id"]`, named `{device_id}.{tool}` and titled
+/// `{device title}: {tool title}`.
+fn device_tools(d: &DeviceInfo, out: &mut Vec<Value>) {
+    let device_title = d
+        .meta
+        .title
+        .clone()
+        .unwrap_or_else(|| d.device_id.to_string());
+    for t in d.tools.iter() {
+        let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+        let Some(obj) = v.as_object_mut() else {
+            continue;
+        };
+        obj.insert("name".into(), json!(format!("{}.{}", d.device_id, t.name)));
+        let tool_title = t.title.clone().unwrap_or_else(|| t.name.replace('_', " "));
+        obj.insert(
+            "title".into(),
+            json!(format!("{device_title}: {tool_title}")),
+        );
+        let meta = obj
+            .entry("_meta")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(m) = meta.as_object_mut() {
+            m.insert(META_DEVICE_ID.into(), json!(d.device_id));
+        }
+        out.push(v);
+    }
+}
+
+/// The aggregated tool list of every ready device, in device id order.
 pub fn tools<'a>(devices: impl IntoIterator<Item = &'a DeviceInfo>) -> Vec<Value> {
     let mut devices: Vec<&DeviceInfo> = devices
         .into_iter()
@@ -79,32 +156,87 @@ pub fn tools<'a>(devices: impl IntoIterator<Item = &'a DeviceInfo>) -> Vec<Value
     devices.sort_by(|a, b| a.device_id.cmp(&b.device_id));
     let mut out = Vec::new();
     for d in devices {
-        let device_title = d
-            .meta
-            .title
-            .clone()
-            .unwrap_or_else(|| d.device_id.to_string());
-        for t in &d.tools {
-            let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
-            let Some(obj) = v.as_object_mut() else {
-                continue;
-            };
-            obj.insert("name".into(), json!(format!("{}.{}", d.device_id, t.name)));
-            let tool_title = t.title.clone().unwrap_or_else(|| t.name.replace('_', " "));
-            obj.insert(
-                "title".into(),
-                json!(format!("{device_title}: {tool_title}")),
-            );
-            let meta = obj
-                .entry("_meta")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Some(m) = meta.as_object_mut() {
-                m.insert(META_DEVICE_ID.into(), json!(d.device_id));
-            }
-            out.push(v);
-        }
+        device_tools(d, &mut out);
     }
     out
+}
+
+/// One page of the aggregated tool list: the tools of the ready devices after `cursor`, whole
+/// devices only (a device's tools never straddle two pages), until at least `per_page` tools;
+/// and the cursor of the next page (the last device id on this one) when more devices follow.
+/// The cursor is a position in device id order, not an offset, so devices coming and going
+/// between pages neither repeat nor skip the others.
+pub fn tools_page<R: Registry + ?Sized>(
+    registry: &R,
+    cursor: Option<&str>,
+    per_page: usize,
+) -> (Vec<Value>, Option<String>) {
+    let mut out = Vec::new();
+    let mut ready = registry
+        .devices_after(cursor)
+        .filter(|d| d.state == DeviceState::Ready)
+        .peekable();
+    while let Some(d) = ready.next() {
+        device_tools(d, &mut out);
+        if out.len() >= per_page.max(1) {
+            let next = ready.peek().map(|_| d.device_id.to_string());
+            return (out, next);
+        }
+    }
+    (out, None)
+}
+
+/// Devices on one `GET /api/devices` page unless `limit` asks for fewer or more.
+pub const DEVICES_PER_PAGE: usize = 500;
+/// The most devices one `GET /api/devices` page holds.
+pub const DEVICES_PAGE_MAX: usize = 2000;
+
+/// Reads `GET /api/devices`'s `after` and `limit` (each optional): where the page starts and
+/// how many devices it holds, or what is wrong with them.
+pub fn devices_query(
+    after: Option<&str>,
+    limit: Option<&str>,
+) -> Result<(Option<String>, usize), ErrorObject> {
+    let after = match after {
+        None => None,
+        Some(a) => Some(
+            DeviceId::new(a)
+                .map_err(|_| {
+                    ErrorObject::invalid_params(format!(
+                        "after={a:?} is not a device id: use the `next` of the previous page"
+                    ))
+                })?
+                .to_string(),
+        ),
+    };
+    let limit = match limit {
+        None => DEVICES_PER_PAGE,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=DEVICES_PAGE_MAX).contains(n))
+            .ok_or_else(|| {
+                ErrorObject::invalid_params(format!(
+                    "limit={l:?}: a number of devices from 1 to {DEVICES_PAGE_MAX}"
+                ))
+            })?,
+    };
+    Ok((after, limit))
+}
+
+/// One page of `GET /api/devices`: up to `limit` devices after `after` in device id order,
+/// and the `next` cursor (the last device id on the page) when more follow.
+pub fn devices_page<'a, R: Registry + ?Sized>(
+    registry: &'a R,
+    after: Option<&str>,
+    limit: usize,
+) -> (Vec<&'a DeviceInfo>, Option<String>) {
+    let mut page: Vec<&DeviceInfo> = registry.devices_after(after).take(limit + 1).collect();
+    let next = (page.len() > limit).then(|| {
+        page.truncate(limit);
+        page.last().map(|d| d.device_id.to_string())
+    });
+    (page, next.flatten())
 }
 
 /// The notification `/mcp` streams when devices come or go.
@@ -112,11 +244,13 @@ pub fn list_changed() -> Value {
     Message::notification("notifications/tools/list_changed", None).to_value()
 }
 
-/// Handles one POSTed JSON-RPC message.
-pub fn handle<'a>(
+/// Handles one POSTed JSON-RPC message; `tools/list` answers `tools_per_page` tools a page
+/// ([`TOOLS_PER_PAGE`] unless configured).
+pub fn handle<R: Registry + ?Sized>(
     body: &[u8],
-    devices: impl IntoIterator<Item = &'a DeviceInfo> + Clone,
+    registry: &R,
     policy: &SitePolicy,
+    tools_per_page: usize,
 ) -> GatewayOutcome {
     let msg = match jsonrpc::parse(body) {
         Ok(m) => m,
@@ -154,7 +288,27 @@ pub fn handle<'a>(
             }
         }
         "ping" => reply(req.id, json!({})),
-        "tools/list" => reply(req.id, json!({"tools": tools(devices)})),
+        "tools/list" => {
+            let cursor = match params.get("cursor") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(c)) if DeviceId::new(c.as_str()).is_ok() => Some(c.as_str()),
+                Some(other) => {
+                    return error(
+                        Some(req.id),
+                        ErrorObject::invalid_params(format!(
+                            "invalid cursor {other}: use the nextCursor of the previous page"
+                        )),
+                        200,
+                    )
+                }
+            };
+            let (tools, next) = tools_page(registry, cursor, tools_per_page);
+            let mut result = json!({ "tools": tools });
+            if let Some(n) = next {
+                result["nextCursor"] = json!(n);
+            }
+            reply(req.id, result)
+        }
         "tools/call" => {
             let Some(name) = params.get("name").and_then(Value::as_str) else {
                 return error(
@@ -176,11 +330,7 @@ pub fn handle<'a>(
                     200,
                 );
             };
-            let device = devices
-                .clone()
-                .into_iter()
-                .find(|d| d.device_id == device_id);
-            let Some(device) = device else {
+            let Some(device) = registry.device(device_id) else {
                 return reply(
                     req.id,
                     error_result(&ErrorObject::new(
@@ -315,7 +465,12 @@ mod tests {
 
     fn call(name: &str, args: Value) -> GatewayOutcome {
         let body = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":name,"arguments":args}});
-        handle(body.to_string().as_bytes(), &home(), &SitePolicy::new())
+        handle(
+            body.to_string().as_bytes(),
+            home().as_slice(),
+            &SitePolicy::new(),
+            TOOLS_PER_PAGE,
+        )
     }
 
     fn body(o: GatewayOutcome) -> Value {
@@ -329,8 +484,9 @@ mod tests {
     fn initialize_negotiates_and_starts_a_session() {
         let o = handle(
             br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
-            &home(),
+            home().as_slice(),
             &SitePolicy::new(),
+            TOOLS_PER_PAGE,
         );
         let GatewayOutcome::Reply {
             body, initialized, ..
@@ -343,8 +499,9 @@ mod tests {
         assert_eq!(body["result"]["capabilities"]["tools"]["listChanged"], true);
         let o = handle(
             br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"1999-01-01"}}"#,
-            &home(),
+            home().as_slice(),
             &SitePolicy::new(),
+            TOOLS_PER_PAGE,
         );
         assert_eq!(
             body_of(o)["result"]["protocolVersion"],
@@ -360,8 +517,9 @@ mod tests {
     fn tools_are_listed_by_dotted_name_for_ready_devices_only() {
         let b = body(handle(
             br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
-            &home(),
+            home().as_slice(),
             &SitePolicy::new(),
+            TOOLS_PER_PAGE,
         ));
         let tools = b["result"]["tools"].as_array().unwrap();
         let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
@@ -421,7 +579,12 @@ mod tests {
 
     #[test]
     fn malformed_bodies_get_a_json_rpc_error_and_notifications_are_accepted() {
-        let o = handle(b"{oops", &home(), &SitePolicy::new());
+        let o = handle(
+            b"{oops",
+            home().as_slice(),
+            &SitePolicy::new(),
+            TOOLS_PER_PAGE,
+        );
         let GatewayOutcome::Reply { status, body, .. } = o else {
             panic!()
         };
@@ -431,15 +594,17 @@ mod tests {
         assert_eq!(
             handle(
                 br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-                &home(),
-                &SitePolicy::new()
+                home().as_slice(),
+                &SitePolicy::new(),
+                TOOLS_PER_PAGE,
             ),
             GatewayOutcome::Accepted
         );
         let m = body_of(handle(
             br#"{"jsonrpc":"2.0","id":"x","method":"resources/list"}"#,
-            &home(),
+            home().as_slice(),
             &SitePolicy::new(),
+            TOOLS_PER_PAGE,
         ));
         assert_eq!(m["error"]["code"], code::METHOD_NOT_FOUND);
         assert_eq!(m["id"], "x");
@@ -458,5 +623,134 @@ mod tests {
         );
         let args = call_result(RequestId::Number(1), Err(ErrorObject::invalid_params("x")));
         assert_eq!(args["error"]["code"], code::INVALID_PARAMS);
+    }
+
+    /// A site of 10,000 lamps (30,000 tools, a few offline) read page by page: every ready
+    /// device's tools exactly once, in order, whole devices per page; a device that comes or
+    /// goes between pages neither repeats nor skips the others; a bad cursor is refused.
+    #[test]
+    fn thirty_thousand_tools_are_listed_page_by_page() {
+        let template = home().remove(0);
+        let mk = |i: usize| {
+            let mut d = template.clone();
+            d.device_id = DeviceId::new(format!("lamp-{i:05}")).unwrap();
+            if i % 1000 == 7 {
+                d.state = DeviceState::Offline;
+            }
+            d
+        };
+        let mut site: Vec<DeviceInfo> = (0..10_000).map(mk).collect();
+        let list = |site: &[DeviceInfo], cursor: Option<&str>| {
+            let req = match cursor {
+                None => json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
+                Some(c) => {
+                    json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"cursor":c}})
+                }
+            };
+            body(handle(
+                req.to_string().as_bytes(),
+                site,
+                &SitePolicy::new(),
+                TOOLS_PER_PAGE,
+            ))["result"]
+                .clone()
+        };
+        let mut names = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let r = list(&site, cursor.as_deref());
+            let tools = r["tools"].as_array().unwrap();
+            // Whole devices: a page holds at least TOOLS_PER_PAGE tools unless it is the last,
+            // and never more than one device's worth beyond it.
+            assert!(tools.len() < TOOLS_PER_PAGE + 3, "{}", tools.len());
+            names.extend(
+                tools
+                    .iter()
+                    .map(|t| t["name"].as_str().unwrap().to_string()),
+            );
+            pages += 1;
+            if pages == 3 {
+                // Between pages: a device before the cursor goes away, one after it comes.
+                site.retain(|d| d.device_id.as_str() != "lamp-00000");
+                site.push(mk(10_001));
+            }
+            match r["nextCursor"].as_str() {
+                Some(c) => {
+                    assert!(tools.len() >= TOOLS_PER_PAGE);
+                    cursor = Some(c.to_string());
+                }
+                None => break,
+            }
+        }
+        let ready = 10_000 - 10 + 1;
+        assert_eq!(names.len(), ready * 3);
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "a tool was listed twice");
+        assert!(names.iter().any(|n| n == "lamp-10001.set_power"));
+        assert!(!names.iter().any(|n| n.starts_with("lamp-00007.")));
+        assert_eq!(pages, (ready * 3).div_ceil(501));
+        // A cursor that is not a device id is refused with what to do.
+        for bad in [json!(42), json!("not a device!")] {
+            let req = json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"cursor":bad}});
+            let b = body(handle(
+                req.to_string().as_bytes(),
+                site.as_slice(),
+                &SitePolicy::new(),
+                TOOLS_PER_PAGE,
+            ));
+            assert_eq!(b["error"]["code"], code::INVALID_PARAMS, "{b}");
+            assert!(b["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("nextCursor"));
+        }
+    }
+
+    /// `/api/devices` pages: in order, each device once, `next` only when more follow; bad
+    /// `after` and `limit` are refused with what to use.
+    #[test]
+    fn devices_are_listed_page_by_page() {
+        let template = home().remove(0);
+        let site: Vec<DeviceInfo> = (0..1234)
+            .map(|i| {
+                let mut d = template.clone();
+                d.device_id = DeviceId::new(format!("d-{i:04}")).unwrap();
+                d
+            })
+            .collect();
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (after_q, limit) =
+                devices_query(after.as_deref(), Some("500")).expect("a good query");
+            let (page, next) = devices_page(site.as_slice(), after_q.as_deref(), limit);
+            seen.extend(page.iter().map(|d| d.device_id.to_string()));
+            match next {
+                Some(n) => {
+                    assert_eq!(page.len(), 500);
+                    after = Some(n);
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 1234);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]));
+        // Exactly one page: no `next`.
+        let (page, next) = devices_page(site.as_slice(), None, 1234);
+        assert_eq!((page.len(), next), (1234, None));
+        assert_eq!(devices_query(None, None).unwrap(), (None, DEVICES_PER_PAGE));
+        for (after, limit, says) in [
+            (Some("no such id!"), None, "not a device id"),
+            (None, Some("0"), "from 1 to"),
+            (None, Some("lots"), "from 1 to"),
+            (None, Some("999999"), "from 1 to"),
+        ] {
+            let e = devices_query(after, limit).unwrap_err();
+            assert_eq!(e.code, code::INVALID_PARAMS);
+            assert!(e.message.contains(says), "{}", e.message);
+        }
     }
 }
