@@ -67,12 +67,19 @@ fn progress(msg: &str) {
 pub async fn run(broker: &BrokerAddr, o: &BenchOptions) -> Result<(), SimError> {
     // Memory first: heap that later phases free would be reused by the new boards and hide
     // their cost (200 boards measured last once showed 0 KB).
-    let memory = if o.rss_devices > 0 {
-        progress(&format!("memory: starting {} boards", o.rss_devices));
-        Some(memory_per_board(broker, o.rss_devices, &o.credentials).await?)
-    } else {
-        None
-    };
+    // The lean boards go first: the rumqttc fleet after them may reuse heap they freed, which
+    // can only make the baseline look smaller and the ratio less flattering, never more.
+    let mut memory = Vec::new();
+    if o.rss_devices > 0 {
+        for link in [fleet::Link::Lean, fleet::Link::Rumqttc] {
+            progress(&format!(
+                "memory: starting {} {} boards",
+                o.rss_devices,
+                link_name(link)
+            ));
+            memory.push(memory_per_board(broker, o.rss_devices, &o.credentials, link).await?);
+        }
+    }
 
     progress("starting 4 lamp boards and a client");
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -80,7 +87,7 @@ pub async fn run(broker: &BrokerAddr, o: &BenchOptions) -> Result<(), SimError> 
     let specs: Vec<DeviceSpec> = (1..=4)
         .map(|i| bench_spec(&format!("bench-lamp-{i}"), &o.credentials))
         .collect();
-    let handles = fleet::start(specs, broker, reports_tx, shutdown_rx);
+    let handles = fleet::start(specs, broker, reports_tx, shutdown_rx, fleet::Link::Rumqttc);
     let options = ControllerOptions {
         credentials: o.credentials.clone(),
         ..ControllerOptions::default()
@@ -160,27 +167,33 @@ pub async fn run(broker: &BrokerAddr, o: &BenchOptions) -> Result<(), SimError> 
     for (c, rate) in &throughput {
         println!("| {c} | {rate:.0} |");
     }
-    if let Some(m) = memory {
+    if !memory.is_empty() {
         println!("\n### Memory (VmRSS of this process; goal ≤ 20 KB per board)\n");
-        println!("| boards | when | RSS added | per board |");
-        println!("|---:|---|---:|---:|");
-        for (when, kb) in [
-            ("all online".to_string(), m.online_kb),
-            (
-                format!(
-                    "after {} s of telemetry every {} ms",
-                    MEMORY_RUN.as_secs(),
-                    MEMORY_TELEMETRY.as_millis()
-                ),
-                m.running_kb,
-            ),
-        ] {
-            println!(
-                "| {} | {when} | {:.1} MB | {:.1} KB |",
-                m.boards,
-                kb / 1024.0,
-                kb / m.boards as f64
-            );
+        println!("| board | boards | when | RSS added | per board | ratio to rumqttc |");
+        println!("|---|---:|---|---:|---:|---:|");
+        let running = format!(
+            "after {} s of telemetry every {} ms",
+            MEMORY_RUN.as_secs(),
+            MEMORY_TELEMETRY.as_millis()
+        );
+        let base = memory.iter().find(|m| m.link == fleet::Link::Rumqttc);
+        for m in &memory {
+            for (when, kb, base_kb) in [
+                ("all online", m.online_kb, base.map(|b| b.online_kb)),
+                (running.as_str(), m.running_kb, base.map(|b| b.running_kb)),
+            ] {
+                println!(
+                    "| {} | {} | {when} | {:.1} MB | {:.1} KB | {} |",
+                    link_name(m.link),
+                    m.boards,
+                    kb / 1024.0,
+                    kb / m.boards as f64,
+                    base_kb
+                        .filter(|b| *b > 0.0)
+                        .map(|b| format!("{:.2}×", kb / b))
+                        .unwrap_or_else(|| "–".into()),
+                );
+            }
         }
     }
     Ok(())
@@ -348,8 +361,17 @@ const MEMORY_TELEMETRY: Duration = Duration::from_millis(200);
 /// How long the boards run before the second memory reading.
 const MEMORY_RUN: Duration = Duration::from_secs(5);
 
+/// What the memory table calls a link.
+fn link_name(link: fleet::Link) -> &'static str {
+    match link {
+        fleet::Link::Lean => "lean (axon-core session)",
+        fleet::Link::Rumqttc => "rumqttc",
+    }
+}
+
 /// RSS added by a fleet, in KB.
 struct Memory {
+    link: fleet::Link,
     boards: usize,
     /// When the last board reported online.
     online_kb: f64,
@@ -362,6 +384,7 @@ async fn memory_per_board(
     broker: &BrokerAddr,
     n: usize,
     credentials: &Option<Credentials>,
+    link: fleet::Link,
 ) -> Result<Memory, SimError> {
     let before = vm_rss_kb().unwrap_or(0.0);
     let options = fleet::FleetOptions {
@@ -379,7 +402,7 @@ async fn memory_per_board(
     for s in &mut specs {
         s.credentials = credentials.clone();
     }
-    let handles = fleet::start(specs, broker, reports_tx, shutdown_rx);
+    let handles = fleet::start(specs, broker, reports_tx, shutdown_rx, link);
     let mut online = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while online < n {
@@ -416,6 +439,7 @@ async fn memory_per_board(
         let _ = h.await;
     }
     Ok(Memory {
+        link,
         boards: n,
         online_kb: online_kb.max(0.0),
         running_kb: running_kb.max(0.0),

@@ -14,7 +14,7 @@ use axon_core::protocol::mcp::server::{DeviceConfig, McpServer, ServerEvent};
 use axon_core::protocol::mcp::topics::{self, DeviceId};
 use axon_core::protocol::mcp::types::{Implementation, Tool};
 use axon_core::time::Rng;
-use axon_core::transport::link::Credentials;
+use axon_core::transport::link::{Credentials, Publish, QoS};
 use rumqttc::v5::mqttbytes::QoS as RQoS;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -91,25 +91,7 @@ pub async fn run(
     reports: mpsc::UnboundedSender<BoardReport>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SimError> {
-    let mut hw =
-        profiles::profile(&spec.kind).ok_or_else(|| SimError::Profile(spec.kind.clone()))?;
-    let mut config = DeviceConfig::new(
-        DeviceId::new(spec.id.clone()).map_err(axon_core::Error::from)?,
-        spec.kind.clone(),
-        hw.description(),
-        shared_tools(&spec.kind, hw.tools()),
-    );
-    config.room = spec.room.clone();
-    config.title = spec.title.clone();
-    config.site = spec.site.clone();
-    config.fw = Some(env!("CARGO_PKG_VERSION").into());
-    config.credentials = spec.credentials.clone();
-    config.server_info = Implementation {
-        name: format!("axon-sim-{}", spec.kind),
-        title: spec.title.clone(),
-        version: env!("CARGO_PKG_VERSION").into(),
-    };
-    let mut server = McpServer::new(config)?;
+    let (mut hw, mut server) = hardware_and_server(&spec)?;
     let (client, mut events) = mqtt::connect(
         &server.connect_options(),
         &broker,
@@ -206,8 +188,32 @@ pub async fn run(
     }
 }
 
+/// The board's profile and its MCP server (shared by [`run`] and the lean board).
+pub(crate) fn hardware_and_server(
+    spec: &DeviceSpec,
+) -> Result<(Box<dyn Profile>, McpServer), SimError> {
+    let hw = profiles::profile(&spec.kind).ok_or_else(|| SimError::Profile(spec.kind.clone()))?;
+    let mut config = DeviceConfig::new(
+        DeviceId::new(spec.id.clone()).map_err(axon_core::Error::from)?,
+        spec.kind.clone(),
+        hw.description(),
+        shared_tools(&spec.kind, hw.tools()),
+    );
+    config.room = spec.room.clone();
+    config.title = spec.title.clone();
+    config.site = spec.site.clone();
+    config.fw = Some(env!("CARGO_PKG_VERSION").into());
+    config.credentials = spec.credentials.clone();
+    config.server_info = Implementation {
+        name: format!("axon-sim-{}", spec.kind),
+        title: spec.title.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    Ok((hw, McpServer::new(config)?))
+}
+
 /// Sleeps until `at`; forever if there is no deadline.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
+pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
@@ -233,50 +239,107 @@ async fn pump(
         }
         while let Some(ev) = server.poll_event() {
             busy = true;
-            match ev {
-                ServerEvent::ToolCall {
-                    call,
-                    name,
-                    arguments,
-                } => {
-                    let result = hw.call(&name, &arguments, env);
-                    // Debug, not info: the report below reaches whoever started the board
-                    // (`run` prints it on stdout), and a log line per call halved the
-                    // benchmark's throughput at concurrency 16 and 64.
-                    tracing::debug!(%device, tool = %name, %arguments, is_error = result.is_error, "tool call");
-                    report(BoardReport::ToolCall {
-                        device: device.into(),
-                        tool: name,
-                        arguments,
-                        is_error: result.is_error,
-                    });
-                    server.handle_tool_result(mqtt::now(), call, result);
-                }
-                ServerEvent::Online { server_name } => {
-                    tracing::info!(%device, %server_name, "online");
-                    report(BoardReport::Online {
-                        device: device.into(),
-                        server_name,
-                    });
-                }
-                ServerEvent::ClientInitialized {
-                    client_id,
-                    protocol_version,
-                } => {
-                    tracing::debug!(%device, %client_id, %protocol_version, "client initialized");
-                }
-                ServerEvent::ClientLeft { client_id } => {
-                    tracing::debug!(%device, %client_id, "client left")
-                }
-                ServerEvent::Rejected { client_id, error } => {
-                    tracing::warn!(%device, client = client_id.as_deref().unwrap_or("?"), %error, "rejected bad input");
-                }
-            }
+            on_event(ev, server, hw, env, device, report);
         }
         if !busy {
             return;
         }
     }
+}
+
+/// What the board does with one of its MCP server's events: a tool call runs on the
+/// hardware and its result goes back; the rest is reported and logged.
+pub(crate) fn on_event(
+    ev: ServerEvent,
+    server: &mut McpServer,
+    hw: &mut dyn Profile,
+    env: &mut Env,
+    device: &str,
+    report: &impl Fn(BoardReport),
+) {
+    match ev {
+        ServerEvent::ToolCall {
+            call,
+            name,
+            arguments,
+        } => {
+            let result = hw.call(&name, &arguments, env);
+            // Debug, not info: the report below reaches whoever started the board
+            // (`run` prints it on stdout), and a log line per call halved the
+            // benchmark's throughput at concurrency 16 and 64.
+            tracing::debug!(%device, tool = %name, %arguments, is_error = result.is_error, "tool call");
+            report(BoardReport::ToolCall {
+                device: device.into(),
+                tool: name,
+                arguments,
+                is_error: result.is_error,
+            });
+            server.handle_tool_result(mqtt::now(), call, result);
+        }
+        ServerEvent::Online { server_name } => {
+            tracing::info!(%device, %server_name, "online");
+            report(BoardReport::Online {
+                device: device.into(),
+                server_name,
+            });
+        }
+        ServerEvent::ClientInitialized {
+            client_id,
+            protocol_version,
+        } => {
+            tracing::debug!(%device, %client_id, %protocol_version, "client initialized");
+        }
+        ServerEvent::ClientLeft { client_id } => {
+            tracing::debug!(%device, %client_id, "client left")
+        }
+        ServerEvent::Rejected { client_id, error } => {
+            tracing::warn!(%device, client = client_id.as_deref().unwrap_or("?"), %error, "rejected bad input");
+        }
+    }
+}
+
+/// A sample's messages: the telemetry (QoS 0), its retained `/latest` copy (QoS 1) and each
+/// event (QoS 1); and the telemetry itself, which the server keeps for `telemetry://latest`.
+pub(crate) fn sample_messages(
+    device: &str,
+    sample: Sample,
+    env: &mut Env,
+) -> (Value, Vec<Publish>) {
+    let ts = mqtt::unix_ms();
+    let telemetry = json!({"ts": ts, "metrics": sample.metrics});
+    let bytes = telemetry.to_string().into_bytes();
+    let publish = |topic: String, qos: QoS, retain: bool, payload: Vec<u8>| Publish {
+        topic,
+        payload,
+        qos,
+        retain,
+        user_properties: Vec::new(),
+    };
+    let mut out = vec![
+        publish(
+            topics::telemetry(device),
+            QoS::AtMostOnce,
+            false,
+            bytes.clone(),
+        ),
+        publish(
+            topics::telemetry_latest(device),
+            QoS::AtLeastOnce,
+            true,
+            bytes,
+        ),
+    ];
+    for e in sample.events {
+        let event = json!({"ts": ts, "kind": e.kind, "severity": e.severity, "message": e.message, "id": env.rng.uuid_v4(), "data": e.data});
+        tracing::info!(%device, kind = e.kind, message = %e.message, "event");
+        out.push(publish(
+            topics::events(device),
+            QoS::AtLeastOnce,
+            false,
+            event.to_string().into_bytes(),
+        ));
+    }
+    (telemetry, out)
 }
 
 async fn publish_sample(
@@ -286,34 +349,17 @@ async fn publish_sample(
     sample: Sample,
     env: &mut Env,
 ) {
-    let ts = mqtt::unix_ms();
-    let telemetry = json!({"ts": ts, "metrics": sample.metrics});
-    let bytes = telemetry.to_string().into_bytes();
+    let (telemetry, messages) = sample_messages(device, sample, env);
     let client = driver.client();
     // Telemetry is best effort: a full request channel drops the sample rather than stall the board.
-    let _ = client.try_publish(
-        topics::telemetry(device),
-        RQoS::AtMostOnce,
-        false,
-        bytes.clone(),
-    );
-    let _ = client.try_publish(
-        topics::telemetry_latest(device),
-        RQoS::AtLeastOnce,
-        true,
-        bytes,
-    );
-    server.set_telemetry(mqtt::now(), telemetry);
-    for e in sample.events {
-        let event = json!({"ts": ts, "kind": e.kind, "severity": e.severity, "message": e.message, "id": env.rng.uuid_v4(), "data": e.data});
-        tracing::info!(%device, kind = e.kind, message = %e.message, "event");
-        let _ = client.try_publish(
-            topics::events(device),
-            RQoS::AtLeastOnce,
-            false,
-            event.to_string().into_bytes(),
-        );
+    for m in messages {
+        let qos = match m.qos {
+            QoS::AtMostOnce => RQoS::AtMostOnce,
+            _ => RQoS::AtLeastOnce,
+        };
+        let _ = client.try_publish(m.topic, qos, m.retain, m.payload);
     }
+    server.set_telemetry(mqtt::now(), telemetry);
 }
 
 /// Graceful leave: tombstone, wait for its PUBACK (2 s at most), DISCONNECT.

@@ -105,12 +105,25 @@ fn capitalise(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Starts every board; each runs until `shutdown` turns true, then leaves gracefully.
+/// Which MQTT client a board runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Link {
+    /// rumqttc ([`board::run`]): the reference board.
+    #[default]
+    Rumqttc,
+    /// axon-core's own session over a tokio TCP stream ([`crate::lean::run`]): for fleets of
+    /// thousands on one machine.
+    Lean,
+}
+
+/// Starts every board on `link`; each runs until `shutdown` turns true, then leaves
+/// gracefully.
 pub fn start(
     specs: Vec<DeviceSpec>,
     broker: &BrokerAddr,
     reports: mpsc::UnboundedSender<BoardReport>,
     shutdown: watch::Receiver<bool>,
+    link: Link,
 ) -> Vec<JoinHandle<Result<(), SimError>>> {
     let n = specs.len();
     specs
@@ -130,7 +143,10 @@ pub fn start(
                     let _ = shutdown.wait_for(|s| *s).await;
                 };
                 let id = spec.id.clone();
-                let r = board::run(spec, broker, reports, stop).await;
+                let r = match link {
+                    Link::Rumqttc => board::run(spec, broker, reports, stop).await,
+                    Link::Lean => crate::lean::run(spec, broker, reports, stop).await,
+                };
                 if let Err(e) = &r {
                     tracing::error!(device = %id, error = %e, "board stopped");
                 }

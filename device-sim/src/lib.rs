@@ -1,7 +1,8 @@
 //! # device-sim: simulated Axon boards, a small MCP client, and the benchmark
 //!
 //! Owns the native shell around `axon-core`: [`board`] runs one simulated board (an MCP server
-//! over MQTT with real state, telemetry and events), [`fleet`] runs many, [`ctl`] is a client
+//! over MQTT with real state, telemetry and events), [`lean`] the same board on axon-core's own
+//! MQTT session for large fleets, [`fleet`] runs many, [`ctl`] is a client
 //! that discovers and calls them, [`bench`] measures them, [`voice`] is a board's side of the
 //! Hub's `/api/voice` (`axon-device-sim say`), [`hostile`] feeds the core hostile input at volume
 //! (`axon-device-sim hostile`). I/O is tokio + rumqttc v5; every
@@ -15,6 +16,7 @@ pub mod ctl;
 mod error;
 pub mod fleet;
 pub mod hostile;
+pub mod lean;
 pub mod mqtt;
 pub mod pairing;
 pub mod profiles;

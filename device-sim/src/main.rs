@@ -75,6 +75,11 @@ enum Command {
         state_dir: PathBuf,
         #[command(flatten)]
         account: AccountArgs,
+        /// Run the boards on axon-core's own MQTT session instead of rumqttc: about half the
+        /// memory a board (README "Memory"), for fleets of thousands on one machine. The same
+        /// MCP server, profiles and reports.
+        #[arg(long)]
+        lean: bool,
     },
     /// A small MCP-over-MQTT client: list devices, call tools. It talks to devices directly, as
     /// their MCP client; the permission policy (confirm, deny) is the Hub's, so a `confirm` tool
@@ -462,6 +467,7 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
             seed,
             state_dir,
             account,
+            lean,
         } => {
             let site_for_accounts = site.clone();
             let options = fleet::FleetOptions {
@@ -489,7 +495,12 @@ async fn run(cli: Cli) -> Result<ExitCode, SimError> {
             tracing::info!(boards = total, %broker, "starting");
             let (shutdown_tx, shutdown_rx) = watch::channel(false);
             let (reports_tx, mut reports) = mpsc::unbounded_channel();
-            let handles = fleet::start(specs, &broker, reports_tx, shutdown_rx);
+            let link = if lean {
+                fleet::Link::Lean
+            } else {
+                fleet::Link::Rumqttc
+            };
+            let handles = fleet::start(specs, &broker, reports_tx, shutdown_rx, link);
             let mut online = std::collections::HashSet::new();
             let mut ready_sent = false;
             let signal = shutdown_signal();

@@ -199,6 +199,13 @@ impl<R: McpRole> Endpoint<R> {
         earliest(self.session.poll_timeout(), self.role.poll_timeout())
     }
 
+    /// Graceful DISCONNECT after everything the role has queued (a device's tombstone goes
+    /// out first); no reconnect follows.
+    pub fn disconnect(&mut self, now: Timestamp) {
+        self.pump(now);
+        self.session.disconnect(now);
+    }
+
     /// The next buffer to write to the transport.
     pub fn poll_transmit(&mut self, now: Timestamp) -> Option<Vec<u8>> {
         self.pump(now);

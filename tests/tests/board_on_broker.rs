@@ -1,5 +1,5 @@
 //! One lamp board run in this process through the library (`board::run`, `Controller`), on a
-//! real broker: it comes online, is discovered, acts on calls, acts once for a repeated
+//! real broker, and the same on the lean board (`lean::run`, axon-core's own MQTT session): it comes online, is discovered, acts on calls, acts once for a repeated
 //! `axon/call-id`, republishes its retained telemetry `/latest` on every connect (a broker
 //! restart included), and a graceful leave clears its retained presence.
 //!
@@ -16,6 +16,7 @@ use axon_core::protocol::telemetry::Telemetry;
 use axon_tests::{Broker, Probe};
 use device_sim::board::{self, BoardReport, DeviceSpec};
 use device_sim::ctl::Controller;
+use device_sim::fleet::Link;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -100,6 +101,17 @@ async fn latest(broker: &Broker, probe_id: &str) -> Telemetry {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lamp_board_serves_acts_once_per_call_id_and_leaves_cleanly() {
+    serves_acts_once_per_call_id_and_leaves_cleanly(Link::Rumqttc).await;
+}
+
+/// The lean board (axon-core's own MQTT session, `run --lean`) passes the same scenario: the
+/// same MCP server on another client, so every check above holds for it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lean_lamp_board_serves_acts_once_per_call_id_and_leaves_cleanly() {
+    serves_acts_once_per_call_id_and_leaves_cleanly(Link::Lean).await;
+}
+
+async fn serves_acts_once_per_call_id_and_leaves_cleanly(link: Link) {
     let mut broker = Broker::start();
     let (reports_tx, rx) = mpsc::unbounded_channel();
     let mut reports = Reports {
@@ -108,14 +120,15 @@ async fn a_lamp_board_serves_acts_once_per_call_id_and_leaves_cleanly() {
         fences: 0,
     };
     let (stop, stopped) = oneshot::channel::<()>();
-    let board = tokio::spawn(board::run(
-        lamp(&broker),
-        broker.url().parse().unwrap(),
-        reports_tx,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let stop_signal = async {
+        let _ = stopped.await;
+    };
+    let spec = lamp(&broker);
+    let addr = broker.url().parse().unwrap();
+    let board = match link {
+        Link::Rumqttc => tokio::spawn(board::run(spec, addr, reports_tx, stop_signal)),
+        Link::Lean => tokio::spawn(device_sim::lean::run(spec, addr, reports_tx, stop_signal)),
+    };
     let online = reports
         .next("online", |r| matches!(r, BoardReport::Online { .. }))
         .await;

@@ -432,17 +432,14 @@ pub fn ConsolePage() -> impl IntoView {
             // Every page of the registry (a big site has several; README "HTTP API").
             let mut all = Vec::new();
             let mut url = "/api/devices".to_string();
-            while let Ok((200, mut v)) = fetch_json("GET", &url, None).await {
-                if let Some(page) = v["devices"].as_array_mut() {
-                    all.append(page);
-                }
-                match v["next"].as_str() {
-                    Some(next) => url = format!("/api/devices?after={next}"),
-                    None => {
-                        devices.set(rows(&serde_json::json!({ "devices": all })));
-                        break;
-                    }
-                }
+            while let Ok((200, v)) = fetch_json("GET", &url, None).await {
+                all.extend(rows(&v));
+                let Some(next) = v["next"].as_str() else {
+                    all.sort_by(|a, b| (&a.room, &a.title).cmp(&(&b.room, &b.title)));
+                    devices.set(all);
+                    break;
+                };
+                url = "/api/devices?after=".to_string() + next;
             }
         })
     };
