@@ -147,20 +147,6 @@ fn device_tools(d: &DeviceInfo, out: &mut Vec<Value>) {
     }
 }
 
-/// The aggregated tool list of every ready device, in device id order.
-pub fn tools<'a>(devices: impl IntoIterator<Item = &'a DeviceInfo>) -> Vec<Value> {
-    let mut devices: Vec<&DeviceInfo> = devices
-        .into_iter()
-        .filter(|d| d.state == DeviceState::Ready)
-        .collect();
-    devices.sort_by(|a, b| a.device_id.cmp(&b.device_id));
-    let mut out = Vec::new();
-    for d in devices {
-        device_tools(d, &mut out);
-    }
-    out
-}
-
 /// One page of the aggregated tool list: the tools of the ready devices after `cursor`, whole
 /// devices only (a device's tools never straddle two pages), until at least `per_page` tools;
 /// and the cursor of the next page (the last device id on this one) when more devices follow.
