@@ -48,3 +48,18 @@ export async function signIn(context, base, token) {
   const r = await context.request.post(`${base}/api/session`, { data: { token } });
   if (r.status() !== 200) throw new Error(`sign-in: HTTP ${r.status()} ${await r.text()}`);
 }
+
+// What a voice panel shows, read from its data attributes and its lines.
+export async function voiceState(page) {
+  return page.getByTestId('voice').evaluate((el) => ({
+    phase: el.dataset.phase,
+    link: el.dataset.link,
+    audio_bytes: Number(el.dataset.audioBytes),
+    audio_ms: Number(el.dataset.audioMs),
+    turns: Number(el.dataset.turns),
+    terminated: Number(el.dataset.terminated),
+    transcript: el.querySelector('[data-testid="voice-transcript"]')?.textContent || '',
+    answer: el.querySelector('[data-testid="voice-answer"]')?.textContent || '',
+    voice_error: el.querySelector('[data-testid="voice-error"]')?.textContent || '',
+  }));
+}

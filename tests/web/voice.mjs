@@ -10,7 +10,7 @@
 // The device page runs in a browser signed in as the owner; the widget uses its key.
 import http from 'node:http';
 import fs from 'node:fs';
-import { launch, step, fail, sleep, signIn } from './harness.mjs';
+import { launch, step, fail, sleep, signIn, voiceState } from './harness.mjs';
 
 const [base, brokerWs, outDir, wav, wavMs, widgetPort, token, widgetKey] = process.argv.slice(2);
 fs.mkdirSync(outDir, { recursive: true });
@@ -19,21 +19,6 @@ const { browser, context, logs, watch } = await launch({
   extraArgs: [`--use-file-for-fake-audio-capture=${wav}%noloop`],
   origins: [base, `http://127.0.0.1:${widgetPort}`],
 });
-
-// What the voice panel shows, read from its data attributes.
-async function voiceState(page) {
-  return page.getByTestId('voice').evaluate((el) => ({
-    phase: el.dataset.phase,
-    link: el.dataset.link,
-    audio_bytes: Number(el.dataset.audioBytes),
-    audio_ms: Number(el.dataset.audioMs),
-    turns: Number(el.dataset.turns),
-    terminated: Number(el.dataset.terminated),
-    transcript: el.querySelector('[data-testid="voice-transcript"]')?.textContent || '',
-    answer: el.querySelector('[data-testid="voice-answer"]')?.textContent || '',
-    voice_error: el.querySelector('[data-testid="voice-error"]')?.textContent || '',
-  }));
-}
 
 // Waits (bounded) until a turn has finished and its answer audio has arrived.
 async function waitForTurn(page, turns, timeoutMs) {

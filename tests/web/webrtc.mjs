@@ -11,7 +11,7 @@
 // while the answer to the first plays). Creating RESTART_FILE asks the Rust side to restart the
 // endpoint; it deletes the file once the new one is ready.
 import fs from 'node:fs';
-import { launch, step, fail, sleep, signIn } from './harness.mjs';
+import { launch, step, fail, sleep, signIn, voiceState } from './harness.mjs';
 
 const [base, brokerWs, outDir, micWav, micMs, token, firstWav, secondWav, restartFile] = process.argv.slice(2);
 fs.mkdirSync(outDir, { recursive: true });
@@ -19,20 +19,6 @@ const { browser, context, logs, watch } = await launch({
   extraArgs: [`--use-file-for-fake-audio-capture=${micWav}%noloop`],
   origins: [base],
 });
-
-async function voiceState(page) {
-  return page.getByTestId('voice').evaluate((el) => ({
-    phase: el.dataset.phase,
-    link: el.dataset.link,
-    audio_bytes: Number(el.dataset.audioBytes),
-    audio_ms: Number(el.dataset.audioMs),
-    turns: Number(el.dataset.turns),
-    terminated: Number(el.dataset.terminated),
-    transcript: el.querySelector('[data-testid="voice-transcript"]')?.textContent || '',
-    answer: el.querySelector('[data-testid="voice-answer"]')?.textContent || '',
-    voice_error: el.querySelector('[data-testid="voice-error"]')?.textContent || '',
-  }));
-}
 
 async function waitFor(page, what, ok, timeoutMs) {
   const deadline = Date.now() + timeoutMs;

@@ -202,12 +202,7 @@ impl Call {
         volume: u32,
         talking: bool,
     ) -> Result<Call, String> {
-        let window = web_sys::window().ok_or("no window")?;
-        let ctx = web_sys::AudioContext::new().map_err(js_error)?;
-        if let Ok(p) = ctx.resume() {
-            let _ = JsFuture::from(p).await;
-        }
-        let (stream, mic) = open_microphone(&window, &ctx).await?;
+        let (ctx, stream, mic) = open_microphone().await?;
         let player = web_sys::HtmlAudioElement::new().map_err(js_error)?;
         player.set_autoplay(true);
         player.set_volume(f64::from(volume.min(100)) / 100.0);

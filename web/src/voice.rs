@@ -160,13 +160,23 @@ pub fn pcm_to_f32(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// The microphone (with the browser's echo cancellation, noise suppression and gain control)
-/// and the worklet that frames and meters it, pulled by `ctx` through a muted gain. Both
-/// transports hear through it: the WebSocket sends its frames, a WebRTC call only its level.
-pub(crate) async fn open_microphone(
-    window: &web_sys::Window,
-    ctx: &web_sys::AudioContext,
-) -> Result<(web_sys::MediaStream, web_sys::AudioWorkletNode), String> {
+/// A running audio context, the microphone (with the browser's echo cancellation, noise
+/// suppression and gain control) and the worklet that frames and meters it, pulled by the
+/// context through a muted gain. Both transports hear through it: the WebSocket sends its
+/// frames, a WebRTC call only its level.
+pub(crate) async fn open_microphone() -> Result<
+    (
+        web_sys::AudioContext,
+        web_sys::MediaStream,
+        web_sys::AudioWorkletNode,
+    ),
+    String,
+> {
+    let window = web_sys::window().ok_or("no window")?;
+    let ctx = web_sys::AudioContext::new().map_err(js_error)?;
+    if let Ok(p) = ctx.resume() {
+        let _ = JsFuture::from(p).await;
+    }
     let media = window
         .navigator()
         .media_devices()
@@ -202,7 +212,7 @@ pub(crate) async fn open_microphone(
         .map_err(|e| format!("cannot load the microphone worklet: {}", js_error(e)))?;
     let _ = web_sys::Url::revoke_object_url(&module);
     let source = ctx.create_media_stream_source(&stream).map_err(js_error)?;
-    let mic = web_sys::AudioWorkletNode::new(ctx, "axon-mic").map_err(js_error)?;
+    let mic = web_sys::AudioWorkletNode::new(&ctx, "axon-mic").map_err(js_error)?;
     source.connect_with_audio_node(&mic).map_err(js_error)?;
     // A worklet is only pulled when it leads to the destination: through a muted gain.
     let mute = ctx.create_gain().map_err(js_error)?;
@@ -210,7 +220,7 @@ pub(crate) async fn open_microphone(
     mic.connect_with_audio_node(&mute).map_err(js_error)?;
     mute.connect_with_audio_node(&ctx.destination())
         .map_err(js_error)?;
-    Ok((stream, mic))
+    Ok((ctx, stream, mic))
 }
 
 /// Shows a worklet frame's level on the meter and raises the peak; returns the level (0–100).
@@ -285,12 +295,7 @@ impl Voice {
         volume: u32,
         talking: bool,
     ) -> Result<Voice, String> {
-        let window = web_sys::window().ok_or("no window")?;
-        let ctx = web_sys::AudioContext::new().map_err(js_error)?;
-        if let Ok(p) = ctx.resume() {
-            let _ = JsFuture::from(p).await;
-        }
-        let (stream, mic) = open_microphone(&window, &ctx).await?;
+        let (ctx, stream, mic) = open_microphone().await?;
         let out = ctx.create_gain().map_err(js_error)?;
         out.gain().set_value(volume.min(100) as f32 / 100.0);
         out.connect_with_audio_node(&ctx.destination())
