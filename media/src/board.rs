@@ -305,7 +305,14 @@ pub async fn say(
                                     (TextToDevice::TtsComplete { .. }, None) => o.barge_in.is_none(),
                                     _ => false,
                                 };
-                                if last_said && speech_end.is_some() {
+                                // Once the utterance was heard, not only once all of the WAV
+                                // was sent: the Hub's semantic endpoint answers at the pause
+                                // after the words, and a cached answer's marker can come
+                                // while the WAV's silent tail is still going out (the
+                                // back-to-back call in tests/tests/webrtc.rs caught it).
+                                let heard = speech_end.is_some()
+                                    || x.texts.iter().any(|t| matches!(t, TextToDevice::AsrResponse { .. }));
+                                if last_said && heard {
                                     complete.get_or_insert_with(Instant::now);
                                 }
                                 if let (TextToDevice::TtsTerminate { .. }, Some(b), None) = (&t, barge_started, x.barge_in_ms) {

@@ -132,6 +132,9 @@ async def main() -> int:
     mic = Microphone(read_wav_48k(a.wav))
     pc.addTrack(mic)
     heard = {"samples": 0, "first": None, "last": time.monotonic()}
+    # Set when the side channel says the utterance was heard: answer audio may follow from
+    # then on, even while the microphone is still sending the WAV's tail on a busy machine.
+    asr = {"heard": False}
 
     @pc.on("track")
     def on_track(track):
@@ -141,11 +144,12 @@ async def main() -> int:
                     frame = await track.recv()
                 except MediaStreamError:
                     return
-                if mic.speech_end is None:
+                if mic.speech_end is None and not asr["heard"]:
                     continue
                 if heard["first"] is None:
                     heard["first"] = time.monotonic()
-                    emit(step="first_audio", ms=round((heard["first"] - mic.speech_end) * 1000))
+                    end = mic.speech_end if mic.speech_end is not None else heard["first"]
+                    emit(step="first_audio", ms=round((heard["first"] - end) * 1000))
                 heard["samples"] += frame.samples
                 heard["last"] = time.monotonic()
         asyncio.ensure_future(play())
@@ -202,12 +206,17 @@ async def main() -> int:
             emit(step="message", message=body)
             if kind == "asr_response":
                 transcript = body.get("results")
-            elif kind == "tts_complete" and mic.speech_end is not None:
+                asr["heard"] = True
+            # The answer's end: once the utterance was heard (or all of it sent). The Hub's
+            # semantic endpoint can answer before the last speech frame has left a busy
+            # machine, so the marker may come before the microphone is done.
+            elif kind == "tts_complete" and (transcript is not None or mic.speech_end is not None):
                 complete = complete or time.monotonic()
 
     if status == 0:
         emit(step="done", transcript=transcript, answer_ms=heard["samples"] * 1000 // RATE,
-             first_audio_ms=None if heard["first"] is None else round((heard["first"] - mic.speech_end) * 1000))
+             first_audio_ms=None if heard["first"] is None or mic.speech_end is None
+             else round((heard["first"] - mic.speech_end) * 1000))
     client.publish(proxy, json.dumps({"type": "webrtc_terminated", "reason": "hangup"}), qos=1).wait_for_publish(5)
     await pc.close()
     client.loop_stop()
