@@ -109,6 +109,19 @@ pub enum CallError {
     Tab(String),
 }
 
+/// How a first call stands while [`Call::start`] waits: `Some(Ok)` once it was ever
+/// connected, `Some(Err(why))` if the endpoint ended it before that, `None` while it rings.
+///
+/// "Ever", not "now": a call that connected and dropped before the waiting loop looked is
+/// already the redial loop's (which says "calling again"); taking it for a refusal would
+/// fall back to the WebSocket under a redial that is still running.
+fn first_call(ever_connected: bool, terminated: Option<&str>) -> Option<Result<(), String>> {
+    if ever_connected {
+        return Some(Ok(()));
+    }
+    terminated.map(|why| Err(format!("the media endpoint ended the call: {why}")))
+}
+
 type Handler = Closure<dyn FnMut(JsValue)>;
 
 struct Peer {
@@ -173,20 +186,18 @@ impl Call {
         };
         call.dial();
         for _ in 0..ANSWER_WITHIN_MS / 50 {
-            let (connected, terminated) = {
+            let outcome = {
                 let i = call.inner.borrow();
-                (i.connected, i.terminated.clone())
+                first_call(i.ever_connected, i.terminated.as_deref())
             };
-            if connected {
-                return Ok(call);
+            match outcome {
+                Some(Ok(())) => return Ok(call),
+                Some(Err(why)) => {
+                    call.stop();
+                    return Err(CallError::NoAnswer(why));
+                }
+                None => sleep(50).await,
             }
-            if let Some(why) = terminated {
-                call.stop();
-                return Err(CallError::NoAnswer(format!(
-                    "the media endpoint ended the call: {why}"
-                )));
-            }
-            sleep(50).await;
         }
         call.stop();
         Err(CallError::NoAnswer(format!(
@@ -727,4 +738,25 @@ async fn received(pc: &web_sys::RtcPeerConnection) -> (u32, u32) {
         }
     }
     (packets, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_call;
+
+    #[test]
+    fn a_call_that_connected_is_started_even_if_it_dropped_before_the_start_looked() {
+        // The race CI hit: connected, then the endpoint restarted, all within one 50 ms wait.
+        assert_eq!(first_call(true, Some("shutdown")), Some(Ok(())));
+        assert_eq!(first_call(true, None), Some(Ok(())));
+    }
+
+    #[test]
+    fn a_call_refused_before_it_connected_falls_back_and_says_why() {
+        assert_eq!(
+            first_call(false, Some("busy")),
+            Some(Err("the media endpoint ended the call: busy".into()))
+        );
+        assert_eq!(first_call(false, None), None);
+    }
 }
