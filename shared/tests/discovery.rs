@@ -306,3 +306,45 @@ fn a_paired_name_is_subscribed_on_every_connection_and_kept_when_the_filters_cov
     net.settle();
     assert!(net.ready("k1"), "still inside the filters in force");
 }
+
+#[test]
+fn a_site_that_comes_online_at_once_is_initialized_a_window_at_a_time() {
+    // 300 retained online messages reach the Hub in one burst when it connects.
+    let ids: Vec<String> = (0..300).map(|i| format!("lamp-{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut net = Net::with_window(&ids, 16);
+    for i in 0..net.devices.len() {
+        net.connect_device(i);
+    }
+    // One device goes before the Hub ever gets to it: its place goes to the next one.
+    net.leave_device(7);
+    net.connect_hub();
+    assert_eq!(
+        net.most_initializing, 16,
+        "never more than the window initializing, and the window used"
+    );
+    assert_eq!(net.hub.initializations(), (0, 0), "nothing left waiting");
+    assert!(ids
+        .iter()
+        .enumerate()
+        .all(|(i, id)| i == 7 || net.ready(id)));
+    assert!(!net.ready("lamp-7"));
+    // Initializations went in the order the Hub heard the devices' online messages.
+    let lamp = |s: &str| s.split('/').next().map(str::to_string);
+    let initialized: Vec<String> = net
+        .trace
+        .iter()
+        .filter_map(|l| l.strip_prefix("SUB Hub $mcp-server/capability/"))
+        .filter_map(lamp)
+        .collect();
+    let heard: Vec<String> = net
+        .delivered
+        .iter()
+        .filter(|(node, _)| *node == common::Node::Hub)
+        .filter_map(|(_, t)| t.strip_prefix("$mcp-server/presence/"))
+        .filter_map(lamp)
+        .filter(|id| id != "lamp-7")
+        .collect();
+    assert_eq!(initialized.len(), 299);
+    assert_eq!(initialized, heard);
+}

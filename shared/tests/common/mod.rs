@@ -67,6 +67,8 @@ pub struct Net {
     pub trace: Vec<String>,
     /// Every message handed to a node, by topic (to check receive ACLs).
     pub delivered: Vec<(Node, String)>,
+    /// The most devices the hub had initializing at once.
+    pub most_initializing: usize,
 }
 
 pub fn lamp_tools() -> Vec<Tool> {
@@ -154,7 +156,17 @@ impl Net {
             wire: Vec::new(),
             trace: Vec::new(),
             delivered: Vec::new(),
+            most_initializing: 0,
         }
+    }
+
+    /// Like [`Net::new`], with a hub that initializes at most `window` devices at once.
+    pub fn with_window(device_ids: &[&str], window: usize) -> Net {
+        let mut net = Net::new(device_ids);
+        let mut config = ClientConfig::new("axon-hub.test.00000001", 7);
+        config.initialize_window = window;
+        net.hub = McpClient::new(config);
+        net
     }
 
     /// Connects every device, then the hub, and settles: the usual starting point.
@@ -322,6 +334,7 @@ impl Net {
                     Node::Probe => self.probe_inbox.push(msg),
                 }
             }
+            self.most_initializing = self.most_initializing.max(self.hub.initializations().0);
             if !busy {
                 return;
             }

@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 
 use crate::protocol::jsonrpc::{self, code, ErrorObject, Message, RequestId};
 use crate::protocol::mcp::identity::{self, IdSource};
+use crate::protocol::mcp::in_flight::{Requests, Subacks, Window};
 use crate::protocol::mcp::topics::{self, DeviceId, Topic};
 use crate::protocol::mcp::types::{self, DeviceMeta, Implementation, ServerOnline, Tool};
 use crate::protocol::mcp::MAX_RPC_PAYLOAD;
@@ -35,6 +36,10 @@ use crate::transport::link::{
     Connack, ConnectOptions, Credentials, Inbound, Publish, QoS, SubscribeToken, Subscription,
     Transmit,
 };
+
+/// Devices initializing at once by default: enough to keep a broker round trip busy, few
+/// enough that a site's whole presence replay never has more than this in flight.
+pub const DEFAULT_INITIALIZE_WINDOW: usize = 64;
 
 /// How the client identifies itself and how patient it is.
 #[derive(Debug, Clone)]
@@ -59,6 +64,9 @@ pub struct ClientConfig {
     /// discovered whatever filters are in force, the broker's included, because the owner
     /// approved that device by name.
     pub paired_server_names: Vec<String>,
+    /// How many devices may be initializing at once (subscribe, `initialize`, `tools/list`);
+    /// the rest wait their turn in the order their online messages came (docs/scale.md §3).
+    pub initialize_window: usize,
 }
 
 impl ClientConfig {
@@ -78,6 +86,7 @@ impl ClientConfig {
             seed,
             credentials: None,
             paired_server_names: Vec::new(),
+            initialize_window: DEFAULT_INITIALIZE_WINDOW,
         }
     }
 }
@@ -203,10 +212,8 @@ enum Purpose {
 
 #[derive(Debug, Clone)]
 struct Pending {
-    device_id: DeviceId,
     method: String,
     purpose: Purpose,
-    deadline: Timestamp,
     hard_deadline: Timestamp,
     timeout: Duration,
 }
@@ -226,9 +233,11 @@ pub struct McpClient {
     devices: BTreeMap<DeviceId, DeviceInfo>,
     /// The server-id of each device's current instance, to its device.
     instances: HashMap<String, DeviceId>,
-    pending: HashMap<(DeviceId, RequestId), Pending>,
+    pending: Requests<Pending>,
     /// Subscriptions for one instance of a device, waiting for their SUBACK.
-    awaiting_suback: HashMap<SubscribeToken, (DeviceId, String)>,
+    awaiting_suback: Subacks,
+    /// Devices between their online message and their first tool list.
+    window: Window,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ClientEvent>,
 }
@@ -237,6 +246,7 @@ impl McpClient {
     /// A client with `config`.
     pub fn new(config: ClientConfig) -> Self {
         let rng = Rng::new(config.seed);
+        let window = Window::new(config.initialize_window);
         McpClient {
             config,
             rng,
@@ -247,8 +257,9 @@ impl McpClient {
             next_token: 1,
             devices: BTreeMap::new(),
             instances: HashMap::new(),
-            pending: HashMap::new(),
-            awaiting_suback: HashMap::new(),
+            pending: Requests::default(),
+            awaiting_suback: Subacks::default(),
+            window,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -357,6 +368,12 @@ impl McpClient {
         self.pending.len()
     }
 
+    /// Devices initializing now (at most [`ClientConfig::initialize_window`]) and devices
+    /// waiting for a place.
+    pub fn initializations(&self) -> (usize, usize) {
+        self.window.counts()
+    }
+
     /// What CONNECT must carry, with the will `notifications/disconnected` on our presence topic.
     pub fn connect_options(&self) -> ConnectOptions {
         let meta = json!({"version": env!("CARGO_PKG_VERSION"), "implementation": "axon", "location": self.config.site});
@@ -415,8 +432,9 @@ impl McpClient {
         self.connected = false;
         self.transmits.clear();
         self.awaiting_suback.clear();
-        let pending: Vec<_> = self.pending.drain().collect();
-        for (_, p) in pending {
+        // Presence replays on the next connection and queues every device again.
+        self.window.clear();
+        for (_, p) in self.pending.drain() {
             if let Purpose::User(handle) = p.purpose {
                 let e = ErrorObject::new(
                     code::BROKER_UNAVAILABLE,
@@ -471,6 +489,12 @@ impl McpClient {
 
     /// A message arrived.
     pub fn handle_message(&mut self, now: Timestamp, msg: &Inbound) {
+        self.dispatch(now, msg);
+        // An answer may have finished an initialization: its place goes to the next device.
+        self.admit();
+    }
+
+    fn dispatch(&mut self, now: Timestamp, msg: &Inbound) {
         match Topic::parse(&msg.topic) {
             Some(Topic::ServerPresence {
                 server_id,
@@ -594,13 +618,12 @@ impl McpClient {
     /// Time passed: requests past their deadline fail with `-32011` and a
     /// `notifications/cancelled` goes to the device.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let expired: Vec<_> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in expired {
+        self.expire(now);
+        self.admit();
+    }
+
+    fn expire(&mut self, now: Timestamp) {
+        for key in self.pending.expired(now) {
             let Some(p) = self.pending.remove(&key) else {
                 continue;
             };
@@ -641,7 +664,7 @@ impl McpClient {
 
     /// The earliest request deadline.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.pending.values().map(|p| p.deadline).min()
+        self.pending.earliest()
     }
 
     // --- presence, capability, rpc ---------------------------------------------------------
@@ -714,10 +737,7 @@ impl McpClient {
         if device.state == DeviceState::Initializing
             && device.server_id == server_id
             && device.server_name == server_name
-            && self
-                .awaiting_suback
-                .values()
-                .any(|(d, s)| *d == device_id && *s == server_id)
+            && self.awaiting_suback.awaits(&device_id, &server_id)
         {
             return; // a duplicate while we are already initializing it
         }
@@ -749,9 +769,41 @@ impl McpClient {
             );
             return self.mark_unreachable(&device_id, e);
         }
+        // Its turn in the initialization window: now if it holds a place (a new instance of a
+        // device being initialized), else once one is free.
+        if self.window.holds(&device_id) {
+            self.subscribe_device(&device_id);
+        } else {
+            self.window.enqueue(device_id);
+            self.admit();
+        }
+    }
+
+    /// Frees the places of devices whose initialization is over (ready, unreachable,
+    /// offline) and starts the next waiting ones. Costs the window's size, not the fleet's.
+    fn admit(&mut self) {
+        let devices = &self.devices;
+        let initializing =
+            |d: &DeviceId| devices.get(d).map(|d| d.state) == Some(DeviceState::Initializing);
+        self.window.release_unless(initializing);
+        while let Some(device_id) = self
+            .window
+            .admit_next(|d| self.devices.get(d).map(|d| d.state) == Some(DeviceState::Initializing))
+        {
+            self.subscribe_device(&device_id);
+        }
+    }
+
+    /// Subscribes to the capability and RPC topics of `device_id`'s current instance; its
+    /// SUBACK starts `initialize`.
+    fn subscribe_device(&mut self, device_id: &DeviceId) {
+        let Some(device) = self.devices.get(device_id) else {
+            return;
+        };
+        let (server_id, server_name) = (device.server_id.clone(), device.server_name.clone());
         let token = self.token();
         self.awaiting_suback
-            .insert(token, (device_id, server_id.clone()));
+            .insert(token, device_id.clone(), server_id.clone());
         self.transmits.push_back(Transmit::Subscribe {
             token,
             subscriptions: vec![
@@ -803,7 +855,7 @@ impl McpClient {
                 filters: vec![topics::server_capability(server_id, server_name), rpc],
             });
         }
-        self.awaiting_suback.retain(|_, (d, _)| d != device_id);
+        self.awaiting_suback.forget_device(device_id);
         if self.instances.get(server_id) == Some(device_id) {
             self.instances.remove(server_id);
         }
@@ -1016,8 +1068,10 @@ impl McpClient {
             _ => return,
         };
         // Axon sends the request id as the progress token.
-        if let Some(p) = self.pending.get_mut(&(device_id.clone(), id)) {
-            p.deadline = (now + p.timeout).min(p.hard_deadline);
+        let key = (device_id.clone(), id);
+        if let Some(p) = self.pending.get(&key) {
+            let deadline = (now + p.timeout).min(p.hard_deadline);
+            self.pending.set_deadline(&key, deadline);
         }
     }
 
@@ -1076,11 +1130,10 @@ impl McpClient {
         self.transmits.push_back(Transmit::Publish(p));
         self.pending.insert(
             (device_id.clone(), id),
+            now + timeout,
             Pending {
-                device_id: device_id.clone(),
                 method: method.to_string(),
                 purpose,
-                deadline: now + timeout,
                 hard_deadline: now + self.config.max_request_timeout,
                 timeout,
             },
@@ -1118,7 +1171,7 @@ impl McpClient {
         if device.state == DeviceState::Offline {
             return;
         }
-        self.awaiting_suback.retain(|_, (d, _)| d != device_id);
+        self.awaiting_suback.forget_device(device_id);
         let filters = vec![
             topics::server_capability(&device.server_id, &device.server_name),
             topics::rpc(
@@ -1155,13 +1208,7 @@ impl McpClient {
     }
 
     fn fail_pending_for(&mut self, device_id: &DeviceId, error_code: i64, why: &str) {
-        let keys: Vec<_> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.device_id == *device_id)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in keys {
+        for key in self.pending.of_device(device_id) {
             let Some(p) = self.pending.remove(&key) else {
                 continue;
             };

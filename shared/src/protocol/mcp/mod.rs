@@ -12,6 +12,7 @@
 pub mod client;
 pub mod gateway;
 pub mod identity;
+mod in_flight;
 pub mod server;
 pub mod topics;
 pub mod types;
