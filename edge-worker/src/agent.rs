@@ -45,7 +45,9 @@ pub async fn begin_turn(
         None => Default::default(),
     };
     let turn_id = id.unwrap_or_else(|| ctx.next_turn_id());
-    let tools = ctx.registry(|c| agent_tools(c.devices(), &ctx.config().policy));
+    // At a big site a turn sees the devices its words name, not all of them.
+    let devices = ctx.turn_devices(&message.text_content(), device.as_deref());
+    let tools = agent_tools(&devices, &ctx.config().policy);
     let config = TurnConfig {
         max_steps: ctx.config().max_steps,
         model: ctx.config().model.clone(),
@@ -117,7 +119,7 @@ pub async fn drive(
         }
         match turn.poll_action() {
             Some(Action::Llm(req)) => {
-                let devices = ctx.devices();
+                let devices = ctx.devices_of(turn.tools());
                 let mut on_delta = |t: &str| {
                     let _ = tx.unbounded_send(TurnUpdate::Event(TurnEvent::TextDelta {
                         text: t.to_string(),

@@ -14,6 +14,8 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
+use axon_core::agent::scope::{self, DeviceIndex, Scope};
+use axon_core::agent::turn::AgentTool;
 use axon_core::endpoint::{Endpoint, EndpointEvent};
 use axon_core::media::voice::{SpeechCache, SpeechKey};
 use axon_core::protocol::jsonrpc::{code, ErrorObject};
@@ -43,7 +45,11 @@ type Reply = oneshot::Sender<std::result::Result<Value, ErrorObject>>;
 /// Telemetry kept per device: samples and how far back.
 const WINDOW_SAMPLES: usize = 120;
 const WINDOW_AGE_MS: u64 = 10 * 60 * 1000;
-const MAX_DEVICES: usize = 10_000;
+/// Devices whose telemetry the Hub keeps: above the 10,013 of `bench-scale` (docs/scale.md §3),
+/// below what would let a stranger's made-up device ids grow the object without end.
+const MAX_DEVICES: usize = 20_000;
+/// Broker frames the link loop reads before it lets the object's requests run.
+const FRAMES_PER_TURN: u32 = 32;
 /// How long a request to a Hub that has just started waits for discovery, and in which part
 /// of its life it waits at all.
 const SETTLE_WAIT: Duration = Duration::from_secs(3);
@@ -83,6 +89,8 @@ struct Link {
     credentials: Option<Credentials>,
     last_error: Option<String>,
     telemetry: TelemetryStore,
+    /// The ready devices' words: which devices a turn sees at a big site.
+    scope: DeviceIndex,
     /// `/api/events` subscribers.
     events: Broadcast,
     /// `/mcp` GET streams.
@@ -146,6 +154,7 @@ impl Link {
             credentials,
             last_error: None,
             telemetry: TelemetryStore::new(MAX_DEVICES, WINDOW_SAMPLES, WINDOW_AGE_MS),
+            scope: DeviceIndex::new(),
             events: Broadcast::default(),
             mcp_streams: Broadcast::default(),
             mcp_sessions: HashSet::new(),
@@ -255,14 +264,7 @@ impl Link {
             }
             EndpointEvent::Connected => {
                 self.last_error = None;
-                let subs = TelemetryStore::filters()
-                    .iter()
-                    .map(|f| Subscription {
-                        filter: f.to_string(),
-                        qos: QoS::AtLeastOnce,
-                        no_local: false,
-                    })
-                    .collect();
+                let subs = TelemetryStore::subscriptions().to_vec();
                 if let Err(e) = self.endpoint.subscribe(now(), subs) {
                     self.last_error = Some(format!("cannot subscribe to telemetry: {e}"));
                 }
@@ -322,6 +324,10 @@ impl Link {
             ClientEvent::DeviceUnreachable { device_id, .. } => (device_id, "unreachable", true),
             ClientEvent::ResourceUpdated { .. } => return,
         };
+        match self.endpoint.role().device(device.as_str()) {
+            Some(d) => self.scope.update(d),
+            None => self.scope.forget(device.as_str()),
+        }
         let title = self
             .client()
             .device(device.as_str())
@@ -579,6 +585,33 @@ impl Hub {
         self.registry(|c| c.devices().cloned().collect())
     }
 
+    /// The devices a turn on `text` sees, for a person using `preferred` (a copy): all of
+    /// them at a small site, the ones the request names at a big one (docs/scale.md §3).
+    pub fn turn_devices(&self, text: &str, preferred: Option<&str>) -> Vec<DeviceInfo> {
+        let link = self.link.borrow();
+        match link.scope.scope(text, preferred) {
+            Scope::WholeSite => link.client().devices().cloned().collect(),
+            Scope::Devices(ids) => ids
+                .iter()
+                .filter_map(|id| link.client().device(id).cloned())
+                .collect(),
+        }
+    }
+
+    /// The devices a running turn's tools belong to (a copy): the whole registry at a small
+    /// site, as [`Hub::turn_devices`] chose.
+    pub fn devices_of(&self, tools: &[AgentTool]) -> Vec<DeviceInfo> {
+        let link = self.link.borrow();
+        if link.scope.ready() <= scope::WHOLE_SITE_UP_TO {
+            return link.client().devices().cloned().collect();
+        }
+        let ids: std::collections::BTreeSet<&str> =
+            tools.iter().map(|t| t.device.as_str()).collect();
+        ids.into_iter()
+            .filter_map(|id| link.client().device(id).cloned())
+            .collect()
+    }
+
     /// The device id `address` names (its id, full server-name, or unique last level):
     /// `-32010` when none, `-32602` listing the candidates when several.
     pub fn resolve(&self, address: &str) -> std::result::Result<String, ErrorObject> {
@@ -641,6 +674,8 @@ impl Hub {
             .devices()
             .filter(|d| d.state == DeviceState::Ready)
             .count();
+        // A big site's presence replays at once; these say how far its initialization is.
+        let (initializing, waiting) = client.initializations();
         json!({
             "ok": true,
             "site": self.config.site,
@@ -657,6 +692,7 @@ impl Hub {
             "config_problem": self.config.problem,
             "devices": devices,
             "ready": ready,
+            "initializing": {"now": initializing, "waiting": waiting},
             "llm": self.config.llm_name(),
             "model": self.config.model,
             "asr": speech_json(&self.config.asr),
@@ -851,15 +887,25 @@ async fn run_link(hub: Ctx, mut kick: mpsc::UnboundedReceiver<()>) {
             l.ws = Some(ws.clone());
             l.endpoint.handle_transport_open(now());
         }
+        let mut since_yield = 0u32;
         loop {
             link.borrow_mut().pump();
             if link.borrow().ws.is_none() {
                 break; // the session closed it
             }
+            // Frames already buffered are ready at once, so under a burst (a big site's
+            // presence and telemetry) this loop would never give the object's other work a
+            // turn: requests, /healthz included, waited until the burst ended. A zero delay
+            // every few frames lets them in.
+            if since_yield >= FRAMES_PER_TURN {
+                since_yield = 0;
+                worker::Delay::from(Duration::ZERO).await;
+            }
             let wait = link.borrow().wait_time();
             futures_util::select! {
                 ev = events.next().fuse() => match ev {
                     Some(Ok(WebsocketEvent::Message(m))) => {
+                        since_yield += 1;
                         if let Some(bytes) = m.bytes() {
                             link.borrow_mut().endpoint.handle_input(now(), &bytes);
                         }

@@ -4,6 +4,7 @@
 //! Owns starting and stopping the parts on free loopback ports, with every wait bounded.
 //! The scenarios live in `tests/*.rs`, one behaviour per file.
 
+pub mod bench;
 pub mod broker;
 pub mod device_sim;
 pub mod http;

@@ -10,6 +10,7 @@ pub mod llm;
 pub mod memory;
 pub mod offline;
 pub mod planner;
+pub mod scope;
 #[cfg(test)]
 pub(crate) mod test_home;
 pub mod turn;

@@ -91,7 +91,7 @@ const FILLER: [&str; 14] = [
     "the", "a", "an", "in", "on", "of", "to", "please", "my", "and", "at", "is", "it", "all",
 ];
 
-fn words(text: &str) -> Vec<String> {
+pub(crate) fn words(text: &str) -> Vec<String> {
     text.to_lowercase()
         .chars()
         .map(|c| {

@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::transport::link::{QoS, Subscription};
+
 /// Most metrics one sample may carry.
 pub const MAX_METRICS: usize = 64;
 /// Longest string metric value.
@@ -510,12 +512,23 @@ impl TelemetryStore {
         }
     }
 
-    /// The filters the Hub subscribes to (docs/protocol.md §3.2).
-    pub fn filters() -> [&'static str; 3] {
+    /// What the Hub subscribes to (docs/protocol.md §3.2), with the QoS of each.
+    ///
+    /// Samples at QoS 0: a sample that is late is replaced by the next one, and at QoS 1 a
+    /// site's telemetry would share the broker's in-flight window and queue for the Hub with
+    /// presence and MCP answers, so a burst of samples held up (or, past the broker's queue,
+    /// lost) the messages that discovery needs (docs/scale.md §3). Events stay QoS 1: each is
+    /// said once.
+    pub fn subscriptions() -> [Subscription; 3] {
+        let sub = |filter: &str, qos| Subscription {
+            filter: filter.to_string(),
+            qos,
+            no_local: false,
+        };
         [
-            "axon/telemetry/+",
-            "axon/telemetry/+/latest",
-            "axon/events/+",
+            sub("axon/telemetry/+", QoS::AtMostOnce),
+            sub("axon/telemetry/+/latest", QoS::AtMostOnce),
+            sub("axon/events/+", QoS::AtLeastOnce),
         ]
     }
 

@@ -13,43 +13,13 @@
 
 use std::time::{Duration, Instant};
 
-use axon_tests::{http_with, Broker, DeviceSim, SseStream, WranglerDev, DEMO_HOME_DEVICES};
+use axon_tests::bench::{chat_turn, mcp_call, mcp_session, ms, pct, Series};
+use axon_tests::{http_with, Broker, DeviceSim, WranglerDev, DEMO_HOME_DEVICES};
 use device_sim::ctl::{Controller, ControllerOptions};
 use device_sim::mqtt::BrokerAddr;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const TOKEN: &str = "bench-token";
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-struct Series {
-    name: &'static str,
-    samples: Vec<Duration>,
-}
-
-impl Series {
-    fn new(name: &'static str) -> Self {
-        Series {
-            name,
-            samples: Vec::new(),
-        }
-    }
-    fn sorted(&self) -> Vec<Duration> {
-        let mut s = self.samples.clone();
-        s.sort();
-        s
-    }
-}
 
 fn main() {
     let mut turns = 200usize;
@@ -85,22 +55,9 @@ fn main() {
     let warmup = 20;
     eprintln!("{warmup} warm-up turns, then {turns} measured…");
     for i in 0..warmup + turns {
-        let body = json!({"text": texts[i % 2], "user": "bench"}).to_string();
-        let t0 = Instant::now();
-        let mut s = SseStream::open(port, "POST", "/api/chat", Some(&body)).unwrap();
-        let mut tool = None;
-        while let Some(e) = s.next_event() {
-            if e.event == "tool_finished" {
-                assert_eq!(e.data["ok"], true, "{}", e.data);
-                tool = Some(t0.elapsed());
-            }
-            if e.event == "done" {
-                break;
-            }
-        }
-        let done = t0.elapsed();
+        let (tool, done) = chat_turn(port, "bench", texts[i % 2]);
         if i >= warmup {
-            to_tool.samples.push(tool.expect("the turn ran the tool"));
+            to_tool.samples.push(tool);
             to_done.samples.push(done);
         }
     }
@@ -108,25 +65,7 @@ fn main() {
     let _ = http_with(port, "DELETE", "/api/memory?user=bench", &[], None);
 
     // 2. /mcp vs direct MQTT, interleaved.
-    let auth = format!("Bearer {TOKEN}");
-    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
-    let (status, head, _) = http_with(
-        port,
-        "POST",
-        "/mcp",
-        &[("Authorization", &auth)],
-        Some(init),
-    )
-    .unwrap();
-    assert_eq!(status, 200);
-    let session = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("mcp-session-id")
-                .then(|| v.trim().to_string())
-        })
-        .expect("an Mcp-Session-Id");
+    let session = mcp_session(port, TOKEN);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -146,26 +85,13 @@ fn main() {
     let calls = turns;
     for i in 0..warmup + calls {
         let on = i % 2 == 0;
-        let body = json!({"jsonrpc":"2.0","id": i + 1,"method":"tools/call","params":{"name":"kitchen-lamp.set_power","arguments":{"on": on}}}).to_string();
-        let t0 = Instant::now();
-        let (status, _, text) = http_with(
+        let t_mcp = mcp_call(
             port,
-            "POST",
-            "/mcp",
-            &[
-                ("Authorization", &auth),
-                ("Mcp-Session-Id", &session),
-                ("MCP-Protocol-Version", "2025-06-18"),
-                ("Accept", "application/json, text/event-stream"),
-            ],
-            Some(&body),
-        )
-        .unwrap();
-        let t_mcp = t0.elapsed();
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        assert!(
-            status == 200 && v["result"]["isError"] == false,
-            "{status} {text}"
+            TOKEN,
+            &session,
+            i + 1,
+            "kitchen-lamp.set_power",
+            json!({"on": on}),
         );
         let t0 = Instant::now();
         let (status, _) = axon_tests::http::http(port, "GET", "/healthz", None).unwrap();
