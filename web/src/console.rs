@@ -1,6 +1,9 @@
 //! The console (`/`): devices by room with live state, each device's tools with a form made
 //! from its input schema, live telemetry plots, device events and chat with the agent; for the
 //! owner, pairing a device by its code, the paired devices (revoke) and the activity log.
+//! A big site stays usable (docs/scale.md §3): a search over names, ids, rooms and kinds; rooms
+//! that start closed past 60 devices; a room of more than 100 drawn a screenful at a time; and
+//! one reload of the registry at a time however many presence events arrive.
 //!
 //! Owns presentation and the browser side of the worker's API (`/api/session`,
 //! `/api/devices`, `/api/events`, `/api/devices/{id}/tools/{tool}`, `/api/pair/approve`,
@@ -419,6 +422,153 @@ fn Owner() -> impl IntoView {
     }
 }
 
+/// Up to this many devices on the list, every room starts open; past it they start closed
+/// and the person opens the one they want, or searches (docs/scale.md §3).
+const SMALL_LIST: usize = 60;
+/// Rooms of more devices than this scroll in a box that draws only the rows in view.
+const VIRTUAL_FROM: usize = 100;
+/// A row's height in that box (px; console.css `.rows li`).
+const ROW_PX: usize = 36;
+/// Rows the box shows at once.
+const ROWS_IN_VIEW: usize = 12;
+/// Rows drawn above and below the visible ones, so a fast scroll shows no gap.
+const OVERSCAN: usize = 6;
+/// The pause between two reloads of the registry while presence keeps coming.
+const REFRESH_PAUSE_MS: u32 = 250;
+
+/// Whether a device matches a search (`query` lower-case): by name, id, room or kind. Case is
+/// folded for ASCII letters only: Unicode's case tables cost the console 7.5 KB of wasm.
+fn matches(d: &DeviceRow, query: &str) -> bool {
+    query.is_empty()
+        || [&d.title, &d.id, &d.room, &d.kind]
+            .iter()
+            .any(|f| f.to_ascii_lowercase().contains(query))
+}
+
+/// Whether a room starts open: on a short list, or when a search found the devices.
+fn open_by_default(shown: usize, searching: bool) -> bool {
+    shown <= SMALL_LIST || (searching && shown <= VIRTUAL_FROM)
+}
+
+/// The rows a virtualised box of `rows` draws when scrolled to `scroll_top` px: `start..end`.
+fn rows_in_view(rows: usize, scroll_top: usize) -> std::ops::Range<usize> {
+    let first = scroll_top / ROW_PX;
+    let start = first.saturating_sub(OVERSCAN).min(rows);
+    let end = (first + ROWS_IN_VIEW + OVERSCAN).min(rows);
+    start..end
+}
+
+/// The list's markup for `list[range]`: one button a device, `data-device` naming it for the
+/// list's one click handler. Markup, not a view a row: a view and two closures a button cost the
+/// console 14 KB of wasm, and a big room redraws its rows on every scroll step.
+fn rows_html(
+    list: &[DeviceRow],
+    range: std::ops::Range<usize>,
+    selected: Option<&str>,
+    positioned: bool,
+) -> String {
+    let mut html = String::new();
+    for (d, i) in list[range.clone()].iter().zip(range) {
+        let (id, state) = (escape(&d.id), escape(&d.state));
+        let top = if positioned {
+            format!(r#" style="top:{}px""#, i * ROW_PX)
+        } else {
+            String::new()
+        };
+        html.push_str(&format!(
+            r#"<li{top}><button type="button" class="device {state}" data-testid="device-{id}" data-device="{id}" data-state="{state}" aria-pressed="{}"><span class="dot" aria-hidden="true"></span>{} <small> {} · {state}</small></button></li>"#,
+            selected == Some(d.id.as_str()),
+            escape(&d.title),
+            escape(&d.kind),
+        ));
+    }
+    html
+}
+
+/// A room on the list: its name and count, open or closed; a closed room draws none of its
+/// devices, and a big one draws only the rows in view.
+#[component]
+fn Room(
+    room: String,
+    list: Vec<DeviceRow>,
+    open: bool,
+    selected: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let n = list.len();
+    let list = std::sync::Arc::new(list);
+    let (label, box_id, summary_room) = (room.clone(), format!("rows-{room}"), room.clone());
+    let body = if !open {
+        None
+    } else if n <= VIRTUAL_FROM {
+        Some(
+            view! { <ul inner_html=move || rows_html(&list, 0..n, selected.get().as_deref(), false)></ul> }
+                .into_any(),
+        )
+    } else {
+        let top = RwSignal::new(0usize);
+        let on_scroll = move |ev: web_sys::Event| {
+            if let Some(e) = ev
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            {
+                top.set(usize::try_from(e.scroll_top()).unwrap_or(0));
+            }
+        };
+        Some(
+            view! {
+                <div class="rows" data-testid=box_id on:scroll=on_scroll
+                    style=format!("height:{}px", ROWS_IN_VIEW * ROW_PX)>
+                    <ul style=format!("height:{}px", n * ROW_PX) inner_html=move || {
+                        rows_html(&list, rows_in_view(n, top.get()), selected.get().as_deref(), true)
+                    }></ul>
+                </div>
+            }
+            .into_any(),
+        )
+    };
+    view! {
+        <details class="room" open=open data-room=room>
+            <summary data-room=summary_room><h2>{label} <small>{format!(" {n}")}</small></h2></summary>
+            {body}
+        </details>
+    }
+}
+
+/// The list's one click handler: a device button selects its device; a room's summary opens or
+/// closes the room (recorded, so that the next redraw keeps it).
+fn on_list_click(
+    ev: web_sys::MouseEvent,
+    selected: RwSignal<Option<String>>,
+    opened: RwSignal<BTreeMap<String, bool>>,
+) {
+    let Some(target) = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+    else {
+        return;
+    };
+    if let Some(id) = target
+        .closest("[data-device]")
+        .ok()
+        .flatten()
+        .and_then(|b| b.get_attribute("data-device"))
+    {
+        selected.set(Some(id));
+        return;
+    }
+    let summary = target.closest("summary[data-room]").ok().flatten();
+    let details = summary.as_ref().and_then(|s| s.parent_element());
+    if let (Some(summary), Some(details)) = (summary, details) {
+        // The redraw opens or closes it; the browser's own toggle would be undone by it.
+        ev.prevent_default();
+        let room = summary.get_attribute("data-room").unwrap_or_default();
+        let now_open = details.has_attribute("open");
+        opened.update(|o| {
+            o.insert(room, !now_open);
+        });
+    }
+}
+
 /// The console, signed in.
 #[component]
 pub fn ConsolePage() -> impl IntoView {
@@ -427,23 +577,48 @@ pub fn ConsolePage() -> impl IntoView {
     let plots = RwSignal::new(BTreeMap::<String, Series>::new());
     let events = RwSignal::new(Vec::<String>::new());
     let live = RwSignal::new("connecting".to_string());
+    // One reload of the registry at a time; asks that come meanwhile make one more after it
+    // (a big site's discovery sends thousands of presence events: each used to reload it all).
+    let loading = std::rc::Rc::new(std::cell::Cell::new(false));
+    let again = std::rc::Rc::new(std::cell::Cell::new(false));
     let refresh = move || {
+        if loading.replace(true) {
+            again.set(true);
+            return;
+        }
+        let (loading, again) = (loading.clone(), again.clone());
         leptos::task::spawn_local(async move {
-            // Every page of the registry (a big site has several; README "HTTP API").
-            let mut all = Vec::new();
-            let mut url = "/api/devices".to_string();
-            while let Ok((200, v)) = fetch_json("GET", &url, None).await {
-                all.extend(rows(&v));
-                let Some(next) = v["next"].as_str() else {
+            loop {
+                again.set(false);
+                // Every page of the registry (a big site has several; README "HTTP API"). The
+                // first reload shows each page as it comes; later ones swap in the whole list.
+                let first = devices.with_untracked(Vec::is_empty);
+                let mut all = Vec::new();
+                let mut url = "/api/devices".to_string();
+                while let Ok((200, v)) = fetch_json("GET", &url, None).await {
+                    all.extend(rows(&v));
                     all.sort_by(|a, b| (&a.room, &a.title).cmp(&(&b.room, &b.title)));
-                    devices.set(all);
+                    let next = v["next"].as_str();
+                    if first || next.is_none() {
+                        devices.set(all.clone());
+                    }
+                    let Some(next) = next else { break };
+                    url = "/api/devices?after=".to_string() + next;
+                }
+                if !again.get() {
                     break;
-                };
-                url = "/api/devices?after=".to_string() + next;
+                }
+                // Presence comes in bursts: let one settle before reading again.
+                crate::util::sleep(REFRESH_PAUSE_MS).await;
             }
+            loading.set(false);
         })
     };
+    let refresh = std::rc::Rc::new(refresh);
     refresh();
+    let search = RwSignal::new(String::new());
+    // Rooms the person opened or closed; the others follow the site's size.
+    let opened = RwSignal::new(BTreeMap::<String, bool>::new());
     // Live updates.
     if let Ok(es) = web_sys::EventSource::new("/api/events") {
         let on = |name: &str, f: Box<dyn Fn(Value)>| {
@@ -456,7 +631,8 @@ pub fn ConsolePage() -> impl IntoView {
             cb.forget();
         };
         on("hello", Box::new(move |_| live.set("live".into())));
-        on("presence", Box::new(move |_| refresh()));
+        let reload = refresh.clone();
+        on("presence", Box::new(move |_| reload()));
         on(
             "telemetry",
             Box::new(move |v| {
@@ -505,12 +681,17 @@ pub fn ConsolePage() -> impl IntoView {
         }
     });
     let rooms = move || {
+        let query = search.get().trim().to_ascii_lowercase();
         let mut by_room: BTreeMap<String, Vec<DeviceRow>> = BTreeMap::new();
-        for d in devices.get() {
-            by_room.entry(d.room.clone()).or_default().push(d);
-        }
+        devices.with(|all| {
+            for d in all.iter().filter(|d| matches(d, &query)) {
+                by_room.entry(d.room.clone()).or_default().push(d.clone());
+            }
+        });
         by_room.into_iter().collect::<Vec<_>>()
     };
+    let nothing_found =
+        move || !devices.with(Vec::is_empty) && rooms().iter().all(|(_, list)| list.is_empty());
     let detail = move || {
         let id = selected.get()?;
         devices.get().into_iter().find(|d| d.id == id)
@@ -527,29 +708,23 @@ pub fn ConsolePage() -> impl IntoView {
                     })
                 }>"Sign out"</button>
             </header>
-            <nav class="devices" aria-label="Devices" data-testid="devices">
-                {move || rooms().into_iter().map(|group| view! {
-                    <section class="room">
-                        <h2>{group.0.clone()}</h2>
-                        <ul>
-                            {group.1.into_iter().map(|d| {
-                                let id = d.id.clone();
-                                let pick = id.clone();
-                                view! {
-                                    <li>
-                                        <button class=format!("device {}", d.state) data-testid=format!("device-{id}")
-                                            data-state=d.state.clone()
-                                            aria-pressed=move || (selected.get().as_deref() == Some(id.as_str())).to_string()
-                                            on:click=move |_| selected.set(Some(pick.clone()))>
-                                            <span class="dot" aria-hidden="true"></span>
-                                            {d.title.clone()} <small>{format!(" {} · {}", d.kind, d.state)}</small>
-                                        </button>
-                                    </li>
-                                }
-                            }).collect_view()}
-                        </ul>
-                    </section>
-                }).collect_view()}
+            <nav class="devices" aria-label="Devices" data-testid="devices"
+                data-count=move || devices.with(Vec::len).to_string()
+                on:click=move |ev| on_list_click(ev, selected, opened)>
+                <input type="search" class="search" placeholder="Search devices: name, room, kind"
+                    aria-label="Search devices" data-testid="search-devices"
+                    on:input=move |ev| search.set(event_target_value(&ev)) />
+                {move || {
+                    let groups = rooms();
+                    let total = groups.iter().map(|g| g.1.len()).sum::<usize>();
+                    let searching = !search.get().trim().is_empty();
+                    groups.into_iter().map(|(room, list)| {
+                        let open = opened.get().get(&room).copied()
+                            .unwrap_or_else(|| open_by_default(total, searching));
+                        view! { <Room room=room list=list open=open selected=selected /> }
+                    }).collect_view()
+                }}
+                <p class="none" hidden=move || !nothing_found()>"No device matches."</p>
             </nav>
             <section class="detail" aria-live="polite">
                 {move || match detail() {
@@ -584,7 +759,7 @@ pub fn ConsolePage() -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
-    use super::items;
+    use super::{items, matches, open_by_default, rows_in_view, DeviceRow, OVERSCAN, ROW_PX};
     use serde_json::json;
     use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -609,5 +784,46 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("<script>"), "{html}");
+    }
+
+    fn lamp(id: &str, title: &str, room: &str) -> DeviceRow {
+        DeviceRow {
+            id: id.into(),
+            title: title.into(),
+            room: room.into(),
+            kind: "lamp".into(),
+            state: "ready".into(),
+            tools: vec![],
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn a_search_finds_devices_by_name_id_room_or_kind() {
+        let d = lamp("scale-1234", "Lamp 1234", "no room");
+        for q in ["", "lamp 1234", "scale-12", "no room", "lamp"] {
+            assert!(matches(&d, q), "{q}");
+        }
+        assert!(!matches(&d, "kitchen"));
+        assert!(!matches(&d, "lamp 12345"));
+    }
+
+    #[wasm_bindgen_test]
+    fn rooms_start_open_only_on_a_short_list() {
+        assert!(open_by_default(13, false));
+        assert!(!open_by_default(10_013, false));
+        assert!(
+            open_by_default(1, true),
+            "a search that found one device shows it"
+        );
+        assert!(!open_by_default(1000, true));
+    }
+
+    #[wasm_bindgen_test]
+    fn a_big_room_draws_the_rows_in_view_and_a_few_around_them() {
+        assert_eq!(rows_in_view(10_000, 0), 0..18);
+        let r = rows_in_view(10_000, 5000 * ROW_PX);
+        assert_eq!(r, 5000 - OVERSCAN..5018);
+        assert_eq!(rows_in_view(10_000, 10_000 * ROW_PX), 9994..10_000);
+        assert_eq!(rows_in_view(3, 0), 0..3);
     }
 }
