@@ -636,9 +636,13 @@ pub fn ConsolePage() -> impl IntoView {
         on(
             "telemetry",
             Box::new(move |v| {
-                let device = v["device"].as_str().unwrap_or_default().to_string();
-                let ts = v["ts"].as_u64().unwrap_or_default();
-                plots.update(|p| add_sample(p, &device, ts, &v["metrics"]));
+                // Only the device on show is plotted: a site of 10,000 sends thousands of
+                // samples a second, and keeping them all hung the page (docs/scale.md §3).
+                let device = v["device"].as_str().unwrap_or_default();
+                if selected.with_untracked(|s| s.as_deref() == Some(device)) {
+                    let ts = v["ts"].as_u64().unwrap_or_default();
+                    plots.update(|p| add_sample(p, device, ts, &v["metrics"]));
+                }
             }),
         );
         let push = move |line: String| {
@@ -669,6 +673,7 @@ pub fn ConsolePage() -> impl IntoView {
     // Seed the plots from the Hub's window when a device is selected.
     Effect::new(move |_| {
         if let Some(id) = selected.get() {
+            plots.update(|p| p.retain(|d, _| *d == id));
             leptos::task::spawn_local(async move {
                 if let Ok((200, v)) = fetch_json("GET", &format!("/api/devices/{id}"), None).await {
                     plots.update(|p| {
@@ -692,10 +697,12 @@ pub fn ConsolePage() -> impl IntoView {
     };
     let nothing_found =
         move || !devices.with(Vec::is_empty) && rooms().iter().all(|(_, list)| list.is_empty());
-    let detail = move || {
+    // A memo: the detail (and what is typed into its forms) is redrawn when its own device
+    // changes, not on every reload of the registry.
+    let detail = Memo::new(move |_| {
         let id = selected.get()?;
-        devices.get().into_iter().find(|d| d.id == id)
-    };
+        devices.with(|all| all.iter().find(|d| d.id == id).cloned())
+    });
     view! {
         <main class="console">
             <header>
@@ -727,7 +734,7 @@ pub fn ConsolePage() -> impl IntoView {
                 <p class="none" hidden=move || !nothing_found()>"No device matches."</p>
             </nav>
             <section class="detail" aria-live="polite">
-                {move || match detail() {
+                {move || match detail.get() {
                     None => view! { <p>"Pick a device to see its tools and telemetry."</p> }.into_any(),
                     Some(d) => {
                         let id = d.id.clone();
@@ -735,7 +742,7 @@ pub fn ConsolePage() -> impl IntoView {
                         view! {
                             <h3 data-testid="detail-title">{d.title.clone()}</h3>
                             <div class="plots" data-testid="plots">
-                                {move || plots.get().get(&id_plots).cloned().unwrap_or_default().into_iter()
+                                {move || plots.with(|p| p.get(&id_plots).cloned()).unwrap_or_default().into_iter()
                                     .map(|(name, metric)| view! { <Plot name=name metric=metric /> }).collect_view()}
                             </div>
                             <div class="tools">
