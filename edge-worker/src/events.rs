@@ -31,7 +31,13 @@ impl Broadcast {
         rx
     }
 
-    pub fn send(&mut self, bytes: Vec<u8>) {
+    /// Sends the frame `make` writes to every subscriber; with none, `make` never runs (a
+    /// big site's telemetry is thousands of frames a second that nobody may be watching).
+    pub fn send(&mut self, make: impl FnOnce() -> Vec<u8>) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let bytes = make();
         self.subscribers
             .retain(|s| s.unbounded_send(bytes.clone()).is_ok());
     }

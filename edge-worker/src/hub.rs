@@ -45,8 +45,8 @@ type Reply = oneshot::Sender<std::result::Result<Value, ErrorObject>>;
 /// Telemetry kept per device: samples and how far back.
 const WINDOW_SAMPLES: usize = 120;
 const WINDOW_AGE_MS: u64 = 10 * 60 * 1000;
-/// Devices whose telemetry the Hub keeps: above the 10,013 of `bench-scale` (docs/scale.md §3),
-/// below what would let a stranger's made-up device ids grow the object without end.
+/// Devices whose telemetry the Hub keeps: above the 10,013 of `bench-scale` (docs/scale.md §3).
+/// Their samples share `telemetry::TOTAL_SAMPLES`, so memory does not grow with this number.
 const MAX_DEVICES: usize = 20_000;
 /// Broker frames the link loop reads before it lets the object's requests run.
 const FRAMES_PER_TURN: u32 = 32;
@@ -332,29 +332,33 @@ impl Link {
             .client()
             .device(device.as_str())
             .and_then(|d| d.meta.title.clone());
-        self.events.send(frame(
-            "presence",
-            &json!({"device": device, "state": state, "title": title, "ts": now().as_millis()}),
-        ));
+        self.events.send(|| {
+            frame(
+                "presence",
+                &json!({"device": device, "state": state, "title": title, "ts": now().as_millis()}),
+            )
+        });
         if list_changed {
-            self.mcp_streams.send(frame(
-                "message",
-                &axon_core::protocol::mcp::gateway::list_changed(),
-            ));
+            self.mcp_streams.send(|| {
+                frame(
+                    "message",
+                    &axon_core::protocol::mcp::gateway::list_changed(),
+                )
+            });
         }
     }
 
     fn handle_telemetry(&mut self, topic: &str, payload: &[u8]) {
         match self.telemetry.handle(topic, payload) {
-            Ok(Some(TelemetryUpdate::Sample { device, sample })) => self.events.send(frame(
-                "telemetry",
-                &json!({"device": device, "ts": sample.ts, "metrics": sample.metrics}),
-            )),
+            Ok(Some(TelemetryUpdate::Sample { device, sample })) => self.events.send(|| {
+                frame(
+                    "telemetry",
+                    &json!({"device": device, "ts": sample.ts, "metrics": sample.metrics}),
+                )
+            }),
             Ok(Some(TelemetryUpdate::Event { device, event })) => {
-                self.events.send(frame(
-                    "device_event",
-                    &json!({"device": device, "event": event}),
-                ));
+                self.events
+                    .send(|| frame("device_event", &json!({"device": device, "event": event})));
                 // Proactive: the agent tells whoever is watching about warnings and worse.
                 if event.severity != Severity::Info {
                     let title = self
@@ -362,7 +366,7 @@ impl Link {
                         .device(&device)
                         .and_then(|d| d.meta.title.clone())
                         .unwrap_or_else(|| device.clone());
-                    self.events.send(frame(
+                    self.events.send(|| frame(
                         "agent_notice",
                         &json!({
                             "device": device,
@@ -719,7 +723,7 @@ impl Hub {
 
     /// Sends one event to every `/api/events` stream.
     pub fn publish_event(&self, event: &str, data: &Value) {
-        self.link.borrow_mut().events.send(frame(event, data));
+        self.link.borrow_mut().events.send(|| frame(event, data));
     }
 
     /// A new `/mcp` GET stream (list-changed notifications).

@@ -55,14 +55,34 @@ impl Series {
     }
 }
 
+/// The gap between the starts of two chat turns: a person may ask 600 times a minute
+/// (`trust::rate::Limit::PERSON`), and a benchmark past that measures refusals.
+pub const TURN_EVERY: Duration = Duration::from_millis(100);
+
+/// Waits until `TURN_EVERY` has passed since `last` (the previous turn's start), then returns
+/// the new start.
+pub fn pace(last: Option<Instant>) -> Instant {
+    if let Some(last) = last {
+        let next = last + TURN_EVERY;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+    }
+    Instant::now()
+}
+
 /// One chat turn: `text` as `user` through `POST /api/chat`. Returns (until the tool finished,
 /// until the turn was done); panics if no tool ran or it failed.
 pub fn chat_turn(port: u16, user: &str, text: &str) -> (Duration, Duration) {
     let body = json!({"text": text, "user": user}).to_string();
     let t0 = Instant::now();
     let mut s = SseStream::open(port, "POST", "/api/chat", Some(&body)).expect("open /api/chat");
+    assert_eq!(s.status, 200, "POST /api/chat {text:?}");
     let mut tool = None;
+    let mut seen = Vec::new();
     while let Some(e) = s.next_event() {
+        seen.push(format!("{} {}", e.event, e.data));
         if e.event == "tool_finished" {
             assert_eq!(e.data["ok"], true, "{}", e.data);
             tool = Some(t0.elapsed());
@@ -72,7 +92,10 @@ pub fn chat_turn(port: u16, user: &str, text: &str) -> (Duration, Duration) {
         }
     }
     let done = t0.elapsed();
-    (tool.expect("the turn ran a tool"), done)
+    let Some(tool) = tool else {
+        panic!("the turn on {text:?} ran no tool: {seen:#?}");
+    };
+    (tool, done)
 }
 
 /// An `/mcp` session: initialize with the bearer `token`; returns the session id.

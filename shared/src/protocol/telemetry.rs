@@ -435,6 +435,13 @@ impl TelemetryWindow {
         }
     }
 
+    /// Drops the oldest samples past `n` (the store's share for this window at a big site).
+    pub fn trim_to(&mut self, n: usize) {
+        while self.samples.len() > n.max(1) {
+            self.samples.pop_front();
+        }
+    }
+
     /// The newest sample.
     pub fn latest(&self) -> Option<&Telemetry> {
         self.samples.back()
@@ -493,10 +500,19 @@ pub struct TelemetryStore {
     max_devices: usize,
     max_samples: usize,
     max_age_ms: u64,
+    /// Samples kept across all devices.
+    total_samples: usize,
 }
 
 /// Recent events the store keeps across all devices.
 pub const RECENT_EVENTS: usize = 100;
+
+/// Samples a store keeps across all its devices unless told otherwise: a big site shares them
+/// (10,000 devices keep 5 each), so memory stays bounded however many devices send. At 120
+/// each, 10,000 lamps would hold 1.2 million samples after ten minutes (docs/scale.md §3).
+pub const TOTAL_SAMPLES: usize = 50_000;
+/// Samples a device keeps however big the site.
+const FEWEST_SAMPLES: usize = 2;
 
 impl TelemetryStore {
     /// A store of `max_samples` samples over `max_age_ms` per device, for up to
@@ -509,7 +525,20 @@ impl TelemetryStore {
             max_devices,
             max_samples,
             max_age_ms,
+            total_samples: TOTAL_SAMPLES,
         }
+    }
+
+    /// The same store, keeping at most `total` samples across its devices.
+    pub fn with_total_samples(mut self, total: usize) -> Self {
+        self.total_samples = total;
+        self
+    }
+
+    /// How many samples a device keeps now: its window, or its share of the total.
+    fn share(&self) -> usize {
+        (self.total_samples / self.windows.len().max(1))
+            .clamp(FEWEST_SAMPLES, self.max_samples.max(FEWEST_SAMPLES))
     }
 
     /// What the Hub subscribes to (docs/protocol.md §3.2), with the QoS of each.
@@ -558,6 +587,10 @@ impl TelemetryStore {
                     return Ok(None);
                 }
                 w.push(sample.clone());
+                let share = self.share();
+                if let Some(w) = self.windows.get_mut(device) {
+                    w.trim_to(share);
+                }
                 Ok(Some(TelemetryUpdate::Sample {
                     device: device.to_string(),
                     sample,
@@ -753,5 +786,37 @@ mod tests {
         assert_eq!(st.handle("axon/events/a", e), Ok(None), "QoS 1 duplicate");
         assert_eq!(st.events_of("a").count(), 1);
         assert_eq!(st.handle("$mcp-server/presence/x/axon/lamp/x", s), Ok(None));
+    }
+
+    #[test]
+    fn a_big_site_shares_the_stores_samples_and_a_small_one_keeps_its_windows() {
+        let send = |st: &mut TelemetryStore, device: &str, n: u64| {
+            for i in 0..n {
+                let s = format!(
+                    r#"{{"ts":{},"metrics":{{"on":true}}}}"#,
+                    1_790_000_000_000 + i * 1000
+                );
+                st.handle(&format!("axon/telemetry/{device}"), s.as_bytes())
+                    .unwrap();
+            }
+        };
+        // Alone, a device keeps its whole window.
+        let mut small = TelemetryStore::new(100, 120, 600_000);
+        send(&mut small, "a", 200);
+        assert_eq!(small.window("a").unwrap().len(), 120);
+        // 50 devices over a total of 100 keep 2 each (the fewest), the newest.
+        let mut big = TelemetryStore::new(100, 120, 600_000).with_total_samples(100);
+        for d in 0..50 {
+            send(&mut big, &format!("d{d}"), 30);
+        }
+        assert_eq!(big.window("d49").unwrap().len(), 2);
+        let newest = big.window("d49").unwrap().latest().unwrap().ts;
+        assert_eq!(newest, 1_790_000_000_000 + 29_000);
+        // 4 devices over 100 keep 25 each.
+        let mut some = TelemetryStore::new(100, 120, 600_000).with_total_samples(100);
+        for d in 0..4 {
+            send(&mut some, &format!("d{d}"), 60);
+        }
+        assert_eq!(some.window("d3").unwrap().len(), 25);
     }
 }

@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use axon_tests::bench::{chat_turn, mcp_call, mcp_session, ms, pct, Series};
+use axon_tests::bench::{chat_turn, mcp_call, mcp_session, ms, pace, pct, Series};
 use axon_tests::{http_with, Broker, DeviceSim, WranglerDev, DEMO_HOME_DEVICES};
 use device_sim::ctl::{Controller, ControllerOptions};
 use device_sim::mqtt::BrokerAddr;
@@ -54,7 +54,9 @@ fn main() {
     let texts = ["turn on the kitchen lamp", "turn off the kitchen lamp"];
     let warmup = 20;
     eprintln!("{warmup} warm-up turns, then {turns} measured…");
+    let mut last = None;
     for i in 0..warmup + turns {
+        last = Some(pace(last));
         let (tool, done) = chat_turn(port, "bench", texts[i % 2]);
         if i >= warmup {
             to_tool.samples.push(tool);

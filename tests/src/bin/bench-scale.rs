@@ -20,7 +20,7 @@
 
 use std::time::{Duration, Instant};
 
-use axon_tests::bench::{chat_turn, mcp_call, mcp_session, ms, Series};
+use axon_tests::bench::{chat_turn, mcp_call, mcp_session, ms, pace, Series};
 use axon_tests::{Broker, DeviceSim, WranglerDev, DEMO_HOME_DEVICES};
 use serde_json::{json, Value};
 
@@ -84,7 +84,9 @@ fn measure(port: u16, session: &str, o: &Options, label: &str) -> (Series, Serie
         o.turns, o.calls
     );
     let mut chat = Series::new(format!("/api/chat → tool executed ({label})"));
+    let mut last = None;
     for i in 0..warmup + o.turns {
+        last = Some(pace(last));
         let (tool, _) = chat_turn(port, "bench-scale", texts[i % 2]);
         if i >= warmup {
             chat.samples.push(tool);
