@@ -1,7 +1,7 @@
 //! The Hub: one per site. It owns the site's broker connection (MQTT 5 over an outbound
 //! WebSocket) driven through `axon-core`'s [`Endpoint`] with the MCP client, the registry, the
-//! telemetry windows, the live event streams, the `/mcp` sessions and the tool calls waiting
-//! for a person.
+//! telemetry windows, the index of which devices a turn sees (`axon_core::agent::scope`), the
+//! live event streams, the `/mcp` sessions and the tool calls waiting for a person.
 //!
 //! Its state is private: the routes (`routes/`) and the agent runner (`agent.rs`)
 //! use its methods and never reach into it. It never imports a route. Protocol decisions stay
