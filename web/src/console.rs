@@ -591,16 +591,18 @@ pub fn ConsolePage() -> impl IntoView {
             loop {
                 again.set(false);
                 // Every page of the registry (a big site has several; README "HTTP API"). The
-                // first reload shows each page as it comes; later ones swap in the whole list.
-                let first = devices.with_untracked(Vec::is_empty);
+                // first reload shows its first page at once; every reload then swaps in the
+                // whole list (once: each swap copies and regroups it).
+                let mut show_first = devices.with_untracked(Vec::is_empty);
                 let mut all = Vec::new();
                 let mut url = "/api/devices".to_string();
                 while let Ok((200, v)) = fetch_json("GET", &url, None).await {
                     all.extend(rows(&v));
-                    all.sort_by(|a, b| (&a.room, &a.title).cmp(&(&b.room, &b.title)));
                     let next = v["next"].as_str();
-                    if first || next.is_none() {
+                    if show_first || next.is_none() {
+                        all.sort_by(|a, b| (&a.room, &a.title).cmp(&(&b.room, &b.title)));
                         devices.set(all.clone());
+                        show_first = false;
                     }
                     let Some(next) = next else { break };
                     url = "/api/devices?after=".to_string() + next;
@@ -685,7 +687,8 @@ pub fn ConsolePage() -> impl IntoView {
             });
         }
     });
-    let rooms = move || {
+    // A memo: the list and the "no match" line share one grouping of the site's devices.
+    let rooms = Memo::new(move |_| {
         let query = search.get().trim().to_ascii_lowercase();
         let mut by_room: BTreeMap<String, Vec<DeviceRow>> = BTreeMap::new();
         devices.with(|all| {
@@ -694,9 +697,10 @@ pub fn ConsolePage() -> impl IntoView {
             }
         });
         by_room.into_iter().collect::<Vec<_>>()
+    });
+    let nothing_found = move || {
+        !devices.with(Vec::is_empty) && rooms.with(|r| r.iter().all(|(_, list)| list.is_empty()))
     };
-    let nothing_found =
-        move || !devices.with(Vec::is_empty) && rooms().iter().all(|(_, list)| list.is_empty());
     // A memo: the detail (and what is typed into its forms) is redrawn when its own device
     // changes, not on every reload of the registry.
     let detail = Memo::new(move |_| {
@@ -722,7 +726,7 @@ pub fn ConsolePage() -> impl IntoView {
                     aria-label="Search devices" data-testid="search-devices"
                     on:input=move |ev| search.set(event_target_value(&ev)) />
                 {move || {
-                    let groups = rooms();
+                    let groups = rooms.get();
                     let total = groups.iter().map(|g| g.1.len()).sum::<usize>();
                     let searching = !search.get().trim().is_empty();
                     groups.into_iter().map(|(room, list)| {
